@@ -1,0 +1,40 @@
+"""rlbook: the small helper package every chapter of the book imports.
+
+Submodules are imported on first use, so ``import rlbook`` stays cheap:
+
+========================  =====================================================
+``rlbook.budget``         the run's budget (``RLBOOK_BUDGET``: smoke, ci, full)
+``rlbook.device``         CUDA, then MPS, then CPU; a one-line banner
+``rlbook.seeding``        seed Python, NumPy, torch and an environment at once
+``rlbook.paths``          repository root, ``artifacts/``, data folder
+``rlbook.envs``           environment factory with clear errors
+``rlbook.plotting``       the book's plot theme, smoothing, embedded animations
+``rlbook.checkpoint``     atomic, safe checkpoints with provenance
+``rlbook.tabular``        discretizing continuous states for Q-tables
+``rlbook.agents``         shipped agent folders
+``rlbook.evaluate``       seeded greedy evaluation
+``rlbook.report``         the budget-and-device note at the top of each chapter
+========================  =====================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "agents", "budget", "checkpoint", "device", "envs", "evaluate",
+    "paths", "plotting", "report", "seeding", "tabular",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SUBMODULES])

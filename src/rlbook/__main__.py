@@ -1,0 +1,41 @@
+"""Command line: ``python -m rlbook evaluate <artifact-dir> --episodes N --seed S``.
+
+Prints exactly one JSON line on success; on bad input, one ``error: ...`` line
+on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rlbook", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    evaluate = commands.add_parser("evaluate", help="evaluate a shipped agent greedily")
+    evaluate.add_argument("artifact", help="agent folder, e.g. artifacts/q-learning")
+    evaluate.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
+    evaluate.add_argument("--seed", type=int, default=10_000, help="first episode's seed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .agents import ArtifactError
+    from .envs import UnknownEnvironmentError
+    from .evaluate import evaluate_artifact
+
+    try:
+        record = evaluate_artifact(args.artifact, episodes=args.episodes, seed=args.seed)
+    except (ArtifactError, UnknownEnvironmentError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Shipped agents: a folder that ``python -m rlbook evaluate`` can load.
+
+An agent folder holds three files::
+
+    agent.json                # {"format": "rlbook-agent/1", "kind": ..., "env_id": ..., "spec": {...}}
+    weights.pt                # tensors only; loads with weights_only=True
+    weights.provenance.json   # command, config, budget, device, wall time, commit, score
+
+``kind`` says how to rebuild the greedy policy from ``spec`` and the weights.
+Introduced in the chapter *Tabular SARSA and Q-learning on CartPole*.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .tabular import Discretizer
+
+FORMAT = "rlbook-agent/1"
+MANIFEST = "agent.json"
+WEIGHTS = "weights.pt"
+
+
+class ArtifactError(ValueError):
+    """An agent folder that is missing or malformed."""
+
+
+class Policy(Protocol):
+    """A greedy policy: an observation in, an action out."""
+
+    def act(self, obs: np.ndarray) -> int: ...
+
+
+@dataclass(frozen=True)
+class TabularPolicy:
+    """Greedy action of a Q-table indexed by a :class:`~rlbook.tabular.Discretizer`."""
+
+    discretizer: Discretizer
+    q_table: np.ndarray  # (n_states, n_actions)
+
+    def act(self, obs: np.ndarray) -> int:
+        return int(np.argmax(self.q_table[self.discretizer.index(obs)]))
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A loaded agent folder."""
+
+    path: Path
+    kind: str
+    env_id: str
+    policy: Policy
+    spec: dict[str, Any]
+
+
+Builder = Callable[[Mapping[str, Any], Mapping[str, torch.Tensor]], Policy]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register_kind(kind: str) -> Callable[[Builder], Builder]:
+    """Register how to rebuild a policy of ``kind`` from ``(spec, weights)``."""
+
+    def decorator(builder: Builder) -> Builder:
+        _BUILDERS[kind] = builder
+        return builder
+
+    return decorator
+
+
+@register_kind("q-table")
+def _build_q_table(spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor]) -> Policy:
+    discretizer = Discretizer.from_dict(dict(spec["discretizer"]))
+    table = weights["q_table"].numpy()
+    if table.ndim != 2 or table.shape[0] != discretizer.n_states:
+        raise ArtifactError(
+            f"q_table has shape {tuple(table.shape)}, expected ({discretizer.n_states}, n_actions)"
+        )
+    return TabularPolicy(discretizer, table)
+
+
+def save_agent(
+    path: str | Path,
+    *,
+    kind: str,
+    env_id: str,
+    spec: Mapping[str, Any],
+    weights: Mapping[str, torch.Tensor],
+    provenance: Mapping[str, Any],
+) -> Path:
+    """Write an agent folder that :func:`load_agent` (and the CLI) can read."""
+    if kind not in _BUILDERS:
+        raise ArtifactError(f"unknown agent kind {kind!r}; known: {', '.join(sorted(_BUILDERS))}")
+    folder = Path(path)
+    save_checkpoint(folder / WEIGHTS, weights, provenance)
+    manifest = {"format": FORMAT, "kind": kind, "env_id": env_id, "spec": dict(spec)}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder
+
+
+def load_agent(path: str | Path) -> Agent:
+    """Load an agent folder written by :func:`save_agent`.
+
+    Raises:
+        ArtifactError: if the folder, its manifest or its weights are missing
+            or malformed; the message says which and how to fix it.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ArtifactError(
+            f"no agent folder at {str(folder)!r}; shipped agents live under artifacts/ "
+            "(for example artifacts/q-learning)"
+        )
+    manifest_path = folder / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError as error:
+        raise ArtifactError(f"{str(folder)!r} has no {MANIFEST}; it is not an agent folder") from error
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{str(manifest_path)!r} is not valid JSON: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{str(manifest_path)!r} is not an {FORMAT} manifest")
+    missing = [key for key in ("kind", "env_id", "spec") if key not in manifest]
+    if missing:
+        raise ArtifactError(f"{str(manifest_path)!r} lacks {', '.join(missing)}")
+    kind = manifest["kind"]
+    if kind not in _BUILDERS:
+        raise ArtifactError(
+            f"{str(manifest_path)!r} has unknown kind {kind!r}; known: {', '.join(sorted(_BUILDERS))}"
+        )
+    try:
+        weights = load_checkpoint(folder / WEIGHTS)
+        policy = _BUILDERS[kind](manifest["spec"], weights)
+    except CheckpointError as error:
+        raise ArtifactError(str(error)) from error
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        if isinstance(error, ArtifactError):
+            raise
+        raise ArtifactError(
+            f"{str(folder)!r}: spec and weights do not fit kind {kind!r} "
+            f"({type(error).__name__}: {error})"
+        ) from error
+    return Agent(folder, kind, manifest["env_id"], policy, dict(manifest["spec"]))

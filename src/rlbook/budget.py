@@ -1,0 +1,68 @@
+"""The run's budget: how much compute a chapter may spend.
+
+Every chapter reads one budget, from the environment variable ``RLBOOK_BUDGET``:
+
+``smoke``
+    Seconds per chapter. Proves that every cell runs; the numbers mean nothing.
+``ci``
+    What the continuous-integration build (and the published site) runs on a
+    2-core CPU machine. Cheap chapters run their real experiment here.
+``full``
+    The real run. Long trainings ship its results under ``artifacts/``.
+
+Introduced in the chapter *How to run this book*.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+BUDGETS: tuple[str, ...] = ("smoke", "ci", "full")
+"""The valid budget names, cheapest first."""
+
+DEFAULT_BUDGET = "ci"
+"""The budget used when ``RLBOOK_BUDGET`` is unset."""
+
+ENV_VAR = "RLBOOK_BUDGET"
+
+T = TypeVar("T")
+
+
+class BudgetError(ValueError):
+    """An unknown budget name."""
+
+
+def validate_budget(name: str) -> str:
+    """Return ``name`` normalised (stripped, lower case) if it is a valid budget.
+
+    Raises:
+        BudgetError: naming the valid budgets and how to set one.
+    """
+    normalised = name.strip().lower()
+    if normalised not in BUDGETS:
+        raise BudgetError(
+            f"unknown budget {name!r}: valid budgets are {', '.join(BUDGETS)} "
+            f"(set it with, for example, {ENV_VAR}=ci)"
+        )
+    return normalised
+
+
+def get_budget() -> str:
+    """The budget of this run: ``RLBOOK_BUDGET`` if set and non-empty, else ``ci``."""
+    raw = os.environ.get(ENV_VAR, "")
+    return validate_budget(raw) if raw.strip() else DEFAULT_BUDGET
+
+
+def pick(*, smoke: T, ci: T, full: T, budget: str | None = None) -> T:
+    """Choose a value for the current budget.
+
+    >>> pick(smoke=10, ci=1_000, full=50_000, budget="ci")
+    1000
+
+    Args:
+        smoke, ci, full: the value for each budget.
+        budget: the budget to use; defaults to :func:`get_budget`.
+    """
+    chosen = get_budget() if budget is None else validate_budget(budget)
+    return {"smoke": smoke, "ci": ci, "full": full}[chosen]

@@ -1,0 +1,52 @@
+"""Environment factories with clear errors for a wrong id.
+
+Introduced in the chapter *Tabular SARSA and Q-learning on CartPole*.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any
+
+import gymnasium as gym
+
+
+class UnknownEnvironmentError(ValueError):
+    """An environment id Gymnasium does not know."""
+
+
+
+
+def _register_atari() -> None:
+    """Make the ``ALE/...`` ids known and keep ALE's banner off stderr."""
+    import ale_py
+
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
+    gym.register_envs(ale_py)
+
+
+def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """``gym.make`` with a headless renderer and a helpful error for unknown ids.
+
+    Args:
+        env_id: a registered id such as ``"CartPole-v1"`` or ``"ALE/Pong-v5"``.
+        render_mode: ``None`` or ``"rgb_array"`` (frames for animations).
+        **kwargs: passed on to ``gym.make``.
+
+    Raises:
+        UnknownEnvironmentError: naming the closest registered ids.
+    """
+    # pygame (CartPole's renderer) must never try to open a window.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    if env_id.startswith("ALE/"):
+        _register_atari()
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownEnvironmentError(
+            f"unknown environment id {env_id!r}{hint} "
+            "(ids are case-sensitive and carry a version, like 'CartPole-v1')"
+        )
+    return gym.make(env_id, render_mode=render_mode, **kwargs)
