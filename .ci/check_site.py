@@ -13,6 +13,7 @@ same-origin resource that fails (e.g. a 404).  Anything from another origin
 (MathJax CDN, web fonts...) is blocked at DNS level and ignored, since CI has
 no internet.  Exit status is 1 if any page fails, else 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,13 @@ from playwright.sync_api import ConsoleMessage, Page, Request, Response, sync_pl
 
 SOURCE_SUFFIXES = {".md", ".ipynb", ".rst", ".myst", ".py", ".txt"}
 LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # No internet in CI: make every other host fail at once instead of hanging.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
@@ -51,7 +57,8 @@ PAGE_PROBE_JS = """async (timeoutMs) => {
     if (el.closest('.tag_raises-exception')) continue;
     const out = el.closest('.output') || el;
     const kind = out.classList.contains('stderr') ? 'stderr' : 'traceback/error';
-    const lines = (out.querySelector('pre') || out).textContent.split('\\n').map(s => s.trim()).filter(Boolean);
+    const text = (out.querySelector('pre') || out).textContent;
+    const lines = text.split('\\n').map(s => s.trim()).filter(Boolean);
     const line = kind === 'stderr' ? lines[0] : lines[lines.length - 1];
     errors.add(`${kind} output: ${(line || '').slice(0, 120)}`);
   }
@@ -75,7 +82,7 @@ PAGE_PROBE_JS = """async (timeoutMs) => {
 class QuietHandler(SimpleHTTPRequestHandler):
     """Static file handler that does not log every request."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -146,7 +153,7 @@ def check_page(page: Page, base: str, rel: str, shot_dir: Path | None) -> tuple[
     reasons += probe["errors"]
     if page.locator("h1").count() == 0:
         reasons.append("no <h1>")
-    local_imgs = [i for i in probe["images"] if same_origin(i["url"]) or i["url"].startswith("data:")]
+    local_imgs = [i for i in probe["images"] if same_origin(i["url"]) or i["url"][:5] == "data:"]
     for img in local_imgs:
         if img["state"] != "ok":
             state = "broken" if img["state"] == "broken" else "unloaded"
@@ -186,7 +193,8 @@ def main() -> int:
                     try:
                         reasons, n_imgs = check_page(page, base, rel, args.screenshot_dir)
                     except Exception as exc:  # a timeout or crash fails only this page
-                        reasons, n_imgs = [f"{type(exc).__name__}: {str(exc).splitlines()[0]}"], 0
+                        first_line = (str(exc).splitlines() or [""])[0]
+                        reasons, n_imgs = [f"{type(exc).__name__}: {first_line}"], 0
                     finally:
                         page.close()
                 if reasons:

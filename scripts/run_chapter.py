@@ -1,0 +1,48 @@
+"""Execute one chapter headless, outside the book build: the command for full runs.
+
+    RLBOOK_BUDGET=full RLBOOK_EXPORT_ARTIFACTS=1 .venv/bin/python scripts/run_chapter.py \
+        chapters/tabular_cartpole.md
+
+runs every cell of the chapter in a fresh kernel (in the chapter's folder, as
+the book build does) and writes the executed notebook to
+``_build/run_chapter/<name>.ipynb``. With ``RLBOOK_EXPORT_ARTIFACTS=1`` the
+chapter writes its trained agent and provenance under ``artifacts/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("chapter", type=Path, help="a chapter's .md file")
+    parser.add_argument("--timeout", type=int, default=6 * 3600, help="seconds per cell")
+    args = parser.parse_args()
+    chapter: Path = args.chapter.resolve()
+    if not chapter.is_file():
+        print(f"error: no chapter at {args.chapter}", file=sys.stderr)
+        return 2
+    notebook = jupytext.read(chapter)
+    client = NotebookClient(
+        notebook, timeout=args.timeout, kernel_name="python3",
+        resources={"metadata": {"path": str(chapter.parent)}},
+    )
+    start = time.perf_counter()
+    client.execute()
+    out = Path(__file__).resolve().parents[1] / "_build" / "run_chapter" / f"{chapter.stem}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, out)
+    print(f"ran {chapter.name} in {time.perf_counter() - start:.1f} s; executed notebook: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
