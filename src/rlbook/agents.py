@@ -2,7 +2,7 @@
 
 An agent folder holds three files::
 
-    agent.json                # {"format": "rlbook-agent/1", "kind": ..., "env_id": ..., "spec": {...}}
+    agent.json                # format "rlbook-agent/1", kind, env_id, spec
     weights.pt                # tensors only; loads with weights_only=True
     weights.provenance.json   # command, config, budget, device, wall time, commit, score
 
@@ -47,7 +47,7 @@ class TabularPolicy:
     q_table: np.ndarray  # (n_states, n_actions)
 
     def act(self, obs: np.ndarray) -> int:
-        return int(np.argmax(self.q_table[self.discretizer.index(obs)]))
+        return int(np.argmax(self.q_table[self.discretizer.row(obs)]))
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,9 @@ def load_agent(path: str | Path) -> Agent:
     try:
         manifest = json.loads(manifest_path.read_text())
     except FileNotFoundError as error:
-        raise ArtifactError(f"{str(folder)!r} has no {MANIFEST}; it is not an agent folder") from error
+        raise ArtifactError(
+            f"{str(folder)!r} has no {MANIFEST}; it is not an agent folder"
+        ) from error
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{str(manifest_path)!r} is not valid JSON: {error}") from error
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -133,7 +135,8 @@ def load_agent(path: str | Path) -> Agent:
     kind = manifest["kind"]
     if kind not in _BUILDERS:
         raise ArtifactError(
-            f"{str(manifest_path)!r} has unknown kind {kind!r}; known: {', '.join(sorted(_BUILDERS))}"
+            f"{str(manifest_path)!r} has unknown kind {kind!r}; "
+            f"known: {', '.join(sorted(_BUILDERS))}"
         )
     try:
         weights = load_checkpoint(folder / WEIGHTS)

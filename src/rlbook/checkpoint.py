@@ -42,6 +42,7 @@ def _atomic_write(path: Path, write: Any) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; these are meant to be shared
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -107,7 +108,9 @@ def load_provenance(checkpoint: str | Path) -> dict[str, Any]:
     except FileNotFoundError as error:
         raise CheckpointError(f"no provenance record at {str(path)!r}") from error
     except json.JSONDecodeError as error:
-        raise CheckpointError(f"provenance record {str(path)!r} is not valid JSON: {error}") from error
+        raise CheckpointError(
+            f"provenance record {str(path)!r} is not valid JSON: {error}"
+        ) from error
 
 
 def git_commit() -> str:
@@ -163,7 +166,8 @@ def make_provenance(
         score: the final evaluation (e.g. mean and std of return).
         **extra: anything else worth recording.
     """
-    config_dict = asdict(config) if is_dataclass(config) and not isinstance(config, type) else dict(config)
+    is_record = is_dataclass(config) and not isinstance(config, type)
+    config_dict = asdict(config) if is_record else dict(config)
     return {
         "command": command,
         "config": config_dict,

@@ -28,7 +28,7 @@ def seed_everything(seed: int, env: Any | None = None, *, deterministic: bool = 
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (the legacy global generator, for old code)
     torch.manual_seed(seed)
     if env is not None:
         env.action_space.seed(seed)

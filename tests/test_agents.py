@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rlbook.agents import ArtifactError, TabularPolicy, load_agent
+from rlbook.evaluate import evaluate_artifact, evaluate_policy
+
+from .conftest import hand_made_cartpole_table
+
+
+def test_round_trip(tabular_agent_dir):
+    agent = load_agent(tabular_agent_dir)
+    assert agent.kind == "q-table" and agent.env_id == "CartPole-v1"
+    assert isinstance(agent.policy, TabularPolicy)
+    np.testing.assert_array_equal(agent.policy.q_table, hand_made_cartpole_table())
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ArtifactError, match="no agent folder"):
+        load_agent(tmp_path / "nope")
+
+
+def test_folder_without_manifest(tmp_path):
+    with pytest.raises(ArtifactError, match=r"has no agent\.json"):
+        load_agent(tmp_path)
+
+
+def test_manifest_not_json(tabular_agent_dir):
+    (tabular_agent_dir / "agent.json").write_text("{")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        load_agent(tabular_agent_dir)
+
+
+def test_unknown_kind(tabular_agent_dir):
+    manifest = json.loads((tabular_agent_dir / "agent.json").read_text())
+    manifest["kind"] = "genetic"
+    (tabular_agent_dir / "agent.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="unknown kind 'genetic'"):
+        load_agent(tabular_agent_dir)
+
+
+def test_table_of_wrong_shape(tabular_agent_dir):
+    torch.save({"q_table": torch.zeros(10, 2)}, tabular_agent_dir / "weights.pt")
+    with pytest.raises(ArtifactError, match="expected \\(4096, n_actions\\)"):
+        load_agent(tabular_agent_dir)
+
+
+def test_corrupt_weights(tabular_agent_dir):
+    (tabular_agent_dir / "weights.pt").write_bytes(b"garbage")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        load_agent(tabular_agent_dir)
+
+
+def test_missing_weights_key(tabular_agent_dir):
+    torch.save({"table": torch.zeros(4096, 2)}, tabular_agent_dir / "weights.pt")
+    with pytest.raises(ArtifactError, match="do not fit kind 'q-table'"):
+        load_agent(tabular_agent_dir)
+
+
+def test_evaluation_is_deterministic(tabular_agent_dir):
+    first = evaluate_artifact(tabular_agent_dir, episodes=5, seed=123)
+    assert evaluate_artifact(tabular_agent_dir, episodes=5, seed=123) == first
+    assert first["episodes"] == 5 and first["env_id"] == "CartPole-v1"
+
+
+def test_evaluation_seeds_change_start_states(tabular_agent_dir):
+    policy = load_agent(tabular_agent_dir).policy
+    a = evaluate_policy(policy.act, "CartPole-v1", episodes=5, seed=0).returns
+    b = evaluate_policy(policy.act, "CartPole-v1", episodes=5, seed=1000).returns
+    assert not np.array_equal(a, b)
+
+
+def test_hand_made_policy_beats_random(tabular_agent_dir):
+    result = evaluate_artifact(tabular_agent_dir, episodes=10, seed=0)
+    assert result["mean_return"] > 100  # a random policy averages about 22
+
+
+@pytest.mark.parametrize("episodes, seed", [(0, 0), (5, -1)])
+def test_bad_evaluation_arguments(tabular_agent_dir, episodes, seed):
+    with pytest.raises(ValueError):
+        evaluate_artifact(tabular_agent_dir, episodes=episodes, seed=seed)
