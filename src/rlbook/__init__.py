@@ -11,6 +11,8 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.plotting``       the book's plot theme, smoothing, embedded animations
 ``rlbook.checkpoint``     atomic, safe checkpoints with provenance
 ``rlbook.tabular``        discretizing continuous states for Q-tables
+``rlbook.replay``         replay buffers: uniform ring buffer, prioritized sum tree
+``rlbook.dqn``            Q-networks, the TD loss, the lecture's replay memory
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation
 ``rlbook.report``         the budget-and-device note at the top of each chapter
@@ -25,7 +27,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "agents", "budget", "checkpoint", "device", "envs", "evaluate",
-    "paths", "plotting", "report", "seeding", "tabular",
+    "dqn", "paths", "plotting", "replay", "report", "seeding", "tabular",
 }
 
 

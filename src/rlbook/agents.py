@@ -12,6 +12,7 @@ Introduced in the chapter *Tabular SARSA and Q-learning on CartPole*.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,19 @@ class Agent:
 
 Builder = Callable[[Mapping[str, Any], Mapping[str, torch.Tensor]], Policy]
 _BUILDERS: dict[str, Builder] = {}
+# Kinds whose builder lives in a heavier module, imported only when needed.
+_LAZY_KINDS = {"q-network": "rlbook.dqn"}
+
+
+def _builder(kind: str) -> Builder | None:
+    if kind not in _BUILDERS and kind in _LAZY_KINDS:
+        importlib.import_module(_LAZY_KINDS[kind])
+    return _BUILDERS.get(kind)
+
+
+def known_kinds() -> list[str]:
+    """Every agent kind that :func:`load_agent` can rebuild."""
+    return sorted({*_BUILDERS, *_LAZY_KINDS})
 
 
 def register_kind(kind: str) -> Callable[[Builder], Builder]:
@@ -96,8 +110,8 @@ def save_agent(
     provenance: Mapping[str, Any],
 ) -> Path:
     """Write an agent folder that :func:`load_agent` (and the CLI) can read."""
-    if kind not in _BUILDERS:
-        raise ArtifactError(f"unknown agent kind {kind!r}; known: {', '.join(sorted(_BUILDERS))}")
+    if _builder(kind) is None:
+        raise ArtifactError(f"unknown agent kind {kind!r}; known: {', '.join(known_kinds())}")
     folder = Path(path)
     save_checkpoint(folder / WEIGHTS, weights, provenance)
     manifest = {"format": FORMAT, "kind": kind, "env_id": env_id, "spec": dict(spec)}
@@ -133,14 +147,14 @@ def load_agent(path: str | Path) -> Agent:
     if missing:
         raise ArtifactError(f"{str(manifest_path)!r} lacks {', '.join(missing)}")
     kind = manifest["kind"]
-    if kind not in _BUILDERS:
+    builder = _builder(kind)
+    if builder is None:
         raise ArtifactError(
-            f"{str(manifest_path)!r} has unknown kind {kind!r}; "
-            f"known: {', '.join(sorted(_BUILDERS))}"
+            f"{str(manifest_path)!r} has unknown kind {kind!r}; known: {', '.join(known_kinds())}"
         )
     try:
         weights = load_checkpoint(folder / WEIGHTS)
-        policy = _BUILDERS[kind](manifest["spec"], weights)
+        policy = builder(manifest["spec"], weights)
     except CheckpointError as error:
         raise ArtifactError(str(error)) from error
     except (KeyError, TypeError, ValueError, RuntimeError) as error:

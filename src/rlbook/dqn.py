@@ -1,0 +1,171 @@
+"""Deep Q-network pieces shared by the DQN chapters and the benchmark.
+
+The chapters hold the training loops; this module holds what two or more of
+them use: the Q-network, the TD loss, the lecture's replay memory (a
+``Dataset`` read through a ``DataLoader``), and the policy of a shipped
+Q-network agent.
+
+Introduced in the chapter *Deep Q-learning on CartPole's state*.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from .agents import register_kind
+from .replay import Batch
+
+
+class QNetwork(nn.Module):
+    """An MLP from observations ``(B, obs_dim)`` to action values ``(B, n_actions)``.
+
+    Args:
+        obs_dim, n_actions: input and output sizes.
+        hidden: widths of the hidden layers, e.g. ``(128, 64)``.
+        batch_norm: a BatchNorm1d after each hidden linear layer (the lecture's net).
+        dueling: split the last layer into a state value and advantages,
+            ``Q = V + A - mean(A)`` (Wang et al., 2016).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden: Sequence[int] = (128, 128),
+        *,
+        batch_norm: bool = False,
+        dueling: bool = False,
+    ) -> None:
+        super().__init__()
+        self.spec = {
+            "obs_dim": int(obs_dim), "n_actions": int(n_actions), "hidden": [int(h) for h in hidden],
+            "batch_norm": bool(batch_norm), "dueling": bool(dueling),
+        }
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for size in hidden:
+            layers.append(nn.Linear(width, size))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(size))
+            layers.append(nn.ReLU())
+            width = size
+        self.body = nn.Sequential(*layers)
+        self.dueling = dueling
+        if dueling:
+            self.value = nn.Linear(width, 1)
+            self.advantage = nn.Linear(width, n_actions)
+        else:
+            self.head = nn.Linear(width, n_actions)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        features = self.body(obs)
+        if not self.dueling:
+            return self.head(features)
+        advantage = self.advantage(features)
+        return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+
+
+def td_loss(
+    q_net: nn.Module,
+    target_net: nn.Module,
+    batch: Batch,
+    *,
+    gamma: float,
+    double: bool = False,
+    huber: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DQN loss of a batch, and its TD errors (for prioritized replay).
+
+    target = reward + gamma * (1 - terminated) * Q_target(next_obs, a*), where
+    a* = argmax_a Q_target(next_obs, a), or argmax_a Q(next_obs, a) with
+    ``double`` (van Hasselt et al., 2016). Truncated transitions keep their
+    bootstrap: only ``terminated`` zeroes it. Each item's loss is weighted by
+    ``batch.weights`` (importance sampling; ones for uniform replay).
+
+    Returns:
+        loss: scalar; td_error: ``(B,)`` target minus prediction, detached.
+    """
+    q_taken = q_net(batch.obs).gather(1, batch.action.unsqueeze(1)).squeeze(1)
+    with torch.no_grad():
+        next_values = target_net(batch.next_obs)
+        if double:
+            best = q_net(batch.next_obs).argmax(dim=1, keepdim=True)
+            next_q = next_values.gather(1, best).squeeze(1)
+        else:
+            next_q = next_values.max(dim=1).values
+        target = batch.reward + gamma * (1.0 - batch.terminated) * next_q
+    if huber:
+        per_item = F.smooth_l1_loss(q_taken, target, reduction="none")
+    else:
+        per_item = F.mse_loss(q_taken, target, reduction="none")
+    return (batch.weights * per_item).mean(), (target - q_taken).detach()
+
+
+class LectureMemory(Dataset):
+    """The lecture's replay memory: a ``deque`` of transitions, read as a ``Dataset``.
+
+    Each item is built from Python objects when the ``DataLoader`` asks for it,
+    and the loader's collate function stacks 32 of them into a batch: per-item
+    Python work on every update. Kept to show and measure that cost.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.memory: deque[tuple[Any, ...]] = deque(maxlen=capacity)
+
+    def push(self, obs: Any, action: int, reward: float, next_obs: Any, done: bool) -> None:
+        self.memory.append((obs, action, reward, next_obs, done))
+
+    def __len__(self) -> int:
+        return len(self.memory)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        obs, action, reward, next_obs, done = self.memory[index]
+        return (
+            torch.tensor(obs, dtype=torch.float32),
+            torch.tensor(action, dtype=torch.int64),
+            torch.tensor(reward, dtype=torch.float32),
+            torch.tensor(next_obs, dtype=torch.float32),
+            torch.tensor(done, dtype=torch.float32),
+        )
+
+
+def lecture_batches(memory: LectureMemory, batch_size: int, updates: int) -> Iterator[Batch]:
+    """``updates`` batches drawn the lecture's way: ``RandomSampler(replacement=True)``."""
+    sampler = RandomSampler(memory, replacement=True, num_samples=batch_size * updates)
+    loader = DataLoader(memory, batch_size=batch_size, sampler=sampler)
+    ones = torch.ones(batch_size)
+    for obs, action, reward, next_obs, done in loader:
+        yield Batch(obs, action, reward, next_obs, done, torch.empty(0, dtype=torch.int64), ones)
+
+
+@dataclass(frozen=True)
+class QNetworkPolicy:
+    """Greedy policy of a Q-network (evaluation mode, no gradients)."""
+
+    q_net: QNetwork
+
+    def act(self, obs: np.ndarray) -> int:
+        with torch.inference_mode():
+            values = self.q_net(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))
+        return int(values.argmax(dim=1).item())
+
+
+@register_kind("q-network")
+def _build_q_network(spec: Mapping[str, Any], weights: Mapping[str, Any]) -> QNetworkPolicy:
+    arch = dict(spec["network"])
+    q_net = QNetwork(
+        arch["obs_dim"], arch["n_actions"], arch["hidden"],
+        batch_norm=arch["batch_norm"], dueling=arch["dueling"],
+    )
+    q_net.load_state_dict(weights["q_net"])
+    q_net.eval()
+    return QNetworkPolicy(q_net)

@@ -1,0 +1,507 @@
+"""Replay storage: a uniform ring buffer and a prioritized one (Schaul et al., 2016).
+
+A :class:`ReplayBuffer` preallocates one tensor per field on the training
+device and overwrites the oldest transition once it is full. Sampling draws
+all indices with one ``torch.randint`` call and gathers each field with one
+indexing operation, so a batch costs the same whatever its size.
+
+A :class:`PrioritizedReplayBuffer` samples transition ``i`` with probability
+``P(i) = p_i^alpha / sum_k p_k^alpha`` where ``p_i = |td_error_i| + eps``,
+kept in a :class:`SumTree`, and returns importance-sampling weights
+``w_i = (N P(i))^(-beta) / max_j w_j`` that undo the bias in the loss.
+
+``terminated`` is stored as 1.0 only when the episode ended by reaching a
+terminal state; a truncated episode (time limit) stores 0.0, so its target
+still bootstraps from ``next_obs``.
+
+Introduced in the chapter *Deep Q-learning on CartPole's state*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, SupportsFloat, SupportsInt, TypeAlias
+
+import numpy as np
+import torch
+
+ArrayLike: TypeAlias = torch.Tensor | np.ndarray | Sequence[float] | float | int | bool
+"""Anything :func:`torch.as_tensor` understands: tensors, arrays, lists, scalars."""
+
+
+class Batch(NamedTuple):
+    """A batch of ``B`` transitions, every field on the buffer's device.
+
+    Attributes:
+        obs: ``(B, *obs_shape)`` in the buffer's ``obs_dtype`` (float32 by default).
+        action: ``(B,)`` int64.
+        reward: ``(B,)`` float32.
+        next_obs: ``(B, *obs_shape)``, like ``obs``.
+        terminated: ``(B,)`` float32, 1.0 where the episode terminated (not
+            where it was truncated): multiply the bootstrap term by ``1 - terminated``.
+        indices: ``(B,)`` int64, the buffer slots sampled (pass them back to
+            :meth:`PrioritizedReplayBuffer.update_priorities`).
+        weights: ``(B,)`` float32 importance-sampling weights; all ones for
+            uniform replay.
+    """
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor
+    indices: torch.Tensor
+    weights: torch.Tensor
+
+
+def _as_tensor(x: ArrayLike, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+
+
+def _as_numpy(x: ArrayLike) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+class ReplayBuffer:
+    """A fixed-size ring of transitions, sampled uniformly with replacement.
+
+    Args:
+        capacity: most transitions kept; the oldest is overwritten first.
+        obs_shape: shape of one observation, e.g. ``(4,)`` for CartPole.
+        device: where the storage (and every sampled batch) lives.
+        obs_dtype: storage type of ``obs`` and ``next_obs``; ``torch.uint8``
+            for image frames keeps them four times smaller (they then come
+            back as ``uint8``: scale them in the network).
+        generator: a ``torch.Generator`` for :meth:`sample`, for reproducible
+            batches. It may live on the CPU even when ``device`` is CUDA.
+
+    Attributes:
+        obs, next_obs: storage, ``(capacity, *obs_shape)``.
+        action: storage, ``(capacity,)`` int64.
+        reward, terminated: storage, ``(capacity,)`` float32.
+        pos: the slot the next transition is written to.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: tuple[int, ...],
+        device: torch.device | str = "cpu",
+        obs_dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if int(capacity) < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        obs_shape = tuple(int(n) for n in obs_shape)
+        if any(n < 0 for n in obs_shape):
+            raise ValueError(f"obs_shape must hold non-negative sizes, got {obs_shape}")
+        self._capacity = int(capacity)
+        self.obs_shape = obs_shape
+        self.device = torch.device(device)
+        self.obs_dtype = obs_dtype
+        self.generator = generator
+        self.obs = torch.zeros((self._capacity, *obs_shape), dtype=obs_dtype, device=self.device)
+        self.next_obs = torch.zeros_like(self.obs)
+        self.action = torch.zeros(self._capacity, dtype=torch.int64, device=self.device)
+        self.reward = torch.zeros(self._capacity, dtype=torch.float32, device=self.device)
+        self.terminated = torch.zeros(self._capacity, dtype=torch.float32, device=self.device)
+        self.pos = 0
+        self._size = 0
+
+    @property
+    def capacity(self) -> int:
+        """Most transitions the buffer holds."""
+        return self._capacity
+
+    def __len__(self) -> int:
+        """Transitions stored so far, at most :attr:`capacity`."""
+        return self._size
+
+    def _obs_tensor(self, obs: ArrayLike, leading: tuple[int, ...], name: str) -> torch.Tensor:
+        tensor = _as_tensor(obs, self.obs_dtype, self.device)
+        expected = (*leading, *self.obs_shape)
+        if tuple(tensor.shape) != expected:
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {expected}")
+        return tensor
+
+    def add(
+        self,
+        obs: ArrayLike,
+        action: SupportsInt,
+        reward: SupportsFloat,
+        next_obs: ArrayLike,
+        terminated: object,
+    ) -> None:
+        """Store one transition in slot :attr:`pos`, then advance it (mod capacity).
+
+        Args:
+            obs, next_obs: ``obs_shape`` arrays or tensors.
+            action: an integer action (Python, NumPy or 0-d tensor).
+            reward: a scalar.
+            terminated: true only if ``next_obs`` is terminal; pass ``False``
+                for a truncated episode.
+        """
+        obs_t = self._obs_tensor(obs, (), "obs")
+        next_obs_t = self._obs_tensor(next_obs, (), "next_obs")
+        pos = self.pos
+        self.obs[pos] = obs_t
+        self.next_obs[pos] = next_obs_t
+        self.action[pos] = int(action)
+        self.reward[pos] = float(reward)
+        self.terminated[pos] = float(bool(terminated))
+        self.pos = (pos + 1) % self._capacity
+        self._size = min(self._size + 1, self._capacity)
+
+    def add_batch(
+        self,
+        obs: ArrayLike,
+        action: ArrayLike,
+        reward: ArrayLike,
+        next_obs: ArrayLike,
+        terminated: ArrayLike,
+    ) -> None:
+        """Store ``N`` transitions at once, as ``N`` calls to :meth:`add` would.
+
+        Args:
+            obs, next_obs: ``(N, *obs_shape)``, e.g. from a vectorized environment.
+            action: ``(N,)`` integers.
+            reward: ``(N,)``.
+            terminated: ``(N,)`` booleans (or 0/1).
+        """
+        obs_t = _as_tensor(obs, self.obs_dtype, self.device)
+        if tuple(obs_t.shape[1:]) != self.obs_shape or obs_t.dim() != 1 + len(self.obs_shape):
+            raise ValueError(
+                f"obs has shape {tuple(obs_t.shape)}, expected (N, *{self.obs_shape})"
+            )
+        n = int(obs_t.shape[0])
+        next_obs_t = self._obs_tensor(next_obs, (n,), "next_obs")
+        action_t = _as_tensor(action, torch.int64, self.device)
+        reward_t = _as_tensor(reward, torch.float32, self.device)
+        terminated_t = _as_tensor(terminated, torch.bool, self.device).to(torch.float32)
+        for name, tensor in (("action", action_t), ("reward", reward_t),
+                             ("terminated", terminated_t)):
+            if tuple(tensor.shape) != (n,):
+                raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected ({n},)")
+        if n == 0:
+            return
+        # More rows than slots: only the last `capacity` rows would survive, and
+        # they land exactly where repeated `add` calls would have put them.
+        kept = min(n, self._capacity)
+        start = (self.pos + n - kept) % self._capacity
+        first = min(kept, self._capacity - start)  # rows before the wrap
+        for storage, rows in ((self.obs, obs_t), (self.next_obs, next_obs_t),
+                              (self.action, action_t), (self.reward, reward_t),
+                              (self.terminated, terminated_t)):
+            rows = rows[n - kept:]
+            storage[start:start + first] = rows[:first]
+            storage[:kept - first] = rows[first:]
+        self.pos = (self.pos + n) % self._capacity
+        self._size = min(self._size + n, self._capacity)
+
+    def _check_sample(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty replay buffer; add transitions first")
+
+    def _gather(self, indices: torch.Tensor, weights: torch.Tensor) -> Batch:
+        """Gather one batch: ``indices`` ``(B,)`` int64 on :attr:`device`."""
+        return Batch(
+            obs=self.obs[indices],
+            action=self.action[indices],
+            reward=self.reward[indices],
+            next_obs=self.next_obs[indices],
+            terminated=self.terminated[indices],
+            indices=indices,
+            weights=weights,
+        )
+
+    def sample(self, batch_size: int) -> Batch:
+        """``batch_size`` transitions drawn uniformly, with replacement, from those stored.
+
+        Raises:
+            ValueError: if the buffer is empty or ``batch_size < 1``.
+        """
+        self._check_sample(batch_size)
+        draw_device = self.generator.device if self.generator is not None else self.device
+        indices = torch.randint(
+            0, self._size, (batch_size,), generator=self.generator, device=draw_device
+        ).to(self.device)
+        weights = torch.ones(batch_size, dtype=torch.float32, device=self.device)
+        return self._gather(indices, weights)
+
+
+class SumTree:
+    """A binary tree whose every node holds the sum of its two children.
+
+    Leaves hold non-negative priorities. Setting a batch of leaves and drawing
+    a batch of leaves in proportion to their priority both take ``O(log n)``
+    NumPy operations, whatever the batch size.
+
+    Layout: one flat float64 array, :attr:`tree`. Node 1 is the root, node
+    ``k`` has children ``2k`` and ``2k + 1``, node 0 is unused. The number of
+    leaves is rounded up to a power of two, ``L``, so every leaf sits at the
+    same depth: leaf ``i`` is node ``L + i`` and ``tree`` has ``2L`` entries.
+    Leaves ``capacity .. L-1`` stay at zero and are never returned.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if int(capacity) < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self._capacity = int(capacity)
+        self._first_leaf = 1 << (self._capacity - 1).bit_length()  # power of two >= capacity
+        self._depth = self._first_leaf.bit_length() - 1  # edges from the root to a leaf
+        self.tree = np.zeros(2 * self._first_leaf, dtype=np.float64)
+
+    @property
+    def capacity(self) -> int:
+        """Number of usable leaves."""
+        return self._capacity
+
+    @property
+    def first_leaf(self) -> int:
+        """Node number of leaf 0 (a power of two, at least :attr:`capacity`)."""
+        return self._first_leaf
+
+    @property
+    def total(self) -> float:
+        """Sum of all priorities (the root)."""
+        return float(self.tree[1])
+
+    def _check_indices(self, indices: ArrayLike) -> np.ndarray:
+        array = np.asarray(indices)
+        if array.size and not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"leaf indices must be integers, got dtype {array.dtype}")
+        array = array.astype(np.int64, copy=False)
+        if array.size and (array.min() < 0 or array.max() >= self._capacity):
+            raise ValueError(
+                f"leaf indices must lie in [0, {self._capacity}), "
+                f"got values from {array.min()} to {array.max()}"
+            )
+        return array
+
+    def update(self, indices: ArrayLike, priorities: ArrayLike) -> None:
+        """Set leaves ``indices`` (``(K,)``) to ``priorities`` (``(K,)``, >= 0).
+
+        When an index appears more than once, its last priority wins.
+        """
+        indices = self._check_indices(indices).ravel()
+        priorities = np.asarray(priorities, dtype=np.float64).ravel()
+        if indices.shape != priorities.shape:
+            raise ValueError(
+                f"got {indices.size} indices but {priorities.size} priorities; "
+                "they must pair up one to one"
+            )
+        if indices.size == 0:
+            return
+        if not np.all(np.isfinite(priorities)) or priorities.min() < 0:
+            raise ValueError("priorities must be finite and non-negative")
+        tree = self.tree
+        if indices.size == 1:
+            # One leaf (every `add`): a plain walk up is ~10x cheaper than array calls.
+            node = int(indices[0]) + self._first_leaf
+            tree[node] = priorities[0]
+            node //= 2
+            while node >= 1:
+                tree[node] = tree[2 * node] + tree[2 * node + 1]
+                node //= 2
+            return
+        # NumPy leaves the winner of duplicate fancy-index writes unspecified:
+        # keep each index's last occurrence explicitly (first one in the reversed array).
+        unique, first_in_reversed = np.unique(indices[::-1], return_index=True)
+        nodes = unique + self._first_leaf
+        tree[nodes] = priorities[::-1][first_in_reversed]
+        for _ in range(self._depth):
+            nodes = nodes // 2
+            # Siblings share a parent; the repeated writes carry the same value.
+            tree[nodes] = tree[2 * nodes] + tree[2 * nodes + 1]
+
+    def priorities(self, indices: ArrayLike) -> np.ndarray:
+        """Priorities of leaves ``indices``, same shape, float64."""
+        return self.tree[self._check_indices(indices) + self._first_leaf]
+
+    def __getitem__(self, indices: ArrayLike) -> np.ndarray:
+        """``tree[i]`` is :meth:`priorities` of ``i``."""
+        return self.priorities(indices)
+
+    def find(self, values: ArrayLike) -> np.ndarray:
+        """Leaf whose prefix-sum interval contains each value.
+
+        Leaf ``i`` owns ``[sum(p[:i]), sum(p[:i+1]))``, so a value drawn
+        uniformly from ``[0, total)`` picks leaf ``i`` with probability
+        ``p[i] / total``. A leaf with priority zero is never returned, even for
+        ``value == total`` or after rounding: that value goes to the last
+        leaf with a positive priority.
+
+        Args:
+            values: any shape, each in ``[0, total]``.
+
+        Returns:
+            Leaf indices, int64, same shape as ``values``.
+
+        Raises:
+            ValueError: if every priority is zero, or a value is outside ``[0, total]``.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        total = self.total
+        if total <= 0:
+            raise ValueError("cannot search a sum tree whose priorities are all zero")
+        if values.size and not (values.min() >= 0 and values.max() <= total):
+            raise ValueError(f"values must lie in [0, total={total}]")
+        tree = self.tree
+        nodes = np.ones(values.shape, dtype=np.int64)
+        for _ in range(self._depth):
+            left = 2 * nodes
+            left_sum = tree[left]
+            # Go right when the value lies past the left subtree, unless the right
+            # subtree is empty: only value == total or rounding can ask for that.
+            go_right = (values >= left_sum) & (tree[left + 1] > 0)
+            values = np.where(go_right, values - left_sum, values)
+            nodes = left + go_right
+        return nodes - self._first_leaf
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritized replay (Schaul et al., 2016, *Prioritized Experience Replay*).
+
+    Each stored transition has a priority ``p_i = |td_error_i| + eps``; the
+    sum tree holds ``p_i^alpha``. A new transition gets the largest priority
+    seen so far (1.0 at first), so it is sure to be replayed at least once
+    before its TD error is known.
+
+    Args:
+        capacity, obs_shape, device, obs_dtype: as for :class:`ReplayBuffer`.
+        alpha: how much prioritization is used; 0 is uniform replay.
+        beta: importance-sampling correction, 0 (none) to 1 (full); the paper
+            anneals it from 0.4 to 1. Set :attr:`beta` to change it, or pass
+            ``beta`` to :meth:`sample`.
+        eps: added to ``|td_error|`` so that no transition stops being replayed.
+        seed: seeds the NumPy generator used by :meth:`sample`.
+
+    Attributes:
+        tree: the :class:`SumTree` of ``p_i^alpha``, one leaf per slot.
+        max_priority: largest ``|td_error| + eps`` seen so far (before the power
+            ``alpha``); it never decreases, as in the paper.
+        rng: the ``numpy.random.Generator`` behind :meth:`sample`.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: tuple[int, ...],
+        device: torch.device | str = "cpu",
+        obs_dtype: torch.dtype = torch.float32,
+        *,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        eps: float = 1e-6,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(capacity, obs_shape, device, obs_dtype)
+        if alpha < 0:
+            raise ValueError(f"alpha must be non-negative, got {alpha}")
+        self._check_beta(beta)
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.eps = float(eps)
+        self.tree = SumTree(self._capacity)
+        self.max_priority = 1.0
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def _check_beta(beta: float) -> None:
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must lie in [0, 1], got {beta}")
+
+    def add(
+        self,
+        obs: ArrayLike,
+        action: SupportsInt,
+        reward: SupportsFloat,
+        next_obs: ArrayLike,
+        terminated: object,
+    ) -> None:
+        """As :meth:`ReplayBuffer.add`; the new transition gets the maximum priority."""
+        slot = self.pos
+        super().add(obs, action, reward, next_obs, terminated)
+        self.tree.update(np.array([slot]), np.array([self.max_priority ** self.alpha]))
+
+    def add_batch(
+        self,
+        obs: ArrayLike,
+        action: ArrayLike,
+        reward: ArrayLike,
+        next_obs: ArrayLike,
+        terminated: ArrayLike,
+    ) -> None:
+        """As :meth:`ReplayBuffer.add_batch`; new transitions get the maximum priority."""
+        start = self.pos
+        super().add_batch(obs, action, reward, next_obs, terminated)
+        n = int(np.shape(obs)[0])  # reads `.shape` first: a CUDA tensor is not copied
+        slots = (start + np.arange(min(n, self._capacity))) % self._capacity
+        self.tree.update(slots, np.full(slots.shape, self.max_priority ** self.alpha))
+
+    def sample(self, batch_size: int, beta: float | None = None) -> Batch:
+        """``batch_size`` transitions drawn in proportion to their priority.
+
+        Stratified: ``[0, total)`` is cut into ``batch_size`` equal segments
+        and one value is drawn uniformly in each.
+
+        Args:
+            batch_size: transitions to draw (with replacement).
+            beta: overrides :attr:`beta` for this call.
+
+        Returns:
+            A :class:`Batch` whose ``weights`` are ``(N P(i))^(-beta)``
+            divided by their maximum over the batch (``N = len(self)``).
+        """
+        self._check_sample(batch_size)
+        beta = self.beta if beta is None else float(beta)
+        self._check_beta(beta)
+        total = self.tree.total
+        segment = total / batch_size
+        values = (np.arange(batch_size) + self.rng.random(batch_size)) * segment
+        indices = self.tree.find(np.minimum(values, total))  # rounding may overshoot total
+        probabilities = self.tree.priorities(indices) / total
+        weights = (len(self) * probabilities) ** -beta
+        weights /= weights.max()
+        return self._gather(
+            torch.from_numpy(indices).to(self.device),
+            torch.from_numpy(weights.astype(np.float32)).to(self.device),
+        )
+
+    def update_priorities(self, indices: ArrayLike, td_errors: ArrayLike) -> None:
+        """Set the priority of slots ``indices`` ``(K,)`` from their new ``td_errors`` ``(K,)``.
+
+        Priority ``(|td_error| + eps)^alpha``. Tensors may be on any device
+        and may require grad. A repeated index keeps its last TD error.
+
+        Raises:
+            ValueError: for mismatched lengths, slots not yet filled, or
+                non-finite TD errors (often a diverging loss).
+        """
+        index_array = _as_numpy(indices).ravel()
+        td_array = _as_numpy(td_errors).astype(np.float64).ravel()
+        if index_array.shape != td_array.shape:
+            raise ValueError(
+                f"got {index_array.size} indices but {td_array.size} TD errors; "
+                "they must pair up one to one"
+            )
+        if index_array.size == 0:
+            return
+        if index_array.min() < 0 or index_array.max() >= len(self):
+            raise ValueError(
+                f"indices must be filled slots in [0, {len(self)}), "
+                f"got values from {index_array.min()} to {index_array.max()}"
+            )
+        if not np.all(np.isfinite(td_array)):
+            raise ValueError("TD errors must be finite; is the loss diverging?")
+        raw = np.abs(td_array) + self.eps
+        self.tree.update(index_array, raw ** self.alpha)
+        self.max_priority = max(self.max_priority, float(raw.max()))
