@@ -7,5 +7,5 @@ if [ -z "${RLBOOK_DATA:-}" ] && [ -d ../shared/data ]; then
   export RLBOOK_DATA="$(cd ../shared/data && pwd)"
 fi
 export SDL_VIDEODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1 MPLBACKEND=Agg
-.venv/bin/ruff check src tests benchmarks scripts .ci
+.venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

@@ -47,8 +47,11 @@ class QNetwork(nn.Module):
     ) -> None:
         super().__init__()
         self.spec = {
-            "obs_dim": int(obs_dim), "n_actions": int(n_actions), "hidden": [int(h) for h in hidden],
-            "batch_norm": bool(batch_norm), "dueling": bool(dueling),
+            "obs_dim": int(obs_dim),
+            "n_actions": int(n_actions),
+            "hidden": [int(h) for h in hidden],
+            "batch_norm": bool(batch_norm),
+            "dueling": bool(dueling),
         }
         layers: list[nn.Module] = []
         width = obs_dim
