@@ -35,9 +35,11 @@ class ArtifactError(ValueError):
 
 
 class Policy(Protocol):
-    """A greedy policy: an observation in, an action out."""
+    """A greedy policy: an observation in, an action out (or a batch of each)."""
 
     def act(self, obs: np.ndarray) -> int: ...
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class TabularPolicy:
 
     def act(self, obs: np.ndarray) -> int:
         return int(np.argmax(self.q_table[self.discretizer.row(obs)]))
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions of a batch ``(N, D) -> (N,)``."""
+        return np.argmax(self.q_table[self.discretizer.index(obs)], axis=1)
 
 
 @dataclass(frozen=True)

@@ -157,9 +157,13 @@ class QNetworkPolicy:
     q_net: QNetwork
 
     def act(self, obs: np.ndarray) -> int:
+        return int(self.act_batch(obs[None])[0])
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions of a batch ``(N, obs_dim) -> (N,)``."""
         with torch.inference_mode():
-            values = self.q_net(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))
-        return int(values.argmax(dim=1).item())
+            values = self.q_net(torch.as_tensor(obs, dtype=torch.float32))
+        return values.argmax(dim=1).numpy()
 
 
 @register_kind("q-network")

@@ -10,10 +10,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from .agents import load_agent
 from .envs import make_env
+
+# The book's three disjoint uses of environment seeds.
+VALIDATION_SEED = 5_000
+"""Validation episodes (choosing checkpoints) reset with 5000, 5001, ..."""
+TEST_SEED = 10_000
+"""Final evaluations reset with 10000, 10001, ...: never used in training."""
+
+
+def train_seed(run_seed: int, episode: int) -> int:
+    """Reset seed of training episode ``episode`` of run ``run_seed``.
+
+    ``1_000_000 * (run_seed + 1) + episode``: disjoint from :data:`VALIDATION_SEED`
+    and :data:`TEST_SEED` episodes for runs of fewer than a million episodes.
+    """
+    if episode >= 1_000_000 or run_seed < 0:
+        raise ValueError(f"train_seed needs 0 <= episode < 1e6 and run_seed >= 0, got {episode}")
+    return 1_000_000 * (run_seed + 1) + episode
 
 
 @dataclass(frozen=True)
@@ -73,8 +91,38 @@ def evaluate_policy(
     return EvalResult(env_id, seed, returns)
 
 
+def evaluate_batched(
+    act_batch: Callable[[np.ndarray], np.ndarray], env_id: str, *, episodes: int, seed: int
+) -> EvalResult:
+    """:func:`evaluate_policy` for a policy that acts on a batch ``(N, *obs) -> (N,)``.
+
+    Runs all ``episodes`` at once in a synchronous vector environment whose
+    env ``i`` is reset with ``seed + i``: the same start states as
+    :func:`evaluate_policy`, so a deterministic policy gets the same returns,
+    with one batched forward pass per step instead of one per episode.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    make_env(env_id).close()  # a clear error for an unknown id
+    envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="sync")
+    returns = np.zeros(episodes)
+    running = np.ones(episodes, dtype=bool)
+    try:
+        obs, _ = envs.reset(seed=seed)
+        while running.any():
+            obs, reward, terminated, truncated, _ = envs.step(act_batch(obs))
+            returns += np.where(running, reward, 0.0)
+            # A finished env autoresets on its next step; its later rewards are ignored.
+            running &= ~(terminated | truncated)
+    finally:
+        envs.close()
+    return EvalResult(env_id, seed, returns)
+
+
 def evaluate_artifact(path: str | Path, *, episodes: int, seed: int) -> dict[str, Any]:
     """Load a shipped agent folder and evaluate it: what ``python -m rlbook evaluate`` prints."""
     agent = load_agent(path)
-    result = evaluate_policy(agent.policy.act, agent.env_id, episodes=episodes, seed=seed)
+    result = evaluate_batched(agent.policy.act_batch, agent.env_id, episodes=episodes, seed=seed)
     return {"artifact": str(path), "kind": agent.kind, **result.summary()}
