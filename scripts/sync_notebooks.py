@@ -18,6 +18,8 @@ def main() -> None:
         if "jupytext:" not in chapter.read_text():
             continue  # a plain page, not a notebook
         notebook = jupytext.read(chapter)
+        for index, cell in enumerate(notebook.cells):
+            cell["id"] = f"cell-{index:03d}"  # stable ids: no churn in git
         jupytext.write(notebook, chapter.with_suffix(".ipynb"))
         print(f"wrote {chapter.with_suffix('.ipynb').relative_to(ROOT)}")
 

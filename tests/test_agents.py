@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rlbook.agents import ArtifactError, TabularPolicy, load_agent
-from rlbook.evaluate import evaluate_artifact, evaluate_policy
+from rlbook.envs import UnknownEnvironmentError
+from rlbook.evaluate import evaluate_artifact, evaluate_batched, evaluate_policy, train_seed
 
 from .conftest import hand_made_cartpole_table
 
@@ -81,3 +82,22 @@ def test_hand_made_policy_beats_random(tabular_agent_dir):
 def test_bad_evaluation_arguments(tabular_agent_dir, episodes, seed):
     with pytest.raises(ValueError):
         evaluate_artifact(tabular_agent_dir, episodes=episodes, seed=seed)
+
+
+def test_batched_evaluation_matches_one_by_one(tabular_agent_dir):
+    policy = load_agent(tabular_agent_dir).policy
+    one_by_one = evaluate_policy(policy.act, "CartPole-v1", episodes=12, seed=42)
+    batched = evaluate_batched(policy.act_batch, "CartPole-v1", episodes=12, seed=42)
+    np.testing.assert_array_equal(one_by_one.returns, batched.returns)
+
+
+def test_batched_evaluation_of_unknown_environment():
+    with pytest.raises(UnknownEnvironmentError):
+        evaluate_batched(lambda obs: obs[:, 0] > 0, "CartPole-v9", episodes=2, seed=0)
+
+
+def test_train_seeds_never_reach_validation_or_test_seeds():
+    assert train_seed(0, 0) > 10_000 + 1_000
+    assert train_seed(1, 0) > train_seed(0, 999_999)
+    with pytest.raises(ValueError):
+        train_seed(0, 1_000_000)

@@ -8,7 +8,7 @@ from rlbook.evaluate import evaluate_artifact
 from rlbook.paths import artifacts_dir
 
 # agent folder -> the score its chapter promises (mean return over 100 test episodes)
-SHIPPED = {"q-learning": 195.0, "sarsa": 0.0}
+SHIPPED = {"q-learning": 195.0, "sarsa": 0.0, "dqn-state": 475.0}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -22,3 +22,8 @@ def test_shipped_agent_scores_what_its_provenance_says(name):
     assert provenance["budget"] == "full"
     for key in ("command", "config", "device", "wall_time_s", "git_commit", "packages"):
         assert provenance[key], key
+
+
+def test_shipped_dqn_trained_within_its_time_budget():
+    provenance = json.loads((artifacts_dir() / "dqn-state" / "weights.provenance.json").read_text())
+    assert provenance["wall_time_s"] <= 100.0
