@@ -118,7 +118,9 @@ def start_server(html_dir: Path) -> ThreadingHTTPServer:
     return server
 
 
-def check_page(page: Page, base: str, rel: str, shot_dir: Path | None) -> tuple[list[str], int]:
+def check_page(
+    page: Page, base: str, rel: str, shot_dir: Path | None
+) -> tuple[list[str], int]:
     """Load one page; return (failure reasons, number of images checked)."""
     origin = urlsplit(base).netloc
     failed_urls: dict[str, str] = {}
@@ -138,7 +140,11 @@ def check_page(page: Page, base: str, rel: str, shot_dir: Path | None) -> tuple[
 
     def on_console(msg: ConsoleMessage) -> None:
         url = msg.location.get("url", "")
-        if msg.type == "error" and "Failed to load resource" in msg.text and same_origin(url):
+        if (
+            msg.type == "error"
+            and "Failed to load resource" in msg.text
+            and same_origin(url)
+        ):
             failed_urls.setdefault(url, msg.text)
 
     page.on("response", on_response)
@@ -153,7 +159,9 @@ def check_page(page: Page, base: str, rel: str, shot_dir: Path | None) -> tuple[
     reasons += probe["errors"]
     if page.locator("h1").count() == 0:
         reasons.append("no <h1>")
-    local_imgs = [i for i in probe["images"] if same_origin(i["url"]) or i["url"][:5] == "data:"]
+    local_imgs = [
+        i for i in probe["images"] if same_origin(i["url"]) or i["url"][:5] == "data:"
+    ]
     for img in local_imgs:
         if img["state"] != "ok":
             state = "broken" if img["state"] == "broken" else "unloaded"
@@ -162,7 +170,9 @@ def check_page(page: Page, base: str, rel: str, shot_dir: Path | None) -> tuple[
     for url, why in sorted(failed_urls.items()):
         reasons.append(f"same-origin resource failed ({why}): {urlsplit(url).path}")
     if shot_dir is not None:
-        page.screenshot(path=str(shot_dir / (rel.replace("/", "__")[:-5] + ".png")), full_page=True)
+        page.screenshot(
+            path=str(shot_dir / (rel.replace("/", "__")[:-5] + ".png")), full_page=True
+        )
     return reasons, len(local_imgs)
 
 
@@ -170,7 +180,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("html_dir", type=Path, help="built site, e.g. _build/html")
     parser.add_argument("--toc", type=Path, required=True, help="Jupyter Book _toc.yml")
-    parser.add_argument("--screenshot-dir", type=Path, help="save a full-page PNG per page here")
+    parser.add_argument(
+        "--screenshot-dir", type=Path, help="save a full-page PNG per page here"
+    )
     args = parser.parse_args()
     html_dir: Path = args.html_dir.resolve()
     if args.screenshot_dir:
@@ -191,7 +203,9 @@ def main() -> int:
                 else:
                     page = context.new_page()
                     try:
-                        reasons, n_imgs = check_page(page, base, rel, args.screenshot_dir)
+                        reasons, n_imgs = check_page(
+                            page, base, rel, args.screenshot_dir
+                        )
                     except Exception as exc:  # a timeout or crash fails only this page
                         first_line = (str(exc).splitlines() or [""])[0]
                         reasons, n_imgs = [f"{type(exc).__name__}: {first_line}"], 0
@@ -201,7 +215,10 @@ def main() -> int:
                     failed += 1
                     print(f"FAIL {rel}: {'; '.join(reasons)}", flush=True)
                 else:
-                    print(f"ok   {rel} ({n_imgs} image{'' if n_imgs == 1 else 's'})", flush=True)
+                    print(
+                        f"ok   {rel} ({n_imgs} image{'' if n_imgs == 1 else 's'})",
+                        flush=True,
+                    )
             browser.close()
     finally:
         server.shutdown()

@@ -71,7 +71,9 @@ def make_update(seed: int) -> Callable[[Batch], None]:
     return update
 
 
-def time_updates(batches: Iterator[Batch], update: Callable[[Batch], None]) -> tuple[int, float]:
+def time_updates(
+    batches: Iterator[Batch], update: Callable[[Batch], None]
+) -> tuple[int, float]:
     start = time.perf_counter()
     count = 0
     for batch in batches:

@@ -24,7 +24,9 @@ from nbclient import NotebookClient
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("chapter", type=Path, help="a chapter's .md file")
-    parser.add_argument("--timeout", type=int, default=6 * 3600, help="seconds per cell")
+    parser.add_argument(
+        "--timeout", type=int, default=6 * 3600, help="seconds per cell"
+    )
     args = parser.parse_args()
     chapter: Path = args.chapter.resolve()
     if not chapter.is_file():
@@ -32,15 +34,24 @@ def main() -> int:
         return 2
     notebook = jupytext.read(chapter)
     client = NotebookClient(
-        notebook, timeout=args.timeout, kernel_name="python3",
+        notebook,
+        timeout=args.timeout,
+        kernel_name="python3",
         resources={"metadata": {"path": str(chapter.parent)}},
     )
     start = time.perf_counter()
     client.execute()
-    out = Path(__file__).resolve().parents[1] / "_build" / "run_chapter" / f"{chapter.stem}.ipynb"
+    out = (
+        Path(__file__).resolve().parents[1]
+        / "_build"
+        / "run_chapter"
+        / f"{chapter.stem}.ipynb"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out)
-    print(f"ran {chapter.name} in {time.perf_counter() - start:.1f} s; executed notebook: {out}")
+    print(
+        f"ran {chapter.name} in {time.perf_counter() - start:.1f} s; executed notebook: {out}"
+    )
     return 0
 
 

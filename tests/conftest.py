@@ -16,7 +16,9 @@ from rlbook.agents import save_agent
 from rlbook.checkpoint import make_provenance
 from rlbook.tabular import Discretizer
 
-CARTPOLE_DISCRETIZER = Discretizer.uniform([-2.4, -3.0, -0.21, -3.5], [2.4, 3.0, 0.21, 3.5], 8)
+CARTPOLE_DISCRETIZER = Discretizer.uniform(
+    [-2.4, -3.0, -0.21, -3.5], [2.4, 3.0, 0.21, 3.5], 8
+)
 
 
 def hand_made_cartpole_table() -> np.ndarray:

@@ -6,7 +6,12 @@ import torch
 
 from rlbook.agents import ArtifactError, TabularPolicy, load_agent
 from rlbook.envs import UnknownEnvironmentError
-from rlbook.evaluate import evaluate_artifact, evaluate_batched, evaluate_policy, train_seed
+from rlbook.evaluate import (
+    evaluate_artifact,
+    evaluate_batched,
+    evaluate_policy,
+    train_seed,
+)
 
 from .conftest import hand_made_cartpole_table
 

@@ -25,5 +25,7 @@ def test_shipped_agent_scores_what_its_provenance_says(name):
 
 
 def test_shipped_dqn_trained_within_its_time_budget():
-    provenance = json.loads((artifacts_dir() / "dqn-state" / "weights.provenance.json").read_text())
+    provenance = json.loads(
+        (artifacts_dir() / "dqn-state" / "weights.provenance.json").read_text()
+    )
     assert provenance["wall_time_s"] <= 100.0

@@ -20,7 +20,11 @@ def toc_files() -> list[str]:
 
 
 def notebook_chapters() -> list[Path]:
-    return [ROOT / f"{f}.md" for f in toc_files() if "jupytext:" in (ROOT / f"{f}.md").read_text()]
+    return [
+        ROOT / f"{f}.md"
+        for f in toc_files()
+        if "jupytext:" in (ROOT / f"{f}.md").read_text()
+    ]
 
 
 def test_every_toc_entry_exists():

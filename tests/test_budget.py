@@ -1,6 +1,13 @@
 import pytest
 
-from rlbook.budget import BUDGETS, DEFAULT_BUDGET, BudgetError, get_budget, pick, validate_budget
+from rlbook.budget import (
+    BUDGETS,
+    DEFAULT_BUDGET,
+    BudgetError,
+    get_budget,
+    pick,
+    validate_budget,
+)
 
 
 def test_default_budget_when_unset(monkeypatch):
@@ -8,7 +15,9 @@ def test_default_budget_when_unset(monkeypatch):
     assert get_budget() == DEFAULT_BUDGET == "ci"
 
 
-@pytest.mark.parametrize("raw, expected", [("smoke", "smoke"), (" FULL ", "full"), ("ci", "ci")])
+@pytest.mark.parametrize(
+    "raw, expected", [("smoke", "smoke"), (" FULL ", "full"), ("ci", "ci")]
+)
 def test_budget_read_from_environment(monkeypatch, raw, expected):
     monkeypatch.setenv("RLBOOK_BUDGET", raw)
     assert get_budget() == expected

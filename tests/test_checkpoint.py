@@ -25,14 +25,26 @@ def test_round_trip(tmp_path):
 
 def test_provenance_written_beside_checkpoint(tmp_path):
     record = make_provenance(
-        command="python train.py", config={"lr": 0.1}, budget="ci", device="cpu",
-        wall_time_s=1.234, score={"mean_return": 500.0},
+        command="python train.py",
+        config={"lr": 0.1},
+        budget="ci",
+        device="cpu",
+        wall_time_s=1.234,
+        score={"mean_return": 500.0},
     )
     path = save_checkpoint(tmp_path / "a.pt", {"x": torch.zeros(1)}, record)
     assert provenance_path(path).name == "a.provenance.json"
     loaded = load_provenance(path)
-    for key in ("command", "config", "budget", "device", "wall_time_s", "git_commit",
-                "packages", "score"):
+    for key in (
+        "command",
+        "config",
+        "budget",
+        "device",
+        "wall_time_s",
+        "git_commit",
+        "packages",
+        "score",
+    ):
         assert key in loaded
     assert loaded["score"] == {"mean_return": 500.0}
     assert loaded["packages"]["torch"] == torch.__version__

@@ -2,18 +2,31 @@ import json
 import subprocess
 import sys
 
-REQUIRED = {"artifact", "env_id", "episodes", "seed", "mean_return", "std_return", "min_return",
-            "max_return"}
+REQUIRED = {
+    "artifact",
+    "env_id",
+    "episodes",
+    "seed",
+    "mean_return",
+    "std_return",
+    "min_return",
+    "max_return",
+}
 
 
 def run_cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "rlbook", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "rlbook", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_evaluate_prints_exactly_one_json_line(tabular_agent_dir):
-    result = run_cli("evaluate", str(tabular_agent_dir), "--episodes", "3", "--seed", "7")
+    result = run_cli(
+        "evaluate", str(tabular_agent_dir), "--episodes", "3", "--seed", "7"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1

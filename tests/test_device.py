@@ -3,7 +3,9 @@ import torch
 
 from rlbook.device import DeviceError, device_banner, select_device
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"
+)
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 
@@ -17,7 +19,9 @@ def test_environment_override(monkeypatch):
 
 
 def test_unknown_override_is_a_clear_error():
-    with pytest.raises(DeviceError, match=r"unknown device 'tpu'.*auto, cuda, mps, cpu"):
+    with pytest.raises(
+        DeviceError, match=r"unknown device 'tpu'.*auto, cuda, mps, cpu"
+    ):
         select_device("tpu")
 
 

@@ -26,10 +26,13 @@ class Fixed(nn.Module):
 def batch(reward, terminated, action=0, weights=1.0):
     n = len(reward)
     return Batch(
-        obs=torch.zeros(n, 4), action=torch.full((n,), action, dtype=torch.int64),
-        reward=torch.tensor(reward, dtype=torch.float32), next_obs=torch.zeros(n, 4),
+        obs=torch.zeros(n, 4),
+        action=torch.full((n,), action, dtype=torch.int64),
+        reward=torch.tensor(reward, dtype=torch.float32),
+        next_obs=torch.zeros(n, 4),
         terminated=torch.tensor(terminated, dtype=torch.float32),
-        indices=torch.arange(n), weights=torch.full((n,), weights),
+        indices=torch.arange(n),
+        weights=torch.full((n,), weights),
     )
 
 
@@ -50,14 +53,18 @@ def test_dueling_head_combines_value_and_mean_centred_advantage():
 
 
 def test_terminated_transition_has_no_bootstrap():
-    loss, td = td_loss(Fixed([0.0, 0.0]), Fixed([50.0, 70.0]), batch([1.0], [1.0]), gamma=0.9)
+    loss, td = td_loss(
+        Fixed([0.0, 0.0]), Fixed([50.0, 70.0]), batch([1.0], [1.0]), gamma=0.9
+    )
     assert td.item() == pytest.approx(1.0)  # target = reward only
     assert loss.item() == pytest.approx(1.0)
 
 
 def test_truncated_transition_keeps_its_bootstrap():
     # terminated = 0 (the transition was cut off by the time limit): bootstrap max Q_target
-    _, td = td_loss(Fixed([0.0, 0.0]), Fixed([50.0, 70.0]), batch([1.0], [0.0]), gamma=0.9)
+    _, td = td_loss(
+        Fixed([0.0, 0.0]), Fixed([50.0, 70.0]), batch([1.0], [0.0]), gamma=0.9
+    )
     assert td.item() == pytest.approx(1.0 + 0.9 * 70.0)
 
 
@@ -66,7 +73,9 @@ def test_double_dqn_values_the_online_networks_choice_with_the_target():
     _, plain = td_loss(online, target, batch([0.0], [0.0]), gamma=1.0)
     _, double = td_loss(online, target, batch([0.0], [0.0]), gamma=1.0, double=True)
     assert plain.item() == pytest.approx(70.0 - 10.0)  # max of the target
-    assert double.item() == pytest.approx(50.0 - 10.0)  # target's value of online argmax (0)
+    assert double.item() == pytest.approx(
+        50.0 - 10.0
+    )  # target's value of online argmax (0)
 
 
 def test_huber_loss_is_linear_for_large_errors():
@@ -89,8 +98,15 @@ def test_no_gradient_flows_through_the_target():
     loss, _ = td_loss(net, net, batch([1.0, 0.0], [0.0, 0.0]), gamma=0.9)
     loss.backward()
     expected = torch.autograd.grad(
-        (net(torch.zeros(2, 4))[:, 0] - (torch.tensor([1.0, 0.0])
-         + 0.9 * net(torch.zeros(2, 4)).max(1).values.detach())).pow(2).mean(),
+        (
+            net(torch.zeros(2, 4))[:, 0]
+            - (
+                torch.tensor([1.0, 0.0])
+                + 0.9 * net(torch.zeros(2, 4)).max(1).values.detach()
+            )
+        )
+        .pow(2)
+        .mean(),
         net.head.weight,
     )[0]
     torch.testing.assert_close(net.head.weight.grad, expected)
@@ -99,7 +115,9 @@ def test_no_gradient_flows_through_the_target():
 def test_lecture_memory_batches():
     memory = LectureMemory(capacity=3)
     for i in range(5):
-        memory.push(np.full(4, i, np.float32), i % 2, 1.0, np.zeros(4, np.float32), i == 4)
+        memory.push(
+            np.full(4, i, np.float32), i % 2, 1.0, np.zeros(4, np.float32), i == 4
+        )
     assert len(memory) == 3  # the deque dropped the two oldest
     batches = list(lecture_batches(memory, batch_size=8, updates=4))
     assert len(batches) == 4
@@ -117,7 +135,9 @@ def short_training_run(seed: int) -> list[torch.Tensor]:
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     buffer = ReplayBuffer(200, (4,), generator=torch.Generator().manual_seed(seed))
     for _ in range(200):
-        buffer.add(rng.normal(size=4), int(rng.integers(2)), 1.0, rng.normal(size=4), False)
+        buffer.add(
+            rng.normal(size=4), int(rng.integers(2)), 1.0, rng.normal(size=4), False
+        )
     for _ in range(20):
         loss, _ = td_loss(net, target, buffer.sample(32), gamma=0.99, double=True)
         optimizer.zero_grad()
@@ -139,10 +159,14 @@ def q_network_agent(tmp_path):
     net = QNetwork(4, 2, (8,), dueling=True)
     folder = tmp_path / "dqn"
     save_agent(
-        folder, kind="q-network", env_id="CartPole-v1", spec={"network": net.spec},
+        folder,
+        kind="q-network",
+        env_id="CartPole-v1",
+        spec={"network": net.spec},
         weights={"q_net": net.state_dict()},
-        provenance=make_provenance(command="pytest", config={}, budget="smoke", device="cpu",
-                                   wall_time_s=0.0),
+        provenance=make_provenance(
+            command="pytest", config={}, budget="smoke", device="cpu", wall_time_s=0.0
+        ),
     )
     return folder, net
 

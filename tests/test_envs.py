@@ -13,7 +13,9 @@ def test_makes_cartpole():
 
 
 def test_unknown_id_suggests_close_matches():
-    with pytest.raises(UnknownEnvironmentError, match=r"'CartPole-v2'.*did you mean.*CartPole-v1"):
+    with pytest.raises(
+        UnknownEnvironmentError, match=r"'CartPole-v2'.*did you mean.*CartPole-v1"
+    ):
         make_env("CartPole-v2")
 
 

@@ -4,7 +4,9 @@ import torch
 
 from rlbook.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer, SumTree
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"
+)
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 
@@ -38,7 +40,9 @@ def test_ring_overwrites_the_oldest_transitions():
     order = [5, 6, 2, 3, 4]  # 0 and 1 were overwritten by 5 and 6
     np.testing.assert_array_equal(buffer.obs[:, 0].numpy(), order)
     np.testing.assert_array_equal(buffer.obs[:, 1].numpy(), [-i for i in order])
-    np.testing.assert_array_equal(buffer.next_obs[:, 0].numpy(), [i + 100 for i in order])
+    np.testing.assert_array_equal(
+        buffer.next_obs[:, 0].numpy(), [i + 100 for i in order]
+    )
     np.testing.assert_array_equal(buffer.action.numpy(), [i % 3 for i in order])
     np.testing.assert_array_equal(buffer.reward.numpy(), [0.5 * i for i in order])
     np.testing.assert_array_equal(buffer.terminated.numpy(), [i % 2 for i in order])
@@ -48,7 +52,9 @@ def test_ring_overwrites_the_oldest_transitions():
 def test_add_batch_matches_repeated_add(before, rows):
     one_by_one = filled(ReplayBuffer(5, (2,)), before + rows)
     batched = filled(ReplayBuffer(5, (2,)), before)
-    fields = list(zip(*(transition(i) for i in range(before, before + rows)), strict=True))
+    fields = list(
+        zip(*(transition(i) for i in range(before, before + rows)), strict=True)
+    )
     batched.add_batch(*(np.array(field) for field in fields))
     assert (len(batched), batched.pos) == (len(one_by_one), one_by_one.pos)
     for name, expected in stored(one_by_one).items():
@@ -71,7 +77,11 @@ def test_sample_shapes_dtypes_and_device(device):
     }
     for name, (shape, dtype) in expected.items():
         tensor = getattr(batch, name)
-        assert (tuple(tensor.shape), tensor.dtype, tensor.device.type) == (shape, dtype, device)
+        assert (tuple(tensor.shape), tensor.dtype, tensor.device.type) == (
+            shape,
+            dtype,
+            device,
+        )
     assert torch.equal(batch.weights, torch.ones(8, device=device))
     # every row is the transition stored in the slot it names
     i = batch.indices.cpu().numpy()
@@ -92,7 +102,9 @@ def test_terminated_is_stored_as_given_and_truncation_is_not_terminal():
 
 
 def test_sample_draws_only_from_the_filled_part():
-    buffer = filled(ReplayBuffer(100, (2,), generator=torch.Generator().manual_seed(0)), 3)
+    buffer = filled(
+        ReplayBuffer(100, (2,), generator=torch.Generator().manual_seed(0)), 3
+    )
     indices = buffer.sample(1000).indices
     assert indices.max().item() < 3
     assert set(indices.tolist()) == {0, 1, 2}
@@ -102,7 +114,11 @@ def test_generators_seeded_alike_sample_alike():
     a = filled(ReplayBuffer(50, (2,), generator=torch.Generator().manual_seed(7)), 30)
     b = filled(ReplayBuffer(50, (2,), generator=torch.Generator().manual_seed(7)), 30)
     c = filled(ReplayBuffer(50, (2,), generator=torch.Generator().manual_seed(8)), 30)
-    first, second, other = a.sample(64).indices, b.sample(64).indices, c.sample(64).indices
+    first, second, other = (
+        a.sample(64).indices,
+        b.sample(64).indices,
+        c.sample(64).indices,
+    )
     assert torch.equal(first, second)
     assert not torch.equal(first, other)
 
@@ -117,7 +133,9 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match=r"obs has shape \(3,\), expected \(2,\)"):
         buffer.add(np.zeros(3), 0, 0.0, np.zeros(2), False)
     with pytest.raises(ValueError, match=r"reward has shape \(1,\), expected \(2,\)"):
-        buffer.add_batch(np.zeros((2, 2)), [0, 1], [0.0], np.zeros((2, 2)), [False, False])
+        buffer.add_batch(
+            np.zeros((2, 2)), [0, 1], [0.0], np.zeros((2, 2)), [False, False]
+        )
     with pytest.raises(ValueError, match="capacity must be at least 1"):
         ReplayBuffer(0, (2,))
 
@@ -127,9 +145,13 @@ def test_bad_arguments_are_clear_errors():
 
 def assert_consistent(tree: SumTree, expected_leaves: np.ndarray) -> None:
     """Leaves hold ``expected_leaves`` and every internal node the sum of its children."""
-    np.testing.assert_array_equal(tree.priorities(np.arange(tree.capacity)), expected_leaves)
+    np.testing.assert_array_equal(
+        tree.priorities(np.arange(tree.capacity)), expected_leaves
+    )
     nodes = np.arange(1, tree.first_leaf)
-    np.testing.assert_array_equal(tree.tree[nodes], tree.tree[2 * nodes] + tree.tree[2 * nodes + 1])
+    np.testing.assert_array_equal(
+        tree.tree[nodes], tree.tree[2 * nodes] + tree.tree[2 * nodes + 1]
+    )
     np.testing.assert_allclose(tree.total, expected_leaves.sum(), rtol=1e-12)
 
 
@@ -169,7 +191,9 @@ def test_sum_tree_find_matches_searchsorted_on_the_cumulative_sum(capacity):
     priorities[rng.integers(capacity)] = 3.0
     tree = SumTree(capacity)
     tree.update(np.arange(capacity), priorities)
-    values = np.concatenate([np.arange(0, tree.total, 0.5), rng.random(500) * tree.total])
+    values = np.concatenate(
+        [np.arange(0, tree.total, 0.5), rng.random(500) * tree.total]
+    )
     expected = np.searchsorted(np.cumsum(priorities), values, side="right")
     np.testing.assert_array_equal(tree.find(values), expected)
     assert np.all(priorities[tree.find(values)] > 0)
@@ -177,7 +201,9 @@ def test_sum_tree_find_matches_searchsorted_on_the_cumulative_sum(capacity):
 
 def test_sum_tree_find_at_total_never_returns_an_empty_leaf():
     tree = SumTree(10)
-    tree.update(np.array([0, 3, 4]), np.array([0.1, 0.2, 0.3]))  # leaves 5..9 (and more) empty
+    tree.update(
+        np.array([0, 3, 4]), np.array([0.1, 0.2, 0.3])
+    )  # leaves 5..9 (and more) empty
     leaf = tree.find(np.array([tree.total, np.nextafter(tree.total, 0.0)]))
     np.testing.assert_array_equal(leaf, [4, 4])
     # rounding: a sum of many small floats, searched exactly at the top
@@ -202,20 +228,29 @@ def test_sum_tree_bad_arguments_are_clear_errors():
 # --- PrioritizedReplayBuffer ---------------------------------------------------
 
 
-def counts(buffer: PrioritizedReplayBuffer, draws: int, batch_size: int = 32) -> np.ndarray:
-    indices = [buffer.sample(batch_size).indices.numpy() for _ in range(draws // batch_size)]
+def counts(
+    buffer: PrioritizedReplayBuffer, draws: int, batch_size: int = 32
+) -> np.ndarray:
+    indices = [
+        buffer.sample(batch_size).indices.numpy() for _ in range(draws // batch_size)
+    ]
     return np.bincount(np.concatenate(indices), minlength=len(buffer))
 
 
 def test_new_transitions_get_the_max_priority():
     buffer = filled(PrioritizedReplayBuffer(8, (2,), alpha=0.5, seed=0), 3)
     # before any TD error is known: priority 1.0 each, so uniform and nonzero
-    np.testing.assert_array_equal(buffer.tree.priorities(np.arange(8)), [1, 1, 1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(
+        buffer.tree.priorities(np.arange(8)), [1, 1, 1, 0, 0, 0, 0, 0]
+    )
     assert np.all(counts(buffer, 3000) > 800)
-    buffer.update_priorities(np.array([0, 1]), np.array([3.0, -0.5]))  # max is now 3 + eps
+    buffer.update_priorities(
+        np.array([0, 1]), np.array([3.0, -0.5])
+    )  # max is now 3 + eps
     buffer.add(*transition(3))
-    buffer.add_batch(*(np.array(field) for field in zip(transition(4), transition(5),
-                                                         strict=True)))
+    buffer.add_batch(
+        *(np.array(field) for field in zip(transition(4), transition(5), strict=True))
+    )
     new = buffer.tree.priorities(np.array([3, 4, 5]))
     np.testing.assert_allclose(new, (3.0 + buffer.eps) ** 0.5)
 
@@ -230,7 +265,9 @@ def test_sampling_frequencies_match_priorities():
 def test_priority_is_abs_td_error_plus_eps_to_the_alpha():
     buffer = filled(PrioritizedReplayBuffer(10, (2,), alpha=0.5, eps=0.01, seed=0), 3)
     buffer.update_priorities(np.array([0, 1, 2]), np.array([-4.0, 0.0, 2.25]))
-    np.testing.assert_allclose(buffer.tree.priorities(np.arange(3)), np.sqrt([4.01, 0.01, 2.26]))
+    np.testing.assert_allclose(
+        buffer.tree.priorities(np.arange(3)), np.sqrt([4.01, 0.01, 2.26])
+    )
     assert buffer.max_priority == pytest.approx(4.01)
 
 
@@ -238,21 +275,27 @@ def test_raising_a_priority_makes_it_sampled_more():
     buffer = filled(PrioritizedReplayBuffer(10, (2,), alpha=1.0, seed=2), 10)
     buffer.update_priorities(np.arange(10), np.ones(10))
     before = counts(buffer, 3200)[3] / 3200
-    buffer.update_priorities(torch.tensor([3]), torch.tensor([30.0], requires_grad=True))
+    buffer.update_priorities(
+        torch.tensor([3]), torch.tensor([30.0], requires_grad=True)
+    )
     after = counts(buffer, 3200)[3] / 3200
     assert before == pytest.approx(0.1, abs=0.03)
     assert after == pytest.approx(30 / 39, abs=0.03)
 
 
 def test_importance_weights():
-    buffer = filled(PrioritizedReplayBuffer(10, (2,), alpha=1.0, beta=0.5, eps=1e-12, seed=3), 4)
+    buffer = filled(
+        PrioritizedReplayBuffer(10, (2,), alpha=1.0, beta=0.5, eps=1e-12, seed=3), 4
+    )
     buffer.update_priorities(np.arange(4), np.array([1.0, 2.0, 3.0, 4.0]))
     probability = np.array([0.1, 0.2, 0.3, 0.4])
     for _ in range(20):
         batch = buffer.sample(4)
         i = batch.indices.numpy()
         expected = (4 * probability[i]) ** -0.5
-        np.testing.assert_allclose(batch.weights.numpy(), expected / expected.max(), rtol=1e-6)
+        np.testing.assert_allclose(
+            batch.weights.numpy(), expected / expected.max(), rtol=1e-6
+        )
         assert batch.weights.max().item() == 1.0
     # stratified over 4 segments: [0, 2.5) holds items 0 and 1, [7.5, 10) only item 3
     assert 3 in batch.indices.tolist()
@@ -288,6 +331,10 @@ def test_prioritized_batch_lives_on_the_device(device):
         assert tensor.device.type == device, name
     assert batch.weights.dtype == torch.float32
     assert batch.indices.dtype == torch.int64
-    td = (batch.reward * 2).requires_grad_()  # a TD error still on the device, with grad
+    td = (
+        batch.reward * 2
+    ).requires_grad_()  # a TD error still on the device, with grad
     buffer.update_priorities(batch.indices, td)
-    assert buffer.max_priority == pytest.approx(max(1.0, 2 * batch.reward.max().item() + 1e-6))
+    assert buffer.max_priority == pytest.approx(
+        max(1.0, 2 * batch.reward.max().item() + 1e-6)
+    )

@@ -12,8 +12,17 @@ def test_4096_rows():
 
 @pytest.mark.parametrize(
     "value, bucket",
-    [(-100.0, 0), (-0.21, 0), (-0.21 + 1e-9, 0), (-0.15, 1), (-1e-9, 3), (0.0, 4),
-     (0.21 - 1e-9, 7), (0.21, 7), (100.0, 7)],
+    [
+        (-100.0, 0),
+        (-0.21, 0),
+        (-0.21 + 1e-9, 0),
+        (-0.15, 1),
+        (-1e-9, 3),
+        (0.0, 4),
+        (0.21 - 1e-9, 7),
+        (0.21, 7),
+        (100.0, 7),
+    ],
 )
 def test_bucket_edges_of_the_angle(value, bucket):
     obs = np.array([0.0, 0.0, value, 0.0])
@@ -39,7 +48,8 @@ def test_mixed_radix_order():
     # bucket (1, 2, 3, 4) is row 1 + 2*8 + 3*64 + 4*512
     buckets = (1, 2, 3, 4)
     centres = [
-        lo + (b + 0.5) * (hi - lo) / 8 for lo, hi, b in zip(D.lows, D.highs, buckets, strict=True)
+        lo + (b + 0.5) * (hi - lo) / 8
+        for lo, hi, b in zip(D.lows, D.highs, buckets, strict=True)
     ]
     assert D.index(np.array(centres)) == 1 + 2 * 8 + 3 * 64 + 4 * 512
 
@@ -57,7 +67,12 @@ def test_dict_round_trip():
 
 @pytest.mark.parametrize(
     "lows, highs, bins",
-    [((0.0,), (1.0, 2.0), (2,)), ((0.0,), (0.0,), (2,)), ((0.0,), (1.0,), (0,)), ((), (), ())],
+    [
+        ((0.0,), (1.0, 2.0), (2,)),
+        ((0.0,), (0.0,), (2,)),
+        ((0.0,), (1.0,), (0,)),
+        ((), (), ()),
+    ],
 )
 def test_bad_discretizers_are_rejected(lows, highs, bins):
     with pytest.raises(ValueError):

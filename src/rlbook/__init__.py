@@ -26,8 +26,19 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "agents", "budget", "checkpoint", "device", "envs", "evaluate",
-    "dqn", "paths", "plotting", "replay", "report", "seeding", "tabular",
+    "agents",
+    "budget",
+    "checkpoint",
+    "device",
+    "envs",
+    "evaluate",
+    "dqn",
+    "paths",
+    "plotting",
+    "replay",
+    "report",
+    "seeding",
+    "tabular",
 }
 
 

@@ -17,8 +17,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     evaluate = commands.add_parser("evaluate", help="evaluate a shipped agent greedily")
     evaluate.add_argument("artifact", help="agent folder, e.g. artifacts/q-learning")
-    evaluate.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
-    evaluate.add_argument("--seed", type=int, default=10_000, help="first episode's seed")
+    evaluate.add_argument(
+        "--episodes", type=int, default=100, help="episodes (default 100)"
+    )
+    evaluate.add_argument(
+        "--seed", type=int, default=10_000, help="first episode's seed"
+    )
     return parser
 
 
@@ -29,7 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .evaluate import evaluate_artifact
 
     try:
-        record = evaluate_artifact(args.artifact, episodes=args.episodes, seed=args.seed)
+        record = evaluate_artifact(
+            args.artifact, episodes=args.episodes, seed=args.seed
+        )
     except (ArtifactError, UnknownEnvironmentError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -96,7 +96,9 @@ def register_kind(kind: str) -> Callable[[Builder], Builder]:
 
 
 @register_kind("q-table")
-def _build_q_table(spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor]) -> Policy:
+def _build_q_table(
+    spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
+) -> Policy:
     discretizer = Discretizer.from_dict(dict(spec["discretizer"]))
     table = weights["q_table"].numpy()
     if table.ndim != 2 or table.shape[0] != discretizer.n_states:
@@ -117,7 +119,9 @@ def save_agent(
 ) -> Path:
     """Write an agent folder that :func:`load_agent` (and the CLI) can read."""
     if _builder(kind) is None:
-        raise ArtifactError(f"unknown agent kind {kind!r}; known: {', '.join(known_kinds())}")
+        raise ArtifactError(
+            f"unknown agent kind {kind!r}; known: {', '.join(known_kinds())}"
+        )
     folder = Path(path)
     save_checkpoint(folder / WEIGHTS, weights, provenance)
     manifest = {"format": FORMAT, "kind": kind, "env_id": env_id, "spec": dict(spec)}
@@ -146,7 +150,9 @@ def load_agent(path: str | Path) -> Agent:
             f"{str(folder)!r} has no {MANIFEST}; it is not an agent folder"
         ) from error
     except json.JSONDecodeError as error:
-        raise ArtifactError(f"{str(manifest_path)!r} is not valid JSON: {error}") from error
+        raise ArtifactError(
+            f"{str(manifest_path)!r} is not valid JSON: {error}"
+        ) from error
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{str(manifest_path)!r} is not an {FORMAT} manifest")
     missing = [key for key in ("kind", "env_id", "spec") if key not in manifest]

@@ -36,13 +36,17 @@ def _atomic_write(path: Path, write: Any) -> None:
     A crash mid-write leaves the old file (or none), never half a file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; these are meant to be shared
+        os.chmod(
+            tmp_name, 0o644
+        )  # mkstemp makes files private; these are meant to be shared
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -55,7 +59,9 @@ def provenance_path(checkpoint: Path) -> Path:
 
 
 def save_checkpoint(
-    path: str | Path, state: Mapping[str, Any], provenance: Mapping[str, Any] | None = None
+    path: str | Path,
+    state: Mapping[str, Any],
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Atomically save ``state`` (tensors and plain values) and its provenance.
 
@@ -73,7 +79,9 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load a checkpoint saved by :func:`save_checkpoint`, with ``weights_only=True``.
 
     Raises:
@@ -120,11 +128,18 @@ def git_commit() -> str:
     try:
         root = repo_root()
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, check=True,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError, FileNotFoundError):
         return "unknown"

@@ -33,7 +33,9 @@ def select_device(override: str | None = None) -> torch.device:
     Raises:
         DeviceError: for an unknown name, or a device this machine lacks.
     """
-    choice = override if override is not None else os.environ.get(DEVICE_ENV_VAR, "auto")
+    choice = (
+        override if override is not None else os.environ.get(DEVICE_ENV_VAR, "auto")
+    )
     choice = choice.strip().lower() or "auto"
     kind = choice.split(":", 1)[0]
     if kind not in VALID_DEVICES:
@@ -48,16 +50,22 @@ def select_device(override: str | None = None) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {choice!r} asked for, but torch sees no CUDA GPU here")
+        raise DeviceError(
+            f"device {choice!r} asked for, but torch sees no CUDA GPU here"
+        )
     if kind == "mps" and not _mps_available():
-        raise DeviceError(f"device {choice!r} asked for, but Apple MPS is not available here")
+        raise DeviceError(
+            f"device {choice!r} asked for, but Apple MPS is not available here"
+        )
     return torch.device(choice)
 
 
 def device_banner(device: torch.device) -> str:
     """One line naming the device, e.g. ``device: cuda (NVIDIA H100 80GB HBM3)``."""
     if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
+        index = (
+            device.index if device.index is not None else torch.cuda.current_device()
+        )
         detail = torch.cuda.get_device_name(index)
     elif device.type == "mps":
         detail = f"Apple GPU, {platform.machine()}"

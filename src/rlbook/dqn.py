@@ -124,7 +124,9 @@ class LectureMemory(Dataset):
     def __init__(self, capacity: int) -> None:
         self.memory: deque[tuple[Any, ...]] = deque(maxlen=capacity)
 
-    def push(self, obs: Any, action: int, reward: float, next_obs: Any, done: bool) -> None:
+    def push(
+        self, obs: Any, action: int, reward: float, next_obs: Any, done: bool
+    ) -> None:
         self.memory.append((obs, action, reward, next_obs, done))
 
     def __len__(self) -> int:
@@ -141,13 +143,17 @@ class LectureMemory(Dataset):
         )
 
 
-def lecture_batches(memory: LectureMemory, batch_size: int, updates: int) -> Iterator[Batch]:
+def lecture_batches(
+    memory: LectureMemory, batch_size: int, updates: int
+) -> Iterator[Batch]:
     """``updates`` batches drawn the lecture's way: ``RandomSampler(replacement=True)``."""
     sampler = RandomSampler(memory, replacement=True, num_samples=batch_size * updates)
     loader = DataLoader(memory, batch_size=batch_size, sampler=sampler)
     ones = torch.ones(batch_size)
     for obs, action, reward, next_obs, done in loader:
-        yield Batch(obs, action, reward, next_obs, done, torch.empty(0, dtype=torch.int64), ones)
+        yield Batch(
+            obs, action, reward, next_obs, done, torch.empty(0, dtype=torch.int64), ones
+        )
 
 
 @dataclass(frozen=True)
@@ -167,11 +173,16 @@ class QNetworkPolicy:
 
 
 @register_kind("q-network")
-def _build_q_network(spec: Mapping[str, Any], weights: Mapping[str, Any]) -> QNetworkPolicy:
+def _build_q_network(
+    spec: Mapping[str, Any], weights: Mapping[str, Any]
+) -> QNetworkPolicy:
     arch = dict(spec["network"])
     q_net = QNetwork(
-        arch["obs_dim"], arch["n_actions"], arch["hidden"],
-        batch_norm=arch["batch_norm"], dueling=arch["dueling"],
+        arch["obs_dim"],
+        arch["n_actions"],
+        arch["hidden"],
+        batch_norm=arch["batch_norm"],
+        dueling=arch["dueling"],
     )
     q_net.load_state_dict(weights["q_net"])
     q_net.eval()

@@ -16,8 +16,6 @@ class UnknownEnvironmentError(ValueError):
     """An environment id Gymnasium does not know."""
 
 
-
-
 def _register_atari() -> None:
     """Make the ``ALE/...`` ids known and keep ALE's banner off stderr."""
     import ale_py

@@ -30,7 +30,9 @@ def train_seed(run_seed: int, episode: int) -> int:
     and :data:`TEST_SEED` episodes for runs of fewer than a million episodes.
     """
     if episode >= 1_000_000 or run_seed < 0:
-        raise ValueError(f"train_seed needs 0 <= episode < 1e6 and run_seed >= 0, got {episode}")
+        raise ValueError(
+            f"train_seed needs 0 <= episode < 1e6 and run_seed >= 0, got {episode}"
+        )
     return 1_000_000 * (run_seed + 1) + episode
 
 
@@ -92,7 +94,11 @@ def evaluate_policy(
 
 
 def evaluate_batched(
-    act_batch: Callable[[np.ndarray], np.ndarray], env_id: str, *, episodes: int, seed: int
+    act_batch: Callable[[np.ndarray], np.ndarray],
+    env_id: str,
+    *,
+    episodes: int,
+    seed: int,
 ) -> EvalResult:
     """:func:`evaluate_policy` for a policy that acts on a batch ``(N, *obs) -> (N,)``.
 
@@ -124,5 +130,7 @@ def evaluate_batched(
 def evaluate_artifact(path: str | Path, *, episodes: int, seed: int) -> dict[str, Any]:
     """Load a shipped agent folder and evaluate it: what ``python -m rlbook evaluate`` prints."""
     agent = load_agent(path)
-    result = evaluate_batched(agent.policy.act_batch, agent.env_id, episodes=episodes, seed=seed)
+    result = evaluate_batched(
+        agent.policy.act_batch, agent.env_id, episodes=episodes, seed=seed
+    )
     return {"artifact": str(path), "kind": agent.kind, **result.summary()}

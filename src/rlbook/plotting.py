@@ -114,7 +114,9 @@ def animation_html(
             break
         stride *= 2
     if len(html.encode()) > max_bytes:
-        raise ValueError(f"a single frame exceeds max_bytes={max_bytes}; lower max_width")
+        raise ValueError(
+            f"a single frame exceeds max_bytes={max_bytes}; lower max_width"
+        )
     return html
 
 

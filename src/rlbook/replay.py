@@ -104,11 +104,17 @@ class ReplayBuffer:
         self.device = torch.device(device)
         self.obs_dtype = obs_dtype
         self.generator = generator
-        self.obs = torch.zeros((self._capacity, *obs_shape), dtype=obs_dtype, device=self.device)
+        self.obs = torch.zeros(
+            (self._capacity, *obs_shape), dtype=obs_dtype, device=self.device
+        )
         self.next_obs = torch.zeros_like(self.obs)
         self.action = torch.zeros(self._capacity, dtype=torch.int64, device=self.device)
-        self.reward = torch.zeros(self._capacity, dtype=torch.float32, device=self.device)
-        self.terminated = torch.zeros(self._capacity, dtype=torch.float32, device=self.device)
+        self.reward = torch.zeros(
+            self._capacity, dtype=torch.float32, device=self.device
+        )
+        self.terminated = torch.zeros(
+            self._capacity, dtype=torch.float32, device=self.device
+        )
         self.pos = 0
         self._size = 0
 
@@ -121,11 +127,15 @@ class ReplayBuffer:
         """Transitions stored so far, at most :attr:`capacity`."""
         return self._size
 
-    def _obs_tensor(self, obs: ArrayLike, leading: tuple[int, ...], name: str) -> torch.Tensor:
+    def _obs_tensor(
+        self, obs: ArrayLike, leading: tuple[int, ...], name: str
+    ) -> torch.Tensor:
         tensor = _as_tensor(obs, self.obs_dtype, self.device)
         expected = (*leading, *self.obs_shape)
         if tuple(tensor.shape) != expected:
-            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {expected}")
+            raise ValueError(
+                f"{name} has shape {tuple(tensor.shape)}, expected {expected}"
+            )
         return tensor
 
     def add(
@@ -173,7 +183,9 @@ class ReplayBuffer:
             terminated: ``(N,)`` booleans (or 0/1).
         """
         obs_t = _as_tensor(obs, self.obs_dtype, self.device)
-        if tuple(obs_t.shape[1:]) != self.obs_shape or obs_t.dim() != 1 + len(self.obs_shape):
+        if tuple(obs_t.shape[1:]) != self.obs_shape or obs_t.dim() != 1 + len(
+            self.obs_shape
+        ):
             raise ValueError(
                 f"obs has shape {tuple(obs_t.shape)}, expected (N, *{self.obs_shape})"
             )
@@ -182,10 +194,15 @@ class ReplayBuffer:
         action_t = _as_tensor(action, torch.int64, self.device)
         reward_t = _as_tensor(reward, torch.float32, self.device)
         terminated_t = _as_tensor(terminated, torch.bool, self.device).to(torch.float32)
-        for name, tensor in (("action", action_t), ("reward", reward_t),
-                             ("terminated", terminated_t)):
+        for name, tensor in (
+            ("action", action_t),
+            ("reward", reward_t),
+            ("terminated", terminated_t),
+        ):
             if tuple(tensor.shape) != (n,):
-                raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected ({n},)")
+                raise ValueError(
+                    f"{name} has shape {tuple(tensor.shape)}, expected ({n},)"
+                )
         if n == 0:
             return
         # More rows than slots: only the last `capacity` rows would survive, and
@@ -193,12 +210,16 @@ class ReplayBuffer:
         kept = min(n, self._capacity)
         start = (self.pos + n - kept) % self._capacity
         first = min(kept, self._capacity - start)  # rows before the wrap
-        for storage, rows in ((self.obs, obs_t), (self.next_obs, next_obs_t),
-                              (self.action, action_t), (self.reward, reward_t),
-                              (self.terminated, terminated_t)):
-            rows = rows[n - kept:]
-            storage[start:start + first] = rows[:first]
-            storage[:kept - first] = rows[first:]
+        for storage, rows in (
+            (self.obs, obs_t),
+            (self.next_obs, next_obs_t),
+            (self.action, action_t),
+            (self.reward, reward_t),
+            (self.terminated, terminated_t),
+        ):
+            rows = rows[n - kept :]
+            storage[start : start + first] = rows[:first]
+            storage[: kept - first] = rows[first:]
         self.pos = (self.pos + n) % self._capacity
         self._size = min(self._size + n, self._capacity)
 
@@ -206,7 +227,9 @@ class ReplayBuffer:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if self._size == 0:
-            raise ValueError("cannot sample from an empty replay buffer; add transitions first")
+            raise ValueError(
+                "cannot sample from an empty replay buffer; add transitions first"
+            )
 
     def _gather(self, indices: torch.Tensor, weights: torch.Tensor) -> Batch:
         """Gather one batch: ``indices`` ``(B,)`` int64 on :attr:`device`."""
@@ -227,7 +250,9 @@ class ReplayBuffer:
             ValueError: if the buffer is empty or ``batch_size < 1``.
         """
         self._check_sample(batch_size)
-        draw_device = self.generator.device if self.generator is not None else self.device
+        draw_device = (
+            self.generator.device if self.generator is not None else self.device
+        )
         indices = torch.randint(
             0, self._size, (batch_size,), generator=self.generator, device=draw_device
         ).to(self.device)
@@ -253,7 +278,9 @@ class SumTree:
         if int(capacity) < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self._capacity = int(capacity)
-        self._first_leaf = 1 << (self._capacity - 1).bit_length()  # power of two >= capacity
+        self._first_leaf = (
+            1 << (self._capacity - 1).bit_length()
+        )  # power of two >= capacity
         self._depth = self._first_leaf.bit_length() - 1  # edges from the root to a leaf
         self.tree = np.zeros(2 * self._first_leaf, dtype=np.float64)
 
@@ -430,7 +457,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """As :meth:`ReplayBuffer.add`; the new transition gets the maximum priority."""
         slot = self.pos
         super().add(obs, action, reward, next_obs, terminated)
-        self.tree.update(np.array([slot]), np.array([self.max_priority ** self.alpha]))
+        self.tree.update(np.array([slot]), np.array([self.max_priority**self.alpha]))
 
     def add_batch(
         self,
@@ -445,7 +472,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         super().add_batch(obs, action, reward, next_obs, terminated)
         n = int(np.shape(obs)[0])  # reads `.shape` first: a CUDA tensor is not copied
         slots = (start + np.arange(min(n, self._capacity))) % self._capacity
-        self.tree.update(slots, np.full(slots.shape, self.max_priority ** self.alpha))
+        self.tree.update(slots, np.full(slots.shape, self.max_priority**self.alpha))
 
     def sample(self, batch_size: int, beta: float | None = None) -> Batch:
         """``batch_size`` transitions drawn in proportion to their priority.
@@ -467,7 +494,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         total = self.tree.total
         segment = total / batch_size
         values = (np.arange(batch_size) + self.rng.random(batch_size)) * segment
-        indices = self.tree.find(np.minimum(values, total))  # rounding may overshoot total
+        indices = self.tree.find(
+            np.minimum(values, total)
+        )  # rounding may overshoot total
         probabilities = self.tree.priorities(indices) / total
         weights = (len(self) * probabilities) ** -beta
         weights /= weights.max()
@@ -503,5 +532,5 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if not np.all(np.isfinite(td_array)):
             raise ValueError("TD errors must be finite; is the loss diverging?")
         raw = np.abs(td_array) + self.eps
-        self.tree.update(index_array, raw ** self.alpha)
+        self.tree.update(index_array, raw**self.alpha)
         self.max_priority = max(self.max_priority, float(raw.max()))

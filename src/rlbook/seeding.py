@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int, env: Any | None = None, *, deterministic: bool = False) -> None:
+def seed_everything(
+    seed: int, env: Any | None = None, *, deterministic: bool = False
+) -> None:
     """Seed every random number generator a chapter touches.
 
     Args:

@@ -35,12 +35,18 @@ class Discretizer:
         if any(b < 1 for b in self.bins):
             raise ValueError(f"every variable needs at least one bin, got {self.bins}")
         if any(hi <= lo for lo, hi in zip(self.lows, self.highs, strict=True)):
-            raise ValueError(f"each high must exceed its low: {self.lows} vs {self.highs}")
+            raise ValueError(
+                f"each high must exceed its low: {self.lows} vs {self.highs}"
+            )
 
     @classmethod
-    def uniform(cls, lows: Sequence[float], highs: Sequence[float], bins: int) -> Discretizer:
+    def uniform(
+        cls, lows: Sequence[float], highs: Sequence[float], bins: int
+    ) -> Discretizer:
         """The same number of ``bins`` for every variable."""
-        return cls(tuple(map(float, lows)), tuple(map(float, highs)), (int(bins),) * len(lows))
+        return cls(
+            tuple(map(float, lows)), tuple(map(float, highs)), (int(bins),) * len(lows)
+        )
 
     @property
     def n_states(self) -> int:
@@ -67,7 +73,9 @@ class Discretizer:
         Called once per environment step, so it works on plain Python floats.
         """
         row, stride = 0, 1
-        for x, low, high, n in zip(obs.tolist(), self.lows, self.highs, self.bins, strict=True):
+        for x, low, high, n in zip(
+            obs.tolist(), self.lows, self.highs, self.bins, strict=True
+        ):
             bucket = int((x - low) / (high - low) * n) if x > low else 0
             row += (bucket if bucket < n else n - 1) * stride
             stride *= n
@@ -75,7 +83,11 @@ class Discretizer:
 
     def to_dict(self) -> dict[str, list[float] | list[int]]:
         """A JSON-friendly description (for shipped agents)."""
-        return {"lows": list(self.lows), "highs": list(self.highs), "bins": list(self.bins)}
+        return {
+            "lows": list(self.lows),
+            "highs": list(self.highs),
+            "bins": list(self.bins),
+        }
 
     @classmethod
     def from_dict(cls, spec: dict) -> Discretizer:
