@@ -15,7 +15,8 @@ are drawn from the memory:
 
 The two ways alternate, ``--repeats`` times each, and the best time of each
 is kept. Prints one JSON line with ``updates_per_s_dataloader``,
-``updates_per_s_rlbook`` and ``ratio``.
+``updates_per_s_rlbook`` and ``ratio``, and the same for drawing batches
+alone (``batches_per_s_*``, ``sampling_ratio``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def make_update(seed: int) -> Callable[[Batch], None]:
     return update
 
 
+def no_update(batch: Batch) -> None:
+    """Draw batches only: isolates the cost of sampling."""
+
+
 def time_updates(
     batches: Iterator[Batch], update: Callable[[Batch], None]
 ) -> tuple[int, float]:
@@ -108,16 +113,27 @@ def main() -> None:
         "rlbook": rlbook_batches,
     }
     best = {name: 0.0 for name in ways}
+    best_sampling = {name: 0.0 for name in ways}
     for repeat in range(args.repeats + 1):  # the first round warms up and is not kept
         for name, batches in ways.items():
             count, seconds = time_updates(batches(args.updates), make_update(repeat))
+            sampled, sampling_seconds = time_updates(batches(args.updates), no_update)
             if repeat > 0:
                 best[name] = max(best[name], count / seconds)
+                best_sampling[name] = max(
+                    best_sampling[name], sampled / sampling_seconds
+                )
     record = {
         "benchmark": "dqn_replay",
         "updates_per_s_dataloader": round(best["dataloader"], 1),
         "updates_per_s_rlbook": round(best["rlbook"], 1),
         "ratio": round(best["rlbook"] / best["dataloader"], 2),
+        # Sampling alone (no update): where the two ways differ.
+        "batches_per_s_dataloader": round(best_sampling["dataloader"], 1),
+        "batches_per_s_rlbook": round(best_sampling["rlbook"], 1),
+        "sampling_ratio": round(
+            best_sampling["rlbook"] / best_sampling["dataloader"], 2
+        ),
         "updates": args.updates,
         "repeats": args.repeats,
         "batch_size": BATCH_SIZE,
