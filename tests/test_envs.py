@@ -38,3 +38,13 @@ def test_atari_ids_are_registered(capfd):
     env.close()
     assert obs.shape == (210, 160, 3)
     assert "A.L.E" not in capfd.readouterr().err  # ALE's banner stays off stderr
+
+
+def test_record_episode_frames_and_return():
+    from rlbook.envs import record_episode
+
+    frames, episode_return = record_episode("CartPole-v1", lambda obs: 0, seed=0)
+    assert len(frames) == episode_return + 1  # the start state plus one frame a step
+    assert frames[0].shape == (400, 600, 3)
+    again, _ = record_episode("CartPole-v1", lambda obs: 0, seed=0)
+    assert all((a == b).all() for a, b in zip(frames, again, strict=True))

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
 from .tabular import Discretizer
 
 FORMAT = "rlbook-agent/1"
@@ -125,7 +125,8 @@ def save_agent(
     folder = Path(path)
     save_checkpoint(folder / WEIGHTS, weights, provenance)
     manifest = {"format": FORMAT, "kind": kind, "env_id": env_id, "spec": dict(spec)}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    text = json.dumps(manifest, indent=2) + "\n"
+    atomic_write(folder / MANIFEST, lambda handle: handle.write(text.encode()))
     return folder
 
 

@@ -30,7 +30,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt, or not loadable safely."""
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``.
 
     A crash mid-write leaves the old file (or none), never half a file.
@@ -72,10 +72,10 @@ def save_checkpoint(
             beside the checkpoint when given.
     """
     path = Path(path)
-    _atomic_write(path, lambda handle: torch.save(dict(state), handle))
+    atomic_write(path, lambda handle: torch.save(dict(state), handle))
     if provenance is not None:
         text = json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n"
-        _atomic_write(provenance_path(path), lambda handle: handle.write(text.encode()))
+        atomic_write(provenance_path(path), lambda handle: handle.write(text.encode()))
     return path
 
 

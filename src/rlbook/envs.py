@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 
 class UnknownEnvironmentError(ValueError):
@@ -48,3 +50,26 @@ def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> g
             "(ids are case-sensitive and carry a version, like 'CartPole-v1')"
         )
     return gym.make(env_id, render_mode=render_mode, **kwargs)
+
+
+def record_episode(
+    env_id: str, act: Callable[[np.ndarray], int], *, seed: int
+) -> tuple[list[np.ndarray], float]:
+    """Play one episode of ``act(obs) -> action`` from ``reset(seed=seed)``, rendering it.
+
+    Returns:
+        The RGB frames ``(H, W, 3)`` (the start state and one per step) and the
+        episode's return; pass the frames to :func:`rlbook.plotting.animate`.
+    """
+    env = make_env(env_id, render_mode="rgb_array")
+    try:
+        obs, _ = env.reset(seed=seed)
+        frames, episode_return, done = [env.render()], 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            frames.append(env.render())
+            episode_return += float(reward)
+            done = terminated or truncated
+    finally:
+        env.close()
+    return frames, episode_return
