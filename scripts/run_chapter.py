@@ -6,12 +6,16 @@
 runs every cell of the chapter in a fresh kernel (in the chapter's folder, as
 the book build does) and writes the executed notebook to
 ``_build/run_chapter/<name>.ipynb``. With ``RLBOOK_EXPORT_ARTIFACTS=1`` the
-chapter writes its trained agent and provenance under ``artifacts/``.
+chapter writes its trained agent and provenance under ``artifacts/``; shipped
+results must come from committed code, so the script then refuses to start
+(exit status 2) while the repository has uncommitted changes outside
+``artifacts/``, instead of failing when the chapter exports, at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +23,11 @@ from pathlib import Path
 import jupytext
 import nbformat
 from nbclient import NotebookClient
+
+from rlbook.checkpoint import CheckpointError, require_clean_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPORT_ENV_VAR = "RLBOOK_EXPORT_ARTIFACTS"
 
 
 def main() -> int:
@@ -32,6 +41,12 @@ def main() -> int:
     if not chapter.is_file():
         print(f"error: no chapter at {args.chapter}", file=sys.stderr)
         return 2
+    if os.environ.get(EXPORT_ENV_VAR) == "1":
+        try:
+            require_clean_tree(ROOT)
+        except CheckpointError as error:
+            print(f"error: {EXPORT_ENV_VAR}=1: {error}", file=sys.stderr)
+            return 2
     notebook = jupytext.read(chapter)
     client = NotebookClient(
         notebook,
@@ -41,12 +56,7 @@ def main() -> int:
     )
     start = time.perf_counter()
     client.execute()
-    out = (
-        Path(__file__).resolve().parents[1]
-        / "_build"
-        / "run_chapter"
-        / f"{chapter.stem}.ipynb"
-    )
+    out = ROOT / "_build" / "run_chapter" / f"{chapter.stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out)
     print(

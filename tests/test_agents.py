@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlbook.agents import ArtifactError, TabularPolicy, load_agent
+from rlbook.agents import ArtifactError, TabularPolicy, _builder, load_agent
 from rlbook.envs import UnknownEnvironmentError
 from rlbook.evaluate import (
     evaluate_artifact,
@@ -13,7 +13,7 @@ from rlbook.evaluate import (
     train_seed,
 )
 
-from .conftest import hand_made_cartpole_table
+from .conftest import CARTPOLE_DISCRETIZER, hand_made_cartpole_table
 
 
 def test_round_trip(tabular_agent_dir):
@@ -106,3 +106,38 @@ def test_train_seeds_never_reach_validation_or_test_seeds():
     assert train_seed(1, 0) > train_seed(0, 999_999)
     with pytest.raises(ValueError):
         train_seed(0, 1_000_000)
+
+
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"
+)
+
+
+class OffCpuTensor(torch.Tensor):
+    """Stands in for a GPU tensor on machines without one: ``.numpy()`` refuses it."""
+
+    def cpu(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor)
+
+    def numpy(self, *args, **kwargs):
+        raise TypeError("can't convert a tensor off the CPU to numpy; call .cpu() first")
+
+
+@pytest.mark.parametrize(
+    "device", ["cpu", "off-cpu", pytest.param("cuda", marks=needs_cuda)]
+)
+def test_q_table_weights_from_any_device_build_a_numpy_policy(device):
+    table = torch.from_numpy(hand_made_cartpole_table())
+    if device == "off-cpu":
+        table = table.as_subclass(OffCpuTensor)
+    else:
+        table = table.to(device)
+    table.requires_grad_(True)  # as a table trained with autograd would be
+    policy = _builder("q-table")(
+        {"discretizer": CARTPOLE_DISCRETIZER.to_dict()}, {"q_table": table}
+    )
+    assert type(policy.q_table) is np.ndarray
+    np.testing.assert_array_equal(policy.q_table, hand_made_cartpole_table())
+    obs = np.random.default_rng(0).uniform(-0.2, 0.2, size=(6, 4))
+    assert type(policy.act_batch(obs)) is np.ndarray
+    assert [policy.act(o) for o in obs] == policy.act_batch(obs).tolist()

@@ -1,16 +1,26 @@
 import json
+import os
 import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+import rlbook.paths
 from rlbook.checkpoint import (
     CheckpointError,
+    DirtyTreeError,
+    git_commit,
     load_checkpoint,
     load_provenance,
     make_provenance,
     provenance_path,
+    require_clean_tree,
     save_checkpoint,
+    uncommitted_changes,
 )
 
 
@@ -94,3 +104,179 @@ def test_bad_provenance_json(tmp_path):
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_provenance(path)
     assert json.loads("{}") == {}
+
+
+# Provenance of shipped results: exported only from a clean tree.
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CHAPTER = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# Tiny
+
+```{code-cell} ipython3
+print("ran")
+```
+"""
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@pytest.fixture
+def no_git_redirects(monkeypatch):
+    """Run from a git hook, these would point git at the real repository."""
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def book_repo(tmp_path, monkeypatch, no_git_redirects):
+    """A committed git repository shaped like the book, standing in for its root."""
+    root = tmp_path / "book"
+    (root / "src" / "rlbook").mkdir(parents=True)
+    (root / "scripts").mkdir()
+    (root / "chapters").mkdir()
+    (root / "artifacts" / "q-learning").mkdir(parents=True)
+    (root / "_config.yml").write_text("title: test\n")
+    (root / ".gitignore").write_text("_build/\n")
+    (root / "src" / "rlbook" / "train.py").write_text("LR = 0.1\n")
+    (root / "artifacts" / "q-learning" / "agent.json").write_text("{}\n")
+    (root / "chapters" / "tiny.md").write_text(TINY_CHAPTER)
+    shutil.copy(REPO / "scripts" / "run_chapter.py", root / "scripts")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    monkeypatch.setattr(rlbook.paths, "repo_root", lambda: root)
+    return root
+
+
+def provenance(**kwargs):
+    return make_provenance(
+        command="run", config={}, budget="full", device="cpu", wall_time_s=1.0, **kwargs
+    )
+
+
+def test_clean_tree_exports_with_its_commit(book_repo):
+    head = git(book_repo, "rev-parse", "HEAD").strip()
+    assert uncommitted_changes() == []
+    assert provenance(require_clean=True)["git_commit"] == head
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda root: (root / "src" / "rlbook" / "train.py").write_text("LR = 0.2\n"),
+        lambda root: (root / "notes.py").write_text("untracked\n"),
+        lambda root: (root / "src" / "rlbook" / "train.py").unlink(),
+        lambda root: (
+            (root / "src" / "rlbook" / "train.py").write_text("LR = 0.3\n"),
+            git(root, "add", "-A"),
+        ),
+    ],
+    ids=["modified", "untracked", "deleted", "staged"],
+)
+def test_dirty_tree_refuses_to_export(book_repo, change):
+    change(book_repo)
+    with pytest.raises(DirtyTreeError) as caught:
+        provenance(require_clean=True)
+    message = str(caught.value)
+    assert "train.py" in message or "notes.py" in message
+    assert "commit or stash, then re-run the full-run command" in message
+    assert isinstance(caught.value, CheckpointError)
+
+
+def test_dirty_tree_error_lists_a_few_paths(book_repo):
+    for i in range(8):
+        (book_repo / f"extra{i}.py").write_text("")
+    with pytest.raises(DirtyTreeError, match=r"8 uncommitted.*extra4\.py and 3 more"):
+        require_clean_tree()
+
+
+def test_changes_under_artifacts_do_not_count(book_repo):
+    head = git(book_repo, "rev-parse", "HEAD").strip()
+    (book_repo / "artifacts" / "q-learning" / "agent.json").write_text('{"new": 1}\n')
+    (book_repo / "artifacts" / "sarsa").mkdir()
+    (book_repo / "artifacts" / "sarsa" / "agent.json").write_text("{}\n")
+    (book_repo / "_build").mkdir()  # ignored files do not count either
+    (book_repo / "_build" / "out.ipynb").write_text("{}")
+    assert uncommitted_changes() == []
+    assert provenance(require_clean=True)["git_commit"] == head
+    assert git_commit() == head  # a second artifact of one run is not "+dirty"
+
+
+def test_without_require_clean_a_dirty_tree_is_recorded_not_refused(book_repo):
+    (book_repo / "src" / "rlbook" / "train.py").write_text("LR = 0.2\n")
+    assert provenance()["git_commit"].endswith("+dirty")
+
+
+def test_outside_a_repository_git_commit_is_unknown_and_export_refused(
+    tmp_path, monkeypatch, no_git_redirects
+):
+    monkeypatch.setattr(rlbook.paths, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert git_commit() == "unknown"
+    with pytest.raises(CheckpointError, match="cannot tell"):
+        provenance(require_clean=True)
+
+
+def run_chapter(root: Path, export: bool) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RLBOOK_EXPORT_ARTIFACTS"}
+    if export:
+        env["RLBOOK_EXPORT_ARTIFACTS"] = "1"
+    return subprocess.run(
+        [sys.executable, "scripts/run_chapter.py", "chapters/tiny.md"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_full_run_refuses_to_start_from_a_dirty_tree(book_repo):
+    (book_repo / "src" / "rlbook" / "train.py").write_text("LR = 0.2\n")
+    result = run_chapter(book_repo, export=True)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "src/rlbook/train.py" in lines[0] and "commit or stash" in lines[0]
+    assert not (book_repo / "_build").exists()  # the chapter never started
+
+
+@pytest.mark.parametrize(
+    "export, change",
+    [(True, "artifacts/q-learning/agent.json"), (False, "src/rlbook/train.py")],
+    ids=["export-with-only-artifacts-changed", "no-export-with-a-dirty-tree"],
+)
+def test_run_chapter_starts_when_allowed(book_repo, export, change):
+    (book_repo / change).write_text("changed\n")
+    result = run_chapter(book_repo, export=export)
+    assert result.returncode == 0, result.stderr
+    assert (book_repo / "_build" / "run_chapter" / "tiny.ipynb").is_file()

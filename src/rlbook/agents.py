@@ -100,7 +100,9 @@ def _build_q_table(
     spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
 ) -> Policy:
     discretizer = Discretizer.from_dict(dict(spec["discretizer"]))
-    table = weights["q_table"].numpy()
+    # Detached and on the CPU whatever device the weights were loaded to:
+    # the table is read with NumPy.
+    table = weights["q_table"].detach().cpu().numpy()
     if table.ndim != 2 or table.shape[0] != discretizer.n_states:
         raise ArtifactError(
             f"q_table has shape {tuple(table.shape)}, expected ({discretizer.n_states}, n_actions)"

@@ -121,27 +121,93 @@ def load_provenance(checkpoint: str | Path) -> dict[str, Any]:
         ) from error
 
 
-def git_commit() -> str:
-    """The repository's current commit (``+dirty`` if it has changes), or ``unknown``."""
+class DirtyTreeError(CheckpointError):
+    """Shipped results asked for from a tree with uncommitted changes."""
+
+
+ARTIFACTS_FOLDER = "artifacts"
+"""Changes here never make the tree dirty: a full run writes its artifacts one
+after another, and the provenance records the code that made them."""
+
+DIRTY_PATHS_SHOWN = 5  # how many changed paths an error message lists
+
+
+def _git(args: list[str], root: Path) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def _root(root: str | Path | None) -> Path:
     from .paths import repo_root
 
+    return Path(root) if root is not None else repo_root()
+
+
+def uncommitted_changes(root: str | Path | None = None) -> list[str]:
+    """Paths that differ from the last commit, outside ``artifacts/``.
+
+    Modified, staged, deleted and untracked files all count (``git status``);
+    ignored ones (``.venv``, ``_build``) do not.
+
+    Args:
+        root: the repository; by default the book's (:func:`rlbook.paths.repo_root`).
+
+    Raises:
+        CheckpointError: if git cannot tell (no git, or not a repository).
+    """
+    folder = _root(root)
     try:
-        root = repo_root()
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError, FileNotFoundError):
+        status = _git(
+            [
+                "status",
+                "--porcelain",
+                "--untracked-files=normal",
+                "--",
+                ".",
+                f":(exclude){ARTIFACTS_FOLDER}",
+            ],
+            folder,
+        )
+    except (OSError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        raise CheckpointError(
+            f"cannot tell whether {str(folder)!r} has uncommitted changes: "
+            f"{detail.strip().splitlines()[0] if detail.strip() else 'git failed'}"
+        ) from error
+    return [line[3:] for line in status.splitlines() if line.strip()]
+
+
+def require_clean_tree(root: str | Path | None = None) -> None:
+    """Raise :class:`DirtyTreeError` unless the tree outside ``artifacts/`` is clean.
+
+    Shipped results must come from committed code, so that their provenance's
+    ``git_commit`` is the code that made them.
+    """
+    changed = uncommitted_changes(root)
+    if changed:
+        shown = ", ".join(changed[:DIRTY_PATHS_SHOWN])
+        more = len(changed) - DIRTY_PATHS_SHOWN
+        if more > 0:
+            shown += f" and {more} more"
+        raise DirtyTreeError(
+            f"refusing to export shipped results from a dirty tree: {len(changed)} "
+            f"uncommitted change(s) outside {ARTIFACTS_FOLDER}/ ({shown}); "
+            "commit or stash, then re-run the full-run command"
+        )
+
+
+def git_commit(root: str | Path | None = None) -> str:
+    """The repository's current commit, or ``unknown`` where git cannot tell.
+
+    ``+dirty`` is appended when the tree has uncommitted changes outside
+    ``artifacts/`` (see :func:`uncommitted_changes`).
+    """
+    try:
+        folder = _root(root)
+        commit = _git(["rev-parse", "HEAD"], folder).strip()
+        dirty = uncommitted_changes(folder)
+    except (OSError, subprocess.CalledProcessError, CheckpointError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
 
@@ -168,6 +234,7 @@ def make_provenance(
     device: str | torch.device,
     wall_time_s: float,
     score: Mapping[str, Any] | None = None,
+    require_clean: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """A provenance record: everything needed to say where a result came from.
@@ -179,8 +246,16 @@ def make_provenance(
         device: where it trained.
         wall_time_s: training wall time in seconds.
         score: the final evaluation (e.g. mean and std of return).
+        require_clean: refuse a tree with uncommitted changes outside
+            ``artifacts/``; pass ``True`` when writing shipped results.
         **extra: anything else worth recording.
+
+    Raises:
+        DirtyTreeError: with ``require_clean``, if the tree is dirty (the
+            message lists what changed); CheckpointError if git cannot tell.
     """
+    if require_clean:
+        require_clean_tree()
     is_record = is_dataclass(config) and not isinstance(config, type)
     config_dict = asdict(config) if is_record else dict(config)
     return {

@@ -23,25 +23,39 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
-def select_device(override: str | None = None) -> torch.device:
-    """Pick the training device.
+def select_device(default: str = "auto") -> torch.device:
+    """Pick the training device: ``$RLBOOK_DEVICE`` if set, else ``default``.
+
+    A chapter passes the device it suits as ``default`` (``"cpu"`` for
+    CartPole's tiny networks); a reader overrides every chapter at once with
+    ``RLBOOK_DEVICE=cuda`` (or ``cpu``, ``mps``, ``auto``, ``cuda:1``). An
+    unset or empty variable leaves ``default`` in charge. ``"auto"`` means
+    CUDA, then Apple MPS, then the CPU.
 
     Args:
-        override: ``"auto"`` (default), ``"cuda"``, ``"cuda:1"``, ``"mps"`` or
-            ``"cpu"``. When ``None``, ``$RLBOOK_DEVICE`` is used if set.
+        default: ``"auto"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"``.
 
     Raises:
-        DeviceError: for an unknown name, or a device this machine lacks.
+        DeviceError: for an unknown name, or a device this machine lacks; the
+            message says where the name came from and how to fix it.
     """
-    choice = (
-        override if override is not None else os.environ.get(DEVICE_ENV_VAR, "auto")
-    )
-    choice = choice.strip().lower() or "auto"
-    kind = choice.split(":", 1)[0]
-    if kind not in VALID_DEVICES:
+    if not isinstance(default, str):
         raise DeviceError(
-            f"unknown device {choice!r}: choose one of {', '.join(VALID_DEVICES)} "
-            f"(or cuda:N), through the argument or ${DEVICE_ENV_VAR}"
+            f"default must be a device name such as 'cpu', got {default!r}"
+        )
+    from_env = os.environ.get(DEVICE_ENV_VAR, "").strip()
+    if from_env:
+        choice, source = from_env, f"${DEVICE_ENV_VAR}"
+        fix = f"unset {DEVICE_ENV_VAR} or set it to auto or cpu"
+    else:
+        choice, source = default, "select_device's argument"
+        fix = f"run with {DEVICE_ENV_VAR}=cpu (or auto)"
+    choice = choice.strip().lower() or "auto"
+    kind, _, index = choice.partition(":")
+    if kind not in VALID_DEVICES or (index and (kind == "auto" or not index.isdigit())):
+        raise DeviceError(
+            f"unknown device {choice!r} from {source}: choose one of "
+            f"{', '.join(VALID_DEVICES)} (or cuda:N)"
         )
     if kind == "auto":
         if torch.cuda.is_available():
@@ -49,13 +63,26 @@ def select_device(override: str | None = None) -> torch.device:
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(
-            f"device {choice!r} asked for, but torch sees no CUDA GPU here"
-        )
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            build = (
+                f" (torch {torch.__version__} is a CPU-only build)"
+                if torch.version.cuda is None
+                else ""
+            )
+            raise DeviceError(
+                f"device {choice!r} asked for by {source}, but torch sees no CUDA "
+                f"GPU here{build}; {fix}"
+            )
+        if index and int(index) >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device {choice!r} asked for by {source}, but this machine has "
+                f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0; {fix}"
+            )
     if kind == "mps" and not _mps_available():
         raise DeviceError(
-            f"device {choice!r} asked for, but Apple MPS is not available here"
+            f"device {choice!r} asked for by {source}, but Apple MPS is not "
+            f"available here; {fix}"
         )
     return torch.device(choice)
 

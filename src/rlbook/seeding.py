@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import zlib
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,11 @@ import torch
 
 
 def seed_everything(
-    seed: int, env: Any | None = None, *, deterministic: bool = False
+    seed: int,
+    env: Any | None = None,
+    *,
+    deterministic: bool = False,
+    benchmark: bool = False,
 ) -> None:
     """Seed every random number generator a chapter touches.
 
@@ -26,22 +31,77 @@ def seed_everything(
         deterministic: also make torch choose deterministic kernels (slower on
             GPU; on CPU it changes little). A seeded CPU run is reproducible
             either way.
+        benchmark: let cuDNN time several kernels and keep the fastest
+            (``torch.backends.cudnn.benchmark``). Faster on GPU, but the choice
+            can differ between runs, and with it the numbers, so it is off
+            unless asked for. Cannot be combined with ``deterministic``.
+
+    Raises:
+        ValueError: for a bad seed, or ``deterministic`` with ``benchmark``.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    set_deterministic(deterministic, benchmark=benchmark)
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (the legacy global generator, for old code)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # every device's generator, CUDA included
     if env is not None:
         env.action_space.seed(seed)
-    set_deterministic(deterministic)
 
 
-def set_deterministic(enabled: bool) -> None:
-    """Switch torch's deterministic algorithms on or off."""
+def set_deterministic(enabled: bool, *, benchmark: bool = False) -> None:
+    """Set how torch picks kernels: reproducible by default, fastest only if asked.
+
+    Args:
+        enabled: turn on torch's deterministic algorithms (an op that has
+            none raises an error instead of running nondeterministically).
+        benchmark: turn on cuDNN's kernel timing (see :func:`seed_everything`).
+
+    Raises:
+        ValueError: for ``enabled`` with ``benchmark``: timing picks kernels
+            by speed, which can differ between runs.
+    """
+    if enabled and benchmark:
+        raise ValueError(
+            "deterministic=True and benchmark=True contradict each other: cuDNN's "
+            "benchmark picks kernels by timing, which can differ between runs; "
+            "choose one"
+        )
     if enabled:
         # cuBLAS needs this to be deterministic; harmless elsewhere.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(enabled, warn_only=False)
-    torch.backends.cudnn.benchmark = not enabled
+    torch.backends.cudnn.benchmark = benchmark
     torch.backends.cudnn.deterministic = enabled
+
+def stream_seed(seed: int, purpose: str) -> int:
+    """An integer seed for one ``purpose`` of run ``seed``, independent of the others.
+
+    ``numpy.random.SeedSequence(seed, spawn_key=(crc32(purpose),))`` hashes the
+    run seed together with the purpose's name, so the streams for, say,
+    ``"init"``, ``"explore"`` and ``"replay"`` of one run are statistically
+    independent, and adding a new purpose changes none of the existing ones.
+    The result is a 63-bit integer that ``torch.manual_seed``,
+    ``torch.Generator.manual_seed`` and ``numpy.random.default_rng`` all accept.
+
+    Introduced in the chapter *Tabular SARSA and Q-learning on CartPole*.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if not purpose:
+        raise ValueError("purpose must be a non-empty name, e.g. 'explore'")
+    key = zlib.crc32(purpose.encode("utf-8"))
+    state = np.random.SeedSequence(seed, spawn_key=(key,)).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def numpy_stream(seed: int, purpose: str) -> np.random.Generator:
+    """A NumPy generator for one ``purpose`` of run ``seed`` (see :func:`stream_seed`)."""
+    return np.random.default_rng(stream_seed(seed, purpose))
+
+
+def torch_stream(
+    seed: int, purpose: str, device: torch.device | str = "cpu"
+) -> torch.Generator:
+    """A torch generator on ``device`` for one ``purpose`` of run ``seed``."""
+    return torch.Generator(device=device).manual_seed(stream_seed(seed, purpose))
