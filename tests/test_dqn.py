@@ -188,3 +188,61 @@ def test_q_network_weights_of_another_architecture_are_a_clear_error(q_network_a
     torch.save({"q_net": other.state_dict()}, folder / "weights.pt")
     with pytest.raises(ArtifactError, match="do not fit kind 'q-network'"):
         load_agent(folder)
+
+
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_policy_acts_on_the_networks_device_and_returns_cpu_numpy(device):
+    torch.manual_seed(0)
+    net = QNetwork(4, 3, (16,)).eval()
+    obs = np.random.default_rng(0).normal(size=(9, 4)).astype(np.float32)
+    expected = net(torch.as_tensor(obs)).argmax(1).numpy()
+    policy = QNetworkPolicy(net.to(device))
+    actions = policy.act_batch(obs)
+    assert isinstance(actions, np.ndarray) and actions.shape == (9,)
+    np.testing.assert_array_equal(actions, expected)
+    assert policy.act(obs[0]) == expected[0]
+    assert isinstance(policy.act(obs[0]), int)
+
+
+class OffCpuTensor(torch.Tensor):
+    """Stands in for a GPU tensor on machines without one: ``.numpy()`` refuses it."""
+
+    def cpu(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor)
+
+    def numpy(self, *args, **kwargs):
+        raise TypeError("can't convert a tensor off the CPU to numpy; call .cpu() first")
+
+
+class DeviceSpy(nn.Module):
+    """A 'network' whose parameters live on ``device``; it records its input's
+    device and returns action values as an :class:`OffCpuTensor`."""
+
+    def __init__(self, device: str) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, device=device))
+        self.seen: torch.device | None = None
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        self.seen = obs.device
+        values = torch.tensor([[0.0, 1.0]]).expand(obs.shape[0], -1)
+        return values.as_subclass(OffCpuTensor)
+
+
+def test_policy_moves_observations_to_the_parameters_device_and_back():
+    # "meta" stands in for a GPU on machines without one: it is not the CPU.
+    spy = DeviceSpy("meta")
+    actions = QNetworkPolicy(spy).act_batch(np.zeros((3, 4), np.float32))
+    assert spy.seen == torch.device("meta")
+    assert type(actions) is np.ndarray
+    np.testing.assert_array_equal(actions, [1, 1, 1])
+
+
+def test_policy_of_a_network_without_parameters_runs_on_the_cpu():
+    actions = QNetworkPolicy(Fixed([0.0, 2.0, 1.0])).act_batch(np.zeros((2, 4)))
+    np.testing.assert_array_equal(actions, [1, 1])

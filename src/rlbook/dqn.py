@@ -74,7 +74,7 @@ class QNetwork(nn.Module):
         if not self.dueling:
             return self.head(features)
         advantage = self.advantage(features)
-        return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+        return self.value(features) + advantage - advantage.mean(dim=-1, keepdim=True)
 
 
 def td_loss(
@@ -94,17 +94,21 @@ def td_loss(
     bootstrap: only ``terminated`` zeroes it. Each item's loss is weighted by
     ``batch.weights`` (importance sampling; ones for uniform replay).
 
+    Every field may carry leading dimensions (``(S, B)`` for ``S`` stacked
+    networks in a sweep); actions index the last dimension of the Q-values.
+
     Returns:
-        loss: scalar; td_error: ``(B,)`` target minus prediction, detached.
+        loss: scalar, the mean over every item; td_error: ``batch.action``'s
+        shape, target minus prediction, detached.
     """
-    q_taken = q_net(batch.obs).gather(1, batch.action.unsqueeze(1)).squeeze(1)
+    q_taken = q_net(batch.obs).gather(-1, batch.action.unsqueeze(-1)).squeeze(-1)
     with torch.no_grad():
         next_values = target_net(batch.next_obs)
         if double:
-            best = q_net(batch.next_obs).argmax(dim=1, keepdim=True)
-            next_q = next_values.gather(1, best).squeeze(1)
+            best = q_net(batch.next_obs).argmax(dim=-1, keepdim=True)
+            next_q = next_values.gather(-1, best).squeeze(-1)
         else:
-            next_q = next_values.max(dim=1).values
+            next_q = next_values.max(dim=-1).values
         target = batch.reward + gamma * (1.0 - batch.terminated) * next_q
     if huber:
         per_item = F.smooth_l1_loss(q_taken, target, reduction="none")
@@ -166,10 +170,19 @@ class QNetworkPolicy:
         return int(self.act_batch(obs[None])[0])
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions of a batch ``(N, obs_dim) -> (N,)``."""
+        """Greedy actions of a batch ``(N, obs_dim) -> (N,)``, as a CPU NumPy array.
+
+        The observations go to the device of the network's parameters (CPU
+        for a network without any), so a policy trained on a GPU evaluates
+        there.
+        """
+        weight = next(self.q_net.parameters(), None)
+        device = weight.device if weight is not None else torch.device("cpu")
         with torch.inference_mode():
-            values = self.q_net(torch.as_tensor(obs, dtype=torch.float32))
-        return values.argmax(dim=1).numpy()
+            values = self.q_net(
+                torch.as_tensor(obs, dtype=torch.float32, device=device)
+            )
+        return values.argmax(dim=1).cpu().numpy()
 
 
 @register_kind("q-network")

@@ -1,0 +1,227 @@
+"""Many CartPole-v1 episodes stepped at once in NumPy, identical to Gymnasium's.
+
+Gymnasium's ``CartPole-v1`` steps one episode per Python call (about 10 µs of
+interpreter work each). :class:`CartPoleBatch` holds ``N`` episodes in arrays
+and steps them all with a dozen NumPy operations, so a sweep of many seeds, or
+an evaluation of many episodes, pays that cost once per step instead of ``N``
+times.
+
+It is Gymnasium's environment, not an approximation of it: the same physics
+constants (read from Gymnasium's class), the same Euler update in the same
+order of floating-point operations, the same float32 observations, the same
+500-step time limit (``truncated``), and episode ``i`` reset with seed ``k``
+starts from exactly the state ``gym.make("CartPole-v1").reset(seed=k)`` gives.
+``tests/test_cartpole.py`` checks all of that step for step.
+
+Introduced in the chapter *Deep Q-learning on CartPole's state*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+_PHYSICS = CartPoleEnv()
+GRAVITY = _PHYSICS.gravity
+TOTAL_MASS = _PHYSICS.total_mass
+MASSPOLE = _PHYSICS.masspole
+LENGTH = _PHYSICS.length
+POLEMASS_LENGTH = _PHYSICS.polemass_length
+FORCE_MAG = _PHYSICS.force_mag
+TAU = _PHYSICS.tau
+X_THRESHOLD = _PHYSICS.x_threshold
+THETA_THRESHOLD = _PHYSICS.theta_threshold_radians
+if _PHYSICS.kinematics_integrator != "euler":  # pragma: no cover
+    raise RuntimeError("rlbook.cartpole assumes Gymnasium's Euler integrator")
+del _PHYSICS
+
+_SPEC = gym.spec("CartPole-v1")
+MAX_EPISODE_STEPS: int = int(_SPEC.max_episode_steps or 500)
+"""CartPole-v1's time limit: an episode is truncated after this many steps."""
+REWARD_THRESHOLD: float = float(_SPEC.reward_threshold or 475.0)
+"""CartPole-v1's solve line: an average return of at least this."""
+
+
+def start_state(seed: int) -> np.ndarray:
+    """The float64 state ``gym.make("CartPole-v1").reset(seed=seed)`` starts from, ``(4,)``."""
+    return np.random.default_rng(seed).uniform(-0.05, 0.05, size=4)
+
+
+class CartPoleBatch:
+    """``n`` CartPole-v1 episodes stepped together.
+
+    Args:
+        n: how many episodes run side by side.
+
+    Attributes:
+        state: ``(n, 4)`` float64, the exact physical state of each episode.
+        elapsed: ``(n,)`` steps taken in each current episode.
+    """
+
+    def __init__(self, n: int) -> None:
+        if int(n) < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        self.n = int(n)
+        self.state = np.zeros((self.n, 4))
+        self.elapsed = np.zeros(self.n, dtype=np.int64)
+
+    def reset(self, seeds: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Start every episode anew, episode ``i`` from ``reset(seed=seeds[i])``.
+
+        Returns:
+            Observations ``(n, 4)`` float32.
+        """
+        seeds = np.asarray(seeds, dtype=np.int64)
+        if seeds.shape != (self.n,):
+            raise ValueError(f"need {self.n} seeds, got shape {seeds.shape}")
+        for i, seed in enumerate(seeds.tolist()):
+            self.state[i] = start_state(seed)
+        self.elapsed[:] = 0
+        return self.state.astype(np.float32)
+
+    def reset_one(self, i: int, seed: int) -> np.ndarray:
+        """Start episode ``i`` anew from ``reset(seed=seed)``; its observation ``(4,)``."""
+        self.state[i] = start_state(seed)
+        self.elapsed[i] = 0
+        return self.state[i].astype(np.float32)
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Apply ``action`` ``(n,)`` (0 = push left, 1 = push right) to every episode.
+
+        Returns:
+            ``(next_obs, reward, terminated, truncated)``: ``(n, 4)`` float32,
+            ``(n,)`` float64 ones, and two ``(n,)`` bool arrays. An episode that
+            ended must be reset (:meth:`reset_one`) before it is stepped again;
+            its ``next_obs`` is the last state, as Gymnasium returns it.
+        """
+        action = np.asarray(action)
+        if action.shape != (self.n,):
+            raise ValueError(f"need {self.n} actions, got shape {action.shape}")
+        x, x_dot, theta, theta_dot = self.state.T
+        force = np.where(action == 1, FORCE_MAG, -FORCE_MAG)
+        costheta = np.cos(theta)
+        sintheta = np.sin(theta)
+        # The same operations, in the same order, as Gymnasium's CartPoleEnv.step.
+        temp = (force + POLEMASS_LENGTH * np.square(theta_dot) * sintheta) / TOTAL_MASS
+        thetaacc = (GRAVITY * sintheta - costheta * temp) / (
+            LENGTH * (4.0 / 3.0 - MASSPOLE * np.square(costheta) / TOTAL_MASS)
+        )
+        xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
+        self.state = np.stack(
+            (
+                x + TAU * x_dot,
+                x_dot + TAU * xacc,
+                theta + TAU * theta_dot,
+                theta_dot + TAU * thetaacc,
+            ),
+            axis=1,
+        )
+        x, theta = self.state[:, 0], self.state[:, 2]
+        terminated = (
+            (x < -X_THRESHOLD)
+            | (x > X_THRESHOLD)
+            | (theta < -THETA_THRESHOLD)
+            | (theta > THETA_THRESHOLD)
+        )
+        self.elapsed += 1
+        truncated = self.elapsed >= MAX_EPISODE_STEPS
+        reward = np.ones(self.n)
+        return self.state.astype(np.float32), reward, terminated, truncated
+
+
+@dataclass(frozen=True)
+class GreedyEvaluation:
+    """Greedy episodes of ``runs`` Q-networks, ``episodes`` each.
+
+    Episode ``j`` of every run starts from ``reset(seed=seed + j)``, so the
+    returns equal those of :func:`rlbook.evaluate.evaluate_batched` with the
+    same seed.
+
+    Attributes:
+        returns: ``(runs, episodes)`` undiscounted returns (what CartPole scores).
+        discounted: ``(runs, episodes)`` ``sum_t gamma^t r_t``, the quantity a
+            Q-value estimates.
+        start_values: ``(runs, episodes)`` ``max_a Q(s_0, a)``, what each network
+            predicted for that discounted return at the start state.
+    """
+
+    seed: int
+    gamma: float
+    returns: np.ndarray
+    discounted: np.ndarray
+    start_values: np.ndarray
+
+
+def evaluate_greedy(
+    q_net: torch.nn.Module,
+    *,
+    episodes: int,
+    seed: int,
+    runs: int | None = None,
+    gamma: float = 0.99,
+) -> GreedyEvaluation:
+    """Play ``episodes`` greedy CartPole-v1 episodes with every network of ``q_net`` at once.
+
+    Args:
+        q_net: a Q-network. With ``runs=None`` it maps observations
+            ``(N, 4) -> (N, 2)`` (one network); with ``runs=R`` it maps
+            ``(R, N, 4) -> (R, N, 2)`` (``R`` networks stacked, as in a sweep).
+        episodes: episodes per network, started with seeds ``seed, seed + 1, ...``.
+        seed: the first reset seed; use validation or test seeds, never training ones.
+        runs: how many stacked networks ``q_net`` holds, or ``None`` for one.
+        gamma: discount for :attr:`GreedyEvaluation.discounted`.
+
+    The network is switched to evaluation mode for the call and restored after.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    stacked = runs is not None
+    n_runs = int(runs) if stacked else 1
+    if n_runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    device = next(q_net.parameters()).device
+    env = CartPoleBatch(n_runs * episodes)
+    obs = env.reset(np.tile(seed + np.arange(episodes), n_runs))
+    returns = np.zeros(env.n)
+    discounted = np.zeros(env.n)
+    running = np.ones(env.n, dtype=bool)
+    start_values = np.zeros(env.n)
+    discount = 1.0
+    was_training = q_net.training
+    q_net.eval()
+    try:
+        with torch.inference_mode():
+            for step in range(MAX_EPISODE_STEPS):
+                x = torch.as_tensor(obs, device=device)
+                q_values = q_net(x.view(n_runs, episodes, 4) if stacked else x)
+                q_values = q_values.reshape(env.n, -1).cpu()
+                if step == 0:
+                    start_values = q_values.max(dim=1).values.double().numpy()
+                obs, reward, terminated, truncated = env.step(
+                    q_values.argmax(dim=1).numpy()
+                )
+                returns += np.where(running, reward, 0.0)
+                discounted += np.where(running, discount * reward, 0.0)
+                discount *= gamma
+                running &= ~(terminated | truncated)
+                if not running.any():
+                    break
+    finally:
+        q_net.train(was_training)
+    shape = (n_runs, episodes)
+    return GreedyEvaluation(
+        seed,
+        gamma,
+        returns.reshape(shape),
+        discounted.reshape(shape),
+        start_values.reshape(shape),
+    )
