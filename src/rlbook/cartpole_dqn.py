@@ -1,0 +1,597 @@
+"""The book's DQN on CartPole's state: the chapter's loop, and a sweep of many seeds at once.
+
+The first half of this module is the code the chapter *Deep Q-learning on
+CartPole's state* writes in its cells (``DQNConfig``, ``epsilon_at``,
+``make_buffer``, ``update``, ``train_dqn``), saved here so that the benchmark
+and the sweep can import it; ``tests/test_book.py`` checks that the chapter's
+cells and these definitions are the same code.
+
+The second half, :func:`train_dqn_batched`, is how the chapter's variant sweep
+was run: the same algorithm for ``S`` seeds at once, with ``S`` CartPoles in
+one :class:`~rlbook.cartpole.CartPoleBatch`, ``S`` networks stacked into one
+:class:`StackedQNetwork` (one batched matrix product per layer instead of
+``S``), ``S`` replay buffers in one :class:`StackedReplayBuffer`, and one
+Adam over the stacked parameters (Adam is elementwise, so that is ``S``
+independent Adams). Seed ``s`` of a batch draws its initial weights, its
+exploration coins, its replay indices and its episode start states from the
+same independent streams as ``train_dqn(config, s)``; what differs is only the
+order of floating-point operations in the batched matrix products.
+:func:`run_sweep` spreads variants over worker processes.
+
+Introduced in the chapter *Deep Q-learning on CartPole's state*.
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .cartpole import CartPoleBatch, GreedyEvaluation, evaluate_greedy
+from .dqn import QNetwork, td_loss
+from .envs import make_env
+from .evaluate import TEST_SEED, VALIDATION_SEED, train_seed
+from .replay import Batch, PrioritizedReplayBuffer, ReplayBuffer
+from .seeding import numpy_stream, stream_seed, torch_stream
+
+TEST_EPISODES = 100
+"""Greedy test episodes per run, on seeds ``TEST_SEED, TEST_SEED + 1, ...``."""
+
+
+# --- the chapter's code --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """The book's DQN on CartPole's state."""
+
+    total_steps: int = 50_000
+    """environment steps per run (lecture: 200 episodes)"""
+    learning_starts: int = 1_000
+    """random steps that fill the buffer before the first update"""
+    buffer_size: int = 50_000
+    """replay capacity (lecture: 10,000)"""
+    batch_size: int = 128
+    """transitions per update (lecture: 32)"""
+    hidden: tuple[int, ...] = (128, 128)
+    """MLP widths, no BatchNorm (lecture: 128, 64 with BatchNorm)"""
+    learning_rate: float = 1e-3
+    """Adam learning rate (lecture: SGD, momentum 0.9, lr 1e-3)"""
+    gamma: float = 0.99
+    """discount factor"""
+    train_every: int = 2
+    """one update every this many steps (lecture: 1000 after each episode)"""
+    target_every: int = 100
+    """updates between target syncs, 0: no target net (lecture: 5 episodes)"""
+    epsilon_end: float = 0.02
+    """epsilon decays linearly from 1.0 to this (lecture: 0.005)"""
+    epsilon_fraction: float = 0.2
+    """share of total_steps over which epsilon decays (lecture: 200 episodes)"""
+    max_grad_norm: float = 10.0
+    """gradient clipping (lecture: none)"""
+    huber: bool = False
+    """Huber loss instead of squared error"""
+    double: bool = False
+    """Double DQN targets"""
+    dueling: bool = False
+    """dueling value/advantage head"""
+    prioritized: bool = False
+    """prioritized experience replay"""
+    per_alpha: float = 0.6
+    """PER: how strongly priorities skew sampling (0 = uniform)"""
+    per_beta_start: float = 0.4
+    """PER: importance-sampling exponent, annealed to 1 over the run"""
+    validate_every: int = 2_500
+    """steps between greedy validations (the best checkpoint is kept)"""
+    validate_episodes: int = 10
+    """episodes per validation, on seeds 5000, 5001, ..."""
+
+
+def epsilon_at(config: DQNConfig, step: int) -> float:
+    """Linear decay from 1.0 to epsilon_end over the first epsilon_fraction."""
+    decay_steps = config.epsilon_fraction * config.total_steps
+    return max(
+        config.epsilon_end,
+        1.0 - (1.0 - config.epsilon_end) * step / decay_steps,
+    )
+
+
+def make_buffer(config: DQNConfig, seed: int, device="cpu") -> ReplayBuffer:
+    """Uniform replay, or prioritized replay when the config asks for it."""
+    if config.prioritized:
+        return PrioritizedReplayBuffer(
+            config.buffer_size,
+            (4,),
+            device,
+            alpha=config.per_alpha,
+            beta=config.per_beta_start,
+            seed=stream_seed(seed, "replay"),
+        )
+    return ReplayBuffer(
+        config.buffer_size, (4,), device, generator=torch_stream(seed, "replay")
+    )
+
+
+def update(q_net, target_net, optimizer, buffer, config: DQNConfig, step: int):
+    """One minibatch gradient step on the TD loss, equation (eq-dqn-loss)."""
+    if config.prioritized:  # anneal beta to 1 by the end of the run
+        remaining = 1.0 - config.per_beta_start
+        buffer.beta = config.per_beta_start + remaining * step / config.total_steps
+    batch = buffer.sample(config.batch_size)
+    loss, td_error = td_loss(
+        q_net,
+        target_net,
+        batch,
+        gamma=config.gamma,
+        double=config.double,
+        huber=config.huber,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
+    optimizer.step()
+    if config.prioritized:  # the new TD errors become the new priorities
+        buffer.update_priorities(batch.indices, td_error)
+
+
+def train_dqn(config: DQNConfig, seed: int, device="cpu") -> dict:
+    """Train one agent; return its history and both its best and final weights."""
+    torch.manual_seed(stream_seed(seed, "init"))  # one stream per purpose
+    q_net = QNetwork(4, 2, config.hidden, dueling=config.dueling).to(device)
+    # Without a target network, targets come from the network being trained.
+    target_net = copy.deepcopy(q_net) if config.target_every else q_net
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
+    buffer = make_buffer(config, seed, device)
+    explore = numpy_stream(seed, "explore")
+    env = make_env("CartPole-v1")
+
+    history = {
+        "episode_end": [],
+        "episode_return": [],
+        "validation_step": [],
+        "validation_return": [],
+    }
+    best_score, best_state, best_step = -np.inf, None, 0
+    episode, episode_return, updates = 0, 0.0, 0
+    obs, _ = env.reset(seed=train_seed(seed, episode))
+    start = time.perf_counter()
+    for step in range(config.total_steps):
+        # Act: epsilon-greedy, epsilon decaying linearly.
+        epsilon = epsilon_at(config, step)
+        if step < config.learning_starts or explore.random() < epsilon:
+            action = int(explore.integers(2))
+        else:
+            with torch.no_grad():
+                action = int(q_net(torch.as_tensor(obs, device=device)[None]).argmax())
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        # Store `terminated` only: a truncated transition keeps its bootstrap.
+        buffer.add(obs, action, reward, next_obs, terminated)
+        obs = next_obs  # the line that is easy to forget
+        episode_return += reward
+        if terminated or truncated:  # stop at truncation, too
+            history["episode_end"].append(step + 1)
+            history["episode_return"].append(episode_return)
+            episode, episode_return = episode + 1, 0.0
+            obs, _ = env.reset(seed=train_seed(seed, episode))
+
+        # Learn: one minibatch update every `train_every` steps.
+        if step >= config.learning_starts and step % config.train_every == 0:
+            update(q_net, target_net, optimizer, buffer, config, step)
+            updates += 1
+            if config.target_every and updates % config.target_every == 0:
+                target_net.load_state_dict(q_net.state_dict())
+
+        # Validate the greedy policy; keep the best weights.
+        if (step + 1) % config.validate_every == 0:
+            score = evaluate_greedy(
+                q_net, episodes=config.validate_episodes, seed=VALIDATION_SEED
+            ).returns.mean()
+            history["validation_step"].append(step + 1)
+            history["validation_return"].append(float(score))
+            if score >= best_score:  # ties go to the later, longer-trained net
+                best_score, best_step = float(score), step + 1
+                best_state = copy.deepcopy(q_net.state_dict())
+
+    seconds = time.perf_counter() - start
+    final_state = copy.deepcopy(q_net.state_dict())
+    final_test = evaluate_greedy(
+        q_net, episodes=TEST_EPISODES, seed=TEST_SEED, gamma=config.gamma
+    )
+    q_net.load_state_dict(best_state)
+    best_test = evaluate_greedy(
+        q_net, episodes=TEST_EPISODES, seed=TEST_SEED, gamma=config.gamma
+    )
+    return {
+        "seed": seed,
+        "seconds": seconds,
+        "updates": updates,
+        "best_step": best_step,
+        "best_validation": best_score,
+        "test": test_record(best_test),
+        "final_test": test_record(final_test),
+        "network": q_net.spec,
+        "state": best_state,
+        "final_state": final_state,
+        **history,
+    }
+
+
+# --- helpers shared by both trainers -------------------------------------------
+
+
+def test_record(evaluation: GreedyEvaluation, run: int = 0) -> dict[str, Any]:
+    """A JSON-friendly summary of one run's greedy test episodes."""
+    returns = evaluation.returns[run]
+    return {
+        "mean": float(returns.mean()),
+        "std": float(returns.std()),
+        "returns": returns.tolist(),
+        "discounted": float(evaluation.discounted[run].mean()),
+        "start_value": float(evaluation.start_values[run].mean()),
+    }
+
+
+def config_from(fields_or_config: Mapping[str, Any] | Any) -> DQNConfig:
+    """A :class:`DQNConfig` from a mapping or any dataclass with the same fields.
+
+    The chapter defines its own copy of ``DQNConfig``; worker processes cannot
+    import a class defined in a notebook, so configs travel as plain fields.
+    """
+    values = (
+        dict(fields_or_config)
+        if isinstance(fields_or_config, Mapping)
+        else asdict(fields_or_config)
+    )
+    known = {f.name for f in fields(DQNConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown DQNConfig fields: {', '.join(unknown)}")
+    if "hidden" in values:
+        values["hidden"] = tuple(values["hidden"])
+    return DQNConfig(**values)
+
+
+# --- many seeds at once ----------------------------------------------------------
+
+
+class StackedQNetwork(nn.Module):
+    """``S`` :class:`~rlbook.dqn.QNetwork` s of one architecture, evaluated together.
+
+    Each linear layer's weights are stacked into one ``(S, in, out)`` tensor,
+    so a forward pass over observations ``(S, B, obs_dim)`` is one batched
+    matrix product per layer, and returns ``(S, B, n_actions)``: network
+    ``s`` sees only ``obs[s]``.
+
+    Args:
+        networks: the ``S`` networks; their weights are copied.
+    """
+
+    def __init__(self, networks: Sequence[QNetwork]) -> None:
+        super().__init__()
+        if not networks:
+            raise ValueError("need at least one network to stack")
+        self.spec = dict(networks[0].spec)
+        if any(net.spec != self.spec for net in networks):
+            raise ValueError("every stacked network must have the same spec")
+        if self.spec["batch_norm"]:
+            raise ValueError("BatchNorm networks cannot be stacked")
+        self.n = len(networks)
+        self.layer_names = [
+            name for name, m in networks[0].named_modules() if isinstance(m, nn.Linear)
+        ]
+        linears = [
+            [m for m in net.modules() if isinstance(m, nn.Linear)] for net in networks
+        ]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([net[k].weight.detach().T for net in linears]))
+            for k in range(len(self.layer_names))
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([net[k].bias.detach()[None] for net in linears]))
+            for k in range(len(self.layer_names))
+        )
+        self.n_hidden = len(self.spec["hidden"])
+
+    def _linear(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.biases[k], x, self.weights[k])
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q-values ``(S, B, n_actions)`` of observations ``(S, B, obs_dim)``."""
+        x = obs
+        for k in range(self.n_hidden):
+            x = self._linear(k, x).relu_()
+        if not self.spec["dueling"]:
+            return self._linear(self.n_hidden, x)
+        value = self._linear(self.n_hidden, x)
+        advantage = self._linear(self.n_hidden + 1, x)
+        return value + advantage - advantage.mean(dim=-1, keepdim=True)
+
+    def state_of(self, run: int) -> dict[str, torch.Tensor]:
+        """Network ``run``'s weights as a :class:`~rlbook.dqn.QNetwork` ``state_dict``."""
+        state = {}
+        for k, name in enumerate(self.layer_names):
+            state[f"{name}.weight"] = self.weights[k][run].detach().T.clone()
+            state[f"{name}.bias"] = self.biases[k][run, 0].detach().clone()
+        return state
+
+    def load_state_of(self, run: int, state: Mapping[str, torch.Tensor]) -> None:
+        """Overwrite network ``run`` with a :class:`~rlbook.dqn.QNetwork` ``state_dict``."""
+        with torch.no_grad():
+            for k, name in enumerate(self.layer_names):
+                self.weights[k][run].copy_(state[f"{name}.weight"].T)
+                self.biases[k][run, 0].copy_(state[f"{name}.bias"])
+
+
+def clip_grad_norm_per_run_(parameters: Iterable[torch.Tensor], max_norm: float) -> None:
+    """:func:`torch.nn.utils.clip_grad_norm_` applied to each run ``s`` on its own.
+
+    Every parameter has a leading run dimension; run ``s``'s gradient norm is
+    taken over all its parameters, and only its gradients are scaled.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    squares = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0)
+    scale = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+
+
+class StackedReplayBuffer:
+    """``S`` replay buffers, one per run, filled in lockstep.
+
+    Storage is ``(S, capacity, ...)``; every step adds one transition to each
+    run at the same slot. Uniform buffers sample run ``s``'s indices with its
+    own generator; prioritized ones keep one
+    :class:`~rlbook.replay.PrioritizedReplayBuffer` per run.
+    """
+
+    def __init__(
+        self, config: DQNConfig, seeds: Sequence[int], device: torch.device | str = "cpu"
+    ) -> None:
+        self.n = len(seeds)
+        self.device = torch.device(device)
+        self.prioritized = config.prioritized
+        if self.prioritized:
+            self.buffers = [make_buffer(config, seed, device) for seed in seeds]
+            return
+        self.generators = [torch_stream(seed, "replay") for seed in seeds]
+        capacity = config.buffer_size
+        # One row per transition, (obs 4, next_obs 4, action, reward,
+        # terminated): a batch is one gather instead of five.
+        self.storage = torch.zeros(self.n, capacity, 11, device=self.device)
+        self.capacity, self.pos, self.size = capacity, 0, 0
+        self.rows = torch.arange(self.n, device=self.device)[:, None]
+
+    def add(self, obs, action, reward, next_obs, terminated) -> None:
+        """One transition per run: ``obs`` ``(S, 4)``, ``action`` ``(S,)``, ..."""
+        if self.prioritized:
+            for i, buffer in enumerate(self.buffers):
+                buffer.add(obs[i], action[i], reward[i], next_obs[i], terminated[i])
+            return
+        row = np.concatenate(
+            (obs, next_obs, action[:, None], reward[:, None], terminated[:, None]),
+            axis=1,
+            dtype=np.float32,
+        )
+        self.storage[:, self.pos] = torch.from_numpy(row).to(self.device)
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def set_beta(self, beta: float) -> None:
+        for buffer in self.buffers:
+            buffer.beta = beta
+
+    def sample(self, batch_size: int) -> Batch:
+        """A :class:`~rlbook.replay.Batch` whose fields are ``(S, batch_size, ...)``."""
+        if self.prioritized:
+            batches = [buffer.sample(batch_size) for buffer in self.buffers]
+            return Batch(*(torch.stack(field) for field in zip(*batches, strict=True)))
+        indices = torch.stack(
+            [
+                torch.randint(0, self.size, (batch_size,), generator=g)
+                for g in self.generators
+            ]
+        ).to(self.device)
+        rows = self.storage[self.rows, indices]
+        return Batch(
+            obs=rows[..., 0:4],
+            action=rows[..., 8].long(),
+            reward=rows[..., 9],
+            next_obs=rows[..., 4:8],
+            terminated=rows[..., 10],
+            indices=indices,
+            weights=torch.ones(self.n, batch_size, device=self.device),
+        )
+
+    def update_priorities(self, indices: torch.Tensor, td_error: torch.Tensor) -> None:
+        for i, buffer in enumerate(self.buffers):
+            buffer.update_priorities(indices[i], td_error[i])
+
+
+def train_dqn_batched(
+    config: DQNConfig, seeds: Sequence[int], device: torch.device | str = "cpu"
+) -> list[dict]:
+    """``[train_dqn(config, s) for s in seeds]``, computed together; one record per seed.
+
+    Each record has the keys of :func:`train_dqn`; ``seconds`` is the wall time
+    of the whole batch, and ``runs_in_batch`` says how many runs shared it.
+    """
+    seeds = [int(s) for s in seeds]
+    n = len(seeds)
+    networks = []
+    for seed in seeds:
+        torch.manual_seed(stream_seed(seed, "init"))  # seed s's train_dqn init
+        networks.append(QNetwork(4, 2, config.hidden, dueling=config.dueling))
+    q_net = StackedQNetwork(networks).to(device)
+    target_net = copy.deepcopy(q_net) if config.target_every else q_net
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
+    buffer = StackedReplayBuffer(config, seeds, device)
+    explore = [numpy_stream(seed, "explore") for seed in seeds]
+    env = CartPoleBatch(n)
+
+    history: list[dict[str, list]] = [
+        {
+            "episode_end": [],
+            "episode_return": [],
+            "validation_step": [],
+            "validation_return": [],
+        }
+        for _ in seeds
+    ]
+    best_score = np.full(n, -np.inf)
+    best_step = np.zeros(n, dtype=np.int64)
+    best_state: list[dict[str, torch.Tensor] | None] = [None] * n
+    episode = np.zeros(n, dtype=np.int64)
+    episode_return = np.zeros(n)
+    updates = 0
+    obs = env.reset([train_seed(seed, 0) for seed in seeds])
+    action = np.zeros(n, dtype=np.int64)
+    start = time.perf_counter()
+    for step in range(config.total_steps):
+        # Act: each run draws its coin and random action from its own stream,
+        # in the same order as train_dqn; one forward pass serves every run.
+        epsilon = epsilon_at(config, step)
+        random_action = [
+            step < config.learning_starts or rng.random() < epsilon for rng in explore
+        ]
+        if not all(random_action):
+            with torch.no_grad():
+                x = torch.from_numpy(obs).to(device)[:, None]
+                greedy = q_net(x).argmax(-1)[:, 0]
+            action[:] = greedy.cpu().numpy()
+        for i, rng in enumerate(explore):
+            if random_action[i]:
+                action[i] = rng.integers(2)
+        next_obs, reward, terminated, truncated = env.step(action)
+        buffer.add(obs, action, reward.astype(np.float32), next_obs, terminated)
+        episode_return += reward
+        for i in np.flatnonzero(terminated | truncated):
+            history[i]["episode_end"].append(step + 1)
+            history[i]["episode_return"].append(float(episode_return[i]))
+            episode[i] += 1
+            episode_return[i] = 0.0
+            next_obs[i] = env.reset_one(i, train_seed(seeds[i], int(episode[i])))
+        obs = next_obs
+
+        if step >= config.learning_starts and step % config.train_every == 0:
+            if config.prioritized:
+                remaining = 1.0 - config.per_beta_start
+                buffer.set_beta(
+                    config.per_beta_start + remaining * step / config.total_steps
+                )
+            batch = buffer.sample(config.batch_size)
+            loss, td_error = td_loss(
+                q_net,
+                target_net,
+                batch,
+                gamma=config.gamma,
+                double=config.double,
+                huber=config.huber,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            # td_loss averages over runs too; times n, each run's gradient is
+            # the gradient of its own mean loss, as in train_dqn.
+            (loss * n).backward()
+            clip_grad_norm_per_run_(q_net.parameters(), config.max_grad_norm)
+            optimizer.step()
+            if config.prioritized:
+                buffer.update_priorities(batch.indices, td_error)
+            updates += 1
+            if config.target_every and updates % config.target_every == 0:
+                target_net.load_state_dict(q_net.state_dict())
+
+        if (step + 1) % config.validate_every == 0:
+            scores = evaluate_greedy(
+                q_net,
+                runs=n,
+                episodes=config.validate_episodes,
+                seed=VALIDATION_SEED,
+            ).returns.mean(axis=1)
+            for i, score in enumerate(scores):
+                history[i]["validation_step"].append(step + 1)
+                history[i]["validation_return"].append(float(score))
+                if score >= best_score[i]:
+                    best_score[i], best_step[i] = score, step + 1
+                    best_state[i] = q_net.state_of(i)
+
+    seconds = time.perf_counter() - start
+    final_state = [q_net.state_of(i) for i in range(n)]
+    final_test = evaluate_greedy(
+        q_net, runs=n, episodes=TEST_EPISODES, seed=TEST_SEED, gamma=config.gamma
+    )
+    for i, state in enumerate(best_state):
+        if state is not None:
+            q_net.load_state_of(i, state)
+    best_test = evaluate_greedy(
+        q_net, runs=n, episodes=TEST_EPISODES, seed=TEST_SEED, gamma=config.gamma
+    )
+    return [
+        {
+            "seed": seed,
+            "seconds": seconds,
+            "runs_in_batch": n,
+            "updates": updates,
+            "best_step": int(best_step[i]),
+            "best_validation": float(best_score[i]),
+            "test": test_record(best_test, i),
+            "final_test": test_record(final_test, i),
+            "network": dict(q_net.spec),
+            "state": best_state[i],
+            "final_state": final_state[i],
+            **history[i],
+        }
+        for i, seed in enumerate(seeds)
+    ]
+
+
+def _sweep_job(
+    fields_: dict[str, Any], seeds: list[int], threads: int, device: str
+) -> list[dict]:
+    torch.set_num_threads(threads)
+    return train_dqn_batched(config_from(fields_), seeds, device)
+
+
+def run_sweep(
+    variants: Mapping[str, Any],
+    seeds: Sequence[int],
+    *,
+    workers: int = 1,
+    threads: int = 1,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[dict]]:
+    """Train every variant on every seed: one :func:`train_dqn_batched` per variant.
+
+    Args:
+        variants: name -> config (a :class:`DQNConfig`, the chapter's copy of
+            it, or a mapping of its fields).
+        seeds: the seeds every variant trains on (a paired design: seed ``s``
+            starts every variant from the same weights and start states).
+        workers: worker processes; with 1, everything runs in this process.
+        threads: torch threads per worker.
+        device: where every worker trains (weights come back on it).
+
+    Returns:
+        name -> one record per seed, in ``variants``' order.
+    """
+    jobs = {name: asdict(config_from(cfg)) for name, cfg in variants.items()}
+    seeds = [int(s) for s in seeds]
+    where = str(device)
+    if workers <= 1:
+        return {
+            name: _sweep_job(job, seeds, threads, where) for name, job in jobs.items()
+        }
+    # "spawn": a fresh interpreter per worker, safe with torch's thread pools.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {
+            name: pool.submit(_sweep_job, job, seeds, threads, where)
+            for name, job in jobs.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
