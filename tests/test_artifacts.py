@@ -1,31 +1,65 @@
-"""Shipped agents still score what their provenance says."""
+"""Shipped agents: judged on seeds nothing else used, made by a clean commit of this repo.
+
+The scores here are computed afresh on :data:`rlbook.evaluate.HOLDOUT_SEED`
+episodes, which no chapter trains, validates, chooses or reports on, against
+the promise each chapter makes (for CartPole, the solve line read from
+Gymnasium's spec). Whether a shipped agent is the one its code produces is
+asserted by the chapters themselves: the CI build retrains each shipped agent
+at its budget and fails if the weights differ by a bit.
+"""
 
 import json
+import subprocess
 
 import pytest
 
-from rlbook.evaluate import evaluate_artifact
-from rlbook.paths import artifacts_dir
+from rlbook.cartpole import REWARD_THRESHOLD
+from rlbook.evaluate import HOLDOUT_SEED, TEST_SEED, VALIDATION_SEED, evaluate_artifact
+from rlbook.paths import artifacts_dir, repo_root
 
-# agent folder -> the score its chapter promises (mean return over 100 test episodes)
-SHIPPED = {"q-learning": 195.0, "sarsa": 0.0, "dqn-state": 475.0}
-
-
-@pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_shipped_agent_scores_what_its_provenance_says(name):
-    folder = artifacts_dir() / name
-    provenance = json.loads((folder / "weights.provenance.json").read_text())
-    score = provenance["score"]
-    result = evaluate_artifact(folder, episodes=score["episodes"], seed=score["seed"])
-    assert result["mean_return"] == pytest.approx(score["mean_return"], abs=1e-6)
-    assert result["mean_return"] >= SHIPPED[name]
-    assert provenance["budget"] == "full"
-    for key in ("command", "config", "device", "wall_time_s", "git_commit", "packages"):
-        assert provenance[key], key
+# agent folder -> the mean return over 100 held-out episodes its chapter promises
+PROMISED = {
+    "q-learning": REWARD_THRESHOLD,
+    "sarsa": 400.0,  # the chapter ships SARSA below the solve line, and says so
+    "dqn-state": REWARD_THRESHOLD,
+}
+HOLDOUT_EPISODES = 100
 
 
-def test_shipped_dqn_trained_within_its_time_budget():
-    provenance = json.loads(
-        (artifacts_dir() / "dqn-state" / "weights.provenance.json").read_text()
+def provenance_of(name: str) -> dict:
+    return json.loads((artifacts_dir() / name / "weights.provenance.json").read_text())
+
+
+def test_holdout_seeds_are_disjoint_from_validation_and_test_seeds():
+    used = range(VALIDATION_SEED, TEST_SEED + HOLDOUT_EPISODES)
+    assert HOLDOUT_SEED not in used
+    assert HOLDOUT_SEED + HOLDOUT_EPISODES - 1 < 1_000_000  # training seeds start there
+
+
+@pytest.mark.parametrize("name", sorted(PROMISED))
+def test_shipped_agent_keeps_its_promise_on_held_out_seeds(name):
+    result = evaluate_artifact(
+        artifacts_dir() / name, episodes=HOLDOUT_EPISODES, seed=HOLDOUT_SEED
     )
-    assert provenance["wall_time_s"] <= 100.0
+    assert result["mean_return"] >= PROMISED[name], result
+
+
+@pytest.mark.parametrize("name", sorted(PROMISED))
+def test_shipped_agent_was_exported_at_full_budget_from_a_clean_commit(name):
+    provenance = provenance_of(name)
+    assert provenance["budget"] == "full"
+    commit = provenance["git_commit"]
+    assert "+dirty" not in commit, f"{name} was exported from a dirty tree"
+    for key in ("command", "config", "device", "wall_time_s", "packages", "score"):
+        assert provenance[key], key
+    if not (repo_root() / ".git").exists():
+        pytest.skip("not a git checkout: cannot check the commit's ancestry")
+    ancestry = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", commit, "HEAD"],
+        cwd=repo_root(),
+        capture_output=True,
+        check=False,
+    )
+    assert ancestry.returncode == 0, (
+        f"{name} was exported at {commit}, which is not a commit of this branch"
+    )

@@ -21,6 +21,10 @@ VALIDATION_SEED = 5_000
 """Validation episodes (choosing checkpoints) reset with 5000, 5001, ..."""
 TEST_SEED = 10_000
 """Final evaluations reset with 10000, 10001, ...: never used in training."""
+HOLDOUT_SEED = 20_000
+"""Reserved for ``tests/test_artifacts.py`` (20000, 20001, ...): no chapter trains,
+validates, chooses or reports on these, so a shipped agent's score on them is
+independent of everything that produced it."""
 
 
 def train_seed(run_seed: int, episode: int) -> int:
