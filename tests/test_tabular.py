@@ -77,3 +77,18 @@ def test_dict_round_trip():
 def test_bad_discretizers_are_rejected(lows, highs, bins):
     with pytest.raises(ValueError):
         Discretizer(lows, highs, bins)
+
+
+def test_cartpole_starts_fall_into_sixteen_rows():
+    # CartPole-v1 resets every variable uniformly within +-0.05; zero is a bin
+    # edge of every variable and the bins are wider than 0.05, so the starts
+    # cover 2 buckets per variable: 2**4 rows. The chapter computes and glues
+    # this count; a new reset range or binning would change it.
+    from rlbook.envs import make_env
+
+    env = make_env("CartPole-v1")
+    starts = np.array([env.reset(seed=seed)[0] for seed in range(2_000)])
+    env.close()
+    assert np.abs(starts).max() <= 0.05
+    assert [np.unique(b).size for b in D.buckets(starts).T] == [2, 2, 2, 2]
+    assert np.unique(D.index(starts)).size == 16
