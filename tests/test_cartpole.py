@@ -253,3 +253,10 @@ def test_evaluation_runs_in_eval_mode_and_restores_the_mode(training):
 def test_evaluate_greedy_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         evaluate_greedy(balancing_net(), **kwargs)
+
+
+def test_actions_other_than_0_and_1_are_rejected():
+    batch = CartPoleBatch(2)
+    batch.reset([0, 1])
+    with pytest.raises(ValueError, match="actions are 0 and 1"):
+        batch.step(np.array([0, 2]))

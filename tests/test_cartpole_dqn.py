@@ -572,9 +572,50 @@ def test_config_from_names_unknown_fields():
 
 
 def test_epsilon_decays_linearly_then_stays():
-    config = DQNConfig(total_steps=1_000, epsilon_fraction=0.2, epsilon_end=0.05)
+    config = DQNConfig(
+        total_steps=1_000, validate_every=500, epsilon_fraction=0.2, epsilon_end=0.05
+    )
     assert epsilon_at(config, 0) == 1.0
     assert epsilon_at(config, 100) == pytest.approx(0.525)
     assert epsilon_at(config, 200) == pytest.approx(0.05)
     assert epsilon_at(config, 201) == 0.05
     assert epsilon_at(config, 999) == 0.05
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"total_steps": 300, "validate_every": 500}, "validate_every=500"),
+        ({"validate_every": 0}, "validate_every=0"),
+        ({"epsilon_fraction": 0.0}, "epsilon_fraction"),
+    ],
+)
+def test_config_without_validation_or_decay_is_a_clear_error(fields, message):
+    with pytest.raises(ValueError, match=message):
+        DQNConfig(**fields)
+
+
+def test_empty_stacked_buffer_and_uniform_set_beta_are_clear_errors():
+    buffer = StackedReplayBuffer(DQNConfig(), [0, 1])
+    with pytest.raises(ValueError, match="empty replay buffer"):
+        buffer.sample(4)
+    with pytest.raises(ValueError, match="prioritized"):
+        buffer.set_beta(0.5)
+
+
+def test_run_sweep_in_process_leaves_the_callers_thread_count_alone():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        config = DQNConfig(
+            total_steps=300,
+            learning_starts=100,
+            validate_every=300,
+            buffer_size=300,
+            batch_size=8,
+            hidden=(8,),
+        )
+        run_sweep({"a": config}, [0], workers=1, threads=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -104,6 +104,8 @@ class CartPoleBatch:
         action = np.asarray(action)
         if action.shape != (self.n,):
             raise ValueError(f"need {self.n} actions, got shape {action.shape}")
+        if ((action != 0) & (action != 1)).any():
+            raise ValueError(f"CartPole's actions are 0 and 1, got {np.unique(action)}")
         x, x_dot, theta, theta_dot = self.state.T
         force = np.where(action == 1, FORCE_MAG, -FORCE_MAG)
         costheta = np.cos(theta)

@@ -94,6 +94,15 @@ class DQNConfig:
     validate_episodes: int = 10
     """episodes per validation, on seeds 5000, 5001, ..."""
 
+    def __post_init__(self) -> None:
+        if not 0 < self.validate_every <= self.total_steps:
+            raise ValueError(
+                f"validate_every={self.validate_every} must lie in (0, total_steps="
+                f"{self.total_steps}]: the best checkpoint comes from validations"
+            )
+        if not 0 < self.epsilon_fraction <= 1:
+            raise ValueError(f"epsilon_fraction must lie in (0, 1], got {self.epsilon_fraction}")
+
 
 def epsilon_at(config: DQNConfig, step: int) -> float:
     """Linear decay from 1.0 to epsilon_end over the first epsilon_fraction."""
@@ -385,6 +394,9 @@ class StackedReplayBuffer:
         self.size = min(self.size + 1, self.capacity)
 
     def set_beta(self, beta: float) -> None:
+        """Set every run's importance-sampling exponent (prioritized replay only)."""
+        if not self.prioritized:
+            raise ValueError("set_beta needs a prioritized StackedReplayBuffer")
         for buffer in self.buffers:
             buffer.beta = beta
 
@@ -393,6 +405,8 @@ class StackedReplayBuffer:
         if self.prioritized:
             batches = [buffer.sample(batch_size) for buffer in self.buffers]
             return Batch(*(torch.stack(field) for field in zip(*batches, strict=True)))
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer; add transitions first")
         indices = torch.stack(
             [
                 torch.randint(0, self.size, (batch_size,), generator=g)
@@ -584,9 +598,14 @@ def run_sweep(
     seeds = [int(s) for s in seeds]
     where = str(device)
     if workers <= 1:
-        return {
-            name: _sweep_job(job, seeds, threads, where) for name, job in jobs.items()
-        }
+        caller_threads = torch.get_num_threads()
+        try:
+            return {
+                name: _sweep_job(job, seeds, threads, where)
+                for name, job in jobs.items()
+            }
+        finally:
+            torch.set_num_threads(caller_threads)  # leave the caller as it was
     # "spawn": a fresh interpreter per worker, safe with torch's thread pools.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:

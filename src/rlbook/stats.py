@@ -76,6 +76,7 @@ def bootstrap_mean(
 def paired_difference(
     values: np.ndarray | list[float],
     baseline: np.ndarray | list[float],
+    *,
     level: float = 0.95,
     resamples: int = 10_000,
     seed: int = 0,
