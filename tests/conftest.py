@@ -48,3 +48,12 @@ def tabular_agent_dir(tmp_path: Path) -> Path:
         ),
     )
     return folder
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks: a second intra-op thread only adds waiting on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

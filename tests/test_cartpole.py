@@ -19,14 +19,7 @@ from rlbook.cartpole_dqn import StackedQNetwork
 from rlbook.dqn import QNetwork, QNetworkPolicy
 from rlbook.evaluate import evaluate_batched
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: a second intra-op thread only adds waiting on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def balancing_net() -> QNetwork:

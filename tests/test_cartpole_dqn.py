@@ -31,14 +31,7 @@ from rlbook.cartpole_dqn import (
 from rlbook.dqn import QNetwork, td_loss
 from rlbook.replay import Batch
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: a second intra-op thread only adds waiting on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def seeded_net(seed: int, hidden=(16, 8), **kwargs) -> QNetwork:
@@ -607,15 +600,7 @@ def test_run_sweep_in_process_leaves_the_callers_thread_count_alone():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        config = DQNConfig(
-            total_steps=300,
-            learning_starts=100,
-            validate_every=300,
-            buffer_size=300,
-            batch_size=8,
-            hidden=(8,),
-        )
-        run_sweep({"a": config}, [0], workers=1, threads=1)
+        run_sweep({"a": TINY}, [0], workers=1, threads=1)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
