@@ -14,8 +14,12 @@ export SDL_VIDEODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1 MPLBACKEND=module://ma
 config=_config.yml
 if [ "${RLBOOK_FORCE_EXECUTE:-0}" = 1 ]; then
   mkdir -p _build
-  sed 's/^  execute_notebooks: cache/  execute_notebooks: force/' _config.yml > _build/_config.force.yml
+  # The copy lives in _build/, and Jupyter Book resolves local_extensions paths
+  # from the config file's folder.
+  sed -e 's/^  execute_notebooks: cache/  execute_notebooks: force/' \
+    -e 's#^    rlbook_timeguard: _ext$#    rlbook_timeguard: ../_ext#' _config.yml > _build/_config.force.yml
   grep -q "execute_notebooks: force" _build/_config.force.yml
+  grep -q "rlbook_timeguard: ../_ext" _build/_config.force.yml
   config=_build/_config.force.yml
 fi
 .venv/bin/jupyter-book build . --config "$config" -W -n --keep-going

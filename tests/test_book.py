@@ -38,15 +38,71 @@ def test_every_chapter_is_in_the_toc():
         assert str(path.relative_to(ROOT)) in listed, path
 
 
-def test_colab_cells_use_the_configured_repository():
+def first_code_cell(path: Path) -> str:
+    import jupytext
+
+    return next(c["source"] for c in jupytext.read(path).cells if c["cell_type"] == "code")
+
+
+def test_colab_cells_are_one_cell_with_the_configured_repository():
     url = CONFIG["repository"]["url"]
     chapters = notebook_chapters()
     assert chapters
+    cell = first_code_cell(ROOT / "chapters" / "running.md")
+    assert re.findall(r'BOOK_URL = "(\S+)"', cell) == [url], (
+        f"the Colab cell must clone {url}, the repository in _config.yml"
+    )
     for path in chapters:
+        assert first_code_cell(path) == cell, (
+            f"{path.name}: the first code cell must be the Colab setup cell of "
+            "chapters/running.md, word for word"
+        )
+
+
+def test_chapters_run_without_myst_nb():
+    """Colab has no MyST-NB: chapters glue through rlbook.report.glue."""
+    for path in notebook_chapters():
         text = path.read_text()
-        assert "google.colab" in text, f"{path.name} lacks the Colab setup cell"
-        clones = re.findall(r"git clone -q (\S+)", text)
-        assert clones == [url], f"{path.name} clones {clones}, _config.yml says {url}"
+        assert not re.search(r"^\s*(from|import) myst_nb", text, re.M), (
+            f"{path.name} imports myst_nb; use `from rlbook.report import glue`"
+        )
+        assert "sys.path.insert" not in text, f"{path.name} patches sys.path"
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    pins = {}
+    for line in lines:
+        match = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s;#]+)", line.strip())
+        if match:
+            pins[match.group(1).lower().replace("_", "-")] = match.group(3)
+    return pins
+
+
+def test_colab_extra_admits_the_book_pins_and_colab_versions():
+    import tomllib
+    from packaging.requirements import Requirement
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["colab"]
+    assert extra, "pyproject.toml lacks the colab extra the Colab cell installs"
+    pinned = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    freeze = ROOT.parent / "shared" / "colab" / "pip-freeze.txt"
+    colab = _pins(freeze.read_text().splitlines()) if freeze.is_file() else {}
+    for line in extra:
+        requirement = Requirement(line)
+        name = requirement.name.lower()
+        assert "torch" not in name, "the colab extra must never (re)install torch"
+        assert name in pinned, f"{name} is in the colab extra but not pinned in requirements.txt"
+        assert requirement.specifier.contains(pinned[name]), (
+            f"requirements.txt pins {name}=={pinned[name]}, outside the colab extra's "
+            f"{requirement.specifier}"
+        )
+        if colab:
+            assert name in colab and requirement.specifier.contains(colab[name]), (
+                f"Colab ships {name} {colab.get(name, '(none)')}, outside the colab "
+                f"extra's {requirement.specifier}: pip would change Colab's install"
+            )
 
 
 def test_colab_notebook_twins_match_their_chapters():
@@ -124,3 +180,39 @@ def test_chapter_code_and_its_saved_copy_are_the_same_code():
                     f"{chapter}'s {name} differs from {module_name}.{name}: "
                     "change both, or neither"
                 )
+
+
+def test_cells_that_draw_are_folded():
+    """The rule in CONTRIBUTING.md: a cell that draws a figure or an animation
+    is plumbing, tagged hide-input (its output stays visible)."""
+    import jupytext
+
+    draws = re.compile(r"plt\.subplots\(|plt\.figure\(|\banimate\(")
+    for path in notebook_chapters():
+        for cell in jupytext.read(path).cells:
+            if cell["cell_type"] == "code" and draws.search(cell["source"]):
+                tags = cell["metadata"].get("tags", [])
+                first = cell["source"].strip().splitlines()[0]
+                assert "hide-input" in tags, (
+                    f"{path.name}: the cell starting {first!r} draws; tag it hide-input"
+                )
+
+
+def test_exercises_share_one_style():
+    """Each exercise is a `tip` admonition titled 'Exercise N: ...', numbered
+    from 1, and its solution a `Solution` admonition folded as a dropdown
+    (CONTRIBUTING.md)."""
+    for path in notebook_chapters():
+        text = path.read_text()
+        if "## Exercises" not in text:
+            continue
+        section = text.split("## Exercises", 1)[1].split("\n## ", 1)[0]
+        numbers = [
+            int(n)
+            for n in re.findall(r"\{admonition\} Exercise (\d+): \S.*\n:class: tip\n", section)
+        ]
+        assert numbers == list(range(1, len(numbers) + 1)) and numbers, path.name
+        solutions = re.findall(r"\{admonition\} Solution\n:class: dropdown\n", section)
+        assert len(solutions) == len(numbers), (
+            f"{path.name}: {len(numbers)} exercises, {len(solutions)} solution dropdowns"
+        )

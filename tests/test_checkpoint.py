@@ -19,6 +19,7 @@ from rlbook.checkpoint import (
     make_provenance,
     provenance_path,
     require_clean_tree,
+    reproduction_mismatch,
     save_checkpoint,
     uncommitted_changes,
 )
@@ -280,3 +281,30 @@ def test_run_chapter_starts_when_allowed(book_repo, export, change):
     result = run_chapter(book_repo, export=export)
     assert result.returncode == 0, result.stderr
     assert (book_repo / "_build" / "run_chapter" / "tiny.ipynb").is_file()
+
+
+def _here_provenance() -> dict:
+    return make_provenance(
+        command="x", config={}, budget="ci", device="cpu", wall_time_s=1.0
+    )
+
+
+def test_reproduction_is_expected_on_the_same_kind_of_machine():
+    assert reproduction_mismatch(_here_provenance(), torch.device("cpu")) == []
+
+
+def test_reproduction_is_not_expected_across_versions_devices_and_cpu_kernels():
+    provenance = _here_provenance()
+    provenance["packages"]["torch"] = "2.11.0+cpu"
+    provenance["device"] = "cuda:0"
+    provenance["cpu_capability"] = "NO AVX"
+    reasons = reproduction_mismatch(provenance, torch.device("cpu"))
+    assert any(r.startswith("device cpu, shipped on cuda") for r in reasons)
+    assert any("shipped with 2.11.0+cpu" in r for r in reasons)
+    assert any(r.startswith("CPU kernels") for r in reasons)
+
+
+def test_old_provenance_without_cpu_capability_compares_the_rest():
+    provenance = _here_provenance()
+    del provenance["cpu_capability"]
+    assert reproduction_mismatch(provenance, torch.device("cpu")) == []

@@ -268,6 +268,7 @@ def make_provenance(
         "git_commit": git_commit(),
         "packages": package_versions(),
         "platform": f"{platform.system()} {platform.machine()}, python {sys.version.split()[0]}",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "score": dict(score) if score is not None else None,
         **extra,
     }
@@ -277,3 +278,28 @@ def _device_detail(device: torch.device) -> str:
     from .device import device_banner
 
     return device_banner(device)
+
+
+def reproduction_mismatch(provenance: Mapping[str, Any], device: torch.device) -> list[str]:
+    """Why this machine cannot be expected to retrain a shipped result bit for bit.
+
+    Training is deterministic for the same code, config, package versions and
+    kind of device, and on a CPU for the same instruction set torch dispatches
+    to (AVX2 and AVX-512 kernels round differently). Returns one line per
+    difference from ``provenance``; empty when a bit-for-bit comparison is fair.
+    A provenance record written before ``cpu_capability`` was recorded is
+    compared on the rest.
+    """
+    reasons = []
+    shipped_type = str(provenance.get("device", "")).split(":")[0]
+    if shipped_type != device.type:
+        reasons.append(f"device {device.type}, shipped on {shipped_type or 'unknown'}")
+    here = package_versions()
+    for name, version in provenance.get("packages", {}).items():
+        if here.get(name) != version:
+            reasons.append(f"{name} {here.get(name, 'not installed')}, shipped with {version}")
+    recorded = provenance.get("cpu_capability")
+    capability = torch.backends.cpu.get_cpu_capability()
+    if device.type == "cpu" and recorded is not None and recorded != capability:
+        reasons.append(f"CPU kernels {capability}, shipped with {recorded}")
+    return reasons

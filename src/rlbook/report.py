@@ -38,3 +38,28 @@ def run_header(device: torch.device, budget: str | None = None) -> Any:
     from IPython.display import Markdown
 
     return Markdown(run_header_markdown(device, budget))
+
+
+def glue(name: str, value: Any, display: bool = True) -> None:
+    """Keep ``value`` under ``name`` for the page's ``{glue}`` roles.
+
+    In the book's build this is MyST-NB's ``glue``: the prose quotes the value
+    the cell computed. Where MyST-NB is not installed (Colab, a plain Jupyter)
+    nothing can read the glued values, so they are shown instead: a number or
+    short text glued with ``display=False`` as one ``name = value`` line,
+    anything else (a figure, a table) displayed as it is.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:  # Colab: no MyST-NB
+        myst_glue = None
+    if myst_glue is not None:
+        myst_glue(name, value, display=display)
+        return
+    from IPython.display import display as show
+
+    if not display and isinstance(value, (bool, int, float, str)):
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        print(f"{name} = {shown}")
+    else:
+        show(value)

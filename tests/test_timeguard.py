@@ -1,0 +1,96 @@
+"""The build's time guard (_ext/rlbook_timeguard.py): a slow chapter fails the CI build."""
+
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from rlbook.paths import repo_root
+
+ROOT = repo_root()
+spec = importlib.util.spec_from_file_location(
+    "rlbook_timeguard", ROOT / "_ext" / "rlbook_timeguard.py"
+)
+timeguard = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(timeguard)
+
+
+def fake_app(tmp_path: Path, chapters: dict[str, tuple[str, float]]) -> SimpleNamespace:
+    """A Sphinx app stand-in: docname -> (front matter block, run time)."""
+    sources = {}
+    metadata = {}
+    for name, (front, runtime) in chapters.items():
+        path = tmp_path / f"{name}.md"
+        path.write_text(f"---\n{front}---\n\n# {name}\n")
+        sources[name] = path
+        metadata[name] = {"exec_data": {"runtime": runtime, "method": "force"}}
+    (tmp_path / "html").mkdir()
+    env = SimpleNamespace(nb_metadata=metadata, doc2path=lambda d: str(sources[d]))
+    return SimpleNamespace(env=env, outdir=str(tmp_path / "html"))
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    seen = []
+    monkeypatch.setattr(timeguard.logger, "warning", lambda msg, **kw: seen.append(msg))
+    monkeypatch.setattr(timeguard.logger, "info", lambda msg, **kw: None)
+    return seen
+
+
+def test_a_chapter_within_its_budget_passes_and_times_are_written(
+    tmp_path, monkeypatch, warnings
+):
+    monkeypatch.setenv("RLBOOK_BUDGET", "ci")
+    (tmp_path / "chapters").mkdir()
+    app = fake_app(tmp_path, {"chapters/a": ("rlbook:\n  ci_seconds: 100\n", 149.0)})
+    timeguard.check_times(app, None)
+    assert warnings == []
+    times = json.loads((tmp_path / "chapter_times.json").read_text())
+    assert times["chapters/a"]["seconds"] == 149.0
+    assert times["chapters/a"]["ci_seconds"] == 100
+
+
+def test_a_chapter_past_one_and_a_half_times_its_budget_is_named(
+    tmp_path, monkeypatch, warnings
+):
+    monkeypatch.setenv("RLBOOK_BUDGET", "ci")
+    (tmp_path / "chapters").mkdir()
+    app = fake_app(tmp_path, {"chapters/slow": ("rlbook:\n  ci_seconds: 100\n", 151.0)})
+    timeguard.check_times(app, None)
+    assert len(warnings) == 1
+    assert "chapters/slow took 151 s" in warnings[0]
+    assert "ci_seconds: 100" in warnings[0]
+
+
+def test_a_chapter_without_a_budget_is_named(tmp_path, monkeypatch, warnings):
+    monkeypatch.setenv("RLBOOK_BUDGET", "ci")
+    (tmp_path / "chapters").mkdir()
+    app = fake_app(tmp_path, {"chapters/b": ("kernelspec:\n  name: python3\n", 1.0)})
+    timeguard.check_times(app, None)
+    assert len(warnings) == 1 and "declares no CI execution budget" in warnings[0]
+
+
+def test_other_budgets_are_not_held_to_the_ci_budget(tmp_path, monkeypatch, warnings):
+    monkeypatch.setenv("RLBOOK_BUDGET", "full")
+    (tmp_path / "chapters").mkdir()
+    app = fake_app(tmp_path, {"chapters/a": ("rlbook:\n  ci_seconds: 1\n", 900.0)})
+    timeguard.check_times(app, None)
+    assert warnings == []
+
+
+def test_every_notebook_chapter_declares_its_budget_and_figures():
+    toc = (ROOT / "_toc.yml").read_text()
+    for path in sorted((ROOT / "chapters").glob("*.md")):
+        if "jupytext:" not in path.read_text() or path.stem not in toc:
+            continue
+        block = timeguard.declared(path)
+        assert isinstance(block.get("ci_seconds"), int) and block["ci_seconds"] > 0, path.name
+        for key in ("figures", "animations"):
+            assert isinstance(block.get(key), int) and block[key] >= 0, (path.name, key)
+
+
+def test_the_book_loads_the_guard():
+    config = (ROOT / "_config.yml").read_text()
+    assert "rlbook_timeguard: _ext" in config
