@@ -18,8 +18,8 @@ from rlbook.checkpoint import (
     load_provenance,
     make_provenance,
     provenance_path,
-    require_clean_tree,
     reproduction_mismatch,
+    require_clean_tree,
     save_checkpoint,
     uncommitted_changes,
 )
