@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# MathJax for the site, served from the site itself (pinned and checksum-verified).
+.venv/bin/python scripts/vendor_mathjax.py
 # Offline datasets for the PyTorch projects: ../shared/data when it exists.
 if [ -z "${RLBOOK_DATA:-}" ] && [ -d ../shared/data ]; then
   export RLBOOK_DATA="$(cd ../shared/data && pwd)"

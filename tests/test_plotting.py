@@ -40,3 +40,9 @@ def test_animation_fits_in_max_bytes_by_thinning_frames():
 def test_animation_of_no_frames_is_an_error():
     with pytest.raises(ValueError, match="no frames"):
         animation_html([])
+
+
+def test_animation_loads_nothing_from_another_host():
+    frames = [np.zeros((8, 8, 3), dtype=np.uint8)] * 2
+    html = animation_html(frames)
+    assert "<link" not in html and "http://" not in html and "https://" not in html

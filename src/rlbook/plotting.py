@@ -5,6 +5,7 @@ Introduced in the chapter *How to run this book*.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,6 +46,8 @@ def smooth(values: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
     starts = np.maximum(0, ends - window)
     return (cumulative[ends] - cumulative[starts]) / (ends - starts)
 
+
+_CDN_STYLESHEET = re.compile(r'<link rel="stylesheet"\s+href="https?://[^"]*"\s*/?>\s*')
 
 DEFAULT_MAX_BYTES = 4_000_000
 """Largest embedded animation, in bytes of HTML (about 4 MB)."""
@@ -109,6 +112,9 @@ def animation_html(
         # Give matplotlib more room than we allow, so it never truncates; we check.
         with mpl.rc_context({"animation.embed_limit": 2 * max_bytes / 2**20}):
             html = anim.to_jshtml(default_mode="loop")
+        # matplotlib links Font Awesome from a CDN for the player's buttons; the
+        # book's theme ships the icons, and a page must load nothing from outside.
+        html = _CDN_STYLESHEET.sub("", html)
         plt.close(fig)
         if len(html.encode()) <= max_bytes or len(kept) == 1:
             break
