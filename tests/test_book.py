@@ -93,6 +93,10 @@ def test_colab_extra_admits_the_book_pins_and_colab_versions():
         requirement = Requirement(line)
         name = requirement.name.lower()
         assert "torch" not in name, "the colab extra must never (re)install torch"
+        assert not requirement.extras, (
+            f"{line}: an extra pulls in packages Colab may lack or have under another "
+            "name (gymnasium[classic-control] adds pygame-ce beside Colab's pygame)"
+        )
         assert name in pinned, f"{name} is in the colab extra but not pinned in requirements.txt"
         assert requirement.specifier.contains(pinned[name]), (
             f"requirements.txt pins {name}=={pinned[name]}, outside the colab extra's "

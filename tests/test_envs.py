@@ -30,6 +30,7 @@ def test_rendering_is_headless():
     frame = env.render()
     assert frame.shape == (400, 600, 3)
     assert os.environ["SDL_VIDEODRIVER"] == "dummy"
+    assert os.environ["SDL_AUDIODRIVER"] == "dummy"
 
 
 def test_atari_ids_are_registered(capfd):

@@ -37,8 +37,10 @@ def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> g
     Raises:
         UnknownEnvironmentError: naming the closest registered ids.
     """
-    # pygame (CartPole's renderer) must never try to open a window.
+    # pygame (CartPole's renderer) must never try to open a window, nor a sound
+    # card: with none (Colab, CI), SDL's ALSA probe writes errors to stderr.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     if env_id.startswith("ALE/"):
         _register_atari()
