@@ -22,7 +22,8 @@ fails, with one line naming each problem and where it is, when:
   cell output or glued value (`{glue:text}`, `{glue}`) reads `nan`, `inf` or
   `None` as a word (cells tagged `allow-nan` are exempt: an output that must
   show one, e.g. a Box space's `-inf` bounds);
-* a display equation is wider than the text column (clipped at 1280 px);
+* a display equation, or a code cell (folded ones included), is wider than
+  the text column at 1280 px (clipped: the reader must scroll sideways);
 * the page throws an uncaught JavaScript error (KNOWN_JS_ERRORS aside);
 * a notebook page's Colab launch link is not
   `<colab_url>/github/<owner>/<repo>/blob/<branch>/<path>.ipynb` (from
@@ -97,6 +98,11 @@ MB = 1e6
 # sphinx-thebe 0.3.1 inlines its config script twice on every page, so the
 # second `const THEBE_JS_URL = ...` throws; the first one stands, and thebe
 # (not enabled in this book) would still work.
+VIEWPORT = {"width": 1280, "height": 900}
+"""The browser window: a common laptop screen, on which the book's text column
+holds about 77 characters of code, 75 in a folded cell (chapters keep code
+cells to 74)."""
+
 KNOWN_JS_ERRORS = (
     re.compile(
         r"Identifier '(THEBE_JS_URL|thebe_selector\w*)' has already been declared"
@@ -267,8 +273,20 @@ PAGE_PROBE_JS = r"""async ({imageTimeoutMs, mathTimeoutMs, colabUrl}) => {
       external.push({url: url.href, tag: el.tagName.toLowerCase(), where: where(el)});
   }
 
+  // --- Notebook code a reader must scroll sideways to read (outputs may
+  // scroll; package code shown by literalinclude keeps its 88 columns).
+  const wideCode = [];
+  for (const pre of root.querySelectorAll('.cell_input pre')) {
+    if (pre.closest('.cell_output') || !pre.offsetParent) continue;
+    if (pre.scrollWidth > pre.clientWidth + 2) {
+      const longest = pre.textContent.split('\n').reduce((a, b) => b.length > a.length ? b : a, '');
+      wideCode.push({where: where(pre), over: pre.scrollWidth - pre.clientWidth,
+                     line: longest.trim().slice(0, 60)});
+    }
+  }
+
   return {math, errors: [...errors], badWords, images, figures, animations, colab,
-          downloads, external, hasH1: !!document.querySelector('h1')};
+          downloads, external, wideCode, hasH1: !!document.querySelector('h1')};
 }"""
 
 
@@ -613,6 +631,14 @@ def check_page(
             "colabUrl": site.colab_url,
         },
     )
+    reasons += listed(
+        "code blocks wider than the column",
+        [
+            f"code in {c['where']} is {c['over']} px wider than its block at "
+            f"{VIEWPORT['width']} px (scrolls sideways): {c['line']!r}"
+            for c in probe["wideCode"]
+        ],
+    )
     if not probe["hasH1"]:
         reasons.append("no <h1>")
     reasons += check_math(probe["math"])
@@ -731,7 +757,7 @@ def check_site(
             browser: Browser = p.chromium.launch(
                 executable_path=chromium, args=LAUNCH_ARGS
             )
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context = browser.new_context(viewport=VIEWPORT)
             for spec in specs:
                 if not (html_dir / spec.rel).is_file():
                     result = PageResult([f"missing page file {html_dir / spec.rel}"])

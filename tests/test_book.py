@@ -211,6 +211,25 @@ def test_cells_that_draw_are_folded():
                 )
 
 
+CODE_COLUMNS = 74
+"""What fits in the site's code blocks at 1280 px, folded cells included
+(.ci/check_site.py checks the rendered page); ruff's 88 columns do not."""
+
+
+def test_code_cells_fit_the_page():
+    import jupytext
+
+    for path in notebook_chapters():
+        for cell in jupytext.read(path).cells:
+            if cell["cell_type"] != "code":
+                continue
+            for line in cell["source"].splitlines():
+                assert len(line) <= CODE_COLUMNS, (
+                    f"{path.name}: a code line of {len(line)} columns scrolls sideways on "
+                    f"the page; keep code cells to {CODE_COLUMNS}: {line.strip()[:60]!r}"
+                )
+
+
 def test_exercises_share_one_style():
     """Each exercise is a `tip` admonition titled 'Exercise N: ...', numbered
     from 1, and its solution a `Solution` admonition folded as a dropdown

@@ -221,6 +221,13 @@ PAGES: dict[str, dict[str, Any]] = {
         + " + ".join(f"x_{{{i}}}^2" for i in range(80))
         + "\\]</div>"
     },
+    "chapters/wide_code": {
+        "body": good()
+        + '<div class="cell docutils container"><div class="cell_input docutils container">'
+        '<div class="highlight"><pre style="width: 400px; overflow-x: auto">'
+        + "x = " + " + ".join(["value"] * 40)
+        + "</pre></div></div></div>"
+    },
     "chapters/glued_nan": {
         "body": good() + '<p>Mean return <span class="pasted-text">nan</span>.</p>'
     },
@@ -357,6 +364,12 @@ def test_display_math_wider_than_column(report: dict[str, str]) -> None:
     line = failure(report, "chapters/wide_math")
     assert "display math in section #wide_math is" in line
     assert "wider than the column" in line
+
+
+def test_code_wider_than_its_block(report: dict[str, str]) -> None:
+    line = failure(report, "chapters/wide_code")
+    assert "code in section #wide_code is" in line
+    assert "scrolls sideways): 'x = value + value" in line
 
 
 def test_glued_nan(report: dict[str, str]) -> None:

@@ -68,13 +68,13 @@ class DQNConfig:
     gamma: float = 0.99
     """discount factor"""
     train_every: int = 2
-    """one update every this many steps (lecture: 1000 after each episode)"""
+    """one update every this many steps (lecture: 1000 per episode)"""
     target_every: int = 100
-    """updates between target syncs, 0: no target net (lecture: 5 episodes)"""
+    """updates between target syncs; 0: no target net (lecture: 5 ep.)"""
     epsilon_end: float = 0.02
     """epsilon decays linearly from 1.0 to this (lecture: 0.005)"""
     epsilon_fraction: float = 0.2
-    """share of total_steps over which epsilon decays (lecture: 200 episodes)"""
+    """share of total_steps over which epsilon decays (lecture: 200)"""
     max_grad_norm: float = 10.0
     """gradient clipping (lecture: none)"""
     huber: bool = False
@@ -105,7 +105,7 @@ class DQNConfig:
 
 
 def epsilon_at(config: DQNConfig, step: int) -> float:
-    """Linear decay from 1.0 to epsilon_end over the first epsilon_fraction."""
+    """Linear decay from 1.0 to epsilon_end over the epsilon_fraction."""
     decay_steps = config.epsilon_fraction * config.total_steps
     return max(
         config.epsilon_end,
@@ -114,7 +114,7 @@ def epsilon_at(config: DQNConfig, step: int) -> float:
 
 
 def make_buffer(config: DQNConfig, seed: int, device="cpu") -> ReplayBuffer:
-    """Uniform replay, or prioritized replay when the config asks for it."""
+    """Uniform replay, or prioritized replay if the config asks for it."""
     if config.prioritized:
         return PrioritizedReplayBuffer(
             config.buffer_size,
@@ -130,7 +130,7 @@ def make_buffer(config: DQNConfig, seed: int, device="cpu") -> ReplayBuffer:
 
 
 def update(q_net, target_net, optimizer, buffer, config: DQNConfig, step: int):
-    """One minibatch gradient step on the TD loss, equation (eq-dqn-loss)."""
+    """One minibatch gradient step on the TD loss (eq-dqn-loss)."""
     if config.prioritized:  # anneal beta to 1 by the end of the run
         remaining = 1.0 - config.per_beta_start
         buffer.beta = config.per_beta_start + remaining * step / config.total_steps
@@ -152,10 +152,10 @@ def update(q_net, target_net, optimizer, buffer, config: DQNConfig, step: int):
 
 
 def train_dqn(config: DQNConfig, seed: int, device="cpu") -> dict:
-    """Train one agent; return its history and both its best and final weights."""
+    """Train one agent; return its history, best and final weights."""
     torch.manual_seed(stream_seed(seed, "init"))  # one stream per purpose
     q_net = QNetwork(4, 2, config.hidden, dueling=config.dueling).to(device)
-    # Without a target network, targets come from the network being trained.
+    # Without a target network, targets come from the trained network.
     target_net = copy.deepcopy(q_net) if config.target_every else q_net
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
     buffer = make_buffer(config, seed, device)
@@ -181,7 +181,7 @@ def train_dqn(config: DQNConfig, seed: int, device="cpu") -> dict:
             with torch.no_grad():
                 action = int(q_net(torch.as_tensor(obs, device=device)[None]).argmax())
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        # Store `terminated` only: a truncated transition keeps its bootstrap.
+        # Store `terminated` only: truncated steps keep their bootstrap.
         buffer.add(obs, action, reward, next_obs, terminated)
         obs = next_obs  # the line that is easy to forget
         episode_return += reward

@@ -86,20 +86,22 @@ def td_loss(
     double: bool = False,
     huber: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The DQN loss of a batch, and its TD errors (for prioritized replay).
+    """The DQN loss of a batch and its TD errors (for prioritized replay).
 
-    target = reward + gamma * (1 - terminated) * Q_target(next_obs, a*), where
-    a* = argmax_a Q_target(next_obs, a), or argmax_a Q(next_obs, a) with
-    ``double`` (van Hasselt et al., 2016). Truncated transitions keep their
-    bootstrap: only ``terminated`` zeroes it. Each item's loss is weighted by
-    ``batch.weights`` (importance sampling; ones for uniform replay).
+    target = reward + gamma * (1 - terminated) * Q_target(next_obs, a*),
+    where a* = argmax_a Q_target(next_obs, a), or argmax_a Q(next_obs, a)
+    with ``double`` (van Hasselt et al., 2016). Truncated transitions keep
+    their bootstrap: only ``terminated`` zeroes it. Each item's loss is
+    weighted by ``batch.weights`` (importance sampling; ones for uniform
+    replay).
 
-    Every field may carry leading dimensions (``(S, B)`` for ``S`` stacked
-    networks in a sweep); actions index the last dimension of the Q-values.
+    Every field may carry leading dimensions (``(S, B)`` for ``S``
+    stacked networks in a sweep); actions index the Q-values' last
+    dimension.
 
     Returns:
-        loss: scalar, the mean over every item; td_error: ``batch.action``'s
-        shape, target minus prediction, detached.
+        loss: scalar, the mean over every item; td_error: the shape of
+        ``batch.action``, target minus prediction, detached.
     """
     q_taken = q_net(batch.obs).gather(-1, batch.action.unsqueeze(-1)).squeeze(-1)
     with torch.no_grad():
