@@ -1,0 +1,155 @@
+"""CartPole from pixels: Gymnasium's frames, preprocessed, and a batched renderer.
+
+Gymnasium draws CartPole with pygame, one 600x400 RGB frame at a time, at a
+few hundred frames per second on a laptop core. :func:`preprocess` turns such a
+frame into what the agent sees: grayscale, cropped to the band the cart and
+pole move in, shrunk to ``FRAME_SIZE`` x ``FRAME_SIZE`` with ``INTER_AREA``.
+
+:func:`render_batch` draws the same preprocessed frames for a whole batch of
+states at once, without pygame: the same shapes at the same coordinates (the
+cart, the pole, the axle and the track, vertices truncated to whole pixels as
+pygame does), composed at full resolution only in a window around the cart,
+then cropped and shrunk by the same area weights. It differs from
+``preprocess(env.render())`` only where pygame antialiases an edge; the tests
+bound that difference.
+
+Introduced in the chapter *Deep Q-learning from CartPole's pixels*.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+SCREEN_WIDTH, SCREEN_HEIGHT = 600, 400
+"""Gymnasium's CartPole canvas, in pixels."""
+CROP_TOP, CROP_BOTTOM = 160, 320
+"""Rows of the canvas kept: the pole's tip never rises above row 172, and the
+cart's bottom edge lies on row 314 (the track on row 299)."""
+FRAME_SIZE = 80
+"""Side of a preprocessed frame."""
+
+_SCALE = SCREEN_WIDTH / 4.8  # pixels per metre: the track is 2 x 2.4 m wide
+_CART_Y = 100.0  # height of the track (and the cart's centre), pygame's y up
+_AXLE_Y = _CART_Y + 30 / 4  # the pole's pivot
+_POLE_LENGTH = _SCALE * 2 * 0.5  # twice the half-length of 0.5 m
+_GRAY = {"cart": 0.0, "pole": 161.0, "axle": 139.0, "track": 0.0, "sky": 255.0}
+"""cv2's RGB-to-gray of Gymnasium's colours: pole (202, 152, 101), axle
+(129, 132, 203), cart and track black, background white."""
+_WINDOW = 80
+"""Columns drawn around the cart: the cart is 51 px wide and the pole's tip
+stays within 36 px of the pivot while |angle| < 0.25 rad (episodes end past
+0.21)."""
+# The filled axle circle (radius 5) as pygame draws it: half-width per |dy|.
+_AXLE_HALF_WIDTH = {0: 5, 1: 5, 2: 5, 3: 4, 4: 3, 5: 0}
+
+
+def preprocess(rgb: np.ndarray) -> np.ndarray:
+    """A Gymnasium CartPole frame ``(400, 600, 3)`` uint8 -> ``(80, 80)`` uint8.
+
+    Grayscale (colour carries nothing here), the rows the cart and pole can
+    reach, then ``INTER_AREA``: each output pixel averages the source pixels
+    it covers, so a pole a little over one output pixel wide stays visible.
+    """
+    import cv2
+
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[CROP_TOP:CROP_BOTTOM]
+    return cv2.resize(gray, (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def _area_weights(n_in: int, n_out: int) -> torch.Tensor:
+    """``INTER_AREA`` shrinking ``n_in`` -> ``n_out`` as an ``(n_out, n_in)`` matrix."""
+    step = n_in / n_out
+    weights = np.zeros((n_out, n_in))
+    for j in range(n_out):
+        lo, hi = j * step, (j + 1) * step
+        for i in range(int(np.floor(lo)), int(np.ceil(hi))):
+            weights[j, i] = max(0.0, min(hi, i + 1) - max(lo, i)) / step
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+_ROWS = _area_weights(CROP_BOTTOM - CROP_TOP, FRAME_SIZE)  # (80, 160)
+_COLS = _area_weights(SCREEN_WIDTH, FRAME_SIZE)  # (80, 600)
+_Y = torch.tensor(
+    [SCREEN_HEIGHT - 1 - r for r in range(CROP_TOP, CROP_BOTTOM)], dtype=torch.float32
+)  # pygame's y of each kept row (pygame draws y up, then flips the frame)
+
+
+def _background() -> torch.Tensor:
+    """The preprocessed frame of an empty canvas: white, with the track."""
+    canvas = torch.full((CROP_BOTTOM - CROP_TOP, SCREEN_WIDTH), _GRAY["sky"])
+    canvas[_Y == _CART_Y] = _GRAY["track"]
+    return _ROWS @ canvas @ _COLS.T
+
+
+_BACKGROUND = _background()
+
+
+def _inside(px, py, vx, vy) -> torch.Tensor:
+    """Points ``(px, py)`` inside or on the convex quadrilaterals ``(vx, vy)``
+    (``(B, 4)`` vertices in order, either winding)."""
+    inside_pos = torch.ones_like(px + py, dtype=torch.bool)
+    inside_neg = inside_pos.clone()
+    for i in range(4):
+        x0, y0 = vx[:, i, None, None], vy[:, i, None, None]
+        x1, y1 = vx[:, (i + 1) % 4, None, None], vy[:, (i + 1) % 4, None, None]
+        cross = (x1 - x0) * (py - y0) - (y1 - y0) * (px - x0)
+        inside_pos &= cross >= 0
+        inside_neg &= cross <= 0
+    return inside_pos | inside_neg
+
+
+@torch.no_grad()
+def render_batch(states: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Preprocessed frames of CartPole states, ``(B, 4)`` -> ``(B, 80, 80)`` uint8.
+
+    Draws what Gymnasium's ``render()`` draws for each state, then applies
+    :func:`preprocess`'s crop and area shrink, all states at once.
+    """
+    s = torch.as_tensor(np.asarray(states), dtype=torch.float64)
+    if s.ndim != 2 or s.shape[1] != 4:
+        raise ValueError(f"states must have shape (B, 4), got {tuple(s.shape)}")
+    batch = s.shape[0]
+    cart_x64 = s[:, 0] * _SCALE + SCREEN_WIDTH / 2.0  # as Gymnasium computes it
+    cart_x, theta = cart_x64.float(), s[:, 2].float()
+    # The window of columns drawn, clamped to the canvas.
+    left = torch.clamp(torch.floor(cart_x64).long() - _WINDOW // 2, 0, SCREEN_WIDTH - _WINDOW)
+    cols = (left[:, None] + torch.arange(_WINDOW)).to(torch.float32)  # (B, W)
+    px = cols[:, None, :]  # (B, 1, W)
+    py = _Y.to(torch.float32)[None, :, None]  # (1, R, 1)
+    img = torch.full((batch, _Y.numel(), _WINDOW), _GRAY["sky"], dtype=torch.float32)
+
+    # Cart: a 50 x 30 rectangle, vertices truncated to whole pixels.
+    x0 = torch.trunc(cart_x64 - 25).float()[:, None, None]
+    x1 = torch.trunc(cart_x64 + 25).float()[:, None, None]
+    cart = (px >= x0) & (px <= x1) & (py >= _CART_Y - 15) & (py <= _CART_Y + 15)
+    img = torch.where(cart, _GRAY["cart"], img)
+
+    # Pole: a 10 x 125 rectangle turned by the angle about the pivot.
+    local = torch.tensor(
+        [[-5.0, -5.0], [-5.0, _POLE_LENGTH - 5], [5.0, _POLE_LENGTH - 5], [5.0, -5.0]],
+        dtype=torch.float32,
+    )
+    cos, sin = torch.cos(-theta)[:, None], torch.sin(-theta)[:, None]
+    vx = torch.trunc(local[:, 0] * cos - local[:, 1] * sin + cart_x[:, None])
+    vy = torch.trunc(local[:, 0] * sin + local[:, 1] * cos + _AXLE_Y)
+    img = torch.where(_inside(px, py, vx, vy), _GRAY["pole"], img)
+
+    # Axle: pygame's filled circle of radius 5 at the truncated pivot.
+    dx = (px - torch.trunc(cart_x)[:, None, None]).abs()
+    dy = (py - np.trunc(_AXLE_Y)).abs()
+    half = torch.full_like(dy, -1.0)
+    for d, w in _AXLE_HALF_WIDTH.items():
+        half = torch.where(dy == d, float(w), half)
+    img = torch.where(dx <= half, _GRAY["axle"], img)
+
+    # Track: one black row across the whole canvas (drawn last).
+    img = torch.where(py == _CART_Y, _GRAY["track"], img)
+
+    # Crop and area-shrink: the empty canvas's frame, plus what the window
+    # changed, shrunk by the same weights.
+    col_weights = _COLS.T.to(torch.float32)[cols.long()]  # (B, W, 80)
+    sky = torch.where(py == _CART_Y, _GRAY["track"], _GRAY["sky"])
+    change = torch.bmm(img - sky, col_weights)  # (B, R, 80)
+    frames = _BACKGROUND.to(torch.float32) + _ROWS.to(torch.float32) @ change
+    return frames.round().clamp(0, 255).to(torch.uint8).numpy()
