@@ -66,3 +66,52 @@ def test_preprocess_keeps_the_band_the_cart_and_pole_move_in():
 def test_bad_states_are_a_clear_error():
     with pytest.raises(ValueError, match=r"shape \(B, 4\)"):
         render_batch(np.zeros(4))
+
+
+def test_pixel_cartpole_runs_gymnasium_episodes_and_stacks_their_frames():
+    """Lane by lane, the same states and returns as Gymnasium's CartPole-v1 with
+    the same reset seeds and actions; the stacks hold the last k frames."""
+    from rlbook.frames import FrameReplayMemory
+    from rlbook.pixels import PixelCartPole
+
+    envs, k = 3, 4
+    env = PixelCartPole(envs, k, episode_seed=lambda i: 100 + i)
+    memory = FrameReplayMemory(4000, (FRAME_SIZE, FRAME_SIZE), k, lanes=envs)
+    rng = np.random.default_rng(0)
+    memory.begin(env.reset())
+    gyms = [make_env("CartPole-v1") for _ in range(envs)]
+    for lane, g in enumerate(gyms):
+        g.reset(seed=100 + lane)
+    seen = [[] for _ in range(envs)]  # frames of each lane's current episode
+    for lane in range(envs):
+        seen[lane].append(render_batch(env.batch.state[lane : lane + 1])[0])
+    gym_returns = {}
+    gym_index = list(range(envs))
+    for _ in range(400):
+        obs = env.stacks()
+        for lane in range(envs):  # stacks: the last k frames, first frame repeated
+            want = ([seen[lane][0]] * k + seen[lane])[-k:]
+            np.testing.assert_array_equal(obs[lane], np.stack(want))
+        actions = rng.integers(0, 2, envs)
+        frames, reward, terminated, truncated = env.step(actions)
+        memory.step(actions, reward, terminated, frames)
+        done = terminated | truncated
+        for lane, g in enumerate(gyms):
+            _, r, g_term, g_trunc, _ = g.step(int(actions[lane]))
+            np.testing.assert_array_equal(env.batch.state[lane], g.unwrapped.state)
+            assert (g_term, g_trunc) == (terminated[lane], truncated[lane])
+            seen[lane].append(frames[lane])
+            gym_returns[gym_index[lane]] = gym_returns.get(gym_index[lane], 0) + r
+        if done.any():
+            firsts = env.restart_done()
+            memory.begin(firsts, lanes=done)
+            for j, lane in enumerate(np.flatnonzero(done)):
+                gym_index[lane] = max(gym_index) + 1
+                gyms[lane].reset(seed=100 + gym_index[lane])
+                seen[lane] = [firsts[j]]
+    assert env.finished, "no episode ended in 400 random steps"
+    for index, ret in env.finished:
+        assert ret == gym_returns[index]
+    # the memory rebuilds the stacks the agent acted on
+    batch = memory.sample(64)
+    assert batch.obs.shape == (64, k, FRAME_SIZE, FRAME_SIZE)

@@ -153,3 +153,90 @@ def render_batch(states: np.ndarray | torch.Tensor) -> np.ndarray:
     change = torch.bmm(img - sky, col_weights)  # (B, R, 80)
     frames = _BACKGROUND.to(torch.float32) + _ROWS.to(torch.float32) @ change
     return frames.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+class PixelCartPole:
+    """``envs`` CartPole-v1 episodes stepped together, seen as stacks of frames.
+
+    The physics is :class:`rlbook.cartpole.CartPoleBatch` (Gymnasium's, over
+    arrays) and every frame comes from :func:`render_batch`. Episode ``i``
+    of the run starts from ``reset(seed=episode_seed(i))``, in the order
+    episodes start. A finished lane starts its next episode at once.
+
+    Per step::
+
+        frames = env.reset()                      # (E, H, W) first frames
+        obs = env.stacks()                        # (E, k, H, W), oldest first
+        next_frames, reward, terminated, truncated = env.step(actions)
+        # next_frames are the frames after the actions: an ended episode's last
+        firsts = env.restart_done()               # first frames of new episodes
+
+    Args:
+        envs: episodes side by side.
+        stack: frames per observation, ``k``; before an episode's ``k``-th
+            frame, its first frame fills the stack.
+        episode_seed: reset seed of the ``i``-th episode started.
+    """
+
+    def __init__(self, envs: int, stack: int, episode_seed) -> None:
+        from .cartpole import CartPoleBatch
+
+        if stack < 1:
+            raise ValueError(f"stack must be >= 1, got {stack}")
+        self.envs, self.stack = int(envs), int(stack)
+        self.episode_seed = episode_seed
+        self.batch = CartPoleBatch(self.envs)
+        self.started = 0
+        """episodes started so far"""
+        self.episode_index = np.zeros(self.envs, dtype=np.int64)
+        self.returns = np.zeros(self.envs)
+        self.finished: list[tuple[int, float]] = []
+        """(episode index, return) of every finished episode, in finishing order"""
+        self._history = np.zeros((self.envs, self.stack, FRAME_SIZE, FRAME_SIZE), np.uint8)
+        self._done = np.zeros(self.envs, dtype=bool)
+
+    def reset(self) -> np.ndarray:
+        """Start an episode in every lane; their first frames ``(E, H, W)``."""
+        seeds = [self.episode_seed(self.started + i) for i in range(self.envs)]
+        self.episode_index[:] = self.started + np.arange(self.envs)
+        self.started += self.envs
+        self.batch.reset(np.asarray(seeds))
+        self.returns[:] = 0.0
+        self._done[:] = False
+        frames = render_batch(self.batch.state)
+        self._history[:] = frames[:, None]
+        return frames
+
+    def stacks(self) -> np.ndarray:
+        """The current observation of every lane, ``(E, k, H, W)`` uint8."""
+        return self._history.copy()
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Act in every lane; ``(next_frames, reward, terminated, truncated)``."""
+        if self._done.any():
+            raise RuntimeError("call restart_done() after an episode ends")
+        _, reward, terminated, truncated = self.batch.step(np.asarray(actions))
+        frames = render_batch(self.batch.state)
+        self._history[:, :-1] = self._history[:, 1:]
+        self._history[:, -1] = frames
+        self.returns += reward
+        self._done = terminated | truncated
+        for i in np.flatnonzero(self._done):
+            self.finished.append((int(self.episode_index[i]), float(self.returns[i])))
+        return frames, reward, terminated, truncated
+
+    def restart_done(self) -> np.ndarray:
+        """Start the next episode in every lane whose episode just ended;
+        their first frames ``(n_done, H, W)`` (in lane order)."""
+        lanes = np.flatnonzero(self._done)
+        for i in lanes:
+            self.batch.reset_one(int(i), self.episode_seed(self.started))
+            self.episode_index[i] = self.started
+            self.started += 1
+            self.returns[i] = 0.0
+        frames = render_batch(self.batch.state[lanes]) if lanes.size else np.zeros(
+            (0, FRAME_SIZE, FRAME_SIZE), np.uint8
+        )
+        self._history[lanes] = frames[:, None]
+        self._done[:] = False
+        return frames
