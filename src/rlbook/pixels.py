@@ -240,3 +240,76 @@ class PixelCartPole:
         self._history[lanes] = frames[:, None]
         self._done[:] = False
         return frames
+
+
+def evaluate_pixels(
+    act,
+    episodes: int,
+    seed: int,
+    stack: int,
+    *,
+    frames: str = "gymnasium",
+    envs: int = 8,
+) -> np.ndarray:
+    """Returns of ``episodes`` CartPole-v1 episodes played from pixels.
+
+    Episode ``i`` starts from ``reset(seed=seed + i)``. At most ``envs``
+    environments are alive at once; each starts the next episode when its own
+    ends, and ``act`` chooses the actions of all running episodes in one call.
+
+    Args:
+        act: ``(n, k, H, W)`` uint8 stacks -> ``(n,)`` actions.
+        stack: frames per observation, ``k``.
+        frames: ``"gymnasium"``: Gymnasium's own ``render()``, preprocessed;
+            ``"batched"``: :func:`render_batch` of the same states.
+        envs: environments kept alive.
+
+    Returns:
+        ``(episodes,)`` float64 returns, in episode order.
+    """
+    if frames not in ("gymnasium", "batched"):
+        raise ValueError(f"frames must be 'gymnasium' or 'batched', got {frames!r}")
+    if episodes < 1 or envs < 1:
+        raise ValueError(f"need episodes >= 1 and envs >= 1, got {episodes}, {envs}")
+    from .envs import make_env
+
+    lanes = min(envs, episodes)
+    gyms = [make_env("CartPole-v1", render_mode="rgb_array") for _ in range(lanes)]
+
+    def frame_of(lane: int) -> np.ndarray:
+        if frames == "gymnasium":
+            return preprocess(gyms[lane].render())
+        return render_batch(gyms[lane].unwrapped.state[None])[0]
+
+    history = np.zeros((lanes, stack, FRAME_SIZE, FRAME_SIZE), np.uint8)
+    episode_of = np.full(lanes, -1)
+    returns = np.zeros(episodes)
+    next_episode = 0
+
+    def start(lane: int) -> None:
+        nonlocal next_episode
+        gyms[lane].reset(seed=seed + next_episode)
+        episode_of[lane] = next_episode
+        next_episode += 1
+        history[lane] = frame_of(lane)[None]
+
+    for lane in range(lanes):
+        start(lane)
+    try:
+        while (episode_of >= 0).any():
+            running = np.flatnonzero(episode_of >= 0)
+            actions = np.asarray(act(history[running]))
+            for lane, action in zip(running, actions, strict=True):
+                _, reward, terminated, truncated, _ = gyms[lane].step(int(action))
+                returns[episode_of[lane]] += reward
+                history[lane, :-1] = history[lane, 1:]
+                history[lane, -1] = frame_of(lane)
+                if terminated or truncated:
+                    if next_episode < episodes:
+                        start(lane)
+                    else:
+                        episode_of[lane] = -1
+    finally:
+        for env in gyms:
+            env.close()
+    return returns
