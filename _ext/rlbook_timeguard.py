@@ -16,7 +16,6 @@ the chapter, and the book's strict build (``-W``) fails on it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,9 @@ def check_times(app: Sphinx, exception: Exception | None) -> None:
         return
     from myst_nb.sphinx_ import NbMetadataCollector
 
-    budget = os.environ.get("RLBOOK_BUDGET", "").strip() or "ci"
+    from rlbook.budget import get_budget
+
+    budget = get_budget()
     rows = {}
     for docname, data in sorted(NbMetadataCollector.get_doc_data(app.env).items()):
         exec_data = data.get("exec_data")

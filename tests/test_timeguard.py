@@ -23,6 +23,7 @@ def fake_app(tmp_path: Path, chapters: dict[str, tuple[str, float]]) -> SimpleNa
     metadata = {}
     for name, (front, runtime) in chapters.items():
         path = tmp_path / f"{name}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"---\n{front}---\n\n# {name}\n")
         sources[name] = path
         metadata[name] = {"exec_data": {"runtime": runtime, "method": "force"}}
@@ -43,7 +44,6 @@ def test_a_chapter_within_its_budget_passes_and_times_are_written(
     tmp_path, monkeypatch, warnings
 ):
     monkeypatch.setenv("RLBOOK_BUDGET", "ci")
-    (tmp_path / "chapters").mkdir()
     app = fake_app(tmp_path, {"chapters/a": ("rlbook:\n  ci_seconds: 100\n", 149.0)})
     timeguard.check_times(app, None)
     assert warnings == []
@@ -56,7 +56,6 @@ def test_a_chapter_past_one_and_a_half_times_its_budget_is_named(
     tmp_path, monkeypatch, warnings
 ):
     monkeypatch.setenv("RLBOOK_BUDGET", "ci")
-    (tmp_path / "chapters").mkdir()
     app = fake_app(tmp_path, {"chapters/slow": ("rlbook:\n  ci_seconds: 100\n", 151.0)})
     timeguard.check_times(app, None)
     assert len(warnings) == 1
@@ -66,7 +65,6 @@ def test_a_chapter_past_one_and_a_half_times_its_budget_is_named(
 
 def test_a_chapter_without_a_budget_is_named(tmp_path, monkeypatch, warnings):
     monkeypatch.setenv("RLBOOK_BUDGET", "ci")
-    (tmp_path / "chapters").mkdir()
     app = fake_app(tmp_path, {"chapters/b": ("kernelspec:\n  name: python3\n", 1.0)})
     timeguard.check_times(app, None)
     assert len(warnings) == 1 and "declares no CI execution budget" in warnings[0]
@@ -74,7 +72,6 @@ def test_a_chapter_without_a_budget_is_named(tmp_path, monkeypatch, warnings):
 
 def test_other_budgets_are_not_held_to_the_ci_budget(tmp_path, monkeypatch, warnings):
     monkeypatch.setenv("RLBOOK_BUDGET", "full")
-    (tmp_path / "chapters").mkdir()
     app = fake_app(tmp_path, {"chapters/a": ("rlbook:\n  ci_seconds: 1\n", 900.0)})
     timeguard.check_times(app, None)
     assert warnings == []

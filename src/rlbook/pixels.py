@@ -234,10 +234,10 @@ class PixelCartPole:
             self.episode_index[i] = self.started
             self.started += 1
             self.returns[i] = 0.0
-        frames = render_batch(self.batch.state[lanes]) if lanes.size else np.zeros(
-            (0, FRAME_SIZE, FRAME_SIZE), np.uint8
-        )
-        self._history[lanes] = frames[:, None]
+        frames = np.zeros((lanes.size, FRAME_SIZE, FRAME_SIZE), np.uint8)
+        if lanes.size:
+            frames = render_batch(self.batch.state[lanes])
+            self._history[lanes] = frames[:, None]
         self._done[:] = False
         return frames
 
