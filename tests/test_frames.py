@@ -88,6 +88,34 @@ def test_sampled_stacks_equal_the_frames_seen(lanes, capacity, steps):
     assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (2000, 4, *SHAPE)
 
 
+@pytest.mark.parametrize("n_step", [2, 3])
+def test_n_step_transitions_sum_rewards_within_one_episode(n_step):
+    """n-step returns stop at a terminal step, a cut-off episode and the newest
+    step written; the next stack is the one after the last step summed."""
+    gamma = 0.9
+    gen = torch.Generator().manual_seed(1)
+    memory = FrameReplayMemory(90, SHAPE, stack=3, lanes=3, generator=gen)
+    truth = run(memory, 300, seed=3)
+    batch = memory.sample(1000, n_step=n_step, gamma=gamma)
+    lengths = set()
+    for i in range(1000):
+        lane, episode, step = key_of(batch.obs[i].numpy())
+        reward, steps, terminated = 0.0, 0, 0.0
+        while steps < n_step and terminated == 0.0:
+            item = truth.get((lane, episode, step + steps))
+            if item is None:  # cut off, or not written yet
+                break
+            reward += gamma**steps * item[2]
+            terminated, next_obs = item[4], item[3]
+            steps += 1
+        assert batch.steps[i].item() == steps
+        assert batch.reward[i].item() == pytest.approx(reward, abs=1e-5)
+        assert batch.terminated[i].item() == terminated
+        np.testing.assert_array_equal(batch.next_obs[i].numpy(), next_obs)
+        lengths.add(steps)
+    assert lengths == set(range(1, n_step + 1))  # every case was drawn
+
+
 def test_first_frame_repeats_before_an_episode_starts():
     memory = FrameReplayMemory(16, SHAPE, stack=3)
     memory.begin(frame(0, 0, 0)[None])

@@ -38,6 +38,9 @@ class FrameBatch(NamedTuple):
         next_obs: ``(B, k, H, W)`` uint8.
         terminated: ``(B,)`` float32, 1.0 where the episode reached a terminal
             state (not where it was truncated).
+        steps: ``(B,)`` float32, the steps from ``obs`` to ``next_obs`` (1 unless
+            sampled with ``n_step > 1``): the target discounts by
+            ``gamma ** steps``.
     """
 
     obs: torch.Tensor
@@ -45,6 +48,7 @@ class FrameBatch(NamedTuple):
     reward: torch.Tensor
     next_obs: torch.Tensor
     terminated: torch.Tensor
+    steps: torch.Tensor
 
 
 class FrameReplayMemory:
@@ -185,8 +189,17 @@ class FrameReplayMemory:
         slots = (slot.unsqueeze(1) - offset) % self.slots
         return self.frames[lane.unsqueeze(1), slots]
 
-    def sample(self, batch_size: int) -> FrameBatch:
-        """``batch_size`` transitions drawn uniformly from the sampleable ones."""
+    def sample(self, batch_size: int, n_step: int = 1, gamma: float = 1.0) -> FrameBatch:
+        """``batch_size`` transitions drawn uniformly from the sampleable ones.
+
+        With ``n_step > 1`` each transition runs on for up to ``n_step`` steps
+        of its episode: ``reward`` is the discounted sum of their rewards,
+        ``next_obs`` the stack after the last of them, and ``steps`` how many
+        there were (fewer where the episode terminated, was cut off, or its
+        later steps are not written yet).
+        """
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
         if len(self) == 0:
             raise RuntimeError("no transition to sample yet: step() at least once")
         lanes, slots = [], []
@@ -205,12 +218,25 @@ class FrameReplayMemory:
             have += int(keep.sum())
         lane = torch.cat(lanes)[:batch_size]
         slot = torch.cat(slots)[:batch_size]
+        reward = self.reward[lane, slot].clone()
+        terminated = self.terminated[lane, slot].clone()
+        steps = torch.ones_like(reward)
+        going = torch.ones_like(terminated, dtype=torch.bool)
+        for j in range(1, n_step):
+            # An episode's last frame (terminal or cut off) and the newest frame
+            # carry no action: the sum stops there.
+            later = (slot + j) % self.slots
+            going &= self.acted[lane, later]
+            reward += going * gamma**j * self.reward[lane, later]
+            steps += going
+            terminated = torch.where(going, self.terminated[lane, later], terminated)
         return FrameBatch(
             obs=self.stacks(lane, slot),
             action=self.action[lane, slot],
-            reward=self.reward[lane, slot],
-            next_obs=self.stacks(lane, (slot + 1) % self.slots),
-            terminated=self.terminated[lane, slot],
+            reward=reward,
+            next_obs=self.stacks(lane, (slot + steps.long()) % self.slots),
+            terminated=terminated,
+            steps=steps,
         )
 
     # -- size --------------------------------------------------------------------

@@ -1,0 +1,228 @@
+"""The full run of *Deep Q-learning from CartPole's pixels*: every variant, three seeds.
+
+    .venv/bin/python scripts/train_dqn_pixels.py --runs _build/dqn-pixels --workers 12
+
+trains each variant of ``rlbook.pixel_dqn.VARIANTS`` with seeds 0, 1 and 2,
+``--workers`` runs at a time in separate processes (one CPU thread each, all
+on ``--device``). Each run keeps its whole state in
+``<runs>/<variant>-s<seed>/checkpoint.pt`` (written every ``--checkpoint-every``
+transitions): run the same command again after any interruption and every
+run goes on from its last checkpoint, to the same weights it would have
+reached without stopping. A finished run writes ``result.json`` (its curves
+and the test returns of its best and final weights) and ``weights.pt``
+(both, in float16, as they would ship).
+
+``--export`` then picks the shipped agent by the rule fixed in
+``rlbook.pixel_dqn.choose_winner`` and writes ``artifacts/dqn-pixels/``
+(agent, provenance, and every run's curves in ``metrics.json``); it refuses a
+tree with uncommitted changes outside ``artifacts/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_one(
+    variant: str,
+    seed: int,
+    folder: Path,
+    device: str,
+    checkpoint_every: int,
+    budget: str,
+) -> None:
+    import torch
+
+    from rlbook.checkpoint import (
+        atomic_write,
+        git_commit,
+        make_provenance,
+        save_checkpoint,
+    )
+    from rlbook.device import select_device
+    from rlbook.pixel_dqn import PixelDQN, base_config, variant_config
+
+    torch.set_num_threads(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = folder / "checkpoint.pt"
+    dev = select_device(device)
+    if checkpoint.exists():
+        run = PixelDQN.resume(checkpoint, device=dev)
+    else:
+        run = PixelDQN(variant_config(variant, base_config(budget)), seed, device=dev)
+
+    def write_json(name: str, record: dict) -> None:
+        text = json.dumps(record) + "\n"
+        atomic_write(folder / name, lambda handle: handle.write(text.encode()))
+
+    def progress(r: PixelDQN) -> None:
+        write_json(
+            "progress.json",
+            {
+                "variant": variant,
+                "seed": seed,
+                "step": r.step,
+                "updates": r.updates,
+                "seconds": r.seconds,
+                **r.history,
+            },
+        )
+
+    run.train(
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress
+    )
+    half = {
+        "best": {
+            k: v.half() if v.is_floating_point() else v
+            for k, v in run.best_state.items()
+        },
+        "final": {
+            k: v.half() if v.is_floating_point() else v
+            for k, v in run.q_net.state_dict().items()
+        },
+    }
+    save_checkpoint(folder / "weights.pt", half)
+    tests = {
+        name: run.test(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
+        for name, state in half.items()
+    }
+    write_json(
+        "result.json",
+        {
+            "variant": variant,
+            "seed": seed,
+            "config": run.state_dict()["config"],
+            "device": str(dev),
+            "step": run.step,
+            "updates": run.updates,
+            "seconds": run.seconds,
+            "best_step": run.best_step,
+            "best_validation": run.best_score,
+            "test_best": tests["best"].tolist(),
+            "test_final": tests["final"].tolist(),
+            "network": run.q_net.spec,
+            "provenance": make_provenance(
+                command=f"python scripts/train_dqn_pixels.py (run {variant}, seed {seed})",
+                config=run.config,
+                budget=budget,
+                device=dev,
+                wall_time_s=run.seconds,
+                git_commit=os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(),
+            ),
+            **run.history,
+        },
+    )
+    checkpoint.unlink()  # 0.7 GB of replay memory: not needed once the run is done
+
+
+def main() -> int:
+    from rlbook.pixel_dqn import VARIANTS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=ROOT / "_build" / "dqn-pixels")
+    parser.add_argument(
+        "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS)
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    parser.add_argument(
+        "--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1)
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=50_000)
+    parser.add_argument(
+        "--budget",
+        default="full",
+        choices=["smoke", "full"],
+        help="full: the shipped run; smoke: seconds per run, to check the command",
+    )
+    parser.add_argument(
+        "--export", action="store_true", help="write artifacts/dqn-pixels"
+    )
+    parser.add_argument(
+        "--one", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+
+    if args.one:
+        variant, seed = args.one[0], int(args.one[1])
+        run_one(
+            variant,
+            seed,
+            args.runs / f"{variant}-s{seed}",
+            args.device,
+            args.checkpoint_every,
+            args.budget,
+        )
+        return 0
+
+    if args.export:
+        from rlbook.checkpoint import CheckpointError, require_clean_tree
+
+        try:
+            require_clean_tree(ROOT)
+        except CheckpointError as error:
+            print(f"error: --export: {error}", file=sys.stderr)
+            return 2
+    jobs = [
+        (v, s)
+        for v in args.variants
+        for s in args.seeds
+        if not (args.runs / f"{v}-s{s}" / "result.json").exists()
+    ]
+    running: list[tuple[subprocess.Popen, str]] = []
+    failed = []
+    path = os.pathsep.join(
+        filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    while jobs or running:
+        while jobs and len(running) < args.workers:
+            variant, seed = jobs.pop(0)
+            command = [
+                sys.executable,
+                __file__,
+                "--runs",
+                str(args.runs),
+                "--device",
+                args.device,
+                "--checkpoint-every",
+                str(args.checkpoint_every),
+                "--budget",
+                args.budget,
+                "--one",
+                variant,
+                str(seed),
+            ]
+            running.append((subprocess.Popen(command, env=env), f"{variant}-s{seed}"))
+        time.sleep(5)
+        for process, name in list(running):
+            if process.poll() is not None:
+                running.remove((process, name))
+                if process.returncode != 0:
+                    failed.append(name)
+                print(f"{name}: exit {process.returncode}", flush=True)
+    if failed:
+        print(f"error: runs failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    if args.export:
+        from rlbook.pixel_dqn import export_artifact
+
+        path = export_artifact(
+            args.runs, ROOT / "artifacts" / "dqn-pixels", command=" ".join(sys.argv)
+        )
+        print(f"exported {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
