@@ -553,7 +553,7 @@ def _build_pixel_q_network(
 FULL_RUN = PixelDQNConfig(
     total_steps=200_000,
     envs=8,
-    batch_size=128,
+    batch_size=32,
     train_every=4,
     learning_rate=1e-4,
     buffer_size=100_000,
