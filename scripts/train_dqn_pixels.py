@@ -179,6 +179,12 @@ def main() -> int:
         for s in args.seeds
         if not (args.runs / f"{v}-s{s}" / "result.json").exists()
     ]
+    # Interrupted runs first: they go on from their checkpoints.
+    jobs.sort(
+        key=lambda job: (
+            not (args.runs / f"{job[0]}-s{job[1]}" / "checkpoint.pt").exists()
+        )
+    )
     running: list[tuple[subprocess.Popen, str]] = []
     failed = []
     path = os.pathsep.join(

@@ -23,6 +23,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--seed", type=int, default=10_000, help="first episode's seed"
     )
+    evaluate.add_argument(
+        "--frames",
+        choices=["gymnasium", "batched"],
+        help="agents that play from pixels: Gymnasium's own frames or the batched "
+        "renderer's (default: those the agent was trained on)",
+    )
+    evaluate.add_argument(
+        "--envs", type=int, default=8, help="pixel agents: environments alive at once"
+    )
     return parser
 
 
@@ -34,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         record = evaluate_artifact(
-            args.artifact, episodes=args.episodes, seed=args.seed
+            args.artifact,
+            episodes=args.episodes,
+            seed=args.seed,
+            frames=args.frames,
+            envs=args.envs,
         )
     except (ArtifactError, UnknownEnvironmentError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

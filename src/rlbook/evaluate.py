@@ -131,10 +131,49 @@ def evaluate_batched(
     return EvalResult(env_id, seed, returns)
 
 
-def evaluate_artifact(path: str | Path, *, episodes: int, seed: int) -> dict[str, Any]:
-    """Load a shipped agent folder and evaluate it: what ``python -m rlbook evaluate`` prints."""
+def evaluate_artifact(
+    path: str | Path,
+    *,
+    episodes: int,
+    seed: int,
+    frames: str | None = None,
+    envs: int = 8,
+) -> dict[str, Any]:
+    """Load a shipped agent folder and evaluate it: what ``python -m rlbook evaluate`` prints.
+
+    An agent that plays from pixels is evaluated through the observation
+    pipeline its manifest records (``spec["observation"]``), on
+    ``frames`` (``"gymnasium"`` or ``"batched"``; by default those it was
+    trained on), with at most ``envs`` environments alive.
+    """
     agent = load_agent(path)
-    result = evaluate_batched(
-        agent.policy.act_batch, agent.env_id, episodes=episodes, seed=seed
+    record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
+    observation = agent.spec.get("observation")
+    if observation is None:
+        if frames is not None:
+            raise ValueError(
+                f"--frames applies to agents that play from pixels, not {agent.kind}"
+            )
+        result = evaluate_batched(
+            agent.policy.act_batch, agent.env_id, episodes=episodes, seed=seed
+        )
+        return {**record, **result.summary()}
+    from .agents import ArtifactError
+    from .pixels import check_pipeline, evaluate_pixels
+
+    try:
+        check_pipeline(observation)
+    except ValueError as error:
+        raise ArtifactError(f"{str(path)!r}: {error}") from error
+    frames = frames or observation["frames"]
+    returns = evaluate_pixels(
+        agent.policy.act_batch,
+        episodes=episodes,
+        seed=seed,
+        stack=int(observation["stack"]),
+        frames=frames,
+        envs=envs,
+        env_id=observation["env_id"],
     )
-    return {"artifact": str(path), "kind": agent.kind, **result.summary()}
+    result = EvalResult(observation["env_id"], seed, returns)
+    return {**record, "frames": frames, **result.summary()}

@@ -32,7 +32,7 @@ from .agents import register_kind
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .evaluate import TEST_SEED, VALIDATION_SEED, train_seed
 from .frames import FrameBatch, FrameReplayMemory
-from .pixels import FRAME_SIZE, PixelCartPole
+from .pixels import FRAME_SIZE, PIPELINE, PixelCartPole
 from .seeding import numpy_stream, stream_seed, torch_stream
 
 ARCHITECTURES = ("nature", "lecture")
@@ -379,6 +379,8 @@ class PixelDQN:
             every = config.validate_every
             if self.step // every > (self.step - config.envs) // every:
                 self.validate()
+                self.seconds += time.perf_counter() - start
+                start = time.perf_counter()
                 if progress is not None:
                     progress(self)
             if (
@@ -588,7 +590,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "n-step 3": {"n_step": 3},
     "n-step 3 + shift 4": {"n_step": 3, "shift": 4},
-    "lecture net, n-step 3 + shift 4": {"n_step": 3, "shift": 4, "arch": "lecture"},
 }
 """Each variant changes :data:`FULL_RUN` in the listed fields only."""
 
@@ -629,18 +630,6 @@ def choose_winner(results: list[Mapping[str, Any]]) -> tuple[str, Mapping[str, A
     winner = max(order, key=lambda v: (score[v], -order.index(v)))
     runs = sorted(by_variant[winner], key=lambda r: (-r["best_validation"], r["seed"]))
     return winner, runs[0]
-
-
-PIPELINE = {
-    "env_id": "CartPole-v1",
-    "render_mode": "rgb_array",
-    "grayscale": "cv2.COLOR_RGB2GRAY",
-    "crop_rows": [160, 320],
-    "size": [FRAME_SIZE, FRAME_SIZE],
-    "interpolation": "cv2.INTER_AREA",
-    "stack_start": "first frame repeated",
-}
-"""How an observation is made from the environment (with ``stack`` and ``frames``)."""
 
 
 def export_artifact(runs: str | Path, out: str | Path, *, command: str) -> Path:

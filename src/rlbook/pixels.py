@@ -242,6 +242,38 @@ class PixelCartPole:
         return frames
 
 
+PIPELINE = {
+    "env_id": "CartPole-v1",
+    "render_mode": "rgb_array",
+    "grayscale": "cv2.COLOR_RGB2GRAY",
+    "crop_rows": [CROP_TOP, CROP_BOTTOM],
+    "size": [FRAME_SIZE, FRAME_SIZE],
+    "interpolation": "cv2.INTER_AREA",
+    "stack_start": "first frame repeated",
+}
+"""How this module turns an environment into observations: what an agent's
+manifest records, with ``stack`` and the ``frames`` it was trained on."""
+
+
+def check_pipeline(observation: dict) -> None:
+    """Raise ``ValueError`` unless ``observation`` (a manifest's record of how
+    its agent sees) is a pipeline this module builds, naming what differs."""
+    missing = [key for key in (*PIPELINE, "stack", "frames") if key not in observation]
+    if missing:
+        raise ValueError(f"the observation record lacks {', '.join(missing)}")
+    differ = [
+        f"{key}: {observation[key]!r} (rlbook builds {value!r})"
+        for key, value in PIPELINE.items()
+        if observation[key] != value and key != "env_id"
+    ]
+    if observation["env_id"] != "CartPole-v1":
+        differ.append(f"env_id: {observation['env_id']!r} (rlbook renders CartPole-v1)")
+    if observation["frames"] not in ("gymnasium", "batched"):
+        differ.append(f"frames: {observation['frames']!r} (gymnasium or batched)")
+    if differ:
+        raise ValueError("unsupported observation pipeline: " + "; ".join(differ))
+
+
 def evaluate_pixels(
     act,
     episodes: int,
@@ -250,6 +282,7 @@ def evaluate_pixels(
     *,
     frames: str = "gymnasium",
     envs: int = 8,
+    env_id: str = "CartPole-v1",
 ) -> np.ndarray:
     """Returns of ``episodes`` CartPole-v1 episodes played from pixels.
 
@@ -274,7 +307,7 @@ def evaluate_pixels(
     from .envs import make_env
 
     lanes = min(envs, episodes)
-    gyms = [make_env("CartPole-v1", render_mode="rgb_array") for _ in range(lanes)]
+    gyms = [make_env(env_id, render_mode="rgb_array") for _ in range(lanes)]
 
     def frame_of(lane: int) -> np.ndarray:
         if frames == "gymnasium":
