@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import time
 
@@ -52,7 +54,11 @@ def main() -> None:
     )
     record: dict[str, object] = {
         "device": str(device),
-        "detail": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "detail": (
+            torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else f"{platform.machine()}, {os.cpu_count()} cpus"
+        ),
         "threads": torch.get_num_threads(),
         "batch": args.batch,
         "torch": torch.__version__,
