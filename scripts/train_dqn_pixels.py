@@ -79,23 +79,17 @@ def run_one(
     run.train(
         checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress
     )
+
+    def as_shipped(state: dict) -> dict:  # float16, as the weights ship
+        return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
     half = {
-        "best": {
-            k: v.half() if v.is_floating_point() else v
-            for k, v in run.best_state.items()
-        },
-        "final": {
-            k: v.half() if v.is_floating_point() else v
-            for k, v in run.q_net.state_dict().items()
-        },
+        "best": as_shipped(run.best_state),
+        "final": as_shipped(run.q_net.state_dict()),
     }
     save_checkpoint(folder / "weights.pt", half)
-    tests = {
-        name: run.test(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        )
-        for name, state in half.items()
-    }
+    # load_state_dict casts float16 back into the float32 network
+    tests = {name: run.test(state) for name, state in half.items()}
     write_json(
         "result.json",
         {

@@ -1,8 +1,6 @@
 """rlbook.pixel_dqn: networks, augmentation, resumable runs, the winner rule, export."""
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +17,8 @@ from rlbook.pixel_dqn import (
     export_artifact,
     random_shift,
 )
+
+from .test_cli import run_cli
 
 TINY = PixelDQNConfig(
     total_steps=480,
@@ -158,15 +158,6 @@ def write_run(folder, variant, seed, late):
     (run_dir / "result.json").write_text(json.dumps(record))
 
 
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "rlbook", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_export_writes_an_agent_the_cli_evaluates_from_its_manifest(tmp_path):
     first, second = list(VARIANTS)[:2]
     write_run(tmp_path / "runs", first, 0, 50.0)
@@ -212,15 +203,6 @@ def test_export_writes_an_agent_the_cli_evaluates_from_its_manifest(tmp_path):
 def test_frames_option_is_refused_for_agents_that_do_not_see_pixels(tabular_agent_dir):
     done = run_cli("evaluate", str(tabular_agent_dir), "--frames", "batched")
     assert done.returncode == 2 and "pixels" in done.stderr
-
-
-def test_play_scores_each_episode_once():
-    from rlbook.pixel_dqn import play
-
-    returns = play(
-        lambda s: np.zeros(len(s), dtype=int), episodes=5, seed=40, stack=2, envs=2
-    )
-    assert returns.shape == (5,) and (returns >= 8).all() and (returns < 20).all()
 
 
 def test_the_loss_is_the_n_step_double_dqn_target():

@@ -144,11 +144,14 @@ def test_evaluation_from_gymnasium_frames_and_from_batched_frames_agree():
     assert abs(gym_returns.mean() - batched_returns.mean()) < 0.2 * gym_returns.mean()
 
 
-def test_evaluation_plays_each_seed_once_in_order():
+@pytest.mark.parametrize("frames", ["gymnasium", "batched"])
+def test_evaluation_plays_each_seed_once_in_order(frames):
     from rlbook.pixels import evaluate_pixels
 
     always_left = lambda stacks: np.zeros(len(stacks), dtype=np.int64)  # noqa: E731
-    returns = evaluate_pixels(always_left, episodes=5, seed=40, stack=1, envs=2)
+    returns = evaluate_pixels(
+        always_left, episodes=5, seed=40, stack=1, envs=2, frames=frames
+    )
     env = make_env("CartPole-v1")
     for i, got in enumerate(returns):
         env.reset(seed=40 + i)
@@ -161,7 +164,8 @@ def test_evaluation_plays_each_seed_once_in_order():
         evaluate_pixels(always_left, episodes=1, seed=0, stack=1, frames="pygame")
 
 
-def test_evaluation_stacks_slide_one_frame_a_step():
+@pytest.mark.parametrize("frames", ["gymnasium", "batched"])
+def test_evaluation_stacks_slide_one_frame_a_step(frames):
     from rlbook.pixels import evaluate_pixels
 
     seen = []
@@ -170,7 +174,9 @@ def test_evaluation_stacks_slide_one_frame_a_step():
         seen.append(stacks[0].copy())
         return np.ones(len(stacks), dtype=np.int64)
 
-    returns = evaluate_pixels(record, episodes=1, seed=7, stack=3, envs=1)
+    returns = evaluate_pixels(
+        record, episodes=1, seed=7, stack=3, envs=1, frames=frames
+    )
     assert len(seen) == returns[0]  # one call a step
     np.testing.assert_array_equal(seen[0], np.stack([seen[0][0]] * 3))
     for before, after in pairwise(seen):

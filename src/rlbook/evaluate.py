@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .agents import load_agent
+from .agents import ArtifactError, load_agent
 from .envs import make_env
 
 # The book's three disjoint uses of environment seeds.
@@ -158,7 +158,6 @@ def evaluate_artifact(
             agent.policy.act_batch, agent.env_id, episodes=episodes, seed=seed
         )
         return {**record, **result.summary()}
-    from .agents import ArtifactError
     from .pixels import check_pipeline, evaluate_pixels
 
     try:
@@ -173,7 +172,6 @@ def evaluate_artifact(
         stack=int(observation["stack"]),
         frames=frames,
         envs=envs,
-        env_id=observation["env_id"],
     )
     result = EvalResult(observation["env_id"], seed, returns)
     return {**record, "frames": frames, **result.summary()}

@@ -32,7 +32,7 @@ from .agents import register_kind
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .evaluate import TEST_SEED, VALIDATION_SEED, train_seed
 from .frames import FrameBatch, FrameReplayMemory
-from .pixels import FRAME_SIZE, PIPELINE, PixelCartPole
+from .pixels import FRAME_SIZE, PIPELINE, PixelCartPole, evaluate_pixels
 from .seeding import numpy_stream, stream_seed, torch_stream
 
 ARCHITECTURES = ("nature", "lecture")
@@ -194,33 +194,6 @@ class PixelDQNConfig:
         return max(self.epsilon_end, 1.0 - (1.0 - self.epsilon_end) * step / decay)
 
 
-def play(
-    act: Callable[[np.ndarray], np.ndarray],
-    *,
-    episodes: int,
-    seed: int,
-    stack: int,
-    envs: int = 16,
-) -> np.ndarray:
-    """Returns of ``episodes`` greedy episodes on the batched renderer's frames.
-
-    Episode ``i`` starts from ``reset(seed=seed + i)``; at most ``envs`` run
-    at once, each lane starting the next episode when its own ends.
-    """
-    lanes = min(envs, episodes)
-    env = PixelCartPole(lanes, stack, episode_seed=lambda i: seed + i)
-    env.reset()
-    returns = np.full(episodes, np.nan)
-    while np.isnan(returns).any():
-        env.step(np.asarray(act(env.stacks())))
-        env.restart_done()
-        for index, value in env.finished:
-            if index < episodes:
-                returns[index] = value
-        env.finished.clear()
-    return returns
-
-
 class PixelDQN:
     """One training run of DQN from pixels; see the module's docstring.
 
@@ -328,11 +301,13 @@ class PixelDQN:
 
     def validate(self) -> float:
         """Mean greedy return over the validation episodes; keeps the best weights."""
-        returns = play(
+        returns = evaluate_pixels(
             self.greedy,
             episodes=self.config.validate_episodes,
             seed=VALIDATION_SEED,
             stack=self.config.stack,
+            frames="batched",
+            envs=16,
         )
         score = float(returns.mean())
         self.history["validation_step"].append(self.step)
@@ -365,10 +340,9 @@ class PixelDQN:
             frames, reward, terminated, truncated = self.env.step(actions)
             self.memory.step(actions, reward, terminated, frames)
             self.step += config.envs
-            for index, value in self.env.finished:
+            for _, value in self.env.finished:
                 self.history["episode_end"].append(self.step)
                 self.history["episode_return"].append(value)
-                del index
             self.env.finished.clear()
             if (terminated | truncated).any():
                 self.memory.begin(self.env.restart_done(), lanes=terminated | truncated)
@@ -403,20 +377,16 @@ class PixelDQN:
         self, state: Mapping[str, torch.Tensor], episodes: int = 100
     ) -> np.ndarray:
         """Greedy returns of weights ``state`` on test episodes (batched frames)."""
-        net = PixelQNetwork(**_net_args(self.q_net.spec)).to(self.device)
+        net = PixelQNetwork(**self.q_net.spec).to(self.device)
         net.load_state_dict(state)
-        net.eval()
-
-        def act(stacks: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return (
-                    net(torch.as_tensor(stacks, device=self.device))
-                    .argmax(1)
-                    .cpu()
-                    .numpy()
-                )
-
-        return play(act, episodes=episodes, seed=TEST_SEED, stack=self.config.stack)
+        return evaluate_pixels(
+            PixelQPolicy(net.eval()).act_batch,
+            episodes=episodes,
+            seed=TEST_SEED,
+            stack=self.config.stack,
+            frames="batched",
+            envs=16,
+        )
 
     # -- checkpoints -----------------------------------------------------------------
 
@@ -509,16 +479,6 @@ class PixelDQN:
         return run
 
 
-def _net_args(spec: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "stack": spec["stack"],
-        "n_actions": spec["n_actions"],
-        "arch": spec["arch"],
-        "frame_size": spec["frame_size"],
-        "dueling": spec["dueling"],
-    }
-
-
 @dataclass(frozen=True)
 class PixelQPolicy:
     """Greedy policy of a pixel Q-network: ``(N, k, H, W)`` uint8 stacks in."""
@@ -539,13 +499,8 @@ class PixelQPolicy:
 def _build_pixel_q_network(
     spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
 ) -> PixelQPolicy:
-    q_net = PixelQNetwork(**_net_args(spec["network"]))
-    q_net.load_state_dict(
-        {
-            k: v.float() if v.is_floating_point() else v
-            for k, v in weights["q_net"].items()
-        }
-    )
+    q_net = PixelQNetwork(**spec["network"])
+    q_net.load_state_dict(weights["q_net"])  # float16 weights are cast to float32
     q_net.eval()
     return PixelQPolicy(q_net)
 

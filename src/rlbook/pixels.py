@@ -113,7 +113,9 @@ def render_batch(states: np.ndarray | torch.Tensor) -> np.ndarray:
     cart_x64 = s[:, 0] * _SCALE + SCREEN_WIDTH / 2.0  # as Gymnasium computes it
     cart_x, theta = cart_x64.float(), s[:, 2].float()
     # The window of columns drawn, clamped to the canvas.
-    left = torch.clamp(torch.floor(cart_x64).long() - _WINDOW // 2, 0, SCREEN_WIDTH - _WINDOW)
+    left = torch.clamp(
+        torch.floor(cart_x64).long() - _WINDOW // 2, 0, SCREEN_WIDTH - _WINDOW
+    )
     cols = (left[:, None] + torch.arange(_WINDOW)).to(torch.float32)  # (B, W)
     px = cols[:, None, :]  # (B, 1, W)
     py = _Y.to(torch.float32)[None, :, None]  # (1, R, 1)
@@ -192,7 +194,9 @@ class PixelCartPole:
         self.returns = np.zeros(self.envs)
         self.finished: list[tuple[int, float]] = []
         """(episode index, return) of every finished episode, in finishing order"""
-        self._history = np.zeros((self.envs, self.stack, FRAME_SIZE, FRAME_SIZE), np.uint8)
+        self._history = np.zeros(
+            (self.envs, self.stack, FRAME_SIZE, FRAME_SIZE), np.uint8
+        )
         self._done = np.zeros(self.envs, dtype=bool)
 
     def reset(self) -> np.ndarray:
@@ -264,10 +268,8 @@ def check_pipeline(observation: dict) -> None:
     differ = [
         f"{key}: {observation[key]!r} (rlbook builds {value!r})"
         for key, value in PIPELINE.items()
-        if observation[key] != value and key != "env_id"
+        if observation[key] != value
     ]
-    if observation["env_id"] != "CartPole-v1":
-        differ.append(f"env_id: {observation['env_id']!r} (rlbook renders CartPole-v1)")
     if observation["frames"] not in ("gymnasium", "batched"):
         differ.append(f"frames: {observation['frames']!r} (gymnasium or batched)")
     if differ:
@@ -282,7 +284,6 @@ def evaluate_pixels(
     *,
     frames: str = "gymnasium",
     envs: int = 8,
-    env_id: str = "CartPole-v1",
 ) -> np.ndarray:
     """Returns of ``episodes`` CartPole-v1 episodes played from pixels.
 
@@ -293,8 +294,10 @@ def evaluate_pixels(
     Args:
         act: ``(n, k, H, W)`` uint8 stacks -> ``(n,)`` actions.
         stack: frames per observation, ``k``.
-        frames: ``"gymnasium"``: Gymnasium's own ``render()``, preprocessed;
-            ``"batched"``: :func:`render_batch` of the same states.
+        frames: ``"gymnasium"``: Gymnasium's environments and their own
+            ``render()``, preprocessed; ``"batched"``: :class:`PixelCartPole`,
+            the same physics and start states over arrays, drawn by
+            :func:`render_batch`.
         envs: environments kept alive.
 
     Returns:
@@ -304,15 +307,26 @@ def evaluate_pixels(
         raise ValueError(f"frames must be 'gymnasium' or 'batched', got {frames!r}")
     if episodes < 1 or envs < 1:
         raise ValueError(f"need episodes >= 1 and envs >= 1, got {episodes}, {envs}")
+    lanes = min(envs, episodes)
+    if frames == "batched":
+        batch = PixelCartPole(lanes, stack, episode_seed=lambda i: seed + i)
+        batch.reset()
+        returns = np.full(episodes, np.nan)
+        while np.isnan(returns).any():
+            batch.step(np.asarray(act(batch.stacks())))
+            batch.restart_done()
+            for index, value in batch.finished:
+                if index < episodes:
+                    returns[index] = value
+            batch.finished.clear()
+        return returns
+
     from .envs import make_env
 
-    lanes = min(envs, episodes)
-    gyms = [make_env(env_id, render_mode="rgb_array") for _ in range(lanes)]
+    gyms = [make_env("CartPole-v1", render_mode="rgb_array") for _ in range(lanes)]
 
     def frame_of(lane: int) -> np.ndarray:
-        if frames == "gymnasium":
-            return preprocess(gyms[lane].render())
-        return render_batch(gyms[lane].unwrapped.state[None])[0]
+        return preprocess(gyms[lane].render())
 
     history = np.zeros((lanes, stack, FRAME_SIZE, FRAME_SIZE), np.uint8)
     episode_of = np.full(lanes, -1)
