@@ -138,7 +138,7 @@ def test_the_winner_is_the_steadiest_late_variant_then_its_best_seed():
         choose_winner([result("unknown", 0, [1], 1)])
 
 
-def write_run(folder, variant, seed, late):
+def write_run(folder, variant, seed, late, frames="batched"):
     net = PixelQNetwork(3, 2, "nature")
     half = {k: v.half() for k, v in net.state_dict().items()}
     run_dir = folder / f"{variant}-s{seed}"
@@ -146,6 +146,7 @@ def write_run(folder, variant, seed, late):
     save_checkpoint(run_dir / "weights.pt", {"best": half, "final": half})
     record = {
         **result(variant, seed, [late] * 4, late),
+        "config": {"frames": frames},
         "best_step": 1000,
         "test_best": [9.0, 10.0],
         "test_final": [9.0, 9.0],
@@ -198,6 +199,19 @@ def test_export_writes_an_agent_the_cli_evaluates_from_its_manifest(tmp_path):
     assert (
         "crop_rows" in done.stderr and "unsupported observation pipeline" in done.stderr
     )
+
+
+def test_an_agent_of_simple_frames_records_them_and_plays_only_them(tmp_path):
+    write_run(tmp_path / "runs", next(iter(VARIANTS)), 0, 50.0, frames="simple")
+    out = export_artifact(tmp_path / "runs", tmp_path / "agent", command="test")
+    observation = json.loads((out / "agent.json").read_text())["spec"]["observation"]
+    assert observation["frames"] == "simple"
+    assert observation["renderer"] == "rlbook.pixels.render_simple_batch"
+    done = run_cli("evaluate", str(out), "--episodes", "2", "--envs", "2")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["frames"] == "simple"
+    done = run_cli("evaluate", str(out), "--episodes", "1", "--frames", "gymnasium")
+    assert done.returncode == 2 and "learned from 'simple' frames" in done.stderr
 
 
 def test_frames_option_is_refused_for_agents_that_do_not_see_pixels(tabular_agent_dir):

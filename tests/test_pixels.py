@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from rlbook.envs import make_env
-from rlbook.pixels import FRAME_SIZE, preprocess, render_batch
+from rlbook.pixels import (
+    FRAME_SIZE,
+    PixelCartPole,
+    preprocess,
+    render_batch,
+    render_simple_batch,
+)
 
 
 def gymnasium_frames(states: np.ndarray) -> np.ndarray:
@@ -144,7 +150,7 @@ def test_evaluation_from_gymnasium_frames_and_from_batched_frames_agree():
     assert abs(gym_returns.mean() - batched_returns.mean()) < 0.2 * gym_returns.mean()
 
 
-@pytest.mark.parametrize("frames", ["gymnasium", "batched"])
+@pytest.mark.parametrize("frames", ["gymnasium", "batched", "simple"])
 def test_evaluation_plays_each_seed_once_in_order(frames):
     from rlbook.pixels import evaluate_pixels
 
@@ -164,7 +170,7 @@ def test_evaluation_plays_each_seed_once_in_order(frames):
         evaluate_pixels(always_left, episodes=1, seed=0, stack=1, frames="pygame")
 
 
-@pytest.mark.parametrize("frames", ["gymnasium", "batched"])
+@pytest.mark.parametrize("frames", ["gymnasium", "batched", "simple"])
 def test_evaluation_stacks_slide_one_frame_a_step(frames):
     from rlbook.pixels import evaluate_pixels
 
@@ -181,3 +187,61 @@ def test_evaluation_stacks_slide_one_frame_a_step(frames):
     np.testing.assert_array_equal(seen[0], np.stack([seen[0][0]] * 3))
     for before, after in pairwise(seen):
         np.testing.assert_array_equal(after[:-1], before[1:])
+
+
+# ---------------------------------------------------------------- simple frames
+
+
+def tip_and_cart(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean column of the pole's top 10 rows (white) and of the cart (gray)."""
+    cols = np.arange(FRAME_SIZE)
+    white = (frames[:, :10] == 255).sum(axis=1)
+    gray = (frames[:, 70:] == 128).sum(axis=1)
+    return (white * cols).sum(1) / white.sum(1), (gray * cols).sum(1) / gray.sum(1)
+
+
+def test_simple_frames_draw_the_cart_and_a_magnified_pole():
+    frame = render_simple_batch(np.array([[0.0, 0, 0, 0]]))[0]
+    assert frame.dtype == np.uint8 and frame.shape == (FRAME_SIZE, FRAME_SIZE)
+    assert set(np.unique(frame)) == {0, 128, 255}
+    np.testing.assert_array_equal(np.flatnonzero(frame[75] == 128), np.arange(30, 51))
+    assert (frame[:70, 40] == 255).all()  # the upright pole reaches the top row
+    assert (frame[:70, :37] == 0).all() and (frame[:70, 43:] == 0).all()
+
+
+def test_simple_frames_show_position_and_lean_and_not_velocity():
+    thetas = np.linspace(-0.2, 0.2, 9)
+    states = np.column_stack([np.full(9, 0.5), np.zeros(9), thetas, np.zeros(9)])
+    tip, cart = tip_and_cart(render_simple_batch(states))
+    assert np.all(np.diff(tip) > 0)  # leaning right moves the tip right
+    assert tip[-1] - tip[0] > 15  # by about 5.6 pixels per 0.1 rad
+    np.testing.assert_allclose(cart, 40 + 0.5 * 40 / 3, atol=1)
+    moving = render_simple_batch(np.array([[0.5, 2.0, 0.0, -1.0]]))
+    np.testing.assert_array_equal(moving[0], render_simple_batch(states[4:5])[0])
+
+
+def test_simple_frames_of_a_batch_equal_frames_drawn_one_by_one():
+    states = playing_states(16, seed=3)
+    together = render_simple_batch(states)
+    for i, state in enumerate(states):
+        np.testing.assert_array_equal(together[i], render_simple_batch(state[None])[0])
+
+
+def test_pixel_cartpole_draws_with_the_renderer_it_is_given():
+    for renderer, draw in (("batched", render_batch), ("simple", render_simple_batch)):
+        env = PixelCartPole(2, 3, episode_seed=lambda i: 50 + i, renderer=renderer)
+        first = env.reset()
+        np.testing.assert_array_equal(first, draw(env.batch.state))
+    with pytest.raises(ValueError, match="renderer must be one of"):
+        PixelCartPole(2, 3, episode_seed=lambda i: i, renderer="pygame")
+
+
+def test_a_lean_controller_balances_better_on_simple_frames_than_at_random():
+    from rlbook.pixels import evaluate_pixels
+
+    def lean(stacks: np.ndarray) -> np.ndarray:
+        tip, cart = tip_and_cart(stacks[:, -1])
+        return (tip > cart).astype(np.int64)
+
+    returns = evaluate_pixels(lean, episodes=8, seed=300, stack=1, frames="simple")
+    assert returns.mean() > 30  # a random policy averages about 22

@@ -16,6 +16,8 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation
 ``rlbook.report``         the budget-and-device note at the top of each chapter
+``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
+``rlbook.projects``       the PyTorch projects: models, training steps, deployment
 ========================  =====================================================
 """
 
@@ -29,12 +31,14 @@ _SUBMODULES = {
     "agents",
     "budget",
     "checkpoint",
+    "data",
     "device",
     "envs",
     "evaluate",
     "dqn",
     "paths",
     "plotting",
+    "projects",
     "replay",
     "report",
     "seeding",

@@ -25,9 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--frames",
-        choices=["gymnasium", "batched"],
-        help="agents that play from pixels: Gymnasium's own frames or the batched "
-        "renderer's (default: those the agent was trained on)",
+        choices=["gymnasium", "batched", "simple"],
+        help="agents that play from pixels: Gymnasium's own frames, the batched "
+        "redraw of them, or simple frames (default: those the agent was trained on)",
     )
     evaluate.add_argument(
         "--envs", type=int, default=8, help="pixel agents: environments alive at once"

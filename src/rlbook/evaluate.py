@@ -143,8 +143,10 @@ def evaluate_artifact(
 
     An agent that plays from pixels is evaluated through the observation
     pipeline its manifest records (``spec["observation"]``), on
-    ``frames`` (``"gymnasium"`` or ``"batched"``; by default those it was
-    trained on), with at most ``envs`` environments alive.
+    ``frames`` (by default those it was trained on; an agent trained on
+    Gymnasium's picture also plays ``"gymnasium"`` or ``"batched"`` frames of
+    it, one trained on ``"simple"`` frames only those), with at most ``envs``
+    environments alive.
     """
     agent = load_agent(path)
     record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
@@ -158,13 +160,19 @@ def evaluate_artifact(
             agent.policy.act_batch, agent.env_id, episodes=episodes, seed=seed
         )
         return {**record, **result.summary()}
-    from .pixels import check_pipeline, evaluate_pixels
+    from .pixels import check_pipeline, evaluate_pixels, playable_frames
 
     try:
         check_pipeline(observation)
     except ValueError as error:
         raise ArtifactError(f"{str(path)!r}: {error}") from error
     frames = frames or observation["frames"]
+    playable = playable_frames(observation["frames"])
+    if frames not in playable:
+        raise ValueError(
+            f"this agent learned from {observation['frames']!r} frames; "
+            f"--frames must be one of {', '.join(playable)}, not {frames!r}"
+        )
     returns = evaluate_pixels(
         agent.policy.act_batch,
         episodes=episodes,

@@ -13,6 +13,13 @@ then cropped and shrunk by the same area weights. It differs from
 ``preprocess(env.render())`` only where pygame antialiases an edge; the tests
 bound that difference.
 
+:func:`render_simple_batch` draws a different picture, after the one NPFL139
+(Charles University's deep RL course) sets its pixel CartPole in: 80x80,
+black, a gray 20-pixel cart and a white 4-pixel-wide pole drawn several times
+longer than the real one, so that a lean of 0.1 rad moves its tip by about
+5 pixels instead of Gymnasium's 1.7 (after the shrink). The course's bar of
+450 is set on frames like these.
+
 Introduced in the chapter *Deep Q-learning from CartPole's pixels*.
 """
 
@@ -157,6 +164,59 @@ def render_batch(states: np.ndarray | torch.Tensor) -> np.ndarray:
     return frames.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+SIMPLE_SCALE = FRAME_SIZE / 6.0
+"""Simple frames: pixels per metre (the 80 columns span 6 m; the track, 4.8)."""
+SIMPLE_CART_ROW = 70
+"""Simple frames: the cart fills rows 70-79; the pole's base is on row 70."""
+SIMPLE_POLE = (4.2, 5.2)
+"""Simple frames: the pole's drawn length in metres, across and up (the real
+pole is 1 m long): the magnified lean is what makes the angle visible."""
+_SIMPLE_ROWS = torch.arange(FRAME_SIZE, dtype=torch.float32)[None, :, None]
+_SIMPLE_COLS = torch.arange(FRAME_SIZE, dtype=torch.float32)[None, None, :]
+
+
+@torch.no_grad()
+def render_simple_batch(states: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Simple frames of CartPole states, ``(B, 4)`` -> ``(B, 80, 80)`` uint8.
+
+    Black background; the cart a gray (128) block 21 pixels wide on rows
+    70-79, centred on column ``40 + x * SIMPLE_SCALE``; the pole a white (255)
+    quadrilateral 5 pixels wide from the cart's centre on row 70 to its tip at
+    ``(40 + (x + 4.2 sin(theta)) * SIMPLE_SCALE, 70 - 5.2 cos(theta) * SIMPLE_SCALE)``,
+    vertices rounded down to whole pixels. The geometry follows NPFL139's
+    ``CartPolePixels`` renderer; this is our own drawing code, and its edge
+    pixels may differ from the course's pygame fill.
+    """
+    s = torch.as_tensor(np.asarray(states), dtype=torch.float64)
+    if s.ndim != 2 or s.shape[1] != 4:
+        raise ValueError(f"states must have shape (B, 4), got {tuple(s.shape)}")
+    batch = s.shape[0]
+    centre = FRAME_SIZE / 2
+    x, theta = s[:, 0], s[:, 2]
+    cart = torch.floor(centre + x * SIMPLE_SCALE).float()
+    across, up = SIMPLE_POLE
+    tip_col = torch.floor(centre + (x + across * torch.sin(theta)) * SIMPLE_SCALE)
+    tip_row = torch.floor(SIMPLE_CART_ROW - up * torch.cos(theta) * SIMPLE_SCALE)
+    tip_col, tip_row = tip_col.float(), tip_row.float()
+    base_row = torch.full_like(tip_row, float(SIMPLE_CART_ROW))
+    rows = _SIMPLE_ROWS.expand(batch, FRAME_SIZE, FRAME_SIZE)
+    cols = _SIMPLE_COLS.expand(batch, FRAME_SIZE, FRAME_SIZE)
+    # The pole: tip-left, base-left, base-right, tip-right, as (column, row).
+    vx = torch.stack([tip_col - 2, cart - 2, cart + 2, tip_col + 2], dim=1)
+    vy = torch.stack([tip_row, base_row, base_row, tip_row], dim=1)
+    img = torch.where(_inside(cols, rows, vx, vy), 255.0, 0.0)
+    body = (rows >= SIMPLE_CART_ROW) & ((cols - cart[:, None, None]).abs() <= 10)
+    img = torch.where(body, 128.0, img)
+    return img.to(torch.uint8).numpy()
+
+
+RENDERERS = {"batched": render_batch, "simple": render_simple_batch}
+"""The batched renderers: Gymnasium's picture redrawn, and the simple frames."""
+FRAMES = ("gymnasium", "batched", "simple")
+"""What an agent can be evaluated on: Gymnasium's own ``render()`` preprocessed,
+or one of :data:`RENDERERS`."""
+
+
 class PixelCartPole:
     """``envs`` CartPole-v1 episodes stepped together, seen as stacks of frames.
 
@@ -178,13 +238,22 @@ class PixelCartPole:
         stack: frames per observation, ``k``; before an episode's ``k``-th
             frame, its first frame fills the stack.
         episode_seed: reset seed of the ``i``-th episode started.
+        renderer: ``"batched"`` (:func:`render_batch`, Gymnasium's picture)
+            or ``"simple"`` (:func:`render_simple_batch`).
     """
 
-    def __init__(self, envs: int, stack: int, episode_seed) -> None:
+    def __init__(
+        self, envs: int, stack: int, episode_seed, renderer: str = "batched"
+    ) -> None:
         from .cartpole import CartPoleBatch
 
         if stack < 1:
             raise ValueError(f"stack must be >= 1, got {stack}")
+        if renderer not in RENDERERS:
+            raise ValueError(
+                f"renderer must be one of {sorted(RENDERERS)}, got {renderer!r}"
+            )
+        self.renderer = renderer
         self.envs, self.stack = int(envs), int(stack)
         self.episode_seed = episode_seed
         self.batch = CartPoleBatch(self.envs)
@@ -207,7 +276,7 @@ class PixelCartPole:
         self.batch.reset(np.asarray(seeds))
         self.returns[:] = 0.0
         self._done[:] = False
-        frames = render_batch(self.batch.state)
+        frames = RENDERERS[self.renderer](self.batch.state)
         self._history[:] = frames[:, None]
         return frames
 
@@ -220,7 +289,7 @@ class PixelCartPole:
         if self._done.any():
             raise RuntimeError("call restart_done() after an episode ends")
         _, reward, terminated, truncated = self.batch.step(np.asarray(actions))
-        frames = render_batch(self.batch.state)
+        frames = RENDERERS[self.renderer](self.batch.state)
         self._history[:, :-1] = self._history[:, 1:]
         self._history[:, -1] = frames
         self.returns += reward
@@ -240,7 +309,7 @@ class PixelCartPole:
             self.returns[i] = 0.0
         frames = np.zeros((lanes.size, FRAME_SIZE, FRAME_SIZE), np.uint8)
         if lanes.size:
-            frames = render_batch(self.batch.state[lanes])
+            frames = RENDERERS[self.renderer](self.batch.state[lanes])
             self._history[lanes] = frames[:, None]
         self._done[:] = False
         return frames
@@ -255,23 +324,53 @@ PIPELINE = {
     "interpolation": "cv2.INTER_AREA",
     "stack_start": "first frame repeated",
 }
-"""How this module turns an environment into observations: what an agent's
-manifest records, with ``stack`` and the ``frames`` it was trained on."""
+"""How this module turns Gymnasium's picture into observations (``frames``
+``"gymnasium"`` or ``"batched"``): what an agent's manifest records, with
+``stack`` and the ``frames`` it was trained on."""
+
+SIMPLE_PIPELINE = {
+    "env_id": "CartPole-v1",
+    "renderer": "rlbook.pixels.render_simple_batch",
+    "size": [FRAME_SIZE, FRAME_SIZE],
+    "pixels_per_metre": SIMPLE_SCALE,
+    "cart_row": SIMPLE_CART_ROW,
+    "pole_drawn_metres": list(SIMPLE_POLE),
+    "stack_start": "first frame repeated",
+}
+"""The same record for simple frames (``frames`` ``"simple"``)."""
+
+
+def pipeline_for(frames: str) -> dict:
+    """The observation record of agents trained on ``frames``, less ``stack``."""
+    if frames not in FRAMES:
+        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
+    base = SIMPLE_PIPELINE if frames == "simple" else PIPELINE
+    return {**base, "frames": frames}
+
+
+def playable_frames(trained_on: str) -> tuple[str, ...]:
+    """Frames an agent trained on ``trained_on`` can be evaluated on: the same
+    picture, drawn by Gymnasium or by the batched renderer."""
+    return ("simple",) if trained_on == "simple" else ("gymnasium", "batched")
 
 
 def check_pipeline(observation: dict) -> None:
     """Raise ``ValueError`` unless ``observation`` (a manifest's record of how
     its agent sees) is a pipeline this module builds, naming what differs."""
-    missing = [key for key in (*PIPELINE, "stack", "frames") if key not in observation]
+    frames = observation.get("frames")
+    if frames not in FRAMES:
+        raise ValueError(
+            f"unsupported observation pipeline: frames: {frames!r} (one of {FRAMES})"
+        )
+    expected = pipeline_for(frames)
+    missing = [key for key in (*expected, "stack") if key not in observation]
     if missing:
         raise ValueError(f"the observation record lacks {', '.join(missing)}")
     differ = [
         f"{key}: {observation[key]!r} (rlbook builds {value!r})"
-        for key, value in PIPELINE.items()
+        for key, value in expected.items()
         if observation[key] != value
     ]
-    if observation["frames"] not in ("gymnasium", "batched"):
-        differ.append(f"frames: {observation['frames']!r} (gymnasium or batched)")
     if differ:
         raise ValueError("unsupported observation pipeline: " + "; ".join(differ))
 
@@ -295,21 +394,23 @@ def evaluate_pixels(
         act: ``(n, k, H, W)`` uint8 stacks -> ``(n,)`` actions.
         stack: frames per observation, ``k``.
         frames: ``"gymnasium"``: Gymnasium's environments and their own
-            ``render()``, preprocessed; ``"batched"``: :class:`PixelCartPole`,
-            the same physics and start states over arrays, drawn by
-            :func:`render_batch`.
+            ``render()``, preprocessed; ``"batched"`` or ``"simple"``:
+            :class:`PixelCartPole`, the same physics and start states over
+            arrays, drawn by :func:`render_batch` or :func:`render_simple_batch`.
         envs: environments kept alive.
 
     Returns:
         ``(episodes,)`` float64 returns, in episode order.
     """
-    if frames not in ("gymnasium", "batched"):
-        raise ValueError(f"frames must be 'gymnasium' or 'batched', got {frames!r}")
+    if frames not in FRAMES:
+        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
     if episodes < 1 or envs < 1:
         raise ValueError(f"need episodes >= 1 and envs >= 1, got {episodes}, {envs}")
     lanes = min(envs, episodes)
-    if frames == "batched":
-        batch = PixelCartPole(lanes, stack, episode_seed=lambda i: seed + i)
+    if frames in RENDERERS:
+        batch = PixelCartPole(
+            lanes, stack, episode_seed=lambda i: seed + i, renderer=frames
+        )
         batch.reset()
         returns = np.full(episodes, np.nan)
         while np.isnan(returns).any():

@@ -1,0 +1,1 @@
+"""Code shared by the PyTorch projects part: models, training steps, deployment."""
