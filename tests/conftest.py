@@ -51,6 +51,19 @@ def tabular_agent_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data``: the real dataset subsets CI provides (skipped elsewhere)."""
+    from rlbook.paths import repo_root
+
+    folder = repo_root().parent / "shared" / "data"
+    if not folder.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("CI must have ../shared/data")
+        pytest.skip("no ../shared/data beside the repository")
+    return folder
+
+
+@pytest.fixture
 def one_torch_thread():
     """Tiny networks: a second intra-op thread only adds waiting on a busy machine."""
     threads = torch.get_num_threads()

@@ -27,7 +27,6 @@ from rlbook.data import (
     load_imdb,
     load_mnist,
 )
-from rlbook.paths import repo_root
 
 RNG = np.random.default_rng(0)
 
@@ -349,17 +348,8 @@ def test_imdb_missing_says_what_to_put_where(tmp_path):
 # ---------------------------------------------------------------- the shared subsets
 
 
-def shared_data() -> Path:
-    folder = repo_root().parent / "shared" / "data"
-    if not folder.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("CI must have ../shared/data")
-        pytest.skip("no ../shared/data beside the repository")
-    return folder
-
-
-def test_shared_subsets_load_with_the_counts_their_readme_states():
-    root = shared_data()
+def test_shared_subsets_load_with_the_counts_their_readme_states(shared_data):
+    root = shared_data
     assert len(load_cifar10("train", root, download=False)) == 5 * 932
     assert len(load_cifar10("test", root, download=False)) == 846
     assert len(load_mnist("train", root, download=False)) == 3_009

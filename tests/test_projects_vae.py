@@ -9,8 +9,6 @@ CI points ``RLBOOK_DATA`` at) and is skipped only outside CI when it is absent.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +16,6 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 from rlbook.data import load_mnist
-from rlbook.paths import repo_root
 from rlbook.projects.vae import (
     VAE,
     evaluate_loss,
@@ -187,17 +184,8 @@ def test_reparameterized_z_has_mean_mu_and_variance_exp_logvar():
 # ---------------------------------------------------------------- training
 
 
-def shared_data() -> Path:
-    folder = repo_root().parent / "shared" / "data"
-    if not folder.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("CI must have ../shared/data")
-        pytest.skip("no ../shared/data beside the repository")
-    return folder
-
-
-def test_three_epochs_on_real_digits_lower_the_test_loss_clearly():
-    root = shared_data()
+def test_three_epochs_on_real_digits_lower_the_test_loss_clearly(shared_data):
+    root = shared_data
     train = load_mnist("train", root, download=False).images[:1000]
     test = load_mnist("test", root, download=False).images[:1000]
     torch.manual_seed(0)

@@ -1,4 +1,10 @@
-"""Command line: ``python -m rlbook evaluate <artifact-dir> --episodes N --seed S``.
+"""Command line of the book's shipped results.
+
+``python -m rlbook evaluate <artifact-dir> --episodes N --seed S``
+    plays a shipped agent greedily.
+``python -m rlbook classify-reviews <artifact-dir> <folder>``
+    classifies ``<folder>/pos/*.txt`` and ``<folder>/neg/*.txt`` with the
+    shipped sentiment model.
 
 Prints exactly one JSON line on success; on bad input, one ``error: ...`` line
 on stderr and exit status 2.
@@ -32,11 +38,47 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--envs", type=int, default=8, help="pixel agents: environments alive at once"
     )
+    classify = commands.add_parser(
+        "classify-reviews",
+        help="classify a folder of movie reviews with the shipped sentiment model",
+    )
+    classify.add_argument(
+        "artifact", help="model folder, e.g. artifacts/sentiment-lstm"
+    )
+    classify.add_argument(
+        "folder", help="a folder with pos/*.txt and neg/*.txt, e.g. aclImdb/test"
+    )
+    classify.add_argument(
+        "--batch-size", type=int, default=64, help="reviews per forward pass"
+    )
     return parser
+
+
+def _classify_reviews(args: argparse.Namespace) -> int:
+    from .data import DataError
+    from .projects.sentiment import classify_reviews
+    from .projects.shipping import ModelArtifactError
+
+    if args.batch_size < 1:
+        print(
+            f"error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr
+        )
+        return 2
+    try:
+        record = classify_reviews(
+            args.artifact, args.folder, batch_size=args.batch_size
+        )
+    except (ModelArtifactError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(record))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "classify-reviews":
+        return _classify_reviews(args)
     from .agents import ArtifactError
     from .envs import UnknownEnvironmentError
     from .evaluate import evaluate_artifact

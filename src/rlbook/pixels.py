@@ -254,6 +254,7 @@ class PixelCartPole:
                 f"renderer must be one of {sorted(RENDERERS)}, got {renderer!r}"
             )
         self.renderer = renderer
+        self._render = RENDERERS[renderer]
         self.envs, self.stack = int(envs), int(stack)
         self.episode_seed = episode_seed
         self.batch = CartPoleBatch(self.envs)
@@ -276,7 +277,7 @@ class PixelCartPole:
         self.batch.reset(np.asarray(seeds))
         self.returns[:] = 0.0
         self._done[:] = False
-        frames = RENDERERS[self.renderer](self.batch.state)
+        frames = self._render(self.batch.state)
         self._history[:] = frames[:, None]
         return frames
 
@@ -289,7 +290,7 @@ class PixelCartPole:
         if self._done.any():
             raise RuntimeError("call restart_done() after an episode ends")
         _, reward, terminated, truncated = self.batch.step(np.asarray(actions))
-        frames = RENDERERS[self.renderer](self.batch.state)
+        frames = self._render(self.batch.state)
         self._history[:, :-1] = self._history[:, 1:]
         self._history[:, -1] = frames
         self.returns += reward
@@ -309,7 +310,7 @@ class PixelCartPole:
             self.returns[i] = 0.0
         frames = np.zeros((lanes.size, FRAME_SIZE, FRAME_SIZE), np.uint8)
         if lanes.size:
-            frames = RENDERERS[self.renderer](self.batch.state[lanes])
+            frames = self._render(self.batch.state[lanes])
             self._history[lanes] = frames[:, None]
         self._done[:] = False
         return frames

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -60,6 +62,7 @@ __all__ = [
     "accuracy",
     "add_bigrams",
     "bow_inputs",
+    "classify_reviews",
     "encode_batch",
     "encode_texts",
     "export_lstm",
@@ -67,6 +70,7 @@ __all__ = [
     "length_batches",
     "masked_lstm_scan",
     "predict",
+    "read_review_folder",
     "tokenize",
     "train_bow",
     "train_lstm_epoch",
@@ -1023,3 +1027,102 @@ def accuracy(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
     _check_labels(labels, probabilities.shape[0])
     predicted = probabilities.detach().cpu() >= 0.5
     return (predicted == (labels.detach().cpu() > 0.5)).float().mean().item()
+
+
+# ---------------------------------------------------------------- a folder of reviews
+
+
+def read_review_folder(
+    folder: str | Path,
+) -> tuple[list[str], torch.Tensor, list[Path]]:
+    """The reviews under ``folder/pos/*.txt`` (label 1) and ``folder/neg/*.txt`` (label 0).
+
+    The layout of ``aclImdb/test``, but any file names will do. Negative
+    reviews come first, each polarity in file-name order.
+
+    Returns:
+        ``(texts, labels, paths)``: the texts, ``(N,)`` int64 labels, and the files.
+
+    Raises:
+        rlbook.data.DataError: if ``folder`` or one of its two subfolders is
+            missing, if neither holds a ``.txt`` file, or if a file is not UTF-8.
+    """
+    from ..data import DataError
+
+    root = Path(folder)
+    layout = (
+        "expected <folder>/pos/*.txt (positive reviews) and <folder>/neg/*.txt "
+        "(negative reviews), the layout of aclImdb/test"
+    )
+    if not root.is_dir():
+        raise DataError(f"no folder at {str(root)!r}: {layout}")
+    missing = [name for name in ("pos", "neg") if not (root / name).is_dir()]
+    if missing:
+        subfolders = " and ".join(f"{name}/" for name in missing)
+        raise DataError(f"{str(root)!r} has no {subfolders} subfolder: {layout}")
+    files = [
+        (label, path)
+        for label, name in ((0, "neg"), (1, "pos"))
+        for path in sorted((root / name).glob("*.txt"))
+    ]
+    if not files:
+        raise DataError(f"{str(root)!r}: pos/ and neg/ hold no .txt file; {layout}")
+    texts = []
+    for _, path in files:
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{str(path)!r} is not UTF-8 text ({error.reason} at byte "
+                f"{error.start}); save the review as UTF-8"
+            ) from error
+    labels = torch.tensor([label for label, _ in files], dtype=torch.int64)
+    return texts, labels, [path for _, path in files]
+
+
+def classify_reviews(
+    artifact: str | Path, folder: str | Path, *, batch_size: int = 64
+) -> dict[str, Any]:
+    """Classify every review in ``folder`` with the shipped model in ``artifact``.
+
+    What ``python -m rlbook classify-reviews <artifact> <folder>`` prints.
+
+    Args:
+        artifact: a ``sentiment-lstm`` model folder (see :mod:`rlbook.projects.shipping`).
+        folder: reviews in the layout of :func:`read_review_folder`.
+        batch_size: reviews per forward pass.
+
+    Returns:
+        ``artifact``, ``folder``, ``n`` (reviews read), ``positive`` and
+        ``negative`` (their labels), ``predicted_positive``, ``accuracy``,
+        and ``seconds`` (tokenizing and the forward passes, not loading).
+
+    Raises:
+        rlbook.projects.shipping.ModelArtifactError: for a missing or
+            malformed artifact, or one holding another kind of model.
+        rlbook.data.DataError: for a folder without that layout.
+    """
+    from .shipping import load_model
+
+    shipped = load_model(artifact, kind="sentiment-lstm")
+    texts, labels, _ = read_review_folder(folder)
+    start = time.perf_counter()
+    inputs = encode_texts(
+        texts,
+        shipped.extras["vocabulary"],
+        shipped.extras["max_len"],
+        head=shipped.extras["head"],
+    )
+    probabilities = predict(shipped.model, inputs, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    positive = int(labels.sum())
+    return {
+        "artifact": str(artifact),
+        "folder": str(folder),
+        "n": len(texts),
+        "positive": positive,
+        "negative": len(texts) - positive,
+        "predicted_positive": int((probabilities >= 0.5).sum()),
+        "accuracy": accuracy(probabilities, labels),
+        "seconds": round(seconds, 3),
+    }

@@ -1,0 +1,290 @@
+"""Shipped models: the folder format, and ``python -m rlbook classify-reviews``.
+
+The sentiment model here is a tiny LSTM trained in a second on synthetic
+reviews (filler words and one "good" or "bad"), written as review files.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlbook.checkpoint import make_provenance
+from rlbook.data import DataError
+from rlbook.projects.sentiment import (
+    SentimentLSTM,
+    Vocabulary,
+    classify_reviews,
+    encode_batch,
+    encode_texts,
+    predict,
+    read_review_folder,
+    tokenize,
+    train_lstm_epoch,
+)
+from rlbook.projects.shipping import (
+    MANIFEST,
+    WEIGHTS,
+    ModelArtifactError,
+    load_model,
+    round_to_shipped,
+    save_model,
+)
+from rlbook.seeding import torch_stream
+
+from .test_projects_sentiment import synthetic_reviews
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+MAX_LEN = 16
+
+
+def spec_of(model: SentimentLSTM, vocab: Vocabulary) -> dict:
+    return {
+        "model": {
+            "vocab_size": len(vocab),
+            "embed_dim": model.embedding.embedding_dim,
+            "hidden_size": model.lstm.hidden_size,
+            "num_layers": model.lstm.num_layers,
+            "bidirectional": model.directions == 2,
+            "dropout": model.dropout.p,
+        },
+        "vocabulary": vocab.to_dict(),
+        "max_len": MAX_LEN,
+        "head": None,
+    }
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[SentimentLSTM, Vocabulary]:
+    torch.set_num_threads(1)
+    reviews, labels = synthetic_reviews(256, seed=0)
+    vocab = Vocabulary.build(reviews)
+    tokens, lengths = encode_batch([vocab.encode(r) for r in reviews], MAX_LEN)
+    torch.manual_seed(0)
+    model = SentimentLSTM(len(vocab), embed_dim=8, hidden_size=8, dropout=0.1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    generator = torch_stream(0, "data")
+    for _ in range(6):
+        train_lstm_epoch(
+            model,
+            tokens,
+            lengths,
+            labels,
+            optimizer,
+            batch_size=16,
+            generator=generator,
+            pool_batches=4,
+        )
+    return model, vocab
+
+
+@pytest.fixture
+def artifact(tmp_path: Path, trained) -> Path:
+    model, vocab = trained
+    provenance = make_provenance(
+        command="test", config={}, budget="smoke", device="cpu", wall_time_s=0.0
+    )
+    return save_model(
+        tmp_path / "sentiment",
+        kind="sentiment-lstm",
+        spec=spec_of(model, vocab),
+        model=model,
+        provenance=provenance,
+        metrics={"test_accuracy": 1.0},
+    )
+
+
+def write_reviews(folder: Path, n: int, seed: int) -> Path:
+    reviews, labels = synthetic_reviews(n, seed=seed)
+    for i, (words, label) in enumerate(zip(reviews, labels.tolist(), strict=True)):
+        polarity = folder / ("pos" if label else "neg")
+        polarity.mkdir(parents=True, exist_ok=True)
+        (polarity / f"{i}_{7 if label else 2}.txt").write_text(" ".join(words))
+    return folder
+
+
+# ---------------------------------------------------------------- the folder format
+
+
+def test_loaded_model_gives_the_logits_of_the_float16_rounded_weights(
+    artifact, trained
+):
+    model, vocab = trained
+    shipped = load_model(artifact)
+    assert shipped.kind == "sentiment-lstm" and not shipped.model.training
+    assert shipped.extras["vocabulary"] == vocab
+    assert shipped.metrics == {"test_accuracy": 1.0}
+    assert all(p.dtype == torch.float32 for p in shipped.model.parameters())
+    saved = torch.load(artifact / WEIGHTS, weights_only=True)
+    assert {t.dtype for t in saved.values()} == {torch.float16}
+    rounded = SentimentLSTM(**spec_of(model, vocab)["model"])
+    rounded.load_state_dict(model.state_dict())
+    round_to_shipped(rounded)
+    batch = encode_texts(["w1 good w2", "bad w3 w4 w5", "w6"], vocab, MAX_LEN)
+    assert torch.equal(predict(shipped.model, batch), predict(rounded, batch))
+    # The rounding is real: float16 weights are not the float32 ones.
+    assert not torch.equal(rounded.head.weight, model.head.weight)
+
+
+def test_save_refuses_an_unknown_kind_or_a_spec_that_does_not_fit(tmp_path, trained):
+    model, vocab = trained
+    spec = spec_of(model, vocab)
+    with pytest.raises(ModelArtifactError, match="unknown model kind"):
+        save_model(tmp_path / "a", kind="gpt", spec=spec, model=model, provenance={})
+    wrong = {**spec, "model": {**spec["model"], "hidden_size": 9}}
+    with pytest.raises(ModelArtifactError, match="does not describe"):
+        save_model(
+            tmp_path / "b",
+            kind="sentiment-lstm",
+            spec=wrong,
+            model=model,
+            provenance={},
+        )
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: (f / MANIFEST).unlink(), "has no model.json"),
+        (lambda f: (f / MANIFEST).write_text("{"), "not valid JSON"),
+        (
+            lambda f: (f / MANIFEST).write_text('{"format": "x"}'),
+            "is not a rlbook-model/1",
+        ),
+        (lambda f: (f / WEIGHTS).write_bytes(b"\x00" * 10), "corrupt"),
+        (lambda f: (f / WEIGHTS).unlink(), "does not exist"),
+    ],
+)
+def test_a_damaged_folder_is_a_clear_error(artifact, damage, message):
+    damage(artifact)
+    with pytest.raises(ModelArtifactError, match=message):
+        load_model(artifact)
+
+
+def test_weights_of_another_shape_or_kind_are_clear_errors(artifact, tmp_path):
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    manifest["spec"]["model"]["embed_dim"] = 4
+    (artifact / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match="do not fit kind 'sentiment-lstm'"):
+        load_model(artifact)
+    manifest["kind"] = "resnet-cifar10"
+    (artifact / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match="unknown kind 'resnet-cifar10'"):
+        load_model(artifact)
+    with pytest.raises(ModelArtifactError, match="no model folder"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_load_refuses_a_kind_other_than_the_one_asked_for(artifact, monkeypatch):
+    from rlbook.projects import shipping
+
+    builders = {**shipping._BUILDERS, "other": shipping._BUILDERS["sentiment-lstm"]}
+    monkeypatch.setattr(shipping, "_BUILDERS", builders)
+    assert load_model(artifact, kind="sentiment-lstm").kind == "sentiment-lstm"
+    with pytest.raises(ModelArtifactError, match="not a 'other' one"):
+        load_model(artifact, kind="other")
+
+
+# ---------------------------------------------------------------- a folder of reviews
+
+
+def test_read_review_folder_labels_pos_one_and_neg_zero(tmp_path):
+    write_reviews(tmp_path, 20, seed=1)
+    texts, labels, paths = read_review_folder(tmp_path)
+    assert len(texts) == len(labels) == len(paths) == 20
+    for text, label, path in zip(texts, labels.tolist(), paths, strict=True):
+        assert path.parent.name == ("pos" if label else "neg")
+        assert ("good" if label else "bad") in tokenize(text)
+    assert labels.tolist() == sorted(labels.tolist())  # negatives first
+
+
+def test_read_review_folder_errors_say_what_layout_is_expected(tmp_path):
+    with pytest.raises(DataError, match="no folder at"):
+        read_review_folder(tmp_path / "missing")
+    (tmp_path / "pos").mkdir()
+    with pytest.raises(DataError, match=r"has no neg/ subfolder.*pos/\*\.txt"):
+        read_review_folder(tmp_path)
+    (tmp_path / "neg").mkdir()
+    with pytest.raises(DataError, match=r"hold no \.txt file"):
+        read_review_folder(tmp_path)
+    (tmp_path / "neg" / "1_1.txt").write_bytes(b"bad \xff\xfe film")
+    with pytest.raises(DataError, match=r"1_1\.txt' is not UTF-8"):
+        read_review_folder(tmp_path)
+
+
+def test_classify_reviews_scores_the_folder_with_the_shipped_model(artifact, tmp_path):
+    folder = write_reviews(tmp_path / "reviews", 40, seed=2)
+    record = classify_reviews(artifact, folder)
+    _, labels, _ = read_review_folder(folder)
+    assert record["n"] == 40
+    assert record["positive"] == int(labels.sum())
+    assert record["negative"] == 40 - int(labels.sum())
+    assert record["accuracy"] == 1.0  # the tiny model learned the task
+    assert record["predicted_positive"] == record["positive"]
+    # A model that says the opposite scores 0: the accuracy is measured, not assumed.
+    weights = torch.load(artifact / WEIGHTS, weights_only=True)
+    weights["head.weight"] = -weights["head.weight"]
+    weights["head.bias"] = -weights["head.bias"]
+    torch.save(weights, artifact / WEIGHTS)
+    assert classify_reviews(artifact, folder)["accuracy"] == 0.0
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rlbook", "classify-reviews", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_prints_one_json_line(artifact, tmp_path):
+    folder = write_reviews(tmp_path / "reviews", 12, seed=3)
+    result = run_cli(str(artifact), str(folder))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert {"artifact", "n", "accuracy"} <= set(record)
+    assert record["n"] == 12 and record["artifact"] == str(artifact)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no-layout", "has no pos/ and neg/ subfolder"),
+        ("empty", "hold no .txt file"),
+        ("bad-artifact", "corrupt"),
+        ("not-a-model", "has no model.json"),
+        ("batch", "--batch-size must be >= 1"),
+    ],
+)
+def test_cli_bad_input_is_exit_2_with_one_error_line(artifact, tmp_path, case, message):
+    folder = write_reviews(tmp_path / "reviews", 4, seed=4)
+    args = [str(artifact), str(folder)]
+    if case == "no-layout":
+        args[1] = str(tmp_path)
+    elif case == "empty":
+        for path in folder.glob("*/*.txt"):
+            path.unlink()
+    elif case == "bad-artifact":
+        (artifact / WEIGHTS).write_bytes(b"\x00" * 10)
+    elif case == "not-a-model":
+        args[0] = str(folder)
+    else:
+        args += ["--batch-size", "0"]
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert "Traceback" not in result.stderr
