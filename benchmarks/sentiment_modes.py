@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -329,6 +330,9 @@ def main() -> int:
         "git_commit": git_commit(),
         "date": time.strftime("%Y-%m-%d"),
         "threads": threads,
+        # Other work on the machine slows every mode; read ratios with this.
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "cpu_count": os.cpu_count(),
     }
     if not smoke and not args.no_write:
         write_comparison(comparison_path(PROJECT), records, meta)
