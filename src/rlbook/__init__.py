@@ -18,6 +18,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.report``         the budget-and-device note, glue, progress bars
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
 ``rlbook.projects``       the PyTorch projects: models, training steps, deployment
+``rlbook.pong``           Pong from pixels: preprocessing, returns, policies, rollouts
 ========================  =====================================================
 """
 
@@ -38,6 +39,7 @@ _SUBMODULES = {
     "dqn",
     "paths",
     "plotting",
+    "pong",
     "projects",
     "replay",
     "report",
