@@ -13,6 +13,8 @@ if [ -z "${RLBOOK_DATA:-}" ] && [ -d ../shared/data ]; then
   export RLBOOK_DATA="$(cd ../shared/data && pwd)"
 fi
 export SDL_VIDEODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1 MPLBACKEND=module://matplotlib_inline.backend_inline
+# The notebooks' progress bars draw nothing in the build (rlbook.report.progress).
+export RLBOOK_BUILDING=1
 config=_config.yml
 if [ "${RLBOOK_FORCE_EXECUTE:-0}" = 1 ]; then
   mkdir -p _build

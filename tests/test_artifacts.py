@@ -14,8 +14,10 @@ import subprocess
 import pytest
 
 from rlbook.cartpole import REWARD_THRESHOLD
+from rlbook.data import load_imdb, write_review_folder
 from rlbook.evaluate import HOLDOUT_SEED, TEST_SEED, VALIDATION_SEED, evaluate_artifact
 from rlbook.paths import artifacts_dir, repo_root
+from rlbook.projects.sentiment import classify_reviews
 
 # agent folder -> the mean return over 100 held-out episodes its chapter promises
 PROMISED = {
@@ -24,6 +26,8 @@ PROMISED = {
     "dqn-state": REWARD_THRESHOLD,
 }
 HOLDOUT_EPISODES = 100
+# model folder -> the least test accuracy on the shared test reviews it promises
+MODEL_PROMISES = {"sentiment-lstm": 0.80}
 
 
 def provenance_of(name: str) -> dict:
@@ -44,7 +48,17 @@ def test_shipped_agent_keeps_its_promise_on_held_out_seeds(name):
     assert result["mean_return"] >= PROMISED[name], result
 
 
-@pytest.mark.parametrize("name", sorted(PROMISED))
+def test_shipped_sentiment_model_keeps_its_promise_on_the_shared_test_reviews(
+    shared_data, tmp_path
+):
+    test = load_imdb("test", shared_data, download=False)
+    folder = write_review_folder(test, tmp_path / "test")
+    record = classify_reviews(artifacts_dir() / "sentiment-lstm", folder)
+    assert record["n"] == len(test)
+    assert record["accuracy"] >= MODEL_PROMISES["sentiment-lstm"], record
+
+
+@pytest.mark.parametrize("name", sorted(PROMISED) + sorted(MODEL_PROMISES))
 def test_shipped_agent_was_exported_at_full_budget_from_a_clean_commit(name):
     provenance = provenance_of(name)
     assert provenance["budget"] == "full"

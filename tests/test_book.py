@@ -248,3 +248,11 @@ def test_exercises_share_one_style():
         assert len(solutions) == len(numbers), (
             f"{path.name}: {len(numbers)} exercises, {len(solutions)} solution dropdowns"
         )
+
+
+def test_chapters_show_progress_through_rlbook_not_tqdm():
+    # tqdm's bars write to stderr, an error output on a built page;
+    # rlbook.report.progress draws nothing in the build.
+    for path in notebook_chapters():
+        text = path.read_text()
+        assert "import tqdm" not in text and "from tqdm" not in text, path.name

@@ -26,7 +26,9 @@ from rlbook.data import (
     load_cifar10,
     load_imdb,
     load_mnist,
+    write_review_folder,
 )
+from rlbook.projects.sentiment import read_review_folder
 
 RNG = np.random.default_rng(0)
 
@@ -313,6 +315,20 @@ def test_imdb_reads_the_labelled_reviews_in_order(tmp_path, layout):
         assert loaded.ratings.tolist() == [r[2] for r in expected]
         assert loaded.ids == tuple(r[1] for r in expected)
     assert describe(load_imdb("test", tmp_path)) == "3 of the 25,000 test reviews"
+
+
+def test_written_review_folder_reads_back_as_the_same_reviews(tmp_path):
+    write_imdb_archive(tmp_path)
+    test = load_imdb("test", tmp_path, download=False)
+    folder = write_review_folder(test, tmp_path / "out" / "aclImdb" / "test")
+    again = load_imdb("test", tmp_path / "out", download=False)
+    assert again.texts == test.texts and again.ids == test.ids
+    assert torch.equal(again.labels, test.labels)
+    assert torch.equal(again.ratings, test.ratings)
+    texts, labels, _ = read_review_folder(folder)  # what classify-reviews reads
+    assert sorted(zip(labels.tolist(), texts, strict=True)) == sorted(
+        zip(test.labels.tolist(), test.texts, strict=True)
+    )
 
 
 def test_imdb_truncated_archive_is_a_clear_error(tmp_path):

@@ -218,12 +218,15 @@ def test_encode_texts_chains_tokenize_encode_and_pad() -> None:
 
 
 @pytest.mark.parametrize(
-    ("num_layers", "bidirectional"), [(2, True), (1, True), (2, False)]
+    ("num_layers", "bidirectional", "pooling"),
+    [(2, True, "last"), (1, True, "last"), (2, False, "last"), (2, True, "max")],
 )
 def test_padded_path_gives_the_packed_paths_logits(
-    num_layers: int, bidirectional: bool
+    num_layers: int, bidirectional: bool, pooling: str
 ) -> None:
-    model = tiny_lstm(30, num_layers=num_layers, bidirectional=bidirectional).eval()
+    model = tiny_lstm(
+        30, num_layers=num_layers, bidirectional=bidirectional, pooling=pooling
+    ).eval()
     tokens, lengths = varied_batch(30, [9, 1, 4, 9, 2, 7])
     with torch.no_grad():
         packed = model(tokens, lengths)
@@ -240,8 +243,9 @@ def test_lstm_gives_one_logit_per_review() -> None:
     assert model.head.in_features == 2 * 8  # both directions' final states
 
 
-def test_extra_padding_does_not_change_a_reviews_logit() -> None:
-    model = tiny_lstm(30).eval()
+@pytest.mark.parametrize("pooling", ["last", "max"])
+def test_extra_padding_does_not_change_a_reviews_logit(pooling: str) -> None:
+    model = tiny_lstm(30, pooling=pooling).eval()
     tokens, lengths = varied_batch(30, [6, 2, 4])
     longer = torch.cat([tokens, torch.full((3, 5), PAD_INDEX)], dim=1)
     with torch.no_grad():
@@ -256,10 +260,13 @@ def test_extra_padding_does_not_change_a_reviews_logit() -> None:
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
-def test_exported_lstm_runs_any_batch_size_and_length_with_the_packed_logits() -> None:
+@pytest.mark.parametrize("pooling", ["last", "max"])
+def test_exported_lstm_runs_any_batch_size_and_length_with_the_packed_logits(
+    pooling: str,
+) -> None:
     # One layer: exporting costs ~5 s per layer on a busy CPU, and the layers
     # are one loop in forward_padded, which the 2-layer test above checks.
-    model = tiny_lstm(30, num_layers=1).train()
+    model = tiny_lstm(30, num_layers=1, pooling=pooling).train()
     program = export_lstm(model, max_batch=16, max_len=64)
     assert model.training  # the caller's mode is restored
     exported = program.module()
@@ -489,6 +496,7 @@ BAD_CALLS: dict[str, tuple[Callable[[SimpleNamespace], object], str]] = {
     "vocab_size 0": (lambda p: SentimentLSTM(0), "vocab_size"),
     "dropout 1": (lambda p: SentimentLSTM(10, dropout=1.0), "dropout"),
     "pad_index": (lambda p: SentimentLSTM(10, pad_index=10), "pad_index"),
+    "pooling": (lambda p: SentimentLSTM(10, pooling="mean"), "pooling must be"),
     "float tokens": (lambda p: p.model(p.tokens.float(), p.lengths), "int64"),
     "lengths": (lambda p: p.model(p.tokens, p.lengths[:1]), "one per review"),
     "export max_len": (lambda p: export_lstm(p.model, max_len=1), "max_len"),

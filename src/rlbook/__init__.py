@@ -15,9 +15,10 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.dqn``            Q-networks, the TD loss, the lecture's replay memory
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation
-``rlbook.report``         the budget-and-device note at the top of each chapter
+``rlbook.report``         the budget-and-device note, glue, progress bars
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
 ``rlbook.projects``       the PyTorch projects: models, training steps, deployment
+``rlbook.pong``           Pong from pixels: preprocessing, returns, policies, rollouts
 ========================  =====================================================
 """
 
@@ -38,6 +39,7 @@ _SUBMODULES = {
     "dqn",
     "paths",
     "plotting",
+    "pong",
     "projects",
     "replay",
     "report",

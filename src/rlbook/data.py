@@ -61,6 +61,7 @@ __all__ = [
     "load_cifar10",
     "load_imdb",
     "load_mnist",
+    "write_review_folder",
 ]
 
 CHUNK = 1 << 20
@@ -577,6 +578,30 @@ def load_imdb(
         full_size=FULL_SIZE["imdb"][split],
         source=source,
     )
+
+
+def write_review_folder(reviews: TextSet, folder: Path | str) -> Path:
+    """Write ``reviews`` as ``folder/pos/<id>_<rating>.txt`` and ``folder/neg/...``.
+
+    The layout of ``aclImdb/test``: what ``python -m rlbook classify-reviews``
+    reads, for reviews that came from an archive. Existing files of the same
+    names are overwritten. Returns ``folder``.
+    """
+    folder = Path(folder)
+    for polarity in ("pos", "neg"):
+        (folder / polarity).mkdir(parents=True, exist_ok=True)
+    for text, label, review_id, rating in zip(
+        reviews.texts,
+        reviews.labels.tolist(),
+        reviews.ids,
+        reviews.ratings.tolist(),
+        strict=True,
+    ):
+        polarity = "pos" if label == 1 else "neg"
+        (folder / polarity / f"{review_id}_{rating}.txt").write_text(
+            text, encoding="utf-8"
+        )
+    return folder
 
 
 def describe(dataset: ImageSet | TextSet) -> str:

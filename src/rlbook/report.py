@@ -63,3 +63,32 @@ def glue(name: str, value: Any, display: bool = True) -> None:
         print(f"{name} = {shown}")
     else:
         show(value)
+
+
+BUILD_ENV_VAR = "RLBOOK_BUILDING"
+"""Set to ``1`` by ``scripts/build.sh``: the book's build runs the notebooks."""
+
+
+def progress(
+    iterable: Any = None, *, total: int | None = None, desc: str | None = None
+) -> Any:
+    """A progress bar for a training loop, where a reader can watch it.
+
+    In Jupyter or Colab with ipywidgets: tqdm's notebook widget. In a
+    terminal, or a notebook without ipywidgets: tqdm's text bar (on stderr).
+    In the book's build (``RLBOOK_BUILDING=1``): a bar that draws nothing,
+    since a page is read after the run, and a bar's text on stderr would be
+    an error output on the page. The cell's printed summary says what ran.
+    Use it as ``tqdm``: ``progress(total=n)`` with ``update``/``set_postfix``,
+    or ``for x in progress(items)``.
+    """
+    import os
+    from importlib.util import find_spec
+
+    building = os.environ.get(BUILD_ENV_VAR) == "1"
+    if building or find_spec("ipywidgets") is None:
+        # tqdm.auto warns on stderr when ipywidgets is missing: avoid it.
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(iterable, total=total, desc=desc, disable=building)

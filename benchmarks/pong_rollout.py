@@ -1,0 +1,164 @@
+"""Collecting Pong experience: pg-pong.py's one-game loop against rlbook's batched rollout.
+
+    .venv/bin/python benchmarks/pong_rollout.py [--steps 4000] [--envs 32]
+        [--threads 0] [--repeats 2] [--actions 3]
+
+Both ways play Pong in the chapter's setting (:data:`rlbook.pong.PONG_SETTINGS`)
+with the same randomly initialised two-layer policy, and produce what
+REINFORCE needs of every step: the difference frame, the sampled action and
+the reward.
+
+* ``single``: ``pg-pong.py``'s loop: one environment; per step ``prepro``,
+  the difference frame in float64, the forward pass of one frame in float64,
+  an action drawn with one uniform, ``env.step``; the per-step records kept in
+  lists, as ``pg-pong.py`` keeps them until the game ends (the backward pass
+  at the end of each game is left out of both ways).
+* ``vector``: :func:`rlbook.pong.rollout` on :func:`rlbook.pong.make_pong_vector`:
+  ``N`` games stepped by ALE's C++ thread pool, ``prepro_batch`` on all
+  frames, one float32 forward pass over the ``N`` difference frames a step.
+
+Each ``--envs`` value is measured; the ways alternate, ``--repeats`` times
+each, and the best rate of each is kept. Prints one JSON line with the env
+steps per second of ``single`` and of the best ``N``, their ratio, the rate
+of every ``N``, the CPU time each way spends per step (all threads; on a busy
+machine the wall-clock rates swing with the other jobs, the CPU time much
+less), and the machine: CPU count, load average, versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from importlib.metadata import version
+
+import numpy as np
+
+from rlbook.pong import (
+    ACTIONS_2,
+    ACTIONS_3,
+    frame_difference,
+    init_numpy_policy,
+    make_pong,
+    make_pong_vector,
+    numpy_forward,
+    prepro,
+    rollout,
+)
+
+
+def single(steps: int, seed: int, actions: int) -> tuple[float, float]:
+    """pg-pong.py's loop, one game: env steps per second, and CPU seconds per step."""
+    rng = np.random.default_rng(seed)
+    model = init_numpy_policy(rng, actions=actions)  # float64, as pg-pong.py
+    action_set = ACTIONS_2 if actions == 2 else ACTIONS_3
+    env = make_pong()
+    observation, _ = env.reset(seed=seed)
+    prev_x = None
+    xs, hs, dlogps, drs = [], [], [], []
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        cur_x = prepro(observation)
+        x = frame_difference(cur_x, prev_x)
+        prev_x = cur_x
+        probs, h = numpy_forward(model, x[None])
+        index = int((np.cumsum(probs[0]) < rng.uniform()).sum())
+        index = min(index, actions - 1)
+        xs.append(x)
+        hs.append(h[0])
+        dlogps.append(np.eye(actions)[index] - probs[0])  # pg-pong's "fake label"
+        observation, reward, terminated, truncated, _ = env.step(action_set[index])
+        drs.append(reward)
+        if terminated or truncated:  # pg-pong.py updates here; we only reset
+            xs, hs, dlogps, drs = [], [], [], []
+            observation, _ = env.reset()
+            prev_x = None
+    rate = steps / (time.perf_counter() - start)
+    cpu = (time.process_time() - cpu) / steps
+    env.close()
+    return rate, cpu
+
+
+def vector(
+    steps: int, envs: int, seed: int, actions: int, threads: int
+) -> tuple[float, float]:
+    """rlbook's batched rollout over ``envs`` games: env steps per second, and CPU
+    seconds per step (all of ALE's threads included)."""
+    rng = np.random.default_rng(seed)
+    model = init_numpy_policy(rng, actions=actions, dtype=np.float32)
+    action_set = ACTIONS_2 if actions == 2 else ACTIONS_3
+    vec = make_pong_vector(envs, seed=seed, num_threads=threads)
+    vec.reset()
+    per_lane = max(1, steps // envs)
+    start, cpu = time.perf_counter(), time.process_time()
+    rollout(lambda x: numpy_forward(model, x)[0], vec, per_lane, rng, action_set)
+    rate = per_lane * envs / (time.perf_counter() - start)
+    cpu = (time.process_time() - cpu) / (per_lane * envs)
+    vec.close()
+    return rate, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4000, help="env steps per run")
+    parser.add_argument(
+        "--envs", type=int, nargs="+", default=[32], help="games side by side, N"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="ALE threads (0: one per core)"
+    )
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--actions", type=int, choices=(2, 3), default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]  # other jobs slow both ways down
+    best_single, cpu_single = 0.0, float("inf")
+    best_vector = dict.fromkeys(args.envs, 0.0)
+    cpu_vector = dict.fromkeys(args.envs, float("inf"))
+    for _ in range(args.repeats):
+        rate, cpu = single(args.steps, args.seed, args.actions)
+        best_single, cpu_single = max(best_single, rate), min(cpu_single, cpu)
+        for n in args.envs:
+            rate, cpu = vector(args.steps, n, args.seed, args.actions, args.threads)
+            best_vector[n], cpu_vector[n] = (
+                max(best_vector[n], rate),
+                min(cpu_vector[n], cpu),
+            )
+    best_n = max(best_vector, key=best_vector.__getitem__)
+    print(
+        json.dumps(
+            {
+                "steps_per_s_single": round(best_single),
+                "steps_per_s_vector": round(best_vector[best_n]),
+                "ratio": round(best_vector[best_n] / best_single, 2),
+                "envs": best_n,
+                "steps_per_s_by_envs": {
+                    str(n): round(r) for n, r in best_vector.items()
+                },
+                "cpu_us_per_step_single": round(1e6 * cpu_single),
+                "cpu_us_per_step_vector": round(1e6 * cpu_vector[best_n]),
+                "ale_threads": args.threads,
+                "actions": args.actions,
+                "steps": args.steps,
+                "repeats": args.repeats,
+                "cpus": os.cpu_count(),
+                "load_average_1min": [
+                    round(load_before, 2),
+                    round(os.getloadavg()[0], 2),
+                ],
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                "machine": platform.machine(),
+                "versions": {
+                    name: version(name)
+                    for name in ("numpy", "torch", "gymnasium", "ale-py")
+                }
+                | {"python": platform.python_version()},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

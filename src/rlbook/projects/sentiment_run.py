@@ -1,0 +1,323 @@
+"""The sentiment project end to end: split, vocabulary, the LSTM's run, the baseline.
+
+What the chapter runs at its budget and what ``scripts/train_sentiment.py``
+runs at ``full`` to make the shipped model, so both do the same thing:
+
+* :func:`prepare_reviews`: hold out a validation share of the *training*
+  reviews (the test reviews are never looked at before the end), build the
+  vocabulary from the rest, and encode all three parts.
+* :func:`train_sentiment_lstm`: the BiLSTM's epochs through
+  :func:`rlbook.projects.runs.fit_epochs` (resumable; the best epoch by
+  validation accuracy, ties to the earlier), then the test accuracy of both
+  the best and the final weights, each rounded to the float16 that ships.
+* :func:`bag_of_words_baseline`: the logistic regression on the same split.
+
+Random streams (:mod:`rlbook.seeding`), one per purpose: ``split``,
+``init``, ``data`` (batch order) and ``dropout``.
+
+Introduced in the chapter *Sentiment analysis: an LSTM on IMDb reviews*.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from ..seeding import stream_seed, torch_stream
+from .runs import fit_epochs
+from .sentiment import (
+    BagOfWordsLogReg,
+    EncodedReviews,
+    SentimentLSTM,
+    Vocabulary,
+    accuracy,
+    add_bigrams,
+    bow_inputs,
+    encode_batch,
+    inverse_document_frequency,
+    predict,
+    tokenize,
+    train_bow,
+    train_lstm_epoch,
+)
+from .shipping import round_to_shipped
+
+__all__ = [
+    "FULL_CONFIG",
+    "LSTMRun",
+    "ReviewSplit",
+    "SentimentConfig",
+    "bag_of_words_baseline",
+    "build_lstm",
+    "prepare_reviews",
+    "sentiment_config",
+    "sentiment_spec",
+    "train_sentiment_lstm",
+]
+
+
+@dataclass(frozen=True)
+class SentimentConfig:
+    """Every setting of the LSTM's run (and of the data it reads).
+
+    Attributes:
+        validation_share: share of the training reviews held out to pick the epoch.
+        min_freq, max_size: the vocabulary (see :meth:`Vocabulary.build`).
+        max_len: most tokens read per review (head and tail kept, see
+            :func:`~rlbook.projects.sentiment.truncate`).
+        embed_dim, hidden_size, num_layers, dropout, pooling: the model.
+        epochs, batch_size, lr, weight_decay, grad_clip: the training.
+    """
+
+    validation_share: float = 0.1
+    min_freq: int = 2
+    max_size: int = 20_000
+    max_len: int = 400
+    embed_dim: int = 128
+    hidden_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.3
+    pooling: str = "max"
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+
+FULL_CONFIG = SentimentConfig(
+    max_len=400, embed_dim=64, hidden_size=64, pooling="max", epochs=6
+)
+"""The shipped model's run (``scripts/train_sentiment.py``)."""
+
+SENTIMENT_CONFIGS: dict[str, SentimentConfig] = {
+    # Seconds: proves the code runs; its accuracy means nothing.
+    "smoke": SentimentConfig(
+        max_size=2_000, max_len=64, embed_dim=16, hidden_size=16, epochs=1
+    ),
+    # The first two epochs of the full run: what the CI build trains live.
+    "ci": replace(FULL_CONFIG, epochs=2),
+    "full": FULL_CONFIG,
+}
+
+
+def sentiment_config(budget: str) -> SentimentConfig:
+    """The LSTM's settings at ``budget`` (smoke, ci or full)."""
+    from ..budget import validate_budget
+
+    return SENTIMENT_CONFIGS[validate_budget(budget)]
+
+
+class ReviewSplit(NamedTuple):
+    """Reviews ready for the models: three encoded parts and their token lists."""
+
+    vocabulary: Vocabulary
+    train: EncodedReviews
+    valid: EncodedReviews
+    test: EncodedReviews
+    train_labels: torch.Tensor
+    valid_labels: torch.Tensor
+    test_labels: torch.Tensor
+    train_tokens: list[list[str]]
+    test_tokens: list[list[str]]
+
+
+def prepare_reviews(
+    train_texts: Sequence[str],
+    train_labels: torch.Tensor,
+    test_texts: Sequence[str],
+    test_labels: torch.Tensor,
+    config: SentimentConfig,
+    seed: int,
+) -> ReviewSplit:
+    """Split off the validation reviews, build the vocabulary, encode everything.
+
+    The validation reviews are a seeded random share of the training ones
+    (stream ``split``); the vocabulary counts only the rest.
+    """
+    n = len(train_texts)
+    if not 0.0 < config.validation_share < 1.0:
+        raise ValueError(
+            f"validation_share must be in (0, 1), got {config.validation_share!r}"
+        )
+    n_valid = max(1, round(n * config.validation_share))
+    if n_valid >= n:
+        raise ValueError(f"{n} training reviews are too few to hold {n_valid} out")
+    order = torch.randperm(n, generator=torch_stream(seed, "split")).tolist()
+    valid_idx, train_idx = order[:n_valid], order[n_valid:]
+    tokens = [tokenize(text) for text in train_texts]
+    train_tokens = [tokens[i] for i in train_idx]
+    vocabulary = Vocabulary.build(
+        train_tokens, min_freq=config.min_freq, max_size=config.max_size
+    )
+    test_tokens = [tokenize(text) for text in test_texts]
+
+    def encode(token_lists: Sequence[Sequence[str]]) -> EncodedReviews:
+        return encode_batch([vocabulary.encode(t) for t in token_lists], config.max_len)
+
+    return ReviewSplit(
+        vocabulary=vocabulary,
+        train=encode(train_tokens),
+        valid=encode([tokens[i] for i in valid_idx]),
+        test=encode(test_tokens),
+        train_labels=train_labels[train_idx],
+        valid_labels=train_labels[valid_idx],
+        test_labels=test_labels,
+        train_tokens=train_tokens,
+        test_tokens=test_tokens,
+    )
+
+
+def build_lstm(config: SentimentConfig, vocab_size: int) -> SentimentLSTM:
+    """The BiLSTM of ``config`` (its weights from torch's global generator)."""
+    return SentimentLSTM(**sentiment_spec_model(config, vocab_size))
+
+
+def sentiment_spec_model(config: SentimentConfig, vocab_size: int) -> dict[str, Any]:
+    """The model's constructor arguments, as its shipped spec records them."""
+    return {
+        "vocab_size": vocab_size,
+        "embed_dim": config.embed_dim,
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_layers,
+        "bidirectional": True,
+        "dropout": config.dropout,
+        "pooling": config.pooling,
+    }
+
+
+def sentiment_spec(config: SentimentConfig, vocabulary: Vocabulary) -> dict[str, Any]:
+    """The ``sentiment-lstm`` spec of a shipped model (see :mod:`~rlbook.projects.shipping`)."""
+    return {
+        "model": sentiment_spec_model(config, len(vocabulary)),
+        "vocabulary": vocabulary.to_dict(),
+        "max_len": config.max_len,
+        "head": None,
+    }
+
+
+@dataclass
+class LSTMRun:
+    """The LSTM's run: its curves, and both sets of weights with their test accuracy.
+
+    ``best`` and ``final`` are models with float16-rounded weights (what
+    ships); the accuracies are theirs.
+    """
+
+    config: SentimentConfig
+    history: list[dict[str, float]]
+    best_epoch: int
+    best: SentimentLSTM
+    final: SentimentLSTM
+    best_test_accuracy: float
+    final_test_accuracy: float
+    seconds: float
+    resumed_from: int
+
+
+def train_sentiment_lstm(
+    split: ReviewSplit,
+    config: SentimentConfig,
+    seed: int,
+    *,
+    device: torch.device | str = "cpu",
+    checkpoint: str | Path | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> LSTMRun:
+    """Train the BiLSTM for ``config.epochs`` and test its best and final weights.
+
+    Args:
+        split: from :func:`prepare_reviews`.
+        config: the run's settings.
+        seed: the run's seed (streams ``init``, ``data``, ``dropout``).
+        device: where to train.
+        checkpoint: a file to resume from and write after each epoch.
+        on_epoch: called with each epoch's record.
+    """
+    device = torch.device(device)
+    torch.manual_seed(stream_seed(seed, "init"))
+    model = build_lstm(config, len(split.vocabulary)).to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    generator = torch_stream(seed, "data")
+    torch.manual_seed(stream_seed(seed, "dropout"))
+
+    def train_epoch() -> dict[str, float]:
+        return train_lstm_epoch(
+            model,
+            *split.train,
+            split.train_labels,
+            optimizer,
+            batch_size=config.batch_size,
+            generator=generator,
+            device=device,
+            grad_clip=config.grad_clip,
+        )
+
+    def validate() -> float:
+        return accuracy(predict(model, split.valid, device=device), split.valid_labels)
+
+    start = time.perf_counter()
+    result = fit_epochs(
+        model,
+        optimizer,
+        epochs=config.epochs,
+        train_epoch=train_epoch,
+        validate=validate,
+        generator=generator,
+        checkpoint=checkpoint,
+        config={**asdict(config), "seed": seed},
+        on_epoch=on_epoch,
+    )
+    seconds = time.perf_counter() - start
+
+    def shipped(state: dict[str, torch.Tensor]) -> SentimentLSTM:
+        copy = build_lstm(config, len(split.vocabulary))
+        copy.load_state_dict(state)
+        return round_to_shipped(copy).eval()
+
+    best, final = shipped(result.best_state), shipped(result.final_state)
+    return LSTMRun(
+        config=config,
+        history=result.history,
+        best_epoch=result.best_epoch,
+        best=best,
+        final=final,
+        best_test_accuracy=accuracy(predict(best, split.test), split.test_labels),
+        final_test_accuracy=accuracy(predict(final, split.test), split.test_labels),
+        seconds=seconds,
+        resumed_from=result.resumed_from,
+    )
+
+
+def bag_of_words_baseline(
+    split: ReviewSplit, *, bigrams: bool = True, l2: float = 1e-4
+) -> dict[str, float]:
+    """The logistic regression on the LSTM's training reviews; its test accuracy.
+
+    Its vocabulary counts the same training reviews (with their bigrams if
+    ``bigrams``); the validation reviews are not used.
+    """
+    expand = add_bigrams if bigrams else list
+    train_tokens = [expand(t) for t in split.train_tokens]
+    test_tokens = [expand(t) for t in split.test_tokens]
+    vocabulary = Vocabulary.build(train_tokens, min_freq=2)
+    train_ids = [vocabulary.encode(t) for t in train_tokens]
+    idf = inverse_document_frequency(train_ids, len(vocabulary))
+    model = BagOfWordsLogReg(len(vocabulary))
+    start = time.perf_counter()
+    fit = train_bow(model, bow_inputs(train_ids, idf), split.train_labels, l2=l2)
+    seconds = time.perf_counter() - start
+    test = bow_inputs([vocabulary.encode(t) for t in test_tokens], idf)
+    return {
+        "test_accuracy": accuracy(predict(model, test), split.test_labels),
+        "train_accuracy": fit["accuracy"],
+        "features": float(len(vocabulary)),
+        "seconds": seconds,
+    }
