@@ -24,7 +24,11 @@ PROMISED = {
     "q-learning": REWARD_THRESHOLD,
     "sarsa": 400.0,  # the chapter ships SARSA below the solve line, and says so
     "dqn-state": REWARD_THRESHOLD,
+    "dqn-pixels": 475.0,  # the pixel chapter's target, above the solve line
 }
+# The course's bar for learning from pixels: each training seed of the
+# shipped variant averages at least this on its test episodes.
+PIXEL_SEED_BAR = 450.0
 HOLDOUT_EPISODES = 100
 # model folder -> the least test accuracy on the shared test reviews it promises
 MODEL_PROMISES = {"sentiment-lstm": 0.80}
@@ -46,6 +50,15 @@ def test_shipped_agent_keeps_its_promise_on_held_out_seeds(name):
         artifacts_dir() / name, episodes=HOLDOUT_EPISODES, seed=HOLDOUT_SEED
     )
     assert result["mean_return"] >= PROMISED[name], result
+
+
+def test_every_seed_of_the_shipped_pixel_variant_clears_the_course_bar():
+    metrics = json.loads((artifacts_dir() / "dqn-pixels" / "metrics.json").read_text())
+    own = [r for r in metrics["runs"] if r["variant"] == metrics["winner"]]
+    assert len(own) >= 3, f"the shipped variant has {len(own)} seeds"
+    for run in own:
+        mean = sum(run["test_best"]) / len(run["test_best"])
+        assert mean >= PIXEL_SEED_BAR, (run["seed"], mean)
 
 
 def test_shipped_sentiment_model_keeps_its_promise_on_the_shared_test_reviews(
