@@ -20,12 +20,10 @@ from rlbook.projects.sentiment import (
     SentimentLSTM,
     Vocabulary,
     classify_reviews,
-    encode_batch,
     encode_texts,
     predict,
     read_review_folder,
     tokenize,
-    train_lstm_epoch,
 )
 from rlbook.projects.shipping import (
     MANIFEST,
@@ -35,9 +33,8 @@ from rlbook.projects.shipping import (
     round_to_shipped,
     save_model,
 )
-from rlbook.seeding import torch_stream
 
-from .test_projects_sentiment import synthetic_reviews
+from .test_projects_sentiment import lstm_run, synthetic_reviews
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -62,26 +59,10 @@ def spec_of(model: SentimentLSTM, vocab: Vocabulary) -> dict:
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[SentimentLSTM, Vocabulary]:
+    """The sentiment tests' tiny LSTM, trained to 100% on synthetic reviews."""
     torch.set_num_threads(1)
-    reviews, labels = synthetic_reviews(256, seed=0)
-    vocab = Vocabulary.build(reviews)
-    tokens, lengths = encode_batch([vocab.encode(r) for r in reviews], MAX_LEN)
-    torch.manual_seed(0)
-    model = SentimentLSTM(len(vocab), embed_dim=8, hidden_size=8, dropout=0.1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    generator = torch_stream(0, "data")
-    for _ in range(6):
-        train_lstm_epoch(
-            model,
-            tokens,
-            lengths,
-            labels,
-            optimizer,
-            batch_size=16,
-            generator=generator,
-            pool_batches=4,
-        )
-    return model, vocab
+    model, _ = lstm_run(data_seed=0)
+    return model, Vocabulary.build(synthetic_reviews(256, seed=0)[0])
 
 
 @pytest.fixture
