@@ -91,7 +91,31 @@ def _build_sentiment_lstm(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str,
     return model, {"vocabulary": vocabulary, "max_len": max_len, "head": spec["head"]}
 
 
-_BUILDERS: dict[str, Builder] = {"sentiment-lstm": _build_sentiment_lstm}
+def _build_resnet18_cifar(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    from .resnet import CIFAR10_MEAN, CIFAR10_STD, ResNet18
+
+    model = ResNet18(**dict(spec["model"]))
+    classes = spec["classes"]
+    if classes is not None and (
+        not isinstance(classes, list) or len(classes) != model.fc.out_features
+    ):
+        raise ValueError(
+            f"classes must list {model.fc.out_features} names, got {classes!r}"
+        )
+    # normalize() uses CIFAR-10's statistics; a model trained with others
+    # would read its inputs wrong.
+    if (tuple(spec["mean"]), tuple(spec["std"])) != (CIFAR10_MEAN, CIFAR10_STD):
+        raise ValueError(
+            f"the model was trained with mean {spec['mean']} and std "
+            f"{spec['std']}, not CIFAR-10's {CIFAR10_MEAN} and {CIFAR10_STD}"
+        )
+    return model, {"classes": classes}
+
+
+_BUILDERS: dict[str, Builder] = {
+    "resnet18-cifar": _build_resnet18_cifar,
+    "sentiment-lstm": _build_sentiment_lstm,
+}
 
 
 def known_kinds() -> list[str]:
