@@ -46,6 +46,7 @@ __all__ = [
     "ImageSplit",
     "ResNetConfig",
     "ResNetRun",
+    "build_resnet",
     "resnet_config",
     "resnet_spec",
     "split_images",
