@@ -112,9 +112,16 @@ def _build_resnet18_cifar(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str,
     return model, {"classes": classes}
 
 
+def _build_vae_mnist(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    from .vae import VAE
+
+    return VAE(**dict(spec["model"])), {}
+
+
 _BUILDERS: dict[str, Builder] = {
     "resnet18-cifar": _build_resnet18_cifar,
     "sentiment-lstm": _build_sentiment_lstm,
+    "vae-mnist": _build_vae_mnist,
 }
 
 
