@@ -59,3 +59,37 @@ def test_it_learns_to_balance_longer_than_random():
 def test_bad_settings_are_clear_errors(field, value, message):
     with pytest.raises(ValueError, match=message):
         PortConfig(**{field: value})
+
+
+def test_bf16_autocast_runs_the_network_in_bf16_and_float16_is_refused(monkeypatch):
+    from rlbook import dqn
+
+    seen = []
+    real = dqn.td_loss
+
+    def spy(q_net, target_net, batch, **kwargs):
+        seen.append(q_net(batch.obs).dtype)
+        return real(q_net, target_net, batch, **kwargs)
+
+    monkeypatch.setattr("rlbook.projects.cartpole_port.td_loss", spy)
+    config = PortConfig(episodes=3, batch_size=8, buffer_size=200)
+    train_port(config, seed=0, autocast_dtype=torch.bfloat16)
+    assert seen and set(seen) == {torch.bfloat16}
+    seen.clear()
+    train_port(config, seed=0)
+    assert set(seen) == {torch.float32}
+    with pytest.raises(ValueError, match="gradient scaler"):
+        train_port(config, seed=0, autocast_dtype=torch.float16)
+
+
+def test_a_compiled_network_is_the_one_that_learns(monkeypatch):
+    compiled = []
+
+    def fake_compile(module):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    config = PortConfig(episodes=2, batch_size=8, buffer_size=200)
+    run = train_port(config, seed=0, compile_network=True)
+    assert compiled == [run.q_net]

@@ -31,6 +31,7 @@ Introduced in the chapter *A CartPole DQN, ported to Gymnasium*.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable
@@ -110,14 +111,26 @@ def train_port(
     *,
     device: torch.device | str = "cpu",
     on_episode: Callable[[int, float], Any] | None = None,
+    compile_network: bool = False,
+    autocast_dtype: torch.dtype | None = None,
 ) -> PortRun:
     """Train for ``config.episodes`` episodes; reproducible for a seed on the CPU.
 
     Random streams: ``init`` (weights), ``explore`` (epsilon coins and random
     actions), ``replay`` (minibatches); episode ``i`` resets with
     :func:`rlbook.evaluate.train_seed` ``(seed, i)``.
+
+    ``compile_network`` runs the Q-network through ``torch.compile`` (for
+    acting and learning) and ``autocast_dtype`` (e.g. ``torch.bfloat16``)
+    runs both under ``torch.autocast``: execution modes, measured by
+    ``benchmarks/dqn_port_modes.py``; the algorithm is the same.
     """
     device = torch.device(device)
+    if autocast_dtype not in (None, torch.bfloat16):
+        raise ValueError(
+            f"autocast_dtype must be None or torch.bfloat16, got {autocast_dtype} "
+            "(float16 would need a gradient scaler, which this loop does not keep)"
+        )
     kwargs = {}
     if config.max_episode_steps is not None:
         kwargs["max_episode_steps"] = config.max_episode_steps
@@ -125,6 +138,13 @@ def train_port(
     torch.manual_seed(stream_seed(seed, "init"))
     q_net = QNetwork(4, 2, config.hidden).to(device)
     target_net = copy.deepcopy(q_net)
+    forward = torch.compile(q_net) if compile_network else q_net
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        if autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=autocast_dtype)
+
     optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
     buffer = ReplayBuffer(
         config.buffer_size, (4,), device, generator=torch_stream(seed, "replay")
@@ -141,9 +161,9 @@ def train_port(
             if coins.random() < epsilon:
                 action = int(coins.integers(2))
             else:
-                with torch.no_grad():
+                with torch.no_grad(), autocast():
                     x = torch.as_tensor(obs, dtype=torch.float32, device=device)
-                    action = int(q_net(x).argmax())
+                    action = int(forward(x).argmax())
             next_obs, reward, terminated, truncated, _ = env.step(action)
             if config.bootstrap_through_timeouts:
                 end_of_world = terminated
@@ -154,7 +174,8 @@ def train_port(
             obs, total, steps = next_obs, total + float(reward), steps + 1
             if len(buffer) >= config.batch_size:
                 batch = buffer.sample(config.batch_size)
-                loss, _ = td_loss(q_net, target_net, batch, gamma=config.gamma)
+                with autocast():
+                    loss, _ = td_loss(forward, target_net, batch, gamma=config.gamma)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
