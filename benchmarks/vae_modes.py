@@ -122,7 +122,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=["smoke", "full"], default="full")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--iters", type=int, default=200)
