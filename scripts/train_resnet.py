@@ -10,7 +10,7 @@ again after an interruption and it goes on from the last finished epoch to
 the weights it would have reached without stopping. With ``--export`` it
 writes ``artifacts/resnet18-cifar/``: the best epoch's weights (by
 validation accuracy, ties to the earlier, a rule fixed in
-``rlbook.projects.runs``) in float16, and ``metrics.json`` with the curves
+``rlbook.projects.runs``) in int8 with per-channel scales, and ``metrics.json`` with the curves
 and the test accuracy and confusion matrix of the best *and* the final
 weights. ``--export`` refuses a tree with uncommitted changes outside
 ``artifacts/``.
@@ -56,6 +56,7 @@ def main() -> int:
     from rlbook.device import select_device
     from rlbook.paths import artifacts_dir
     from rlbook.projects.resnet_run import (
+        SHIPPED_WEIGHTS,
         resnet_config,
         resnet_spec,
         split_images,
@@ -152,6 +153,7 @@ def main() -> int:
         model=run.best,
         provenance=provenance,
         metrics=summary,
+        weight_format=SHIPPED_WEIGHTS,
     )
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     print(f"wrote {folder}")

@@ -6,6 +6,7 @@ the file runs in seconds on one CPU thread.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,13 +17,19 @@ from rlbook.checkpoint import CheckpointError, make_provenance
 from rlbook.projects.resnet import evaluate
 from rlbook.projects.resnet_run import (
     RESNET_CONFIGS,
+    SHIPPED_WEIGHTS,
     ResNetConfig,
     resnet_config,
     resnet_spec,
     split_images,
     train_resnet,
 )
-from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
+from rlbook.projects.shipping import (
+    ModelArtifactError,
+    load_model,
+    round_to_shipped,
+    save_model,
+)
 
 from .test_projects_resnet import colour_dataset
 
@@ -130,9 +137,12 @@ def test_the_run_reports_the_rounded_best_and_final_weights_it_returns(data):
         (result.best, result.best_test_accuracy, result.best_confusion),
         (result.final, result.final_test_accuracy, result.final_confusion),
     ):
-        for tensor in model.state_dict().values():
-            if tensor.is_floating_point():
-                assert torch.equal(tensor, tensor.half().float())
+        again_rounded = round_to_shipped(copy.deepcopy(model), SHIPPED_WEIGHTS)
+        for name, tensor in model.state_dict().items():
+            torch.testing.assert_close(
+                again_rounded.state_dict()[name], tensor, rtol=1e-6, atol=0
+            )
+        assert model.stem[0].weight.unique().numel() <= 255 * 4  # int8 grids
         again, matrix = evaluate(model, data[2], data[3], device="cpu")
         assert again == accuracy and torch.equal(matrix, confusion)
         assert int(confusion.sum()) == 64
@@ -150,6 +160,7 @@ def test_a_shipped_resnet_loads_back_with_its_classes(data, tmp_path):
         provenance=make_provenance(
             command="pytest", config={}, budget="smoke", device="cpu", wall_time_s=0.0
         ),
+        weight_format=SHIPPED_WEIGHTS,
     )
     shipped = load_model(folder, kind="resnet18-cifar")
     assert shipped.extras["classes"] == classes

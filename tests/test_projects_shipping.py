@@ -29,7 +29,9 @@ from rlbook.projects.shipping import (
     MANIFEST,
     WEIGHTS,
     ModelArtifactError,
+    dequantize_int8,
     load_model,
+    quantize_int8,
     round_to_shipped,
     save_model,
 )
@@ -111,6 +113,107 @@ def test_loaded_model_gives_the_logits_of_the_float16_rounded_weights(
     assert torch.equal(predict(shipped.model, batch), predict(rounded, batch))
     # The rounding is real: float16 weights are not the float32 ones.
     assert not torch.equal(rounded.head.weight, model.head.weight)
+
+
+def test_int8_rounds_each_weight_to_its_channels_grid():
+    weight = torch.randn(6, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    weight[2] = 0.0  # an all-zero channel must not divide by zero
+    q, scale = quantize_int8(weight)
+    assert q.dtype == torch.int8 and q.shape == weight.shape
+    assert scale.shape == (6,) and scale[2] == 1.0
+    back = dequantize_int8(q, scale)
+    error = (back - weight).abs().flatten(1).amax(dim=1)
+    assert torch.all(error <= scale / 2 + 1e-7)
+    assert torch.equal(back[2], torch.zeros(3, 3, 3))
+    # each channel's largest weight lands on the end of the grid
+    assert torch.equal(
+        q.flatten(1).abs().amax(dim=1)[[0, 1, 3, 4, 5]],
+        torch.full((5,), 127, dtype=torch.int8),
+    )
+
+
+def test_an_int8_folder_loads_the_weights_round_to_shipped_measured(tmp_path, trained):
+    model, vocab = trained
+    spec = spec_of(model, vocab)
+    provenance = make_provenance(
+        command="test", config={}, budget="smoke", device="cpu", wall_time_s=0.0
+    )
+    folders = {
+        fmt: save_model(
+            tmp_path / fmt,
+            kind="sentiment-lstm",
+            spec=spec,
+            model=model,
+            provenance=provenance,
+            weight_format=fmt,
+        )
+        for fmt in ("float16", "int8")
+    }
+    shipped = load_model(folders["int8"])
+    rounded = SentimentLSTM(**spec["model"])
+    rounded.load_state_dict(model.state_dict())
+    round_to_shipped(rounded, "int8")
+    for name, tensor in rounded.state_dict().items():
+        assert torch.equal(shipped.model.state_dict()[name], tensor), name
+    assert not torch.equal(rounded.head.weight, model.head.weight)
+    for name, original in model.state_dict().items():
+        if original.is_floating_point():  # within half a grid step (or float16)
+            step = original.abs().max() / 127
+            error = (shipped.model.state_dict()[name] - original).abs().max()
+            assert error <= step / 2 + 1e-3 * original.abs().max(), name
+    stored = torch.load(folders["int8"] / WEIGHTS, weights_only=True)
+    assert stored["embedding.weight"].dtype == torch.int8
+    assert stored["head.bias"].dtype == torch.float16
+    sizes = {
+        fmt: sum(
+            t.numel() * t.element_size()
+            for t in torch.load(f / WEIGHTS, weights_only=True).values()
+        )
+        for fmt, f in folders.items()
+    }
+    # tensor bytes; this tiny model has many small float16 biases and scales
+    assert sizes["int8"] < 0.8 * sizes["float16"], sizes
+    manifest = json.loads((folders["int8"] / MANIFEST).read_text())
+    assert manifest["weight_format"] == "int8"
+    # A float16 folder written before the field existed still loads.
+    old = json.loads((folders["float16"] / MANIFEST).read_text())
+    del old["weight_format"]
+    (folders["float16"] / MANIFEST).write_text(json.dumps(old))
+    assert load_model(folders["float16"]).kind == "sentiment-lstm"
+
+
+def test_a_bad_weight_format_or_missing_scales_are_clear_errors(tmp_path, trained):
+    model, vocab = trained
+    spec = spec_of(model, vocab)
+    with pytest.raises(ModelArtifactError, match="unknown weight format"):
+        save_model(
+            tmp_path / "a",
+            kind="sentiment-lstm",
+            spec=spec,
+            model=model,
+            provenance={},
+            weight_format="int4",
+        )
+    folder = save_model(
+        tmp_path / "b",
+        kind="sentiment-lstm",
+        spec=spec,
+        model=model,
+        provenance={},
+        weight_format="int8",
+    )
+    manifest = json.loads((folder / MANIFEST).read_text())
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "weight_format": "int4"}))
+    with pytest.raises(ModelArtifactError, match="unknown weight format"):
+        load_model(folder)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    from rlbook.checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(folder / WEIGHTS)
+    del state["head.weight.int8_scale"]
+    save_checkpoint(folder / WEIGHTS, state, {})
+    with pytest.raises(ModelArtifactError, match="no scales"):
+        load_model(folder)
 
 
 def test_save_refuses_an_unknown_kind_or_a_spec_that_does_not_fit(tmp_path, trained):

@@ -9,7 +9,7 @@ runs at ``full`` to make the shipped model, so both do the same thing:
   :func:`rlbook.projects.runs.fit_epochs` (resumable; the best epoch by
   validation accuracy, ties to the earlier), then the test accuracy and
   confusion matrix of both the best and the final weights, each rounded to
-  the float16 that ships.
+  the int8 weights that ship (:data:`SHIPPED_WEIGHTS`).
 
 Random streams (:mod:`rlbook.seeding`), one per purpose: ``split``,
 ``init`` and ``data`` (batch order and augmentation).
@@ -43,6 +43,7 @@ from .shipping import round_to_shipped
 __all__ = [
     "FULL_CONFIG",
     "RESNET_CONFIGS",
+    "SHIPPED_WEIGHTS",
     "ImageSplit",
     "ResNetConfig",
     "ResNetRun",
@@ -81,6 +82,9 @@ class ResNetConfig:
         """The recipe of :mod:`~rlbook.projects.resnet` with these settings."""
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
 
+
+SHIPPED_WEIGHTS = "int8"
+"""ResNet-18's weight format (see :mod:`~rlbook.projects.shipping`): 11 MB, not 22."""
 
 FULL_CONFIG = ResNetConfig(epochs=20)
 """The shipped model's run (``scripts/train_resnet.py``)."""
@@ -166,8 +170,9 @@ def resnet_spec(
 class ResNetRun:
     """ResNet-18's run: its curves, and both sets of weights with their test figures.
 
-    ``best`` and ``final`` are models with float16-rounded weights (what
-    ships); the accuracies and confusion matrices are theirs.
+    ``best`` and ``final`` are models with their weights rounded to what
+    ships (:data:`SHIPPED_WEIGHTS`); the accuracies and confusion matrices
+    are theirs.
     """
 
     config: ResNetConfig
@@ -243,7 +248,7 @@ def train_resnet(
     def shipped(state: dict[str, torch.Tensor]) -> ResNet18:
         copy = build_resnet(config)
         copy.load_state_dict(state)
-        return round_to_shipped(copy).eval()
+        return round_to_shipped(copy, SHIPPED_WEIGHTS).eval()
 
     best, final = shipped(result.best_state), shipped(result.final_state)
     best_accuracy, best_confusion = evaluate(
