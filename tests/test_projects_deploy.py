@@ -500,3 +500,20 @@ def test_comparison_path_is_under_artifacts() -> None:
     assert path.parts[-4:] == ("artifacts", "projects", "cifar10", "comparison.json")
     with pytest.raises(ValueError):
         deploy.comparison_path("../elsewhere")
+
+
+def test_a_convolution_exported_with_a_large_example_batch_takes_every_batch(
+    tmp_path: Path,
+) -> None:
+    # Traced with a batch of 2, torch 2.13's Inductor specialises CPU
+    # convolutions to batches below 16; the ResNet benchmark exports with 64.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()).eval()
+    package = deploy.export_aoti(
+        model, (torch.randn(64, 3, 8, 8),), tmp_path / "conv.pt2", max_batch=256
+    )
+    compiled = deploy.load_aoti(package, check_inputs=True)
+    for batch in (1, 15, 16, 256):
+        x = torch.randn(batch, 3, 8, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(x), model(x))

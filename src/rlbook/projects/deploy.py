@@ -418,7 +418,12 @@ def export_aoti(
         example_inputs: one tensor per positional input, e.g. ``(images,)``
             with images ``(B, 3, 32, 32)``; with ``dynamic_batch`` every input's
             first dimension is the batch, and ``B`` must be at least 2
-            (``torch.export`` fixes a dimension of size 1).
+            (``torch.export`` fixes a dimension of size 1). Make the example
+            batch a typical large one, not 2: Inductor may specialise a kernel
+            on which side of a threshold the example falls, and the package
+            then refuses batches on the other side (with torch 2.13, a
+            convolution traced with a batch of 2 gives a package that takes
+            at most 15; traced with 64, it takes 1 to ``max_batch``).
         package_path: the ``.pt2`` file to write (atomically: compiled in
             memory, then renamed into place).
         dynamic_batch: one package for every batch size from 1 to ``max_batch``;
