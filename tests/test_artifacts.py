@@ -32,6 +32,8 @@ PIXEL_SEED_BAR = 450.0
 HOLDOUT_EPISODES = 100
 # model folder -> the least test accuracy on the shared test reviews it promises
 MODEL_PROMISES = {"sentiment-lstm": 0.80}
+# model folders whose score is checked against what their manifest recorded
+SCORED_MODELS = ["resnet18-cifar", "vae-mnist"]
 
 
 def provenance_of(name: str) -> dict:
@@ -71,7 +73,35 @@ def test_shipped_sentiment_model_keeps_its_promise_on_the_shared_test_reviews(
     assert record["accuracy"] >= MODEL_PROMISES["sentiment-lstm"], record
 
 
-@pytest.mark.parametrize("name", sorted(PROMISED) + sorted(MODEL_PROMISES))
+def test_shipped_resnet_scores_what_its_manifest_says(shared_data):
+    from rlbook.data import load_cifar10
+    from rlbook.projects.resnet import evaluate
+    from rlbook.projects.shipping import load_model
+
+    shipped = load_model(artifacts_dir() / "resnet18-cifar", kind="resnet18-cifar")
+    test = load_cifar10("test", shared_data, download=False)
+    accuracy, confusion = evaluate(
+        shipped.model, test.images, test.labels, device="cpu"
+    )
+    # Another thread count may sum in another order: allow one image either way.
+    assert abs(accuracy - shipped.metrics["best_test_accuracy"]) <= 1 / len(test)
+    assert int(confusion.sum()) == len(test)
+
+
+def test_shipped_vae_scores_what_its_manifest_says(shared_data):
+    from rlbook.data import load_mnist
+    from rlbook.projects.shipping import load_model
+    from rlbook.projects.vae_run import test_losses
+
+    shipped = load_model(artifacts_dir() / "vae-mnist", kind="vae-mnist")
+    test = load_mnist("test", shared_data, download=False)
+    loss = test_losses(shipped.model, test.images, seed=0)["loss"]
+    assert loss == pytest.approx(shipped.metrics["best_test_loss"], abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(PROMISED) + sorted(MODEL_PROMISES) + SCORED_MODELS
+)
 def test_shipped_agent_was_exported_at_full_budget_from_a_clean_commit(name):
     provenance = provenance_of(name)
     assert provenance["budget"] == "full"
