@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -181,17 +180,18 @@ def main() -> int:
 
     import torch
 
-    from rlbook.checkpoint import git_commit
     from rlbook.data import describe, load_imdb
     from rlbook.paths import artifacts_dir
     from rlbook.projects.deploy import (
         ComparisonRecord,
+        benchmark_meta,
         build_cpp_runner,
         comparison_path,
         compile_aoti,
+        latency_records,
         run_in_subprocess,
         software_versions,
-        time_cpp,
+        time_cpp_batches,
         write_comparison,
     )
     from rlbook.projects.sentiment import encode_texts, export_lstm
@@ -257,45 +257,28 @@ def main() -> int:
                 iters,
                 threads,
             )
-        latency["aoti-cpp"] = {}
-        with torch.no_grad():
-            for name, encoded in (("batch 1", one), (f"batch {args.batch}", many)):
-                reference = shipped.model(*encoded)
-                latency["aoti-cpp"][name] = time_cpp(
-                    runner,
-                    package,
-                    tuple(encoded),
-                    iters=iters,
-                    warmup=max(2, iters // 10),
-                    threads=threads,
-                    reference=reference,
-                    atol=1e-4,
-                    rtol=1e-4,
-                )
-        latency["aoti-cpp"]["peak_memory_mb"] = latency["aoti-cpp"][
-            f"batch {args.batch}"
-        ]["peak_memory_mb"]
-    for mode, report in latency.items():
-        for name in ("batch 1", f"batch {args.batch}"):
-            row = report[name]
-            batch = 1 if name == "batch 1" else args.batch
-            figures[f"{mode} {name} ms"] = row["median_ms"]
-            records.append(
-                ComparisonRecord(
-                    mode=f"infer {name}: {mode}",
-                    time=row["median_ms"],
-                    time_unit="ms/call (median)",
-                    throughput=1000 * batch / row["median_ms"],
-                    peak_memory_mb=report["peak_memory_mb"],
-                    device=f"cpu ({threads} thread(s))",
-                    versions=versions,
-                    data={
-                        "batch": batch,
-                        "tokens": int((one if batch == 1 else many).lengths.sum()),
-                    },
-                    notes="the shipped model; outputs checked against eager (packed)",
-                )
-            )
+        latency["aoti-cpp"] = time_cpp_batches(
+            runner,
+            package,
+            {"batch 1": tuple(one), f"batch {args.batch}": tuple(many)},
+            shipped.model,
+            iters=iters,
+            threads=threads,
+            atol=1e-4,
+            rtol=1e-4,
+        )
+    encoded = {"batch 1": one, f"batch {args.batch}": many}
+    latency_rows, latency_figures = latency_records(
+        latency,
+        {name: len(e.lengths) for name, e in encoded.items()},
+        prefix="infer",
+        threads=threads,
+        versions=versions,
+        notes="the shipped model; outputs checked against eager (packed)",
+        data={name: {"tokens": int(e.lengths.sum())} for name, e in encoded.items()},
+    )
+    records += latency_rows
+    figures.update(latency_figures)
     thousand = run_in_subprocess(
         "sentiment_modes:text_to_labels", str(artifact), min(1000, len(test)), threads
     )
@@ -324,16 +307,7 @@ def main() -> int:
             ratios[f"{mode} / eager (packed), {name}"] = (
                 figures[f"{mode} {name} ms"] / base
             )
-    meta = {
-        "command": "python benchmarks/sentiment_modes.py",
-        "budget": args.budget,
-        "git_commit": git_commit(),
-        "date": time.strftime("%Y-%m-%d"),
-        "threads": threads,
-        # Other work on the machine slows every mode; read ratios with this.
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "cpu_count": os.cpu_count(),
-    }
+    meta = benchmark_meta("python benchmarks/sentiment_modes.py", args.budget, threads)
     if not smoke and not args.no_write:
         write_comparison(comparison_path(PROJECT), records, meta)
     print(

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -132,17 +130,18 @@ def main() -> int:
 
     import torch
 
-    from rlbook.checkpoint import git_commit
     from rlbook.data import describe, load_mnist
     from rlbook.paths import artifacts_dir
     from rlbook.projects.deploy import (
         ComparisonRecord,
+        benchmark_meta,
         build_cpp_runner,
         comparison_path,
         compile_aoti,
+        latency_records,
         run_in_subprocess,
         software_versions,
-        time_cpp,
+        time_cpp_batches,
         write_comparison,
     )
     from rlbook.projects.shipping import load_model
@@ -206,41 +205,26 @@ def main() -> int:
                 iters,
                 threads,
             )
-        latency["aoti-cpp"] = {}
-        with torch.no_grad():
-            for name, z in inputs.items():
-                latency["aoti-cpp"][name] = time_cpp(
-                    runner,
-                    package,
-                    (z,),
-                    iters=iters,
-                    warmup=max(2, iters // 10),
-                    threads=threads,
-                    reference=torch.sigmoid(model.decode(z)).unflatten(1, (1, 28, 28)),
-                    atol=1e-5,
-                    rtol=1e-4,
-                )
-        latency["aoti-cpp"]["peak_memory_mb"] = latency["aoti-cpp"][
-            f"batch {args.batch}"
-        ]["peak_memory_mb"]
-    for mode, report in latency.items():
-        for name in inputs:
-            row = report[name]
-            size = 1 if name == "batch 1" else args.batch
-            figures[f"{mode} {name} ms"] = row["median_ms"]
-            records.append(
-                ComparisonRecord(
-                    mode=f"decode {name}: {mode}",
-                    time=row["median_ms"],
-                    time_unit="ms/call (median)",
-                    throughput=1000 * size / row["median_ms"],
-                    peak_memory_mb=report["peak_memory_mb"],
-                    device=f"cpu ({threads} thread(s))",
-                    versions=versions,
-                    data={"batch": size},
-                    notes="the shipped decoder; outputs checked against eager",
-                )
-            )
+        latency["aoti-cpp"] = time_cpp_batches(
+            runner,
+            package,
+            {name: (z,) for name, z in inputs.items()},
+            lambda z: torch.sigmoid(model.decode(z)).unflatten(1, (1, 28, 28)),
+            iters=iters,
+            threads=threads,
+            atol=1e-5,
+            rtol=1e-4,
+        )
+    latency_rows, latency_figures = latency_records(
+        latency,
+        {name: len(z) for name, z in inputs.items()},
+        prefix="decode",
+        threads=threads,
+        versions=versions,
+        notes="the shipped decoder; outputs checked against eager",
+    )
+    records += latency_rows
+    figures.update(latency_figures)
     eager = figures["train eager fp32 s/epoch"]
     ratios = {
         f"train {mode} / eager": figures[f"train {mode} s/epoch"] / eager
@@ -250,16 +234,7 @@ def main() -> int:
         base = figures[f"eager {name} ms"]
         for mode in ("aoti-python", "aoti-cpp"):
             ratios[f"{mode} / eager, {name}"] = figures[f"{mode} {name} ms"] / base
-    meta = {
-        "command": "python benchmarks/vae_modes.py",
-        "budget": args.budget,
-        "git_commit": git_commit(),
-        "date": time.strftime("%Y-%m-%d"),
-        "threads": threads,
-        # Other work on the machine slows every mode; read ratios with this.
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "cpu_count": os.cpu_count(),
-    }
+    meta = benchmark_meta("python benchmarks/vae_modes.py", args.budget, threads)
     if not smoke and not args.no_write:
         write_comparison(comparison_path(PROJECT), records, meta)
     print(

@@ -517,3 +517,83 @@ def test_a_convolution_exported_with_a_large_example_batch_takes_every_batch(
         x = torch.randn(batch, 3, 8, 8)
         with torch.no_grad():
             torch.testing.assert_close(compiled(x), model(x))
+
+
+def test_time_cpp_batches_checks_each_input_and_keeps_the_largest_peak(
+    runner: Path, package: Path, model: TinyNet
+) -> None:
+    inputs = {"batch 1": tiny_inputs(1, seed=3), "batch 4": tiny_inputs(4, seed=4)}
+    report = deploy.time_cpp_batches(
+        runner,
+        package,
+        inputs,
+        lambda *args: eager(model, args),
+        iters=2,
+        threads=1,
+        atol=1e-5,
+        rtol=1e-5,
+    )
+    assert set(report) == {"batch 1", "batch 4", "peak_memory_mb"}
+    assert report["batch 4"]["batch_size"] == 4
+    assert report["peak_memory_mb"] == max(
+        report[name]["peak_memory_mb"] for name in inputs
+    )
+    with pytest.raises(DeployError):  # a wrong reference is caught
+        deploy.time_cpp_batches(
+            runner,
+            package,
+            {"batch 1": inputs["batch 1"]},
+            lambda *args: tuple(t + 1 for t in eager(model, args)),
+            iters=1,
+            threads=1,
+            atol=1e-5,
+            rtol=1e-5,
+        )
+
+
+def test_latency_records_name_each_mode_and_input() -> None:
+    latency = {
+        "eager": {
+            "batch 1": {"median_ms": 2.0},
+            "batch 8": {"median_ms": 4.0},
+            "peak_memory_mb": 10.0,
+        },
+        "aoti-cpp": {
+            "batch 1": {"median_ms": 1.0},
+            "batch 8": {"median_ms": 2.0},
+            "peak_memory_mb": 5.0,
+        },
+    }
+    records, figures = deploy.latency_records(
+        latency,
+        {"batch 1": 1, "batch 8": 8},
+        prefix="infer",
+        threads=2,
+        versions={"torch": "x"},
+        notes="n",
+        data={"batch 8": {"tokens": 80}},
+    )
+    assert [r.mode for r in records] == [
+        "infer batch 1: eager",
+        "infer batch 8: eager",
+        "infer batch 1: aoti-cpp",
+        "infer batch 8: aoti-cpp",
+    ]
+    assert records[1].throughput == 2000.0 and records[1].data == {
+        "batch": 8,
+        "tokens": 80,
+    }
+    assert records[2].peak_memory_mb == 5.0 and records[2].device == "cpu (2 thread(s))"
+    assert figures == {
+        "eager batch 1 ms": 2.0,
+        "eager batch 8 ms": 4.0,
+        "aoti-cpp batch 1 ms": 1.0,
+        "aoti-cpp batch 8 ms": 2.0,
+    }
+
+
+def test_benchmark_meta_records_how_the_table_was_made() -> None:
+    meta = deploy.benchmark_meta("python benchmarks/x.py", "full", 3)
+    assert meta["command"] == "python benchmarks/x.py" and meta["threads"] == 3
+    assert meta["git_commit"] and len(meta["load_average_at_end"]) == 3
+    json.dumps(meta)

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import atomic_write
+from ..checkpoint import atomic_write, git_commit
 from ..paths import artifacts_dir, repo_root
 
 __all__ = [
@@ -74,12 +74,14 @@ __all__ = [
     "AOTIModel",
     "ComparisonRecord",
     "DeployError",
+    "benchmark_meta",
     "build_cpp_runner",
     "comparison_path",
     "compile_aoti",
     "cpp_build_flags",
     "export_aoti",
     "find_cxx",
+    "latency_records",
     "latency_stats",
     "load_aoti",
     "load_comparison",
@@ -91,6 +93,7 @@ __all__ = [
     "save_tensor",
     "software_versions",
     "time_cpp",
+    "time_cpp_batches",
     "time_python",
     "write_comparison",
     "write_inputs",
@@ -1129,6 +1132,98 @@ def software_versions(compiler: str | None = None) -> dict[str, str]:
         "compiler": version,
         "python": platform.python_version(),
         "torch": torch.__version__,
+    }
+
+
+def time_cpp_batches(
+    runner: str | Path,
+    package: str | Path,
+    inputs: Mapping[str, Sequence[torch.Tensor]],
+    reference: Callable[..., Any],
+    *,
+    iters: int,
+    threads: int,
+    atol: float,
+    rtol: float,
+) -> dict[str, Any]:
+    """:func:`time_cpp` for each named input tuple, checked against ``reference``.
+
+    Returns ``{name: time_cpp's report}`` plus ``peak_memory_mb``, the
+    largest of the runs' peaks, as the Python modes report theirs.
+    """
+    report: dict[str, Any] = {}
+    with torch.no_grad():
+        for name, args in inputs.items():
+            report[name] = time_cpp(
+                runner,
+                package,
+                tuple(args),
+                iters=iters,
+                warmup=max(2, iters // 10),
+                threads=threads,
+                reference=reference(*args),
+                atol=atol,
+                rtol=rtol,
+            )
+    report["peak_memory_mb"] = max(r["peak_memory_mb"] for r in report.values())
+    return report
+
+
+def latency_records(
+    latency: Mapping[str, Mapping[str, Any]],
+    batches: Mapping[str, int],
+    *,
+    prefix: str,
+    threads: int,
+    versions: Mapping[str, str],
+    notes: str,
+    data: Mapping[str, Mapping[str, int]] | None = None,
+) -> tuple[list[ComparisonRecord], dict[str, float]]:
+    """One record per mode and input of an inference latency table.
+
+    Args:
+        latency: ``{mode: {input name: a latency report, "peak_memory_mb": MB}}``
+            from :func:`time_python` / :func:`time_cpp_batches`.
+        batches: ``{input name: its batch size}``, in the table's order.
+        prefix: the records' mode reads ``"<prefix> <input name>: <mode>"``.
+        data: extra data sizes per input name, beside ``batch``.
+
+    Returns:
+        ``(records, figures)``, the figures keyed ``"<mode> <input name> ms"``
+        (median latency).
+    """
+    records, figures = [], {}
+    for mode, report in latency.items():
+        for name, size in batches.items():
+            median = report[name]["median_ms"]
+            figures[f"{mode} {name} ms"] = median
+            records.append(
+                ComparisonRecord(
+                    mode=f"{prefix} {name}: {mode}",
+                    time=median,
+                    time_unit="ms/call (median)",
+                    throughput=1000 * size / median,
+                    peak_memory_mb=report["peak_memory_mb"],
+                    device=f"cpu ({threads} thread(s))",
+                    versions=versions,
+                    data={"batch": size, **(data or {}).get(name, {})},
+                    notes=notes,
+                )
+            )
+    return records, figures
+
+
+def benchmark_meta(command: str, budget: str, threads: int) -> dict[str, Any]:
+    """How a comparison was made: command, budget, commit, date, threads, load."""
+    return {
+        "command": command,
+        "budget": budget,
+        "git_commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": threads,
+        # Other work on the machine slows every mode; read ratios with this.
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "cpu_count": os.cpu_count(),
     }
 
 
