@@ -231,6 +231,7 @@ class PongVector:
         )
         self.frames: np.ndarray | None = None
         """``(N, 210, 160, 3)`` uint8, the latest frames (``None`` before reset)"""
+        self._seeded = False
         self._current = np.zeros((envs, SIZE, SIZE), np.uint8)
         self._previous = np.zeros((envs, SIZE, SIZE), np.uint8)
         self.scores = np.zeros(envs)
@@ -239,8 +240,17 @@ class PongVector:
         """final scores of the games that ended, in the order they ended"""
 
     def reset(self) -> np.ndarray:
-        """Start a game in every lane; their first frames ``(N, 210, 160, 3)``."""
-        obs, _ = self._env.reset(seed=self.seeds.copy())
+        """Start a game in every lane; their first frames ``(N, 210, 160, 3)``.
+
+        The first reset seeds every lane (:attr:`seeds`); later ones go on
+        from there, as Gymnasium's ``reset()`` without a seed does. (Seeding
+        makes ALE load the game again: 0.55 s for 10 lanes, against 0.02 s.)
+        """
+        if self._seeded:
+            obs, _ = self._env.reset()
+        else:
+            obs, _ = self._env.reset(seed=self.seeds.copy())
+            self._seeded = True
         self.frames = obs[:, 0]
         self._current[:] = prepro_batch(self.frames)
         # the first frame of a game has no predecessor: its difference is zero

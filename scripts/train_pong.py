@@ -1,0 +1,126 @@
+"""The full runs of *Policy gradients on Pong from pixels*: REINFORCE, then PPO.
+
+    .venv/bin/python scripts/train_pong.py reinforce --runs _build/pong
+    .venv/bin/python scripts/train_pong.py ppo --runs _build/pong
+    .venv/bin/python scripts/train_pong.py reinforce --runs _build/pong --export
+
+Each run keeps its whole state in ``<runs>/<agent>/checkpoint.pt``, written
+every ``--checkpoint-seconds`` and at the end, always between updates: run the
+same command again after any interruption and the run goes on from its last
+checkpoint (see :mod:`rlbook.pong_train` for what a resumed PPO run
+restarts). ``progress.json`` beside it has the curves so far.
+
+``--export`` tests the best and the final weights of a finished run on 10
+games and writes ``artifacts/pong-pg/`` or ``artifacts/pong-ppo/`` (weights,
+manifest, curves, provenance); it refuses a tree with uncommitted changes
+outside ``artifacts/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("agent", choices=["reinforce", "ppo"])
+    parser.add_argument("--runs", type=Path, default=ROOT / "_build" / "pong")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget", default="full", choices=["smoke", "ci", "full"])
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto (PPO only)")
+    parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
+    parser.add_argument("--export", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from rlbook.checkpoint import (
+        atomic_write,
+        git_commit,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    torch.set_num_threads(args.threads)
+    folder = args.runs / args.agent
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = folder / "checkpoint.pt"
+
+    if args.agent == "reinforce":
+        from rlbook.pong_train import Reinforce as Run
+        from rlbook.pong_train import reinforce_config as make_config
+    else:
+        from rlbook.pong_train import PPO as Run  # type: ignore[assignment]
+        from rlbook.pong_train import ppo_config as make_config  # type: ignore[assignment]
+
+    if args.export:
+        from rlbook.pong_train import export_pong
+
+        out = args.out or ROOT / "artifacts" / (
+            "pong-pg" if args.agent == "reinforce" else "pong-ppo"
+        )
+        command = f"python scripts/train_pong.py {args.agent} --budget {args.budget}"
+        export_pong(load_checkpoint(checkpoint), out, command=command)
+        print(f"wrote {out}")
+        return 0
+
+    commits: list[str] = []
+    if checkpoint.exists():
+        state = load_checkpoint(checkpoint)
+        run = Run.from_state(state)
+        commits = json.loads(state.get("commits", "[]"))
+        print(f"resuming {checkpoint} at update {run.update}", flush=True)
+    else:
+        run = Run(make_config(args.budget), args.seed)
+    commit = os.environ.get("RLBOOK_GIT_COMMIT") or git_commit()
+
+    def save(r: Run) -> None:
+        state = r.state_dict()
+        state["budget"] = args.budget
+        state["commits"] = json.dumps(sorted(set(commits) | {commit}))
+        save_checkpoint(checkpoint, state)
+        text = json.dumps(
+            {
+                "agent": args.agent,
+                "update": r.update,
+                "env_steps": r.env_steps,
+                "wall_seconds": r.wall_seconds,
+                "scores": r.scores,
+                "log": r.log,
+                "validations": r.validations,
+            }
+        )
+        atomic_write(folder / "progress.json", lambda h: h.write(text.encode()))
+
+    last = [time.perf_counter()]
+
+    def progress(r: Run) -> None:
+        if time.perf_counter() - last[0] > 60:
+            recent = r.scores[-20:]
+            print(
+                f"update {r.update} games {len(r.scores)} steps {r.env_steps} "
+                f"wall {r.wall_seconds:.0f}s last-20 mean "
+                f"{sum(recent) / max(1, len(recent)):.2f}",
+                flush=True,
+            )
+            last[0] = time.perf_counter()
+
+    run.train(
+        checkpoint=save, checkpoint_seconds=args.checkpoint_seconds, progress=progress
+    )
+    print("done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "src"))
+    sys.exit(main())
