@@ -15,7 +15,14 @@ the reward.
   at the end of each game is left out of both ways).
 * ``vector``: :func:`rlbook.pong.rollout` on :func:`rlbook.pong.make_pong_vector`:
   ``N`` games stepped by ALE's C++ thread pool, ``prepro_batch`` on all
-  frames, one float32 forward pass over the ``N`` difference frames a step.
+  frames, one float32 forward pass over the ``N`` difference frames a step
+  that adds up only the weights of their nonzero pixels
+  (:func:`rlbook.pong_train.policy_probs_sparse`), on one torch thread.
+* the ceiling, ``emulator_only_steps_per_s``: ALE alone, one game and ``N``
+  games, random actions, nothing else. No rollout can beat ``N`` games of
+  ALE alone, so ``ceiling_ratio`` (that rate over ``single``'s) bounds what
+  any rollout can gain on this machine: on two cores, emulating Pong's four
+  frames a step costs as much as the rest of ``pg-pong.py``'s step.
 
 Each ``--envs`` value is measured; the ways alternate, ``--repeats`` times
 each, and the best rate of each is kept. Prints one JSON line with the env
@@ -32,13 +39,17 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 
 import numpy as np
+import torch
 
 from rlbook.pong import (
     ACTIONS_2,
     ACTIONS_3,
+    TorchPolicy,
     frame_difference,
     init_numpy_policy,
     make_pong,
@@ -47,6 +58,7 @@ from rlbook.pong import (
     prepro,
     rollout,
 )
+from rlbook.pong_train import policy_probs_sparse
 
 
 def single(steps: int, seed: int, actions: int) -> tuple[float, float]:
@@ -88,16 +100,61 @@ def vector(
     seconds per step (all of ALE's threads included)."""
     rng = np.random.default_rng(seed)
     model = init_numpy_policy(rng, actions=actions, dtype=np.float32)
+    policy = TorchPolicy.from_numpy(model)
+    w1_t = policy.hidden.weight.detach().t().contiguous()
     action_set = ACTIONS_2 if actions == 2 else ACTIONS_3
     vec = make_pong_vector(envs, seed=seed, num_threads=threads)
     vec.reset()
     per_lane = max(1, steps // envs)
     start, cpu = time.perf_counter(), time.process_time()
-    rollout(lambda x: numpy_forward(model, x)[0], vec, per_lane, rng, action_set)
+    with torch_threads(1):  # ALE's threads need the cores; the forward is tiny
+        rollout(
+            lambda x: policy_probs_sparse(policy, w1_t, x),
+            vec,
+            per_lane,
+            rng,
+            action_set,
+        )
     rate = per_lane * envs / (time.perf_counter() - start)
     cpu = (time.process_time() - cpu) / (per_lane * envs)
     vec.close()
     return rate, cpu
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def emulator_only(
+    steps: int, envs: int, seed: int, threads: int
+) -> tuple[float, float]:
+    """The ceiling: env steps per second of ALE alone, one game and ``envs`` games
+    in its thread pool, random actions, no preprocessing, no policy."""
+    rng = np.random.default_rng(seed)
+    env = make_pong()
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(0, 6)))
+        if terminated or truncated:
+            env.reset()
+    one = steps / (time.perf_counter() - start)
+    env.close()
+    vec = make_pong_vector(envs, seed=seed, num_threads=threads)
+    vec.reset()
+    per_lane = max(1, steps // envs)
+    start = time.perf_counter()
+    for _ in range(per_lane):
+        vec.step(rng.integers(0, 6, envs))
+    many = per_lane * envs / (time.perf_counter() - start)
+    vec.close()
+    return one, many
 
 
 def main() -> None:
@@ -127,6 +184,10 @@ def main() -> None:
                 min(cpu_vector[n], cpu),
             )
     best_n = max(best_vector, key=best_vector.__getitem__)
+    ceiling_one, ceiling_many = 0.0, 0.0
+    for _ in range(args.repeats):
+        one, many = emulator_only(args.steps, best_n, args.seed, args.threads)
+        ceiling_one, ceiling_many = max(ceiling_one, one), max(ceiling_many, many)
     print(
         json.dumps(
             {
@@ -137,6 +198,11 @@ def main() -> None:
                 "steps_per_s_by_envs": {
                     str(n): round(r) for n, r in best_vector.items()
                 },
+                "emulator_only_steps_per_s": {
+                    "one_game": round(ceiling_one),
+                    f"{best_n}_games": round(ceiling_many),
+                },
+                "ceiling_ratio": round(ceiling_many / best_single, 2),
                 "cpu_us_per_step_single": round(1e6 * cpu_single),
                 "cpu_us_per_step_vector": round(1e6 * cpu_vector[best_n]),
                 "ale_threads": args.threads,

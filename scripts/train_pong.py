@@ -63,7 +63,10 @@ def main() -> int:
         from rlbook.pong_train import ppo_config as make_config  # type: ignore[assignment]
 
     if args.export:
+        from rlbook.checkpoint import require_clean_tree
         from rlbook.pong_train import export_pong
+
+        require_clean_tree()
 
         out = args.out or ROOT / "artifacts" / (
             "pong-pg" if args.agent == "reinforce" else "pong-ppo"

@@ -71,7 +71,12 @@ class Agent:
 Builder = Callable[[Mapping[str, Any], Mapping[str, torch.Tensor]], Policy]
 _BUILDERS: dict[str, Builder] = {}
 # Kinds whose builder lives in a heavier module, imported only when needed.
-_LAZY_KINDS = {"q-network": "rlbook.dqn", "pixel-q-network": "rlbook.pixel_dqn"}
+_LAZY_KINDS = {
+    "q-network": "rlbook.dqn",
+    "pixel-q-network": "rlbook.pixel_dqn",
+    "pong-pg": "rlbook.pong_train",
+    "pong-actor-critic": "rlbook.pong_train",
+}
 
 
 def _builder(kind: str) -> Builder | None:

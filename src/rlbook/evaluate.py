@@ -150,6 +150,13 @@ def evaluate_artifact(
     """
     agent = load_agent(path)
     record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
+    if agent.kind in ("pong-pg", "pong-actor-critic"):
+        return {
+            **record,
+            **_evaluate_pong(
+                agent, games=episodes, seed=seed, envs=envs, frames=frames
+            ),
+        }
     observation = agent.spec.get("observation")
     if observation is None:
         if frames is not None:
@@ -183,3 +190,36 @@ def evaluate_artifact(
     )
     result = EvalResult(observation["env_id"], seed, returns)
     return {**record, "frames": frames, **result.summary()}
+
+
+def _evaluate_pong(
+    agent: Any, *, games: int, seed: int, envs: int, frames: str | None
+) -> dict[str, Any]:
+    """Whole games of Pong with a shipped agent, at most ``envs`` emulators alive."""
+    from .pong_train import play_games
+
+    if frames is not None:
+        raise ValueError("--frames applies to CartPole's pixel agents, not to Pong")
+    if games < 1 or envs < 1 or seed < 0:
+        raise ValueError(
+            f"need --episodes >= 1, --envs >= 1 and --seed >= 0, got {games}, {envs}, {seed}"
+        )
+    scores = play_games(
+        agent.policy.make_agent(),
+        games,
+        seed=seed,
+        purpose="evaluate",
+        settings=agent.spec["settings"],
+        lanes=envs,
+    )
+    return {
+        "env_id": agent.env_id,
+        "settings": agent.spec["settings"],
+        "play": "actions sampled from the policy",
+        "seed": seed,
+        "games": games,
+        "mean_score": float(scores.mean()),
+        "std_score": float(scores.std()),
+        "games_won": int((scores > 0).sum()),
+        "scores": scores.tolist(),
+    }

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -79,6 +81,23 @@ def first_reaching(
     means = running_mean(scores, window)
     hit = np.flatnonzero(means[window - 1 :] >= level)
     return int(hit[0]) + window - 1 if hit.size else None
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` torch CPU threads.
+
+    Playing runs the policy on a handful of frames per step, while ALE's own
+    threads emulate the games: more torch threads only fight them for the
+    cores (measured: two threads made a game ten times slower on a busy
+    2-core machine).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _rng_state(rng: np.random.Generator) -> str:
@@ -232,6 +251,19 @@ def play_games(
     steps on idle. ``max_steps`` (per lane) guards against a game that never
     ends; unfinished games raise.
     """
+    with torch_threads(1):
+        return _play_games(agent, games, seed, purpose, settings, lanes, max_steps)
+
+
+def _play_games(
+    agent: DifferenceAgent | StackAgent,
+    games: int,
+    seed: int,
+    purpose: str,
+    settings: Mapping[str, Any],
+    lanes: int,
+    max_steps: int | None,
+) -> np.ndarray:
     if games < 1 or lanes < 1:
         raise ValueError(f"need games >= 1 and lanes >= 1, got {games}, {lanes}")
     lanes = min(lanes, games)
@@ -423,7 +455,8 @@ class Reinforce:
         try:
             while self.update < until:
                 start = time.perf_counter()
-                x, actions, rewards, lane = self.play_batch(vec)
+                with torch_threads(1):
+                    x, actions, rewards, lane = self.play_batch(vec)
                 self.learn(x, actions, self.advantages(rewards, lane))
                 for g in range(vec.num_envs):
                     sel = lane == g
@@ -782,7 +815,8 @@ class PPO:
             while self.update < until:
                 start = time.perf_counter()
                 before = len(vec.finished)
-                buf, frames = self.collect(vec, agent, frames)
+                with torch_threads(1):
+                    buf, frames = self.collect(vec, agent, frames)
                 stats = self.learn(buf, agent)
                 self.scores.extend(vec.finished[before:])
                 self.update += 1
@@ -867,3 +901,236 @@ class PPO:
         run.validations = json.loads(state["validations"])
         run.best = state["best"]
         return run
+
+
+# ---------------------------------------------------------------- shipping
+
+TEST_GAMES = 10
+"""Games each shipped agent is tested on (the chapter's table)."""
+TEST_SEED = 20_000
+"""Seed of the test games' action stream, apart from training's (runs use seeds
+below 100) and validation's (a purpose per update)."""
+OBSERVATIONS = {
+    "difference": {
+        "preprocess": "rlbook.pong.prepro_batch",
+        "input": "difference of the last two preprocessed frames, zero at a game's start",
+    },
+    "stack": {
+        "preprocess": "rlbook.pong.prepro_batch",
+        "input": "the last `frames` preprocessed frames, the first repeated at a game's start",
+    },
+}
+
+
+@dataclass(frozen=True)
+class PongPolicy:
+    """A shipped Pong agent: builds a fresh :class:`PongAgent` for each set of games."""
+
+    kind: str
+    net: nn.Module
+    action_set: tuple[int, ...]
+
+    def make_agent(self) -> DifferenceAgent | StackAgent:
+        if self.kind == "pong-pg":
+            assert isinstance(self.net, TorchPolicy)
+            return DifferenceAgent(self.net, self.action_set)
+        assert isinstance(self.net, PongActorCritic)
+        return StackAgent(self.net, self.action_set)
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:  # the Policy protocol
+        raise TypeError(
+            "Pong agents play whole games: use rlbook.pong_train.play_games"
+        )
+
+    def act(self, obs: np.ndarray) -> int:
+        raise TypeError(
+            "Pong agents play whole games: use rlbook.pong_train.play_games"
+        )
+
+
+def _spec_for(state: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    config = json.loads(state["config"])
+    if state["kind"] == "pong-reinforce":
+        network = {
+            "inputs": INPUTS,
+            "hidden": config["hidden"],
+            "actions": config["actions"],
+        }
+        return "pong-pg", {
+            "network": network,
+            "observation": dict(OBSERVATIONS["difference"]),
+        }
+    network = {"frames": config["frames"], "actions": config["actions"]}
+    observation = {**OBSERVATIONS["stack"], "frames": config["frames"]}
+    return "pong-actor-critic", {"network": network, "observation": observation}
+
+
+def _build_pong(
+    kind: str, spec: Mapping[str, Any], weights: Mapping[str, Any]
+) -> PongPolicy:
+    from .pong import _check_settings
+
+    _check_settings(spec["settings"])
+    expected = OBSERVATIONS["difference" if kind == "pong-pg" else "stack"][
+        "preprocess"
+    ]
+    if spec["observation"]["preprocess"] != expected:
+        raise ValueError(
+            f"{kind} agents see frames through {expected}, not "
+            f"{spec['observation']['preprocess']!r}"
+        )
+    actions = tuple(int(a) for a in spec["action_set"])
+    net: nn.Module
+    if kind == "pong-pg":
+        net = TorchPolicy(**spec["network"])
+    else:
+        net = PongActorCritic(**spec["network"])
+    if len(actions) != spec["network"]["actions"]:
+        raise ValueError(
+            f"action_set {actions} does not fit {spec['network']['actions']} actions"
+        )
+    net.load_state_dict(weights["policy"])  # float16 weights are cast to float32
+    return PongPolicy(kind, net.float().eval(), actions)
+
+
+def _register() -> None:
+    from .agents import register_kind
+
+    for kind in ("pong-pg", "pong-actor-critic"):
+        register_kind(kind)(
+            lambda spec, weights, kind=kind: _build_pong(kind, spec, weights)
+        )
+
+
+_register()
+
+
+def _net_for(
+    state: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
+) -> nn.Module:
+    config = json.loads(state["config"])
+    net: nn.Module
+    if state["kind"] == "pong-reinforce":
+        net = TorchPolicy(INPUTS, config["hidden"], config["actions"])
+    else:
+        net = PongActorCritic(config["frames"], config["actions"])
+    net.load_state_dict(weights)
+    return net.float().eval()
+
+
+def test_weights(
+    state: Mapping[str, Any],
+    weights: Mapping[str, torch.Tensor],
+    games: int = TEST_GAMES,
+) -> np.ndarray:
+    """Scores of ``games`` test games with ``weights`` of the run ``state``."""
+    config = json.loads(state["config"])
+    net = _net_for(state, weights)
+    agent: DifferenceAgent | StackAgent
+    if state["kind"] == "pong-reinforce":
+        assert isinstance(net, TorchPolicy)
+        agent = DifferenceAgent(net)
+    else:
+        assert isinstance(net, PongActorCritic)
+        agent = StackAgent(net)
+    return play_games(agent, games, seed=TEST_SEED, settings=config["settings"])
+
+
+def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> Path:
+    """Ship a finished run: its best-validation weights as the agent, both tested.
+
+    The rule, fixed before the runs: the shipped weights are those of the
+    run's best validation (10 games every ``validate_every`` updates, the last
+    at the final update; ties go to the earlier); the final weights ship
+    beside them and both are tested on :data:`TEST_GAMES` games.
+    ``scripts/train_pong.py --export`` refuses a tree with uncommitted changes
+    before it calls this.
+    """
+    from .agents import save_agent
+    from .checkpoint import atomic_write, git_commit, make_provenance
+
+    config = json.loads(state["config"])
+    run_class = Reinforce if state["kind"] == "pong-reinforce" else PPO
+    updates = (ReinforceConfig if run_class is Reinforce else PPOConfig)(
+        **config
+    ).updates
+    if state["update"] < updates:
+        raise ValueError(
+            f"the run is at update {state['update']} of {updates}: finish it before exporting"
+        )
+
+    def half(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+
+    net_key = "policy" if state["kind"] == "pong-reinforce" else "net"
+    best, final = half(state["best"]["state"]), half(state[net_key])
+    tests = {"best": test_weights(state, best), "final": test_weights(state, final)}
+    kind, spec = _spec_for(state)
+    spec.update(
+        settings=config["settings"],
+        action_set=list(ACTIONS_3 if config["actions"] == 3 else (2, 3)),
+        play="actions sampled from the policy (greedy play repeats one game: Pong "
+        "without sticky actions is deterministic)",
+        best_update=state["best"]["update"],
+    )
+    log = json.loads(state["log"])
+    scores = np.asarray(state["scores"])
+    reached = first_reaching(scores, 18.0) if kind == "pong-actor-critic" else None
+    reached_zero = first_reaching(scores, 0.0)
+    game_update = np.searchsorted(
+        [e["games"] for e in log], np.arange(1, scores.size + 1)
+    )
+
+    def at_game(g: int | None) -> dict[str, Any] | None:
+        if g is None:
+            return None
+        entry = log[int(game_update[g])]
+        return {
+            "game": g + 1,
+            "env_steps": entry["env_steps"],
+            "wall_seconds": entry["wall_seconds"],
+        }
+
+    score = {
+        "test_best_mean": float(tests["best"].mean()),
+        "test_final_mean": float(tests["final"].mean()),
+        "test_best": tests["best"].tolist(),
+        "test_final": tests["final"].tolist(),
+        "games": TEST_GAMES,
+        "seed": TEST_SEED,
+    }
+    provenance = make_provenance(
+        command=command,
+        config=config,
+        budget=state.get("budget", "full"),
+        device="cpu",
+        wall_time_s=state["wall_seconds"],
+        score=score,
+        trained_at_commits=json.loads(state.get("commits", "[]")),
+        exported_at_commit=git_commit(),
+        env_steps=state["env_steps"],
+        updates=state["update"],
+        chosen_by="the weights of the best validation (10 games each); ties to the earlier",
+        running_mean_games=RUNNING_GAMES,
+        first_running_mean_at_least_18=at_game(reached),
+        first_running_mean_at_least_0=at_game(reached_zero),
+    )
+    save_agent(
+        out,
+        kind=kind,
+        env_id=config["settings"]["env_id"],
+        spec=spec,
+        weights={"policy": best, "final_policy": final},
+        provenance=provenance,
+    )
+    metrics = {
+        "kind": kind,
+        "scores": scores.tolist(),
+        "log": log,
+        "validations": json.loads(state["validations"]),
+        "test": {k: v.tolist() for k, v in tests.items()},
+        "best_update": state["best"]["update"],
+    }
+    text = json.dumps(metrics, separators=(",", ":")) + "\n"
+    atomic_write(Path(out) / "metrics.json", lambda handle: handle.write(text.encode()))
+    return Path(out)

@@ -1,0 +1,317 @@
+"""rlbook.pong_train: REINFORCE as pg-pong, PPO's pieces, resuming, playing whole
+games in bounded emulators, and shipping an agent the CLI rebuilds."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlbook.agents import ArtifactError, load_agent
+from rlbook.pong import (
+    INPUTS,
+    TorchPolicy,
+    discount_rewards,
+    numpy_backward,
+    numpy_forward,
+    numpy_logit_grad,
+    rmsprop_update,
+)
+from rlbook.pong_train import (
+    PPO,
+    DifferenceAgent,
+    PongActorCritic,
+    PPOConfig,
+    Reinforce,
+    ReinforceConfig,
+    StackAgent,
+    export_pong,
+    first_reaching,
+    gae,
+    play_games,
+    policy_probs_sparse,
+    ppo_config,
+    reinforce_config,
+    running_mean,
+    sparse_hidden,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_PG = ReinforceConfig(
+    games_per_update=2, updates=2, validate_every=2, validation_games=2
+)
+TINY_PPO = PPOConfig(
+    envs=2,
+    steps=32,
+    minibatches=2,
+    epochs=2,
+    total_steps=256,
+    validate_every=4,
+    validation_games=2,
+)
+
+
+def difference_frames(batch: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = (rng.random((batch, INPUTS)) < 0.01) * rng.choice([-1, 1], (batch, INPUTS))
+    x[0] = 0  # a game's first frame: no difference at all
+    return x.astype(np.int8)
+
+
+def test_sparse_forward_equals_the_dense_one():
+    policy = TorchPolicy()
+    x = difference_frames(7)
+    w1_t = policy.hidden.weight.detach().t().contiguous()
+    dense = torch.from_numpy(x.astype(np.float32)) @ policy.hidden.weight.detach().t()
+    torch.testing.assert_close(sparse_hidden(w1_t, x), dense, atol=1e-6, rtol=1e-5)
+    with torch.no_grad():
+        expected = policy.probs(torch.from_numpy(x.astype(np.float32))).numpy()
+    np.testing.assert_allclose(
+        policy_probs_sparse(policy, w1_t, x), expected, atol=1e-6
+    )
+
+
+def test_a_reinforce_update_is_pg_pongs_rmsprop_step_on_the_summed_gradient():
+    run = Reinforce(TINY_PG)
+    model = {k: v.astype(np.float64) for k, v in run.policy.to_numpy().items()}
+    x = difference_frames(300, seed=1)
+    actions = np.random.default_rng(2).integers(0, 3, 300)
+    rewards = np.zeros(300, np.float32)
+    rewards[[40, 99, 180, 299]] = [1, -1, -1, 1]
+    lane = np.repeat([0, 1], 150)
+    rewards[149] = -1  # each game ends with a point
+    adv = run.advantages(rewards, lane)
+    for g in (0, 1):  # standardised per game, returns reset at each point
+        sel = lane == g
+        expected = discount_rewards(rewards[sel])
+        expected = (expected - expected.mean()) / expected.std()
+        np.testing.assert_allclose(adv[sel], expected, atol=1e-5)
+
+    run.learn(x, actions, adv)
+    probs, h = numpy_forward(model, x.astype(np.float64))
+    grads = numpy_backward(
+        model, x.astype(np.float64), h, numpy_logit_grad(probs, actions, adv)
+    )
+    cache = {k: np.zeros_like(v) for k, v in model.items()}
+    rmsprop_update(model, grads, cache)
+    after = run.policy.to_numpy()
+    for k in model:
+        np.testing.assert_allclose(after[k], model[k], atol=2e-6, rtol=1e-4)
+
+
+def test_reinforce_resumed_from_a_checkpoint_is_the_run_that_never_stopped():
+    straight = Reinforce(TINY_PG, seed=3)
+    straight.train()
+    first = Reinforce(TINY_PG, seed=3)
+    first.train(until=1)
+    resumed = Reinforce.from_state(first.state_dict())
+    resumed.train()
+    assert resumed.scores == straight.scores and resumed.env_steps == straight.env_steps
+    for k, v in straight.policy.state_dict().items():
+        assert torch.equal(v, resumed.policy.state_dict()[k]), k
+    assert resumed.best is not None and resumed.best["update"] == 2
+    assert [v["update"] for v in resumed.validations] == [2]
+    assert all(-21 <= s <= 21 for s in straight.scores) and len(straight.scores) == 4
+
+
+def test_a_batch_is_one_whole_game_per_lane_all_by_the_same_weights():
+    from rlbook.pong import make_pong_vector
+
+    run = Reinforce(TINY_PG)
+    vec = make_pong_vector(2)
+    try:
+        x, _, rewards, lane = run.play_batch(vec)
+    finally:
+        vec.close()
+    for g in (0, 1):
+        r = rewards[lane == g]
+        assert max((r == 1).sum(), (r == -1).sum()) == 21  # a whole game to 21
+        assert not x[lane == g][0].any()  # its first step sees no difference
+    assert np.all(np.diff(lane) >= 0)
+
+
+def test_gae_matches_a_step_by_step_reference():
+    rng = np.random.default_rng(0)
+    t_len, n, gamma, lam = 9, 3, 0.9, 0.8
+    rewards = rng.standard_normal((t_len, n)).astype(np.float32)
+    values = rng.standard_normal((t_len, n)).astype(np.float32)
+    starts = (rng.random((t_len, n)) < 0.2).astype(np.float32)
+    next_value = rng.standard_normal(n).astype(np.float32)
+    next_start = np.array([0, 1, 0], np.float32)
+    got = gae(rewards, values, starts, next_value, next_start, gamma, lam)
+    for lane in range(n):
+        # the advantage of step t sums discounted TD errors up to the game's end
+        v = np.append(values[:, lane], next_value[lane])
+        s = np.append(starts[:, lane], next_start[lane])
+        for t in range(t_len):
+            total, weight = 0.0, 1.0
+            for k in range(t, t_len):
+                cont = 1.0 - s[k + 1]
+                total += weight * (rewards[k, lane] + gamma * v[k + 1] * cont - v[k])
+                weight *= gamma * lam * cont
+                if cont == 0:
+                    break
+            assert got[t, lane] == pytest.approx(total, abs=1e-5)
+
+
+def test_ppo_resumed_restarts_its_games_and_otherwise_continues_exactly():
+    # One object trained in two calls restarts its games at the second call,
+    # as a resumed run does: the two must agree to the bit.
+    assert TINY_PPO.updates == 4
+    two_calls = PPO(TINY_PPO, seed=1)
+    two_calls.train(until=2)
+    two_calls.train()
+    first = PPO(TINY_PPO, seed=1)
+    first.train(until=2)
+    resumed = PPO.from_state(first.state_dict())
+    resumed.train()
+    for k, v in two_calls.net.state_dict().items():
+        assert torch.equal(v, resumed.net.state_dict()[k]), k
+    assert resumed.env_steps == two_calls.env_steps == 4 * TINY_PPO.batch
+
+    def drop(log):  # wall times differ, all else must not
+        return [{k: v for k, v in e.items() if k != "wall_seconds"} for e in log]
+
+    assert drop(resumed.log) == drop(two_calls.log)
+    # the approximation is real: a run that never stopped plays on its games
+    straight = PPO(TINY_PPO, seed=1)
+    straight.train()
+    assert not torch.equal(straight.net.policy.weight, resumed.net.policy.weight)
+
+
+def test_ppo_anneals_its_learning_rate_to_zero():
+    run = PPO(replace(TINY_PPO, total_steps=640))
+    assert run.learning_rate() == TINY_PPO.learning_rate
+    run.update = run.config.updates
+    assert run.learning_rate() == 0.0
+
+
+def test_the_actor_critic_checks_its_input():
+    net = PongActorCritic(frames=4)
+    logits, values = net(torch.zeros(5, 4, 80, 80, dtype=torch.uint8))
+    assert logits.shape == (5, 3) and values.shape == (5,)
+    with pytest.raises(ValueError, match=r"\(B, 4, 80, 80\)"):
+        net(torch.zeros(5, 2, 80, 80))
+
+
+def test_play_games_keeps_a_bounded_number_of_emulators_and_is_reproducible(
+    monkeypatch,
+):
+    import rlbook.pong_train as pt
+
+    opened = []
+    real = pt.make_pong_vector
+    monkeypatch.setattr(
+        pt, "make_pong_vector", lambda n, *a, **k: opened.append(n) or real(n, *a, **k)
+    )
+    torch.manual_seed(0)
+    net = PongActorCritic()
+    a = play_games(StackAgent(net), 3, seed=9, lanes=2)
+    b = play_games(StackAgent(net), 3, seed=9, lanes=2)
+    assert opened == [2, 2] and a.shape == (3,)
+    np.testing.assert_array_equal(a, b)
+    # a game ends when one side reaches 21: our score minus theirs
+    assert np.all((np.abs(a) >= 1) & (np.abs(a) <= 21))
+    with pytest.raises(ValueError, match="games >= 1"):
+        play_games(StackAgent(net), 0, seed=0)
+
+
+def test_running_mean_and_first_reaching():
+    scores = np.array([-21.0, -1.0, 19.0, 21.0, 21.0])
+    np.testing.assert_allclose(running_mean(scores, 2), [-21, -11, 9, 20, 21])
+    assert first_reaching(scores, 18.0, window=2) == 3
+    assert first_reaching(scores, 21.0, window=3) is None
+    assert first_reaching(scores, -11.0, window=2) == 1  # needs a full window
+
+
+def test_budgets_only_change_the_length_and_unknown_ones_are_refused():
+    full, ci = reinforce_config("full"), reinforce_config("ci")
+    assert (
+        replace(
+            ci,
+            updates=full.updates,
+            validate_every=full.validate_every,
+            validation_games=full.validation_games,
+        )
+        == full
+    )
+    assert (
+        ppo_config("full").updates
+        > ppo_config("ci").updates
+        > ppo_config("smoke").updates
+    )
+    with pytest.raises(ValueError, match="budget"):
+        ppo_config("huge")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rlbook", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize("kind", ["reinforce", "ppo"])
+def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path, kind):
+    run = (
+        Reinforce(TINY_PG)
+        if kind == "reinforce"
+        else PPO(replace(TINY_PPO, validate_every=2))
+    )
+    early = run.state_dict()
+    with pytest.raises(ValueError, match="finish it before exporting"):
+        export_pong(early, tmp_path / "early", command="test")
+    run.train()
+    out = export_pong(run.state_dict(), tmp_path / "agent", command="test")
+    manifest = json.loads((out / "agent.json").read_text())
+    spec = manifest["spec"]
+    assert manifest["env_id"] == "ALE/Pong-v5" and spec["settings"]["frameskip"] == 4
+    assert spec["observation"]["preprocess"] == "rlbook.pong.prepro_batch"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["test"]["best"]) == len(metrics["test"]["final"]) == 10
+    provenance = json.loads((out / "weights.provenance.json").read_text())
+    assert provenance["score"]["test_best"] == metrics["test"]["best"]
+
+    agent = load_agent(out)
+    played = play_games(agent.policy.make_agent(), 2, seed=4, lanes=1)
+    done = run_cli(
+        "evaluate", str(out), "--episodes", "2", "--envs", "1", "--seed", "4"
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["games"] == 2 and record["kind"] == manifest["kind"]
+    assert np.all(np.abs(record["scores"]) <= 21)
+    assert record["scores"] != [] and len(played) == 2
+
+    done = run_cli("evaluate", str(out), "--episodes", "1", "--frames", "simple")
+    assert done.returncode == 2 and "not to Pong" in done.stderr
+
+    spec["observation"]["preprocess"] = "somebody.else"
+    (out / "agent.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="prepro_batch"):
+        load_agent(out)
+    spec["observation"]["preprocess"] = "rlbook.pong.prepro_batch"
+    spec["settings"]["env_id"] = "ALE/Pongg-v5"
+    (out / "agent.json").write_text(json.dumps(manifest))
+    done = run_cli("evaluate", str(out), "--episodes", "1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_difference_agent_sees_zero_at_a_new_game():
+    agent = DifferenceAgent(TorchPolicy())
+    frames = np.zeros((2, 210, 160, 3), np.uint8)
+    frames[..., 0] = 144
+    agent.start(frames)
+    moved = frames.copy()
+    moved[:, 100:104, 50:52, 0] = 236
+    agent.step_frames(moved)
+    assert agent.difference().any(axis=1).all()
+    agent.new_games(moved, np.array([True, False]))
+    diff = agent.difference()
+    assert not diff[0].any() and diff[1].any()
