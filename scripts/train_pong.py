@@ -97,6 +97,7 @@ def main() -> int:
                 "update": r.update,
                 "env_steps": r.env_steps,
                 "wall_seconds": r.wall_seconds,
+                "cpu_seconds": r.cpu_seconds,
                 "scores": r.scores,
                 "log": r.log,
                 "validations": r.validations,
@@ -111,7 +112,7 @@ def main() -> int:
             recent = r.scores[-20:]
             print(
                 f"update {r.update} games {len(r.scores)} steps {r.env_steps} "
-                f"wall {r.wall_seconds:.0f}s last-20 mean "
+                f"wall {r.wall_seconds:.0f}s cpu {r.cpu_seconds:.0f}s last-20 mean "
                 f"{sum(recent) / max(1, len(recent)):.2f}",
                 flush=True,
             )

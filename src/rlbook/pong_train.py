@@ -369,10 +369,13 @@ class Reinforce:
         self.update = 0
         self.env_steps = 0
         self.wall_seconds = 0.0
+        self.cpu_seconds = 0.0
+        """CPU time of the process, every thread (ALE's too): unlike the wall
+        time, neither other jobs on the machine nor a paused process add to it"""
         self.scores: list[float] = []
         self.lengths: list[int] = []
         self.log: list[dict[str, float]] = []
-        """per update: update, env_steps, wall_seconds, games"""
+        """per update: update, env_steps, wall_seconds, cpu_seconds, games"""
         self.validations: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         """``{"update", "mean", "state"}`` of the best validation so far"""
@@ -454,7 +457,7 @@ class Reinforce:
         last_save = time.perf_counter()
         try:
             while self.update < until:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 with torch_threads(1):
                     x, actions, rewards, lane = self.play_batch(vec)
                 self.learn(x, actions, self.advantages(rewards, lane))
@@ -465,6 +468,7 @@ class Reinforce:
                 self.update += 1
                 self.env_steps += len(x)
                 self.wall_seconds += time.perf_counter() - start
+                self.cpu_seconds += time.process_time() - cpu
                 if self.update % self.config.validate_every == 0:
                     self.validate()
                 self.log.append(
@@ -472,6 +476,7 @@ class Reinforce:
                         "update": self.update,
                         "env_steps": self.env_steps,
                         "wall_seconds": round(self.wall_seconds, 3),
+                        "cpu_seconds": round(self.cpu_seconds, 3),
                         "games": len(self.scores),
                     }
                 )
@@ -488,7 +493,7 @@ class Reinforce:
 
     def validate(self) -> None:
         """Score the current weights on validation games; keep the best weights."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         scores = play_games(
             DifferenceAgent(self.policy),
             self.config.validation_games,
@@ -508,6 +513,7 @@ class Reinforce:
                 "state": {k: v.clone() for k, v in self.policy.state_dict().items()},
             }
         self.wall_seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu
 
     # checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -522,6 +528,7 @@ class Reinforce:
             "update": self.update,
             "env_steps": self.env_steps,
             "wall_seconds": self.wall_seconds,
+            "cpu_seconds": self.cpu_seconds,
             "scores": self.scores,
             "lengths": self.lengths,
             "log": json.dumps(self.log),
@@ -541,6 +548,7 @@ class Reinforce:
         run.update = state["update"]
         run.env_steps = state["env_steps"]
         run.wall_seconds = state["wall_seconds"]
+        run.cpu_seconds = state.get("cpu_seconds", 0.0)
         run.scores = list(state["scores"])
         run.lengths = list(state["lengths"])
         run.log = json.loads(state["log"])
@@ -689,6 +697,9 @@ class PPO:
         self.update = 0
         self.env_steps = 0
         self.wall_seconds = 0.0
+        self.cpu_seconds = 0.0
+        """CPU time of the process, every thread (ALE's too): unlike the wall
+        time, neither other jobs on the machine nor a paused process add to it"""
         self.scores: list[float] = []
         self.log: list[dict[str, float]] = []
         self.validations: list[dict[str, Any]] = []
@@ -813,7 +824,7 @@ class PPO:
             agent.start(frames)
             self._start = np.ones(c.envs, np.float32)
             while self.update < until:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 before = len(vec.finished)
                 with torch_threads(1):
                     buf, frames = self.collect(vec, agent, frames)
@@ -822,6 +833,7 @@ class PPO:
                 self.update += 1
                 self.env_steps += c.batch
                 self.wall_seconds += time.perf_counter() - start
+                self.cpu_seconds += time.process_time() - cpu
                 if self.update % c.validate_every == 0 or self.update == c.updates:
                     self.validate()
                 self.log.append(
@@ -829,6 +841,7 @@ class PPO:
                         "update": self.update,
                         "env_steps": self.env_steps,
                         "wall_seconds": round(self.wall_seconds, 3),
+                        "cpu_seconds": round(self.cpu_seconds, 3),
                         "games": len(self.scores),
                         **{k: round(v, 5) for k, v in stats.items()},
                     }
@@ -846,7 +859,7 @@ class PPO:
 
     def validate(self) -> None:
         """Score the current weights on validation games; keep the best weights."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         scores = play_games(
             StackAgent(self.net),
             self.config.validation_games,
@@ -865,6 +878,7 @@ class PPO:
                 "state": {k: v.clone() for k, v in self.net.state_dict().items()},
             }
         self.wall_seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -878,6 +892,7 @@ class PPO:
             "update": self.update,
             "env_steps": self.env_steps,
             "wall_seconds": self.wall_seconds,
+            "cpu_seconds": self.cpu_seconds,
             "scores": self.scores,
             "log": json.dumps(self.log),
             "validations": json.dumps(self.validations),
@@ -896,6 +911,7 @@ class PPO:
         run.update = state["update"]
         run.env_steps = state["env_steps"]
         run.wall_seconds = state["wall_seconds"]
+        run.cpu_seconds = state.get("cpu_seconds", 0.0)
         run.scores = list(state["scores"])
         run.log = json.loads(state["log"])
         run.validations = json.loads(state["validations"])
@@ -1089,6 +1105,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
             "game": g + 1,
             "env_steps": entry["env_steps"],
             "wall_seconds": entry["wall_seconds"],
+            "cpu_seconds": entry.get("cpu_seconds"),
         }
 
     score = {
@@ -1109,6 +1126,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
         trained_at_commits=json.loads(state.get("commits", "[]")),
         exported_at_commit=git_commit(),
         env_steps=state["env_steps"],
+        cpu_time_s=round(state.get("cpu_seconds", 0.0), 1),
         updates=state["update"],
         chosen_by="the weights of the best validation (10 games each); ties to the earlier",
         running_mean_games=RUNNING_GAMES,
