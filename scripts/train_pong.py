@@ -77,10 +77,12 @@ def main() -> int:
         return 0
 
     commits: list[str] = []
+    resumed_at: list[int] = []  # updates at which the run went on from a checkpoint
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
         run = Run.from_state(state)
         commits = json.loads(state.get("commits", "[]"))
+        resumed_at = [*json.loads(state.get("resumed_at", "[]")), run.update]
         print(f"resuming {checkpoint} at update {run.update}", flush=True)
     else:
         run = Run(make_config(args.budget), args.seed)
@@ -90,6 +92,7 @@ def main() -> int:
         state = r.state_dict()
         state["budget"] = args.budget
         state["commits"] = json.dumps(sorted(set(commits) | {commit}))
+        state["resumed_at"] = json.dumps(resumed_at)
         save_checkpoint(checkpoint, state)
         text = json.dumps(
             {

@@ -1124,6 +1124,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
         wall_time_s=state["wall_seconds"],
         score=score,
         trained_at_commits=json.loads(state.get("commits", "[]")),
+        resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
         exported_at_commit=git_commit(),
         env_steps=state["env_steps"],
         cpu_time_s=round(state.get("cpu_seconds", 0.0), 1),
