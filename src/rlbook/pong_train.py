@@ -29,6 +29,7 @@ Introduced in the chapter *Policy gradients on Pong from pixels*.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -1127,6 +1128,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
         resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
         exported_at_commit=git_commit(),
         env_steps=state["env_steps"],
+        cpu_count=os.cpu_count(),
         cpu_time_s=round(state.get("cpu_seconds", 0.0), 1),
         updates=state["update"],
         chosen_by="the weights of the best validation (10 games each); ties to the earlier",
