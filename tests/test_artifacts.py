@@ -34,6 +34,9 @@ HOLDOUT_EPISODES = 100
 MODEL_PROMISES = {"sentiment-lstm": 0.80}
 # model folders whose score is checked against what their manifest recorded
 SCORED_MODELS = ["resnet18-cifar", "vae-mnist"]
+# Pong agent folder -> the least mean score it promises (the chapter's targets),
+# for the agents shipped so far
+PONG_PROMISES = {"pong-ppo": 18.0}
 
 
 def provenance_of(name: str) -> dict:
@@ -99,8 +102,20 @@ def test_shipped_vae_scores_what_its_manifest_says(shared_data):
     assert loss == pytest.approx(shipped.metrics["best_test_loss"], abs=0.01)
 
 
+@pytest.mark.parametrize("name", sorted(PONG_PROMISES))
+def test_shipped_pong_agent_keeps_its_promise_on_games_of_its_own(name):
+    bar = PONG_PROMISES[name]
+    provenance = provenance_of(name)
+    assert provenance["score"]["test_best_mean"] >= bar, provenance["score"]
+    # three new games, actions drawn from a stream that neither training,
+    # validation nor the exported test used
+    result = evaluate_artifact(artifacts_dir() / name, episodes=3, seed=31_337, envs=3)
+    assert result["games"] == 3 and result["mean_score"] >= bar, result
+
+
 @pytest.mark.parametrize(
-    "name", sorted(PROMISED) + sorted(MODEL_PROMISES) + SCORED_MODELS
+    "name",
+    sorted(PROMISED) + sorted(MODEL_PROMISES) + SCORED_MODELS + sorted(PONG_PROMISES),
 )
 def test_shipped_agent_was_exported_at_full_budget_from_a_clean_commit(name):
     provenance = provenance_of(name)
