@@ -39,12 +39,9 @@ import json
 import os
 import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import version
 
 import numpy as np
-import torch
 
 from rlbook.pong import (
     ACTIONS_2,
@@ -58,7 +55,7 @@ from rlbook.pong import (
     prepro,
     rollout,
 )
-from rlbook.pong_train import policy_probs_sparse
+from rlbook.pong_train import policy_probs_sparse, torch_threads
 
 
 def single(steps: int, seed: int, actions: int) -> tuple[float, float]:
@@ -119,16 +116,6 @@ def vector(
     cpu = (time.process_time() - cpu) / (per_lane * envs)
     vec.close()
     return rate, cpu
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def emulator_only(

@@ -315,3 +315,14 @@ def test_difference_agent_sees_zero_at_a_new_game():
     agent.new_games(moved, np.array([True, False]))
     diff = agent.difference()
     assert not diff[0].any() and diff[1].any()
+
+
+def test_agents_play_the_actions_their_network_has():
+    from rlbook.pong import ACTIONS_2, ACTIONS_3
+
+    # Karpathy's sigmoid network moves UP or DOWN; the softmax one may also stay
+    assert DifferenceAgent(TorchPolicy(actions=2)).action_set == ACTIONS_2
+    assert DifferenceAgent(TorchPolicy(actions=3)).action_set == ACTIONS_3
+    assert StackAgent(PongActorCritic(actions=3)).action_set == ACTIONS_3
+    with pytest.raises(ValueError, match="2 or 3 actions"):
+        StackAgent(PongActorCritic(actions=6))

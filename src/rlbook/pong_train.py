@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .pong import (
+    ACTIONS_2,
     ACTIONS_3,
     INPUTS,
     PONG_SETTINGS,
@@ -166,12 +167,20 @@ class PongAgent(Protocol):
         """Lanes ``mask`` started a new game, whose first frame ``frames`` shows."""
 
 
+def action_set(actions: int) -> tuple[int, ...]:
+    """ALE actions of a policy with ``actions`` outputs: Karpathy's UP/DOWN
+    sigmoid for 2, NOOP/UP/DOWN for 3."""
+    if actions not in (2, 3):
+        raise ValueError(f"Pong policies have 2 or 3 actions, not {actions}")
+    return ACTIONS_2 if actions == 2 else ACTIONS_3
+
+
 class DifferenceAgent:
     """Plays with a two-layer policy on difference frames (the REINFORCE agent)."""
 
-    def __init__(self, policy: TorchPolicy, action_set: tuple[int, ...] = ACTIONS_3):
+    def __init__(self, policy: TorchPolicy) -> None:
         self.policy = policy.float().eval()
-        self.action_set = action_set
+        self.action_set = action_set(policy.actions)
         self._w1_t = self.policy.hidden.weight.detach().t().contiguous()
         self._current: np.ndarray | None = None
         self._previous: np.ndarray | None = None
@@ -180,24 +189,23 @@ class DifferenceAgent:
         self._current = prepro_batch(frames)
         self._previous = self._current.copy()
 
-    def observe(self, frames: np.ndarray) -> np.ndarray:
-        """Advance to ``frames`` and return ``(N, 6400)`` int8 difference frames."""
-        assert self._current is not None, "start() first"
-        self._previous = self._current
-        self._current = prepro_batch(frames)
-        return self.difference()
-
     def difference(self) -> np.ndarray:
+        """``(N, 6400)`` int8: the latest preprocessed frames minus the ones before."""
         assert self._current is not None and self._previous is not None
         diff = self._current.astype(np.int8) - self._previous.astype(np.int8)
         return diff.reshape(len(diff), INPUTS)
 
+    def probs(self, x: np.ndarray) -> np.ndarray:
+        """The policy's action probabilities for difference frames ``x``."""
+        return policy_probs_sparse(self.policy, self._w1_t, x)
+
     def act(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        probs = policy_probs_sparse(self.policy, self._w1_t, self.difference())
-        return sample_actions(probs, rng)
+        return sample_actions(self.probs(self.difference()), rng)
 
     def step_frames(self, frames: np.ndarray) -> None:
-        self.observe(frames)
+        assert self._current is not None, "start() first"
+        self._previous = self._current
+        self._current = prepro_batch(frames)
 
     def new_games(self, frames: np.ndarray, mask: np.ndarray) -> None:
         assert self._current is not None and self._previous is not None
@@ -207,9 +215,9 @@ class DifferenceAgent:
 class StackAgent:
     """Plays with an actor-critic on the last ``frames`` preprocessed frames (PPO)."""
 
-    def __init__(self, net: PongActorCritic, action_set: tuple[int, ...] = ACTIONS_3):
+    def __init__(self, net: PongActorCritic) -> None:
         self.net = net.float().eval()
-        self.action_set = action_set
+        self.action_set = action_set(net.actions)
         self.stack: np.ndarray | None = None
 
     def start(self, frames: np.ndarray) -> None:
@@ -337,7 +345,145 @@ def reinforce_config(budget: str) -> ReinforceConfig:
     return ReinforceConfig(**REINFORCE_BUDGETS[validate_budget(budget)])
 
 
-class Reinforce:
+class _PongRun:
+    """What both runs share: counters, curves, validation, the update loop and
+    the checkpoint's common part. A subclass sets :attr:`KIND` and
+    :attr:`NET_KEY` and provides ``_network`` and ``_agent``."""
+
+    KIND: str
+    NET_KEY: str
+    config: Any
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+
+    def _start_record(self, config: Any, seed: int) -> None:
+        self.config = config
+        self.seed = seed
+        self.update = 0
+        self.env_steps = 0
+        self.wall_seconds = 0.0
+        self.cpu_seconds = 0.0
+        """CPU time of the process, every thread (ALE's too): unlike the wall
+        time, neither other jobs on the machine nor a paused process add to it"""
+        self.scores: list[float] = []
+        self.log: list[dict[str, float]] = []
+        """per update: update, env_steps, wall_seconds, cpu_seconds, games, and
+        the run's own statistics"""
+        self.validations: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        """``{"update", "mean", "state"}`` of the best validation so far"""
+
+    def _network(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _agent(self) -> DifferenceAgent | StackAgent:
+        raise NotImplementedError
+
+    def _loop(
+        self,
+        until: int,
+        one_update: Callable[[], dict[str, float]],
+        checkpoint: Callable[[Any], None] | None,
+        checkpoint_seconds: float,
+        progress: Callable[[Any], None] | None,
+    ) -> None:
+        """Call ``one_update`` until ``until`` updates are done, timing each,
+        validating every ``validate_every`` updates and at the run's last,
+        logging, and checkpointing every ``checkpoint_seconds`` and at the end."""
+        last_save = time.perf_counter()
+        while self.update < until:
+            start, cpu = time.perf_counter(), time.process_time()
+            stats = one_update()
+            self.update += 1
+            self.wall_seconds += time.perf_counter() - start
+            self.cpu_seconds += time.process_time() - cpu
+            if (
+                self.update % self.config.validate_every == 0
+                or self.update == self.config.updates
+            ):
+                self.validate()
+            self.log.append(
+                {
+                    "update": self.update,
+                    "env_steps": self.env_steps,
+                    "wall_seconds": round(self.wall_seconds, 3),
+                    "cpu_seconds": round(self.cpu_seconds, 3),
+                    "games": len(self.scores),
+                    **{k: round(v, 5) for k, v in stats.items()},
+                }
+            )
+            if progress is not None:
+                progress(self)
+            if checkpoint is not None and (
+                time.perf_counter() - last_save >= checkpoint_seconds
+                or self.update == until
+            ):
+                checkpoint(self)
+                last_save = time.perf_counter()
+
+    def validate(self) -> None:
+        """Score the current weights on validation games; keep the best weights."""
+        start, cpu = time.perf_counter(), time.process_time()
+        scores = play_games(
+            self._agent(),
+            self.config.validation_games,
+            seed=self.seed,
+            purpose=f"validation-{self.update}",
+            settings=self.config.settings,
+        )
+        net = self._network().train()  # the agent switched it to eval mode
+        mean = float(scores.mean())
+        self.validations.append(
+            {"update": self.update, "mean": mean, "scores": scores.tolist()}
+        )
+        if self.best is None or mean > self.best["mean"]:
+            self.best = {
+                "update": self.update,
+                "mean": mean,
+                "state": {k: v.clone() for k, v in net.state_dict().items()},
+            }
+        self.wall_seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole run between two updates, as :func:`save_checkpoint` takes it."""
+        return {
+            "kind": self.KIND,
+            "config": json.dumps(asdict(self.config)),
+            "seed": self.seed,
+            self.NET_KEY: self._network().state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": _rng_state(self.rng),
+            "update": self.update,
+            "env_steps": self.env_steps,
+            "wall_seconds": self.wall_seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "scores": self.scores,
+            "log": json.dumps(self.log),
+            "validations": json.dumps(self.validations),
+            "best": self.best,
+        }
+
+    def _load_record(self, state: Mapping[str, Any]) -> None:
+        self._network().load_state_dict(state[self.NET_KEY])
+        self.optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(self.rng, state["rng"])
+        self.update = state["update"]
+        self.env_steps = state["env_steps"]
+        self.wall_seconds = state["wall_seconds"]
+        self.cpu_seconds = state.get("cpu_seconds", 0.0)
+        self.scores = list(state["scores"])
+        self.log = json.loads(state["log"])
+        self.validations = json.loads(state["validations"])
+        self.best = state["best"]
+
+
+def _check_kind(state: Mapping[str, Any], kind: str) -> None:
+    if state.get("kind") != kind:
+        raise ValueError(f"not a {kind} checkpoint: kind {state.get('kind')!r}")
+
+
+class Reinforce(_PongRun):
     """A REINFORCE run: ``pg-pong.py``'s algorithm on 10 games at a time.
 
     Each update plays ``games_per_update`` new games side by side to their end
@@ -348,10 +494,11 @@ class Reinforce:
     cross-entropy.
     """
 
+    KIND = "pong-reinforce"
+    NET_KEY = "policy"
+
     def __init__(self, config: ReinforceConfig, seed: int = 0) -> None:
-        self.config = config
-        self.seed = seed
-        torch.manual_seed(stream_seed(seed, "init"))
+        self._start_record(config, seed)
         self.policy = TorchPolicy(INPUTS, config.hidden, config.actions)
         with torch.no_grad():  # pg-pong's "Xavier" initialisation
             rng = numpy_stream(seed, "init")
@@ -367,19 +514,14 @@ class Reinforce:
             eps=1e-5,
         )
         self.rng = numpy_stream(seed, "actions")
-        self.update = 0
-        self.env_steps = 0
-        self.wall_seconds = 0.0
-        self.cpu_seconds = 0.0
-        """CPU time of the process, every thread (ALE's too): unlike the wall
-        time, neither other jobs on the machine nor a paused process add to it"""
-        self.scores: list[float] = []
         self.lengths: list[int] = []
-        self.log: list[dict[str, float]] = []
-        """per update: update, env_steps, wall_seconds, cpu_seconds, games"""
-        self.validations: list[dict[str, Any]] = []
-        self.best: dict[str, Any] | None = None
-        """``{"update", "mean", "state"}`` of the best validation so far"""
+        """steps of each game, in the order of :attr:`scores`"""
+
+    def _network(self) -> TorchPolicy:
+        return self.policy
+
+    def _agent(self) -> DifferenceAgent:
+        return DifferenceAgent(self.policy)
 
     # one update
     def play_batch(self, vec: PongVector) -> tuple[np.ndarray, ...]:
@@ -390,14 +532,12 @@ class Reinforce:
         agent.start(frames)
         alive = np.ones(n, bool)
         xs, actions, rewards, lanes = [], [], [], []
-        ale = np.asarray(ACTIONS_3 if self.config.actions == 3 else (2, 3))
+        ale = np.asarray(agent.action_set)
         while alive.any():
             x = agent.difference()
-            a = sample_actions(
-                policy_probs_sparse(agent.policy, agent._w1_t, x), self.rng
-            )
+            a = sample_actions(agent.probs(x), self.rng)
             frames, reward, terminated, truncated = vec.step(ale[a])
-            agent.observe(frames)
+            agent.step_frames(frames)
             xs.append(x[alive])
             actions.append(a[alive])
             rewards.append(reward[alive])
@@ -455,106 +595,32 @@ class Reinforce:
         vec = make_pong_vector(
             self.config.games_per_update, self.config.settings, seed=self.seed
         )
-        last_save = time.perf_counter()
+
+        def one_update() -> dict[str, float]:
+            with torch_threads(1):
+                x, actions, rewards, lane = self.play_batch(vec)
+            self.learn(x, actions, self.advantages(rewards, lane))
+            for g in range(vec.num_envs):
+                sel = lane == g
+                self.scores.append(float(rewards[sel].sum()))
+                self.lengths.append(int(sel.sum()))
+            self.env_steps += len(x)
+            return {}
+
         try:
-            while self.update < until:
-                start, cpu = time.perf_counter(), time.process_time()
-                with torch_threads(1):
-                    x, actions, rewards, lane = self.play_batch(vec)
-                self.learn(x, actions, self.advantages(rewards, lane))
-                for g in range(vec.num_envs):
-                    sel = lane == g
-                    self.scores.append(float(rewards[sel].sum()))
-                    self.lengths.append(int(sel.sum()))
-                self.update += 1
-                self.env_steps += len(x)
-                self.wall_seconds += time.perf_counter() - start
-                self.cpu_seconds += time.process_time() - cpu
-                if self.update % self.config.validate_every == 0:
-                    self.validate()
-                self.log.append(
-                    {
-                        "update": self.update,
-                        "env_steps": self.env_steps,
-                        "wall_seconds": round(self.wall_seconds, 3),
-                        "cpu_seconds": round(self.cpu_seconds, 3),
-                        "games": len(self.scores),
-                    }
-                )
-                if progress is not None:
-                    progress(self)
-                if checkpoint is not None and (
-                    time.perf_counter() - last_save >= checkpoint_seconds
-                    or self.update == until
-                ):
-                    checkpoint(self)
-                    last_save = time.perf_counter()
+            self._loop(until, one_update, checkpoint, checkpoint_seconds, progress)
         finally:
             vec.close()
 
-    def validate(self) -> None:
-        """Score the current weights on validation games; keep the best weights."""
-        start, cpu = time.perf_counter(), time.process_time()
-        scores = play_games(
-            DifferenceAgent(self.policy),
-            self.config.validation_games,
-            seed=self.seed,
-            purpose=f"validation-{self.update}",
-            settings=self.config.settings,
-        )
-        self.policy.train()
-        mean = float(scores.mean())
-        self.validations.append(
-            {"update": self.update, "mean": mean, "scores": scores.tolist()}
-        )
-        if self.best is None or mean > self.best["mean"]:
-            self.best = {
-                "update": self.update,
-                "mean": mean,
-                "state": {k: v.clone() for k, v in self.policy.state_dict().items()},
-            }
-        self.wall_seconds += time.perf_counter() - start
-        self.cpu_seconds += time.process_time() - cpu
-
-    # checkpoints
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "pong-reinforce",
-            "config": json.dumps(asdict(self.config)),
-            "seed": self.seed,
-            "policy": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": _rng_state(self.rng),
-            "torch_rng": torch.get_rng_state(),
-            "update": self.update,
-            "env_steps": self.env_steps,
-            "wall_seconds": self.wall_seconds,
-            "cpu_seconds": self.cpu_seconds,
-            "scores": self.scores,
-            "lengths": self.lengths,
-            "log": json.dumps(self.log),
-            "validations": json.dumps(self.validations),
-            "best": self.best,
-        }
+        return {**super().state_dict(), "lengths": self.lengths}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Reinforce:
-        if state.get("kind") != "pong-reinforce":
-            raise ValueError(f"not a REINFORCE checkpoint: kind {state.get('kind')!r}")
+        _check_kind(state, cls.KIND)
         run = cls(ReinforceConfig(**json.loads(state["config"])), state["seed"])
-        run.policy.load_state_dict(state["policy"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(run.rng, state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        run.update = state["update"]
-        run.env_steps = state["env_steps"]
-        run.wall_seconds = state["wall_seconds"]
-        run.cpu_seconds = state.get("cpu_seconds", 0.0)
-        run.scores = list(state["scores"])
+        run._load_record(state)
         run.lengths = list(state["lengths"])
-        run.log = json.loads(state["log"])
-        run.validations = json.loads(state["validations"])
-        run.best = state["best"]
         return run
 
 
@@ -682,29 +748,28 @@ def gae(
     return advantages
 
 
-class PPO:
+class PPO(_PongRun):
     """A PPO run on Pong: ``envs`` games side by side, the clipped objective."""
 
+    KIND = "pong-ppo"
+    NET_KEY = "net"
+
     def __init__(self, config: PPOConfig, seed: int = 0) -> None:
-        self.config = config
-        self.seed = seed
-        torch.manual_seed(stream_seed(seed, "init"))
-        self.net = PongActorCritic(config.frames, config.actions)
+        self._start_record(config, seed)
+        with torch.random.fork_rng(devices=[]):  # leave torch's global stream be
+            torch.manual_seed(stream_seed(seed, "init"))
+            self.net = PongActorCritic(config.frames, config.actions)
         self.optimizer = torch.optim.Adam(
             self.net.parameters(), lr=config.learning_rate, eps=1e-5
         )
         self.rng = numpy_stream(seed, "actions")
         self.minibatch_rng = numpy_stream(seed, "minibatches")
-        self.update = 0
-        self.env_steps = 0
-        self.wall_seconds = 0.0
-        self.cpu_seconds = 0.0
-        """CPU time of the process, every thread (ALE's too): unlike the wall
-        time, neither other jobs on the machine nor a paused process add to it"""
-        self.scores: list[float] = []
-        self.log: list[dict[str, float]] = []
-        self.validations: list[dict[str, Any]] = []
-        self.best: dict[str, Any] | None = None
+
+    def _network(self) -> PongActorCritic:
+        return self.net
+
+    def _agent(self) -> StackAgent:
+        return StackAgent(self.net)
 
     def learning_rate(self) -> float:
         """Linear annealing, from the configured rate at update 0 towards 0."""
@@ -819,104 +884,34 @@ class PPO:
         until = c.updates if until is None else until
         vec = make_pong_vector(c.envs, c.settings, seed=self.seed)
         agent = StackAgent(self.net)
-        last_save = time.perf_counter()
+
+        def one_update() -> dict[str, float]:
+            nonlocal frames
+            before = len(vec.finished)
+            with torch_threads(1):
+                buf, frames = self.collect(vec, agent, frames)
+            stats = self.learn(buf, agent)
+            self.scores.extend(vec.finished[before:])
+            self.env_steps += c.batch
+            return stats
+
         try:
             frames = vec.reset()
             agent.start(frames)
             self._start = np.ones(c.envs, np.float32)
-            while self.update < until:
-                start, cpu = time.perf_counter(), time.process_time()
-                before = len(vec.finished)
-                with torch_threads(1):
-                    buf, frames = self.collect(vec, agent, frames)
-                stats = self.learn(buf, agent)
-                self.scores.extend(vec.finished[before:])
-                self.update += 1
-                self.env_steps += c.batch
-                self.wall_seconds += time.perf_counter() - start
-                self.cpu_seconds += time.process_time() - cpu
-                if self.update % c.validate_every == 0 or self.update == c.updates:
-                    self.validate()
-                self.log.append(
-                    {
-                        "update": self.update,
-                        "env_steps": self.env_steps,
-                        "wall_seconds": round(self.wall_seconds, 3),
-                        "cpu_seconds": round(self.cpu_seconds, 3),
-                        "games": len(self.scores),
-                        **{k: round(v, 5) for k, v in stats.items()},
-                    }
-                )
-                if progress is not None:
-                    progress(self)
-                if checkpoint is not None and (
-                    time.perf_counter() - last_save >= checkpoint_seconds
-                    or self.update == until
-                ):
-                    checkpoint(self)
-                    last_save = time.perf_counter()
+            self._loop(until, one_update, checkpoint, checkpoint_seconds, progress)
         finally:
             vec.close()
 
-    def validate(self) -> None:
-        """Score the current weights on validation games; keep the best weights."""
-        start, cpu = time.perf_counter(), time.process_time()
-        scores = play_games(
-            StackAgent(self.net),
-            self.config.validation_games,
-            seed=self.seed,
-            purpose=f"validation-{self.update}",
-            settings=self.config.settings,
-        )
-        mean = float(scores.mean())
-        self.validations.append(
-            {"update": self.update, "mean": mean, "scores": scores.tolist()}
-        )
-        if self.best is None or mean > self.best["mean"]:
-            self.best = {
-                "update": self.update,
-                "mean": mean,
-                "state": {k: v.clone() for k, v in self.net.state_dict().items()},
-            }
-        self.wall_seconds += time.perf_counter() - start
-        self.cpu_seconds += time.process_time() - cpu
-
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "pong-ppo",
-            "config": json.dumps(asdict(self.config)),
-            "seed": self.seed,
-            "net": self.net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": _rng_state(self.rng),
-            "minibatch_rng": _rng_state(self.minibatch_rng),
-            "update": self.update,
-            "env_steps": self.env_steps,
-            "wall_seconds": self.wall_seconds,
-            "cpu_seconds": self.cpu_seconds,
-            "scores": self.scores,
-            "log": json.dumps(self.log),
-            "validations": json.dumps(self.validations),
-            "best": self.best,
-        }
+        return {**super().state_dict(), "minibatch_rng": _rng_state(self.minibatch_rng)}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> PPO:
-        if state.get("kind") != "pong-ppo":
-            raise ValueError(f"not a PPO checkpoint: kind {state.get('kind')!r}")
+        _check_kind(state, cls.KIND)
         run = cls(PPOConfig(**json.loads(state["config"])), state["seed"])
-        run.net.load_state_dict(state["net"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(run.rng, state["rng"])
+        run._load_record(state)
         _set_rng_state(run.minibatch_rng, state["minibatch_rng"])
-        run.update = state["update"]
-        run.env_steps = state["env_steps"]
-        run.wall_seconds = state["wall_seconds"]
-        run.cpu_seconds = state.get("cpu_seconds", 0.0)
-        run.scores = list(state["scores"])
-        run.log = json.loads(state["log"])
-        run.validations = json.loads(state["validations"])
-        run.best = state["best"]
         return run
 
 
@@ -944,15 +939,10 @@ class PongPolicy:
     """A shipped Pong agent: builds a fresh :class:`PongAgent` for each set of games."""
 
     kind: str
-    net: nn.Module
-    action_set: tuple[int, ...]
+    net: TorchPolicy | PongActorCritic
 
     def make_agent(self) -> DifferenceAgent | StackAgent:
-        if self.kind == "pong-pg":
-            assert isinstance(self.net, TorchPolicy)
-            return DifferenceAgent(self.net, self.action_set)
-        assert isinstance(self.net, PongActorCritic)
-        return StackAgent(self.net, self.action_set)
+        return _agent_for(self.net)
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:  # the Policy protocol
         raise TypeError(
@@ -996,18 +986,13 @@ def _build_pong(
             f"{kind} agents see frames through {expected}, not "
             f"{spec['observation']['preprocess']!r}"
         )
-    actions = tuple(int(a) for a in spec["action_set"])
-    net: nn.Module
-    if kind == "pong-pg":
-        net = TorchPolicy(**spec["network"])
-    else:
-        net = PongActorCritic(**spec["network"])
-    if len(actions) != spec["network"]["actions"]:
+    net = _net_for(kind, spec["network"], weights["policy"])
+    if tuple(spec["action_set"]) != action_set(net.actions):
         raise ValueError(
-            f"action_set {actions} does not fit {spec['network']['actions']} actions"
+            f"action_set {spec['action_set']} is not the {net.actions}-action "
+            f"policy's {list(action_set(net.actions))}"
         )
-    net.load_state_dict(weights["policy"])  # float16 weights are cast to float32
-    return PongPolicy(kind, net.float().eval(), actions)
+    return PongPolicy(kind, net)
 
 
 def _register() -> None:
@@ -1023,16 +1008,18 @@ _register()
 
 
 def _net_for(
-    state: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
-) -> nn.Module:
-    config = json.loads(state["config"])
-    net: nn.Module
-    if state["kind"] == "pong-reinforce":
-        net = TorchPolicy(INPUTS, config["hidden"], config["actions"])
-    else:
-        net = PongActorCritic(config["frames"], config["actions"])
+    kind: str, network: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
+) -> TorchPolicy | PongActorCritic:
+    """The network of a shipped ``kind``, holding ``weights`` (cast to float32)."""
+    net = (TorchPolicy if kind == "pong-pg" else PongActorCritic)(**network)
     net.load_state_dict(weights)
     return net.float().eval()
+
+
+def _agent_for(net: TorchPolicy | PongActorCritic) -> DifferenceAgent | StackAgent:
+    if isinstance(net, TorchPolicy):
+        return DifferenceAgent(net)
+    return StackAgent(net)
 
 
 def test_weights(
@@ -1041,16 +1028,10 @@ def test_weights(
     games: int = TEST_GAMES,
 ) -> np.ndarray:
     """Scores of ``games`` test games with ``weights`` of the run ``state``."""
-    config = json.loads(state["config"])
-    net = _net_for(state, weights)
-    agent: DifferenceAgent | StackAgent
-    if state["kind"] == "pong-reinforce":
-        assert isinstance(net, TorchPolicy)
-        agent = DifferenceAgent(net)
-    else:
-        assert isinstance(net, PongActorCritic)
-        agent = StackAgent(net)
-    return play_games(agent, games, seed=TEST_SEED, settings=config["settings"])
+    kind, spec = _spec_for(state)
+    agent = _agent_for(_net_for(kind, spec["network"], weights))
+    settings = json.loads(state["config"])["settings"]
+    return play_games(agent, games, seed=TEST_SEED, settings=settings)
 
 
 def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> Path:
@@ -1085,7 +1066,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
     kind, spec = _spec_for(state)
     spec.update(
         settings=config["settings"],
-        action_set=list(ACTIONS_3 if config["actions"] == 3 else (2, 3)),
+        action_set=list(action_set(config["actions"])),
         play="actions sampled from the policy (greedy play repeats one game: Pong "
         "without sticky actions is deterministic)",
         best_update=state["best"]["update"],
