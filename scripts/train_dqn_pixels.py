@@ -12,7 +12,15 @@ reached without stopping. A finished run writes ``result.json`` (its curves
 and the test returns of its best and final weights) and ``weights.pt``
 (both, in float16, as they would ship).
 
-``--export`` then picks the shipped agent by the rule fixed in
+``--ablations`` trains instead the lecture's choices this book did not take
+(``rlbook.pixel_dqn.ABLATIONS``: its network, 8 frames), each applied alone to
+the shipped variant and stopped at half the run's steps, into
+``<runs>/ablations/``; with ``--export`` it then writes their curves to
+``artifacts/dqn-pixels/ablations.json`` and leaves the agent as it is::
+
+    .venv/bin/python scripts/train_dqn_pixels.py --runs _build/dqn-pixels --ablations --export
+
+``--export`` picks the shipped agent by the rule fixed in
 ``rlbook.pixel_dqn.choose_winner`` and writes ``artifacts/dqn-pixels/``
 (agent, provenance, and every run's curves in ``metrics.json``); it refuses a
 tree with uncommitted changes outside ``artifacts/``.
@@ -38,6 +46,7 @@ def run_one(
     device: str,
     checkpoint_every: int,
     budget: str,
+    ablation: bool = False,
 ) -> None:
     import torch
 
@@ -48,16 +57,29 @@ def run_one(
         save_checkpoint,
     )
     from rlbook.device import select_device
-    from rlbook.pixel_dqn import PixelDQN, base_config, variant_config
+    from rlbook.pixel_dqn import (
+        PixelDQN,
+        ablation_config,
+        ablation_steps,
+        base_config,
+        variant_config,
+    )
 
     torch.set_num_threads(1)
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = folder / "checkpoint.pt"
     dev = select_device(device)
+    make_config = ablation_config if ablation else variant_config
+    config = make_config(variant, base_config(budget))
     if checkpoint.exists():
         run = PixelDQN.resume(checkpoint, device=dev)
+        if run.config != config:
+            raise SystemExit(
+                f"error: {checkpoint} holds a run of another config than "
+                f"{variant!r}; move it away to start this run afresh"
+            )
     else:
-        run = PixelDQN(variant_config(variant, base_config(budget)), seed, device=dev)
+        run = PixelDQN(config, seed, device=dev)
 
     def write_json(name: str, record: dict) -> None:
         text = json.dumps(record) + "\n"
@@ -77,8 +99,41 @@ def run_one(
         )
 
     run.train(
-        checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress
+        ablation_steps(config) if ablation else None,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
     )
+    if ablation:  # curves only: an ablation ships no weights and plays no tests
+        write_json(
+            "result.json",
+            {
+                "variant": variant,
+                "seed": seed,
+                "config": run.state_dict()["config"],
+                "device": str(dev),
+                "step": run.step,
+                "updates": run.updates,
+                "seconds": run.seconds,
+                "best_step": run.best_step,
+                "best_validation": run.best_score,
+                "network": run.q_net.spec,
+                "provenance": make_provenance(
+                    command=(
+                        "python scripts/train_dqn_pixels.py --ablations "
+                        f"(run {variant}, seed {seed})"
+                    ),
+                    config=run.config,
+                    budget=budget,
+                    device=dev,
+                    wall_time_s=run.seconds,
+                    git_commit=os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(),
+                ),
+                **run.history,
+            },
+        )
+        checkpoint.unlink()
+        return
 
     def as_shipped(state: dict) -> dict:  # float16, as the weights ship
         return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -120,12 +175,18 @@ def run_one(
 
 
 def main() -> int:
-    from rlbook.pixel_dqn import VARIANTS
+    from rlbook.pixel_dqn import ABLATIONS, VARIANTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "_build" / "dqn-pixels")
     parser.add_argument(
         "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS)
+    )
+    parser.add_argument(
+        "--ablations",
+        nargs="*",
+        choices=list(ABLATIONS),
+        help="train these ablations (none named: all) instead of the variants",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
@@ -147,15 +208,19 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    ablation = args.ablations is not None
+    names = (args.ablations or list(ABLATIONS)) if ablation else args.variants
+    runs = args.runs / "ablations" if ablation else args.runs
     if args.one:
         variant, seed = args.one[0], int(args.one[1])
         run_one(
             variant,
             seed,
-            args.runs / f"{variant}-s{seed}",
+            runs / f"{variant}-s{seed}",
             args.device,
             args.checkpoint_every,
             args.budget,
+            ablation,
         )
         return 0
 
@@ -169,15 +234,13 @@ def main() -> int:
             return 2
     jobs = [
         (v, s)
-        for v in args.variants
+        for v in names
         for s in args.seeds
-        if not (args.runs / f"{v}-s{s}" / "result.json").exists()
+        if not (runs / f"{v}-s{s}" / "result.json").exists()
     ]
     # Interrupted runs first: they go on from their checkpoints.
     jobs.sort(
-        key=lambda job: (
-            not (args.runs / f"{job[0]}-s{job[1]}" / "checkpoint.pt").exists()
-        )
+        key=lambda job: not (runs / f"{job[0]}-s{job[1]}" / "checkpoint.pt").exists()
     )
     running: list[tuple[subprocess.Popen, str]] = []
     failed = []
@@ -199,6 +262,7 @@ def main() -> int:
                 str(args.checkpoint_every),
                 "--budget",
                 args.budget,
+                *(["--ablations"] if ablation else []),
                 "--one",
                 variant,
                 str(seed),
@@ -214,7 +278,14 @@ def main() -> int:
     if failed:
         print(f"error: runs failed: {', '.join(failed)}", file=sys.stderr)
         return 1
-    if args.export:
+    if args.export and ablation:
+        from rlbook.pixel_dqn import export_ablations
+
+        path = export_ablations(
+            args.runs, ROOT / "artifacts" / "dqn-pixels", command=" ".join(sys.argv)
+        )
+        print(f"exported {path}")
+    elif args.export:
         from rlbook.pixel_dqn import export_artifact
 
         path = export_artifact(

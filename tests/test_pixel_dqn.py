@@ -248,3 +248,106 @@ def test_the_loss_is_the_n_step_double_dqn_target():
         target = float(batch.reward[i]) + 0.99 ** float(batch.steps[i]) * bootstrap
         want.append((float(q[i, batch.action[i]]) - target) ** 2)
     assert run.loss(batch).item() == pytest.approx(np.mean(want), rel=1e-5)
+
+
+def test_each_ablation_changes_the_shipped_recipe_in_its_own_fields_only():
+    from dataclasses import asdict
+
+    from rlbook.pixel_dqn import (
+        ABLATION_BASE,
+        ABLATIONS,
+        FULL_RUN,
+        ablation_config,
+        ablation_steps,
+        variant_config,
+    )
+
+    base = asdict(variant_config(ABLATION_BASE))
+    for name, change in ABLATIONS.items():
+        config = asdict(ablation_config(name))
+        assert {k for k in config if config[k] != base[k]} == set(change)
+    assert ablation_config("8 frames").stack == 8
+    assert ablation_config("lecture network").arch == "lecture"
+    assert ablation_steps(FULL_RUN) == 50_000  # whole validations, half the run
+    with pytest.raises(ValueError, match="unknown ablation"):
+        ablation_config("baseline")
+
+
+def curve(variant, seed, validations):
+    return {
+        "variant": variant,
+        "seed": seed,
+        "validation_step": [10 * (i + 1) for i in range(len(validations))],
+        "validation_return": validations,
+    }
+
+
+def test_the_ablation_criterion_cuts_at_the_equal_budget():
+    from rlbook.pixel_dqn import compare_to_base, early_validation, first_step_at_least
+
+    run = curve("x", 0, [0, 100, 500, 500])
+    assert early_validation(run, 20) == 50.0  # steps 10 and 20 only
+    assert early_validation(run, 40) == 275.0
+    with pytest.raises(ValueError, match="no validation"):
+        early_validation(run, 5)
+    assert first_step_at_least(run, 450) == 30
+    assert first_step_at_least(run, 501) is None
+    fast = [curve("a", s, [400, 500]) for s in range(3)]
+    slow = [curve("b", s, [10, 100 + s]) for s in range(3)]
+    mixed = [curve("c", 0, [10, 10]), curve("c", 1, [500, 500])]
+    assert compare_to_base(fast, slow, 20) == "higher"
+    assert compare_to_base(slow, fast, 20) == "lower"
+    assert compare_to_base(mixed, slow, 20) == "overlap"
+    # up to step 10 the slow runs' later climb does not count
+    assert compare_to_base([curve("d", 0, [20, 0])], slow, 10) == "higher"
+
+
+def test_ablation_runs_train_and_export_their_curves(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rlbook.pixel_dqn import ABLATION_BASE, export_ablations
+
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(FileNotFoundError, match="--ablations"):
+        export_ablations(tmp_path / "runs", tmp_path, command="test")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "train_dqn_pixels.py"),
+            "--runs",
+            str(tmp_path / "runs"),
+            "--budget",
+            "smoke",
+            "--ablations",
+            "8 frames",
+            "--seeds",
+            "0",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "runs" / "ablations" / "8 frames-s0"
+    record = json.loads((folder / "result.json").read_text())
+    assert record["config"]["stack"] == 8 and record["config"]["n_step"] == 3
+    assert record["step"] == 1_000  # half of the smoke run's 2,000 steps
+    assert record["validation_step"] == [1_000]
+    assert not (folder / "checkpoint.pt").exists()
+    assert not (tmp_path / "runs" / "8 frames-s0").exists()  # not among variants
+    path = export_ablations(tmp_path / "runs", tmp_path / "out", command="test")
+    exported = json.loads(path.read_text())
+    assert exported["base"] == ABLATION_BASE and exported["until"] == 1_000
+    assert [r["variant"] for r in exported["runs"]] == ["8 frames"]
+    # runs that stopped at different steps are not comparable
+    other = folder.parent / "8 frames-s1"
+    other.mkdir()
+    (other / "result.json").write_text(json.dumps({**record, "seed": 1, "step": 2_000}))
+    with pytest.raises(ValueError, match="different steps"):
+        export_ablations(tmp_path / "runs", tmp_path / "out", command="test")

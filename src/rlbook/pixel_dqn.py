@@ -576,6 +576,87 @@ def variant_config(name: str, base: PixelDQNConfig = FULL_RUN) -> PixelDQNConfig
     return PixelDQNConfig(**{**asdict(base), **VARIANTS[name]})
 
 
+ABLATION_BASE = "n-step 3 + shift 4"
+"""The recipe the ablations change: the shipped variant of :data:`VARIANTS`."""
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "8 frames": {"stack": 8},
+    "lecture network": {"arch": "lecture"},
+}
+"""The lecture's two choices this book did not take, each applied alone to
+:data:`ABLATION_BASE`. They answer questions about the recipe, so they play no
+part in :func:`choose_winner`."""
+
+ABLATION_FRACTION = 0.5
+"""Ablation runs stop at this share of the run's ``total_steps``. They keep the
+full run's schedules (epsilon, replay size), so up to that step they are
+compared validation for validation with the first part of the shipped
+variant's own runs: an equal budget of environment steps."""
+
+
+def ablation_config(name: str, base: PixelDQNConfig = FULL_RUN) -> PixelDQNConfig:
+    """The config of ablation ``name``: :data:`ABLATION_BASE` with its change."""
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}")
+    return PixelDQNConfig(
+        **{**asdict(variant_config(ABLATION_BASE, base)), **ABLATIONS[name]}
+    )
+
+
+def ablation_steps(config: PixelDQNConfig) -> int:
+    """The step an ablation run of ``config`` stops at (whole validations)."""
+    every = config.validate_every
+    return max(every, int(config.total_steps * ABLATION_FRACTION) // every * every)
+
+
+def early_validation(result: Mapping[str, Any], until: int) -> float:
+    """Mean validation return over a run's validations up to step ``until``.
+
+    The ablations' criterion, fixed before any ablation ran: the area under the
+    validation curve over an equal budget, so it rewards learning early and
+    staying good, and it is computed the same way for the shipped variant's
+    runs (cut at ``until``) as for the ablations' own.
+    """
+    scores = [
+        score
+        for step, score in zip(
+            result["validation_step"], result["validation_return"], strict=True
+        )
+        if step <= until
+    ]
+    if not scores:
+        raise ValueError(f"no validation at or before step {until}")
+    return float(np.mean(scores))
+
+
+def first_step_at_least(result: Mapping[str, Any], level: float) -> int | None:
+    """The first validation step whose return is at least ``level`` (None: never)."""
+    for step, score in zip(
+        result["validation_step"], result["validation_return"], strict=True
+    ):
+        if score >= level:
+            return int(step)
+    return None
+
+
+def compare_to_base(
+    ablation: list[Mapping[str, Any]], base: list[Mapping[str, Any]], until: int
+) -> str:
+    """``"higher"``, ``"lower"`` or ``"overlap"``: whether every seed of the
+    ablation scores above (below) every seed of the base by
+    :func:`early_validation` up to ``until``. With three seeds each, anything
+    short of complete separation is reported as not separated."""
+    a = [early_validation(r, until) for r in ablation]
+    b = [early_validation(r, until) for r in base]
+    if not a or not b:
+        raise ValueError("compare_to_base needs runs on both sides")
+    if min(a) > max(b):
+        return "higher"
+    if max(a) < min(b):
+        return "lower"
+    return "overlap"
+
+
 def late_validation(result: Mapping[str, Any]) -> float:
     """Mean validation return over the last quarter of a run's validations."""
     scores = list(result["validation_return"])
@@ -663,3 +744,47 @@ def export_artifact(runs: str | Path, out: str | Path, *, command: str) -> Path:
     text = json.dumps(metrics, separators=(",", ":")) + "\n"
     atomic_write(Path(out) / "metrics.json", lambda handle: handle.write(text.encode()))
     return Path(out)
+
+
+ABLATIONS_FILE = "ablations.json"
+"""Where :func:`export_ablations` writes, inside the shipped agent's folder."""
+
+
+def export_ablations(runs: str | Path, out: str | Path, *, command: str) -> Path:
+    """Write every finished ablation run's curves to ``out/ablations.json``.
+
+    ``runs`` is the full run's folder; the ablations live in its ``ablations/``
+    subfolder. Unfinished ablations are simply absent (the chapter says so).
+    """
+    import json
+
+    from .checkpoint import atomic_write, git_commit
+
+    folder = Path(runs) / "ablations"
+    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
+    if not results:
+        raise FileNotFoundError(
+            f"no finished ablation runs under {folder}; run "
+            "scripts/train_dqn_pixels.py --ablations first"
+        )
+    unknown = sorted({r["variant"] for r in results} - set(ABLATIONS))
+    if unknown:
+        raise ValueError(
+            f"results of unknown ablations {unknown}; known: {list(ABLATIONS)}"
+        )
+    steps = sorted({int(r["step"]) for r in results})
+    if len(steps) != 1:
+        raise ValueError(
+            f"ablation runs stopped at different steps {steps}; rerun them"
+        )
+    record = {
+        "base": ABLATION_BASE,
+        "until": steps[0],
+        "command": command,
+        "exported_at_commit": git_commit(),
+        "runs": results,
+    }
+    path = Path(out) / ABLATIONS_FILE
+    text = json.dumps(record, separators=(",", ":")) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+    return path
