@@ -104,73 +104,48 @@ def run_one(
         checkpoint_every=checkpoint_every,
         progress=progress,
     )
-    if ablation:  # curves only: an ablation ships no weights and plays no tests
-        write_json(
-            "result.json",
-            {
-                "variant": variant,
-                "seed": seed,
-                "config": run.state_dict()["config"],
-                "device": str(dev),
-                "step": run.step,
-                "updates": run.updates,
-                "seconds": run.seconds,
-                "best_step": run.best_step,
-                "best_validation": run.best_score,
-                "network": run.q_net.spec,
-                "provenance": make_provenance(
-                    command=(
-                        "python scripts/train_dqn_pixels.py --ablations "
-                        f"(run {variant}, seed {seed})"
-                    ),
-                    config=run.config,
-                    budget=budget,
-                    device=dev,
-                    wall_time_s=run.seconds,
-                    git_commit=os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(),
-                ),
-                **run.history,
-            },
-        )
-        checkpoint.unlink()
-        return
-
-    def as_shipped(state: dict) -> dict:  # float16, as the weights ship
-        return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-
-    half = {
-        "best": as_shipped(run.best_state),
-        "final": as_shipped(run.q_net.state_dict()),
-    }
-    save_checkpoint(folder / "weights.pt", half)
-    # load_state_dict casts float16 back into the float32 network
-    tests = {name: run.test(state) for name, state in half.items()}
-    write_json(
-        "result.json",
-        {
-            "variant": variant,
-            "seed": seed,
-            "config": run.state_dict()["config"],
-            "device": str(dev),
-            "step": run.step,
-            "updates": run.updates,
-            "seconds": run.seconds,
-            "best_step": run.best_step,
-            "best_validation": run.best_score,
-            "test_best": tests["best"].tolist(),
-            "test_final": tests["final"].tolist(),
-            "network": run.q_net.spec,
-            "provenance": make_provenance(
-                command=f"python scripts/train_dqn_pixels.py (run {variant}, seed {seed})",
-                config=run.config,
-                budget=budget,
-                device=dev,
-                wall_time_s=run.seconds,
-                git_commit=os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(),
-            ),
-            **run.history,
-        },
+    command = "python scripts/train_dqn_pixels.py" + (
+        " --ablations" if ablation else ""
     )
+    record = {
+        "variant": variant,
+        "seed": seed,
+        "config": run.state_dict()["config"],
+        "device": str(dev),
+        "step": run.step,
+        "updates": run.updates,
+        "seconds": run.seconds,
+        "best_step": run.best_step,
+        "best_validation": run.best_score,
+        "network": run.q_net.spec,
+        "provenance": make_provenance(
+            command=f"{command} (run {variant}, seed {seed})",
+            config=run.config,
+            budget=budget,
+            device=dev,
+            wall_time_s=run.seconds,
+            git_commit=os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(),
+        ),
+        **run.history,
+    }
+    if not ablation:  # an ablation's result is its curves: no weights, no tests
+
+        def as_shipped(state: dict) -> dict:  # float16, as the weights ship
+            return {
+                k: v.half() if v.is_floating_point() else v for k, v in state.items()
+            }
+
+        half = {
+            "best": as_shipped(run.best_state),
+            "final": as_shipped(run.q_net.state_dict()),
+        }
+        save_checkpoint(folder / "weights.pt", half)
+        # load_state_dict casts float16 back into the float32 network
+        tests = {name: run.test(state) for name, state in half.items()}
+        record.update(
+            test_best=tests["best"].tolist(), test_final=tests["final"].tolist()
+        )
+    write_json("result.json", record)
     checkpoint.unlink()  # 0.7 GB of replay memory: not needed once the run is done
 
 

@@ -302,38 +302,37 @@ def test_the_ablation_criterion_cuts_at_the_equal_budget():
     assert compare_to_base([curve("d", 0, [20, 0])], slow, 10) == "higher"
 
 
-def test_ablation_runs_train_and_export_their_curves(tmp_path):
+def train_script(*args):
     import subprocess
     import sys
     from pathlib import Path
 
-    from rlbook.pixel_dqn import ABLATION_BASE, export_ablations
-
-    root = Path(__file__).resolve().parents[1]
-    with pytest.raises(FileNotFoundError, match="--ablations"):
-        export_ablations(tmp_path / "runs", tmp_path, command="test")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_dqn_pixels.py"
     done = subprocess.run(
-        [
-            sys.executable,
-            str(root / "scripts" / "train_dqn_pixels.py"),
-            "--runs",
-            str(tmp_path / "runs"),
-            "--budget",
-            "smoke",
-            "--ablations",
-            "8 frames",
-            "--seeds",
-            "0",
-            "--workers",
-            "1",
-            "--device",
-            "cpu",
-        ],
+        [sys.executable, str(script), "--budget", "smoke", "--workers", "1", *args],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_variant_run_of_the_script_ships_weights_and_tests_them(tmp_path):
+    train_script("--runs", str(tmp_path), "--variants", "baseline", "--seeds", "0")
+    folder = tmp_path / "baseline-s0"
+    record = json.loads((folder / "result.json").read_text())
+    assert record["step"] == 2_000 and record["config"]["n_step"] == 1
+    assert len(record["test_best"]) == len(record["test_final"]) == 100
+    assert (folder / "weights.pt").exists() and not (folder / "checkpoint.pt").exists()
+
+
+def test_ablation_runs_train_and_export_their_curves(tmp_path):
+    from rlbook.pixel_dqn import ABLATION_BASE, export_ablations
+
+    with pytest.raises(FileNotFoundError, match="--ablations"):
+        export_ablations(tmp_path / "runs", tmp_path, command="test")
+    runs = str(tmp_path / "runs")
+    train_script("--runs", runs, "--ablations", "8 frames", "--seeds", "0")
     folder = tmp_path / "runs" / "ablations" / "8 frames-s0"
     record = json.loads((folder / "result.json").read_text())
     assert record["config"]["stack"] == 8 and record["config"]["n_step"] == 3
@@ -341,6 +340,7 @@ def test_ablation_runs_train_and_export_their_curves(tmp_path):
     assert record["validation_step"] == [1_000]
     assert not (folder / "checkpoint.pt").exists()
     assert not (tmp_path / "runs" / "8 frames-s0").exists()  # not among variants
+    assert "test_best" not in record and not (folder / "weights.pt").exists()
     path = export_ablations(tmp_path / "runs", tmp_path / "out", command="test")
     exported = json.loads(path.read_text())
     assert exported["base"] == ABLATION_BASE and exported["until"] == 1_000
