@@ -1,0 +1,170 @@
+"""What the three trained projects' full-run scripts share.
+
+``scripts/train_resnet.py``, ``train_sentiment.py`` and ``train_vae.py`` each
+train one model, one epoch at a time, resumable from ``<runs>/checkpoint.pt``,
+and with ``--export`` ship its best epoch. They differ in their data, model and
+metrics; this module holds the rest: the options, the checks before a run
+(a clean tree for ``--export``, the data), the progress bar, and the shipping
+(provenance, model, and an atomically written ``metrics.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import torch
+
+from ..checkpoint import (
+    CheckpointError,
+    atomic_write,
+    make_provenance,
+    require_clean_tree,
+)
+from ..data import DataError
+from ..device import select_device
+from ..paths import artifacts_dir, repo_root
+from .shipping import save_model
+
+T = TypeVar("T")
+
+
+def parser(doc: str, name: str, artifact: str) -> argparse.ArgumentParser:
+    """The options every project script takes.
+
+    ``name`` names the default checkpoint folder ``_build/<name>-<budget>``;
+    ``artifact`` the folder under ``artifacts/`` that ``--export`` writes.
+    """
+    result = argparse.ArgumentParser(description=doc.splitlines()[0])
+    result.add_argument(
+        "--runs", type=Path, help=f"checkpoint folder (default _build/{name}-<budget>)"
+    )
+    result.add_argument(
+        "--budget",
+        default="full",
+        choices=["smoke", "ci", "full"],
+        help="full: the shipped model; smoke: seconds, to check the command",
+    )
+    result.add_argument("--seed", type=int, default=0)
+    result.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    result.add_argument(
+        "--threads", type=int, default=0, help="CPU threads (0: torch's default)"
+    )
+    result.add_argument(
+        "--export", action="store_true", help=f"write artifacts/{artifact}"
+    )
+    return result
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with status 2 (bad input)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def start(args: argparse.Namespace, name: str) -> tuple[torch.device, Path]:
+    """Check what must hold before training; return the device and checkpoint folder.
+
+    With ``--export`` a tree with uncommitted changes outside ``artifacts/`` is
+    refused now, before hours of training, as well as again at shipping.
+    """
+    if args.export:
+        try:
+            require_clean_tree(repo_root())
+        except CheckpointError as error:
+            fail(f"--export: {error}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    runs = args.runs or repo_root() / "_build" / f"{name}-{args.budget}"
+    return select_device(args.device), runs
+
+
+def load(loader: Callable[[str], T]) -> tuple[T, T]:
+    """``loader("train"), loader("test")``; a missing or corrupt dataset exits 2
+    with the loader's message (which says where it looked and how to fix it)."""
+    try:
+        return loader("train"), loader("test")
+    except DataError as error:
+        fail(str(error))
+
+
+@contextmanager
+def epoch_bar(
+    epochs: int, desc: str, postfix: Callable[[Mapping[str, Any]], Mapping[str, str]]
+) -> Iterator[Callable[[Mapping[str, Any]], None]]:
+    """A progress bar over the run's epochs; yields the ``on_epoch`` callback.
+
+    A resumed run skips the epochs it had finished; the bar is filled on exit.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=epochs, desc=desc)
+
+    def on_epoch(record: Mapping[str, Any]) -> None:
+        bar.update(1)
+        bar.set_postfix(postfix(record))
+
+    try:
+        yield on_epoch
+        bar.update(epochs - bar.n)
+    finally:
+        bar.close()
+
+
+def epoch_seconds(history: list[Mapping[str, Any]]) -> float:
+    """Every epoch's own time, summed: the run's training time even when it was
+    resumed (each epoch's record keeps its time in the checkpoint)."""
+    return float(sum(record["seconds"] for record in history))
+
+
+def ship(
+    artifact: str,
+    *,
+    script: str,
+    args: argparse.Namespace,
+    config: Any,
+    device: torch.device,
+    run: Any,
+    metrics: dict[str, Any],
+    summary: Mapping[str, Any],
+    score: Mapping[str, Any],
+    kind: str,
+    spec: Mapping[str, Any],
+    **save_options: Any,
+) -> Path:
+    """Write ``artifacts/<artifact>/``: the model of ``run.best``, its provenance
+    (which refuses a dirty tree), and ``metrics.json``."""
+    if run.resumed_from:
+        metrics["seconds_note"] = (
+            f"resumed after epoch {run.resumed_from}; seconds sums every epoch's time"
+        )
+    folder = artifacts_dir() / artifact
+    provenance = make_provenance(
+        command=f"python scripts/{script} --budget {args.budget} --export",
+        config={**asdict(config), "seed": args.seed},
+        budget=args.budget,
+        device=device,
+        wall_time_s=metrics["seconds"],
+        score=score,
+        require_clean=True,
+        data=metrics["data"],
+    )
+    save_model(
+        folder,
+        kind=kind,
+        spec=spec,
+        model=run.best,
+        provenance=provenance,
+        metrics=summary,
+        **save_options,
+    )
+    text = json.dumps(metrics, indent=1) + "\n"
+    atomic_write(folder / "metrics.json", lambda handle: handle.write(text.encode()))
+    print(f"wrote {folder}")
+    return folder
