@@ -22,8 +22,8 @@ fails, with one line naming each problem and where it is, when:
   cell output or glued value (`{glue:text}`, `{glue}`) reads `nan`, `inf` or
   `None` as a word (cells tagged `allow-nan` are exempt: an output that must
   show one, e.g. a Box space's `-inf` bounds);
-* a display equation, or a code cell (folded ones included), is wider than
-  the text column at 1280 px (clipped: the reader must scroll sideways);
+* a display equation, a code cell (folded ones included) or a table is wider
+  than the text column at 1280 px (clipped: the reader must scroll sideways);
 * the page throws an uncaught JavaScript error (KNOWN_JS_ERRORS aside);
 * a notebook page's Colab launch link is not
   `<colab_url>/github/<owner>/<repo>/blob/<branch>/<path>.ipynb` (from
@@ -285,8 +285,22 @@ PAGE_PROBE_JS = r"""async ({imageTimeoutMs, mathTimeoutMs, colabUrl}) => {
     }
   }
 
+  // --- Tables a reader must scroll sideways to read: the theme wraps each in
+  // a scrolling container, which hides the columns that do not fit.
+  const wideTables = [];
+  for (const table of root.querySelectorAll('table')) {
+    if (!table.offsetParent) continue;
+    const box = table.closest('.pst-scrollable-table-container') || table.parentElement;
+    if (box.scrollWidth > box.clientWidth + 2) {
+      const head = [...table.querySelectorAll('th')].map(th => th.textContent.trim());
+      wideTables.push({where: where(table), over: box.scrollWidth - box.clientWidth,
+                       head: head.join(' | ').slice(0, 60)});
+    }
+  }
+
   return {math, errors: [...errors], badWords, images, figures, animations, colab,
-          downloads, external, wideCode, hasH1: !!document.querySelector('h1')};
+          downloads, external, wideCode, wideTables,
+          hasH1: !!document.querySelector('h1')};
 }"""
 
 
@@ -637,6 +651,14 @@ def check_page(
             f"code in {c['where']} is {c['over']} px wider than its block at "
             f"{VIEWPORT['width']} px (scrolls sideways): {c['line']!r}"
             for c in probe["wideCode"]
+        ],
+    )
+    reasons += listed(
+        "tables wider than the column",
+        [
+            f"table in {t['where']} is {t['over']} px wider than the column at "
+            f"{VIEWPORT['width']} px (scrolls sideways): {t['head']!r}"
+            for t in probe["wideTables"]
         ],
     )
     if not probe["hasH1"]:

@@ -225,8 +225,18 @@ PAGES: dict[str, dict[str, Any]] = {
         "body": good()
         + '<div class="cell docutils container"><div class="cell_input docutils container">'
         '<div class="highlight"><pre style="width: 400px; overflow-x: auto">'
-        + "x = " + " + ".join(["value"] * 40)
+        + "x = "
+        + " + ".join(["value"] * 40)
         + "</pre></div></div></div>"
+    },
+    "chapters/wide_table": {
+        "body": good()
+        + '<div class="pst-scrollable-table-container" style="width: 400px; '
+        'overflow-x: auto"><table><thead><tr>'
+        + "".join(
+            f'<th style="white-space: nowrap">column number {i}</th>' for i in range(12)
+        )
+        + "</tr></thead></table></div>"
     },
     "chapters/glued_nan": {
         "body": good() + '<p>Mean return <span class="pasted-text">nan</span>.</p>'
@@ -370,6 +380,12 @@ def test_code_wider_than_its_block(report: dict[str, str]) -> None:
     line = failure(report, "chapters/wide_code")
     assert "code in section #wide_code is" in line
     assert "scrolls sideways): 'x = value + value" in line
+
+
+def test_table_wider_than_the_column(report: dict[str, str]) -> None:
+    line = failure(report, "chapters/wide_table")
+    assert "table in section #wide_table is" in line
+    assert "'column number 0 | column number 1" in line
 
 
 def test_glued_nan(report: dict[str, str]) -> None:
