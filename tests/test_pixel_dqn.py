@@ -292,6 +292,8 @@ def test_the_ablation_criterion_cuts_at_the_equal_budget():
         early_validation(run, 5)
     assert first_step_at_least(run, 450) == 30
     assert first_step_at_least(run, 501) is None
+    assert first_step_at_least(run, 450, until=30) == 30
+    assert first_step_at_least(run, 450, until=20) is None  # 500 comes later
     fast = [curve("a", s, [400, 500]) for s in range(3)]
     slow = [curve("b", s, [10, 100 + s]) for s in range(3)]
     mixed = [curve("c", 0, [10, 10]), curve("c", 1, [500, 500])]

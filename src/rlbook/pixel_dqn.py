@@ -629,11 +629,16 @@ def early_validation(result: Mapping[str, Any], until: int) -> float:
     return float(np.mean(scores))
 
 
-def first_step_at_least(result: Mapping[str, Any], level: float) -> int | None:
-    """The first validation step whose return is at least ``level`` (None: never)."""
+def first_step_at_least(
+    result: Mapping[str, Any], level: float, until: int | None = None
+) -> int | None:
+    """The first validation step whose return is at least ``level``, looking
+    only at validations up to step ``until`` when given (None: never)."""
     for step, score in zip(
         result["validation_step"], result["validation_return"], strict=True
     ):
+        if until is not None and step > until:
+            return None
         if score >= level:
             return int(step)
     return None
