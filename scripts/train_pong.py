@@ -13,7 +13,10 @@ restarts). ``progress.json`` beside it has the curves so far.
 ``--export`` tests the best and the final weights of a finished run on 10
 games and writes ``artifacts/pong-pg/`` or ``artifacts/pong-ppo/`` (weights,
 manifest, curves, provenance); it refuses a tree with uncommitted changes
-outside ``artifacts/``.
+outside ``artifacts/``. ``--snapshot`` writes, for a run still going, only
+``in-progress.json`` into that folder: its curves so far and their provenance,
+no weights (the chapter shows it as a run in progress); the export of the
+finished run removes it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, auto (PPO only)")
     parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
     parser.add_argument("--export", action="store_true")
+    parser.add_argument(
+        "--snapshot", action="store_true", help="record an unfinished run's curves"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -62,18 +68,27 @@ def main() -> int:
         from rlbook.pong_train import PPO as Run  # type: ignore[assignment]
         from rlbook.pong_train import ppo_config as make_config  # type: ignore[assignment]
 
-    if args.export:
+    if args.export or args.snapshot:
         from rlbook.checkpoint import require_clean_tree
-        from rlbook.pong_train import export_pong
+        from rlbook.pong_train import export_pong, snapshot_pong
 
         require_clean_tree()
-
+        if not checkpoint.exists():
+            print(
+                f"error: no run to export: {checkpoint} does not exist", file=sys.stderr
+            )
+            return 2
         out = args.out or ROOT / "artifacts" / (
             "pong-pg" if args.agent == "reinforce" else "pong-ppo"
         )
         command = f"python scripts/train_pong.py {args.agent} --budget {args.budget}"
-        export_pong(load_checkpoint(checkpoint), out, command=command)
-        print(f"wrote {out}")
+        write = export_pong if args.export else snapshot_pong
+        try:
+            written = write(load_checkpoint(checkpoint), out, command=command)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"wrote {written}")
         return 0
 
     commits: list[str] = []

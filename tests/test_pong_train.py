@@ -37,6 +37,7 @@ from rlbook.pong_train import (
     ppo_config,
     reinforce_config,
     running_mean,
+    snapshot_pong,
     sparse_hidden,
 )
 
@@ -267,8 +268,20 @@ def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path,
     early = run.state_dict()
     with pytest.raises(ValueError, match="finish it before exporting"):
         export_pong(early, tmp_path / "early", command="test")
+    # an unfinished run may only be recorded as in progress, without weights
+    snapshot = json.loads(
+        snapshot_pong(early, tmp_path / "agent", command="test").read_text()
+    )
+    assert snapshot["update"] == 0 < snapshot["planned_updates"]
+    assert snapshot["scores"] == [] and snapshot["provenance"]["command"] == "test"
+    assert sorted(p.name for p in (tmp_path / "agent").iterdir()) == [
+        "in-progress.json"
+    ]
     run.train()
+    with pytest.raises(ValueError, match="export it"):
+        snapshot_pong(run.state_dict(), tmp_path / "late", command="test")
     out = export_pong(run.state_dict(), tmp_path / "agent", command="test")
+    assert not (out / "in-progress.json").exists()  # the finished run replaces it
     manifest = json.loads((out / "agent.json").read_text())
     spec = manifest["spec"]
     assert manifest["env_id"] == "ALE/Pong-v5" and spec["settings"]["frameskip"] == 4

@@ -1034,6 +1034,58 @@ def test_weights(
     return play_games(agent, games, seed=TEST_SEED, settings=settings)
 
 
+PROGRESS_FILE = "in-progress.json"
+
+
+def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> Path:
+    """Record where an unfinished full run stands, without shipping an agent.
+
+    Writes ``out/in-progress.json``: the run's curves so far (scores, log,
+    validations), how far it has gone of its planned updates, and where it came
+    from. No weights ship with it and nothing is tested: a chapter shows it as
+    a run in progress, never as a result. :func:`export_pong` removes it once
+    the finished run ships. ``scripts/train_pong.py --snapshot`` refuses a
+    tree with uncommitted changes before it calls this.
+    """
+    from .checkpoint import atomic_write, make_provenance
+
+    config = json.loads(state["config"])
+    planned = (ReinforceConfig if state["kind"] == "pong-reinforce" else PPOConfig)(
+        **config
+    ).updates
+    if state["update"] >= planned:
+        raise ValueError(
+            f"the run has finished ({state['update']} of {planned} updates): "
+            "export it with --export instead"
+        )
+    record = {
+        "kind": state["kind"],
+        "update": int(state["update"]),
+        "planned_updates": int(planned),
+        "env_steps": int(state["env_steps"]),
+        "wall_seconds": round(float(state["wall_seconds"]), 1),
+        "cpu_seconds": round(float(state.get("cpu_seconds", 0.0)), 1),
+        "scores": np.asarray(state["scores"]).tolist(),
+        "log": json.loads(state["log"]),
+        "validations": json.loads(state["validations"]),
+        "provenance": make_provenance(
+            command=command,
+            config=config,
+            budget=state.get("budget", "full"),
+            device="cpu",
+            wall_time_s=state["wall_seconds"],
+            trained_at_commits=json.loads(state.get("commits", "[]")),
+            resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
+            cpu_count=os.cpu_count(),
+        ),
+    }
+    Path(out).mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, separators=(",", ":")) + "\n"
+    target = Path(out) / PROGRESS_FILE
+    atomic_write(target, lambda handle: handle.write(text.encode()))
+    return target
+
+
 def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> Path:
     """Ship a finished run: its best-validation weights as the agent, both tested.
 
@@ -1135,4 +1187,6 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
     }
     text = json.dumps(metrics, separators=(",", ":")) + "\n"
     atomic_write(Path(out) / "metrics.json", lambda handle: handle.write(text.encode()))
+    # the finished run replaces any snapshot of it in progress
+    (Path(out) / PROGRESS_FILE).unlink(missing_ok=True)
     return Path(out)
