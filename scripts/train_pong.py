@@ -40,8 +40,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, auto (PPO only)")
     parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
-    parser.add_argument("--export", action="store_true")
-    parser.add_argument(
+    ship = parser.add_mutually_exclusive_group()
+    ship.add_argument("--export", action="store_true", help="ship a finished run")
+    ship.add_argument(
         "--snapshot", action="store_true", help="record an unfinished run's curves"
     )
     parser.add_argument("--out", type=Path, default=None)
@@ -58,7 +59,6 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     folder = args.runs / args.agent
-    folder.mkdir(parents=True, exist_ok=True)
     checkpoint = folder / "checkpoint.pt"
 
     if args.agent == "reinforce":
@@ -74,8 +74,9 @@ def main() -> int:
 
         require_clean_tree()
         if not checkpoint.exists():
+            what = "export" if args.export else "snapshot"
             print(
-                f"error: no run to export: {checkpoint} does not exist", file=sys.stderr
+                f"error: no run to {what}: {checkpoint} does not exist", file=sys.stderr
             )
             return 2
         out = args.out or ROOT / "artifacts" / (
@@ -91,6 +92,7 @@ def main() -> int:
         print(f"wrote {written}")
         return 0
 
+    folder.mkdir(parents=True, exist_ok=True)
     commits: list[str] = []
     resumed_at: list[int] = []  # updates at which the run went on from a checkpoint
     if checkpoint.exists():

@@ -280,6 +280,17 @@ def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path,
     run.train()
     with pytest.raises(ValueError, match="export it"):
         snapshot_pong(run.state_dict(), tmp_path / "late", command="test")
+    # the same run seen as halfway through a plan twice as long
+    config = json.loads(run.state_dict()["config"])
+    config["updates" if kind == "reinforce" else "total_steps"] *= 2
+    halfway = {**run.state_dict(), "config": json.dumps(config)}
+    path = snapshot_pong(halfway, tmp_path / "halfway", command="test")
+    snapshot = json.loads(path.read_text())
+    assert snapshot["planned_updates"] == 2 * snapshot["update"] > 0
+    assert snapshot["log"][-1]["games"] == len(snapshot["scores"])
+    assert snapshot["scores"] or kind == "ppo"  # tiny PPO ends no game
+    assert snapshot["log"][-1]["env_steps"] == snapshot["env_steps"]
+    assert snapshot["validations"] and snapshot["cpu_seconds"] > 0
     out = export_pong(run.state_dict(), tmp_path / "agent", command="test")
     assert not (out / "in-progress.json").exists()  # the finished run replaces it
     manifest = json.loads((out / "agent.json").read_text())
