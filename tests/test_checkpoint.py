@@ -11,11 +11,15 @@ import torch
 
 import rlbook.paths
 from rlbook.checkpoint import (
+    NO_FINGERPRINT,
     CheckpointError,
     DirtyTreeError,
+    ReproductionError,
+    check_reproduction,
     git_commit,
     load_checkpoint,
     load_provenance,
+    machine_fingerprint,
     make_provenance,
     provenance_path,
     reproduction_mismatch,
@@ -293,18 +297,103 @@ def test_reproduction_is_expected_on_the_same_kind_of_machine():
     assert reproduction_mismatch(_here_provenance(), torch.device("cpu")) == []
 
 
-def test_reproduction_is_not_expected_across_versions_devices_and_cpu_kernels():
+def test_reproduction_is_not_expected_across_versions_devices_and_machines():
     provenance = _here_provenance()
-    provenance["packages"]["torch"] = "2.11.0+cpu"
     provenance["device"] = "cuda:0"
-    provenance["cpu_capability"] = "NO AVX"
+    machine = provenance["machine"]
+    machine["packages"]["torch"] = "2.11.0+cpu"
+    machine["cpu_capability"] = "NO AVX"
+    machine["cpu_model"] = "Intel(R) Xeon(R) Platinum 8488C"
+    machine["cpu_flags"] = [*machine["cpu_flags"], "amx_bf16"]
+    machine["torch_threads"] += 1
     reasons = reproduction_mismatch(provenance, torch.device("cpu"))
     assert any(r.startswith("device cpu, shipped on cuda") for r in reasons)
-    assert any("shipped with 2.11.0+cpu" in r for r in reasons)
-    assert any(r.startswith("CPU kernels") for r in reasons)
+    assert any("2.11.0+cpu when shipped" in r for r in reasons)
+    assert any(r.startswith("cpu capability") for r in reasons)
+    assert any("Xeon" in r for r in reasons)
+    assert "CPU flags: this machine lacks amx_bf16" in reasons
+    assert any(r.startswith("torch threads") for r in reasons)
 
 
-def test_old_provenance_without_cpu_capability_compares_the_rest():
+def test_a_record_without_a_fingerprint_is_not_comparable():
     provenance = _here_provenance()
-    del provenance["cpu_capability"]
-    assert reproduction_mismatch(provenance, torch.device("cpu")) == []
+    del provenance["machine"]
+    assert reproduction_mismatch(provenance, torch.device("cpu")) == [NO_FINGERPRINT]
+
+
+def test_another_cpu_capability_changes_the_fingerprint():
+    """ATEN_CPU_CAPABILITY stands in for a CPU whose kernels differ."""
+    code = (
+        "import json; from rlbook.checkpoint import machine_fingerprint;"
+        "print(json.dumps(machine_fingerprint()))"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    there = json.loads(out)
+    assert there["cpu_capability"] != machine_fingerprint()["cpu_capability"]
+
+
+def _weights(value: float) -> dict:
+    return {"w": torch.full((2, 2), value), "b": torch.zeros(2)}
+
+
+def test_a_matching_machine_with_the_same_bits_reproduces():
+    sentence = check_reproduction(
+        _weights(1.0),
+        _weights(1.0),
+        _here_provenance(),
+        torch.device("cpu"),
+        code=["src"],
+        command="run",
+    )
+    assert sentence.startswith("reproduced bit for bit: all 2 arrays")
+
+
+def test_another_machine_reports_instead_of_failing():
+    provenance = _here_provenance()
+    provenance["machine"]["cpu_model"] = "Intel(R) Xeon(R) Platinum 8488C"
+    sentence = check_reproduction(
+        _weights(1.0),
+        _weights(2.0),
+        provenance,
+        torch.device("cpu"),
+        code=["src"],
+        command="run",
+    )
+    assert sentence.startswith("not compared bit for bit")
+    assert "Xeon" in sentence and "1 of 2 arrays differ" in sentence
+    del provenance["machine"]
+    sentence = check_reproduction(
+        _weights(1.0),
+        _weights(1.0),
+        provenance,
+        torch.device("cpu"),
+        code=["src"],
+        command="run",
+    )
+    assert NO_FINGERPRINT in sentence and "identical all the same" in sentence
+
+
+def test_a_matching_machine_with_other_bits_fails_and_says_why(book_repo):
+    """Re-export is advised only when git shows the code changed."""
+    provenance = _here_provenance()
+    provenance["git_commit"] = git(book_repo, "rev-parse", "HEAD").strip()
+    args = (_weights(1.0), _weights(2.0), provenance, torch.device("cpu"))
+    with pytest.raises(ReproductionError) as unchanged:
+        check_reproduction(*args, code=["src/rlbook"], command="run it")
+    assert "has not changed" in str(unchanged.value)
+    assert "do not re-export" in str(unchanged.value)
+    (book_repo / "src" / "rlbook" / "train.py").write_text("LR = 0.2\n")
+    with pytest.raises(ReproductionError) as changed:
+        check_reproduction(*args, code=["src/rlbook"], command="run it")
+    assert "src/rlbook/train.py" in str(changed.value)
+    assert "re-export with `run it`" in str(changed.value)
+    provenance["git_commit"] = "0" * 40  # a commit this clone lacks
+    with pytest.raises(ReproductionError, match="git cannot tell"):
+        check_reproduction(*args, code=["src/rlbook"], command="run it")

@@ -268,7 +268,7 @@ def make_provenance(
         "git_commit": git_commit(),
         "packages": package_versions(),
         "platform": f"{platform.system()} {platform.machine()}, python {sys.version.split()[0]}",
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": machine_fingerprint(),
         "score": dict(score) if score is not None else None,
         **extra,
     }
@@ -280,26 +280,207 @@ def _device_detail(device: torch.device) -> str:
     return device_banner(device)
 
 
-def reproduction_mismatch(provenance: Mapping[str, Any], device: torch.device) -> list[str]:
-    """Why this machine cannot be expected to retrain a shipped result bit for bit.
+KERNEL_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+"""CPU flags that change which kernels torch and its math libraries run."""
 
-    Training is deterministic for the same code, config, package versions and
-    kind of device, and on a CPU for the same instruction set torch dispatches
-    to (AVX2 and AVX-512 kernels round differently). Returns one line per
-    difference from ``provenance``; empty when a bit-for-bit comparison is fair.
-    A provenance record written before ``cpu_capability`` was recorded is
-    compared on the rest.
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields from ``/proc/cpuinfo`` ({} where absent)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _math_libraries() -> list[str]:
+    """The BLAS/oneDNN/OpenMP lines of ``torch.__config__.show()``."""
+    wanted = ("Math Kernel Library", "MKL-DNN", "oneDNN", "OpenMP", "OpenBLAS")
+    return [
+        line.strip(" -")
+        for line in torch.__config__.show().splitlines()
+        if any(name in line for name in wanted)
+    ]
+
+
+def machine_fingerprint() -> dict[str, Any]:
+    """What decides whether two machines train the same bits.
+
+    A seeded CPU run is deterministic for the same code and config, but the
+    same torch can round differently on another CPU: MKL and oneDNN pick
+    kernels by vendor, model and instruction set, and reductions split
+    by thread count. Two runs can be expected to agree bit for bit only
+    where every field here is equal.
+    """
+    cpu = _cpuinfo()
+    flags = set(cpu.get("flags", "").split())
+    return {
+        "cpu_vendor": cpu.get("vendor_id") or platform.machine(),
+        "cpu_model": cpu.get("model name") or platform.processor() or "unknown",
+        "cpu_family_model": f"{cpu.get('cpu family', '?')}/{cpu.get('model', '?')}",
+        "cpu_flags": [flag for flag in KERNEL_FLAGS if flag in flags],
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "math_libraries": _math_libraries(),
+        "packages": package_versions(),
+    }
+
+
+NO_FINGERPRINT = (
+    "the shipped record has no machine fingerprint (it predates it), so "
+    "this machine cannot be matched to the one that trained it"
+)
+
+
+def reproduction_mismatch(
+    provenance: Mapping[str, Any], device: torch.device
+) -> list[str]:
+    """How this machine differs from the one that trained a shipped result.
+
+    Returns one line per difference of :func:`machine_fingerprint` (and of the
+    device type); empty only when a bit-for-bit comparison is fair. A record
+    without a fingerprint is not comparable: :data:`NO_FINGERPRINT`.
     """
     reasons = []
     shipped_type = str(provenance.get("device", "")).split(":")[0]
     if shipped_type != device.type:
         reasons.append(f"device {device.type}, shipped on {shipped_type or 'unknown'}")
-    here = package_versions()
-    for name, version in provenance.get("packages", {}).items():
-        if here.get(name) != version:
-            reasons.append(f"{name} {here.get(name, 'not installed')}, shipped with {version}")
-    recorded = provenance.get("cpu_capability")
-    capability = torch.backends.cpu.get_cpu_capability()
-    if device.type == "cpu" and recorded is not None and recorded != capability:
-        reasons.append(f"CPU kernels {capability}, shipped with {recorded}")
+    shipped = provenance.get("machine")
+    if not isinstance(shipped, Mapping):
+        return [*reasons, NO_FINGERPRINT]
+    here = machine_fingerprint()
+    for key, value in here.items():
+        was = shipped.get(key)
+        if key == "packages" and isinstance(was, Mapping):
+            for name in {**was, **value}:
+                if value.get(name) != was.get(name):
+                    reasons.append(
+                        f"{name} {value.get(name, 'not installed')} here, "
+                        f"{was.get(name, 'not recorded')} when shipped"
+                    )
+        elif key == "cpu_flags" and isinstance(was, list):
+            lacks = [flag for flag in was if flag not in value]
+            adds = [flag for flag in value if flag not in was]
+            if lacks:
+                reasons.append(f"CPU flags: this machine lacks {', '.join(lacks)}")
+            if adds:
+                reasons.append(f"CPU flags: this machine has {', '.join(adds)} too")
+        elif was != value:
+            reasons.append(f"{key.replace('_', ' ')} {value} here, {was} when shipped")
     return reasons
+
+
+class ReproductionError(AssertionError):
+    """A live run that should have reproduced a shipped result, and did not."""
+
+
+def changed_since(
+    commit: str, paths: list[str], root: str | Path | None = None
+) -> list[str] | None:
+    """Files under ``paths`` that differ now from ``commit`` (None: git cannot tell)."""
+    commit = commit.removesuffix("+dirty")
+    try:
+        out = _git(["diff", "--name-only", commit, "--", *paths], _root(root))
+    except (OSError, subprocess.CalledProcessError, CheckpointError):
+        return None
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def check_reproduction(
+    live: Mapping[str, Any],
+    shipped: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    device: torch.device,
+    *,
+    code: list[str],
+    command: str,
+) -> str:
+    """Compare a live run's arrays with a shipped result's, where that is fair.
+
+    On a machine whose fingerprint matches the shipped record's, every array
+    must be equal: if one differs this raises :class:`ReproductionError`,
+    and says to re-export only if git shows that ``code`` changed since the
+    recorded commit. On any other machine nothing fails: the arrays are
+    still compared, for the record, and the sentence returned says how
+    this machine differs.
+
+    Args:
+        live, shipped: name -> tensor or array, with the same names.
+        provenance: the shipped record (:func:`make_provenance`).
+        device: the device the live run trained on.
+        code: the paths (relative to the repository) whose change would
+            change the result, e.g. the chapter and ``src/rlbook``.
+        command: the command that re-exports the shipped result.
+
+    Returns:
+        One sentence for the page.
+    """
+    import numpy as np
+
+    def equal(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return False
+        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
+        return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+    names = sorted(set(live) | set(shipped))
+    differing = [name for name in names if not equal(live.get(name), shipped.get(name))]
+    differences = reproduction_mismatch(provenance, device)
+    if differences:
+        record = (
+            f"all {len(names)} arrays are identical all the same"
+            if not differing
+            else f"{len(differing)} of {len(names)} arrays differ, as they may here"
+        )
+        return (
+            "not compared bit for bit: this machine differs from the one that "
+            f"trained the shipped result ({'; '.join(differences)}); for the "
+            f"record, {record}"
+        )
+    if not differing:
+        return (
+            f"reproduced bit for bit: all {len(names)} arrays are identical to the "
+            "shipped ones, on a machine that matches the one that trained them"
+        )
+    commit = str(provenance.get("git_commit", "unknown"))
+    changed = changed_since(commit, code)
+    if changed is None:
+        cause = (
+            f"git cannot tell whether {', '.join(code)} changed since the "
+            f"export at {commit[:12]}: if it did, re-export with `{command}` "
+            "from a clean tree; if not, training is not deterministic here"
+        )
+    elif changed:
+        shown = ", ".join(changed[:DIRTY_PATHS_SHOWN])
+        cause = (
+            f"the code changed since the export at {commit[:12]} ({shown}): "
+            f"re-export with `{command}` from a clean tree"
+        )
+    else:
+        cause = (
+            f"the code has not changed since the export at {commit[:12]}, so "
+            "training was not deterministic on this machine: do not re-export; "
+            "find what made it differ"
+        )
+    more = f" (and {len(differing) - 1} more)" if len(differing) > 1 else ""
+    raise ReproductionError(
+        f"the live run's {differing[0]}{more} differs from the shipped result's, "
+        f"on a machine that matches the one that trained it: {cause}"
+    )
