@@ -1,21 +1,35 @@
 """Sphinx extension: each chapter's execution time against its declared CI budget.
 
 Every notebook chapter declares, in its front matter, how long it may take to
-execute at the ``ci`` budget::
+execute at the ``ci`` budget on the machine that declared the budgets
+(:data:`REFERENCE`)::
 
     rlbook:
       ci_seconds: 180
 
+A slower machine gets proportionally more time. Before any chapter runs, the
+build measures this machine on two short fixed workloads that stand for what
+the chapters spend their time on: Python-bound environment stepping (CartPole
+steps per second) and matrix multiplication (fp32 GFLOP/s on one thread),
+and counts the cores it may use. The slowdown is the larger of the two
+speed ratios to :data:`REFERENCE` (never below 1), times the ratio of the
+reference's cores to this machine's. A chapter's limit is ``TOLERANCE`` x
+``ci_seconds`` x slowdown.
+
 When the build finishes, this extension writes every executed chapter's run
-time to ``_build/chapter_times.json`` and logs one line per chapter. At the
-``ci`` budget, a chapter that ran more than ``TOLERANCE`` times its declared
-``ci_seconds``, or a notebook chapter that declares none, is a warning naming
-the chapter, and the book's strict build (``-W``) fails on it.
+time and the machine's measurement to ``_build/chapter_times.json`` and logs
+one line per chapter. At the ``ci`` budget *in CI* (``CI`` set to true), a
+chapter past its limit, or a notebook chapter that declares no budget, is a
+warning naming the chapter, and the book's strict build (``-W``) fails on it.
+Anywhere else (a reader's build) the same lines are information only: a
+slow laptop never fails the build.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +38,83 @@ from sphinx.application import Sphinx
 from sphinx.util import logging
 
 TOLERANCE = 1.5
-"""A chapter fails the CI build past this multiple of its declared budget."""
+"""A chapter fails the CI build past this multiple of its scaled budget."""
+
+REFERENCE = {
+    "machine": "AMD EPYC (family 25, model 17), 2 cores, AVX-512",
+    "cartpole_steps_per_s": 90_000.0,
+    "matmul_gflops": 76.0,
+    "cores": 2,
+}
+"""The machine that declared every chapter's ``ci_seconds``, measured by
+:func:`measure_machine` (the best of several runs on an idle machine)."""
 
 logger = logging.getLogger(__name__)
+_measured: dict[str, Any] = {}
+
+
+def in_ci() -> bool:
+    """True when the build runs in CI (the ``CI`` variable is true)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _best_rate(work: Any, seconds: float = 0.25, repeats: int = 5) -> float:
+    """The best of ``repeats`` rates of ``work()`` (units per call) per second."""
+    best = 0.0
+    for _ in range(repeats):
+        done = 0.0
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            done += work()
+        best = max(best, done / elapsed)
+    return best
+
+
+def measure_machine() -> dict[str, Any]:
+    """This machine's speed on the two reference workloads (about 3 s)."""
+    import gymnasium as gym
+    import torch
+
+    env = gym.make("CartPole-v1")
+    env.reset(seed=0)
+    steps = [0]
+
+    def step() -> float:
+        for _ in range(200):
+            steps[0] += 1
+            _, _, terminated, truncated, _ = env.step(steps[0] % 2)
+            if terminated or truncated:
+                env.reset()
+        return 200.0
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, b = torch.randn(512, 512), torch.randn(512, 512)
+        cartpole = _best_rate(step)
+        gflops = _best_rate(lambda: (a @ b, 2 * 512**3 / 1e9)[1])
+    finally:
+        torch.set_num_threads(threads)
+        env.close()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        cores = os.cpu_count() or 1
+    return {
+        "cartpole_steps_per_s": round(cartpole),
+        "matmul_gflops": round(gflops, 1),
+        "cores": cores,
+    }
+
+
+def slowdown(measured: dict[str, Any], reference: dict[str, Any] = REFERENCE) -> float:
+    """How many times longer chapters may take here than on ``reference`` (>= 1)."""
+    speed = max(
+        reference["cartpole_steps_per_s"] / max(measured["cartpole_steps_per_s"], 1.0),
+        reference["matmul_gflops"] / max(measured["matmul_gflops"], 1e-3),
+        1.0,
+    )
+    return speed * max(1.0, reference["cores"] / max(measured["cores"], 1))
 
 
 def declared(source: Path) -> dict[str, Any]:
@@ -40,6 +128,22 @@ def declared(source: Path) -> dict[str, Any]:
     return block if isinstance(block, dict) else {}
 
 
+def calibrate(app: Sphinx | None = None) -> dict[str, Any]:
+    """Measure this machine once per build (before the chapters execute)."""
+    from rlbook.budget import get_budget
+
+    if not _measured and get_budget() == "ci":
+        _measured.update(measure_machine())
+        _measured["slowdown"] = round(slowdown(_measured), 2)
+        logger.info(
+            f"[rlbook] this machine: {_measured['cartpole_steps_per_s']} CartPole "
+            f"steps/s, {_measured['matmul_gflops']} GFLOP/s (fp32, one thread), "
+            f"{_measured['cores']} core(s); chapters get {_measured['slowdown']:g} x "
+            f"the time declared on {REFERENCE['machine']}"
+        )
+    return _measured
+
+
 def check_times(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None:
         return
@@ -48,6 +152,10 @@ def check_times(app: Sphinx, exception: Exception | None) -> None:
     from rlbook.budget import get_budget
 
     budget = get_budget()
+    machine = calibrate() if budget == "ci" else {}
+    scale = float(machine.get("slowdown", 1.0))
+    strict = in_ci()
+    report = logger.warning if strict else logger.info
     rows = {}
     for docname, data in sorted(NbMetadataCollector.get_doc_data(app.env).items()):
         exec_data = data.get("exec_data")
@@ -56,34 +164,46 @@ def check_times(app: Sphinx, exception: Exception | None) -> None:
         source = Path(app.env.doc2path(docname))
         ci_seconds = declared(source).get("ci_seconds")
         runtime = float(exec_data["runtime"])
+        has_budget = isinstance(ci_seconds, (int, float)) and ci_seconds > 0
+        limit = TOLERANCE * scale * ci_seconds if has_budget else None
         rows[docname] = {
             "seconds": round(runtime, 1),
             "ci_seconds": ci_seconds,
+            "limit_seconds": round(limit, 1) if limit else None,
             "method": exec_data.get("method"),
             "budget": budget,
         }
-        limit = f"{ci_seconds} s declared" if ci_seconds else "no budget declared"
-        logger.info(f"[rlbook] {docname}: executed in {runtime:.1f} s ({limit})")
+        note = f"{ci_seconds} s declared" if has_budget else "no budget declared"
+        if limit and budget == "ci":
+            note += f", limit here {limit:.0f} s"
+        logger.info(f"[rlbook] {docname}: executed in {runtime:.1f} s ({note})")
         if budget != "ci":
             continue
-        if not isinstance(ci_seconds, (int, float)) or ci_seconds <= 0:
-            logger.warning(
+        if not has_budget:
+            report(
                 f"{docname} declares no CI execution budget: add `rlbook: ci_seconds: N` "
                 f"to the front matter of {source.name}",
                 location=docname,
             )
-        elif runtime > TOLERANCE * ci_seconds:
-            logger.warning(
+        elif limit is not None and runtime > limit:
+            report(
                 f"{docname} took {runtime:.0f} s to execute at the ci budget, more than "
-                f"{TOLERANCE:g} x its declared ci_seconds: {ci_seconds}; make it faster "
-                "or raise the budget in its front matter (and check the whole CI run "
-                "stays under 60 minutes)",
+                f"{TOLERANCE:g} x its declared ci_seconds: {ci_seconds} x this machine's "
+                f"slowdown {scale:g} = {limit:.0f} s; make it faster or raise the budget "
+                "in its front matter (and check the whole CI run stays under 45 minutes)"
+                + (
+                    ""
+                    if strict
+                    else " (information only: the build fails on this in CI)"
+                ),
                 location=docname,
             )
     out = Path(app.outdir).parent / "chapter_times.json"
-    out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    record = {"machine": {**machine, "reference": REFERENCE}, "chapters": rows}
+    out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("builder-inited", calibrate)
     app.connect("build-finished", check_times)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -13,15 +13,22 @@ restarts). ``progress.json`` beside it has the curves so far.
 ``--export`` tests the best and the final weights of a finished run on 10
 games and writes ``artifacts/pong-pg/`` or ``artifacts/pong-ppo/`` (weights,
 manifest, curves, provenance); it refuses a tree with uncommitted changes
-outside ``artifacts/``. ``--snapshot`` writes, for a run still going, only
-``in-progress.json`` into that folder: its curves so far and their provenance,
-no weights (the chapter shows it as a run in progress); the export of the
-finished run removes it.
+outside ``artifacts/``. ``--snapshot`` writes, for a run still going,
+``in-progress.json`` into that folder (its curves so far and their
+provenance, no agent: the chapter shows it as a run in progress) and
+``checkpoint.pt.gz``, the whole resumable checkpoint, compressed, so that a
+run longer than a working session survives on ``main``: started where the
+runs folder has no checkpoint, a run goes on from the committed one. The
+export of the finished run removes both.
+
+A resumed run keeps the budget and seed it started with: ``--budget`` or
+``--seed`` that differ from the checkpoint's are refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -29,14 +36,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+COMMITTED_CHECKPOINT = "checkpoint.pt.gz"
+"""Beside the snapshot: the resumable checkpoint of a run that is not finished."""
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("agent", choices=["reinforce", "ppo"])
     parser.add_argument("--runs", type=Path, default=ROOT / "_build" / "pong")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--budget", default="full", choices=["smoke", "ci", "full"])
+    parser.add_argument("--seed", type=int, default=None, help="default 0")
+    parser.add_argument(
+        "--budget", default=None, choices=["smoke", "ci", "full"], help="default full"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, auto (PPO only)")
     parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
@@ -51,6 +62,7 @@ def main() -> int:
     import torch
 
     from rlbook.checkpoint import (
+        CheckpointError,
         atomic_write,
         git_commit,
         load_checkpoint,
@@ -60,6 +72,10 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     folder = args.runs / args.agent
     checkpoint = folder / "checkpoint.pt"
+    shipped = args.out or ROOT / "artifacts" / (
+        "pong-pg" if args.agent == "reinforce" else "pong-ppo"
+    )
+    committed = shipped / COMMITTED_CHECKPOINT
 
     if args.agent == "reinforce":
         from rlbook.pong_train import Reinforce as Run
@@ -72,21 +88,34 @@ def main() -> int:
         from rlbook.checkpoint import require_clean_tree
         from rlbook.pong_train import export_pong, snapshot_pong
 
-        require_clean_tree()
+        try:
+            require_clean_tree(ROOT)
+        except CheckpointError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         if not checkpoint.exists():
             what = "export" if args.export else "snapshot"
             print(
                 f"error: no run to {what}: {checkpoint} does not exist", file=sys.stderr
             )
             return 2
-        out = args.out or ROOT / "artifacts" / (
-            "pong-pg" if args.agent == "reinforce" else "pong-ppo"
-        )
-        command = f"python scripts/train_pong.py {args.agent} --budget {args.budget}"
-        write = export_pong if args.export else snapshot_pong
         try:
-            written = write(load_checkpoint(checkpoint), out, command=command)
-        except ValueError as error:
+            state = load_checkpoint(checkpoint)
+            budget = state.get("budget", "full")
+            command = f"python scripts/train_pong.py {args.agent} --budget {budget}"
+            if args.export:
+                written = export_pong(state, shipped, command=command)
+                committed.unlink(missing_ok=True)
+            else:
+                written = snapshot_pong(state, shipped, command=command)
+                atomic_write(
+                    committed,
+                    lambda h: h.write(
+                        gzip.compress(checkpoint.read_bytes(), 6, mtime=0)
+                    ),
+                )
+                print(f"wrote {committed} ({committed.stat().st_size / 1e6:.1f} MB)")
+        except (ValueError, CheckpointError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         print(f"wrote {written}")
@@ -95,19 +124,42 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     commits: list[str] = []
     resumed_at: list[int] = []  # updates at which the run went on from a checkpoint
+    if not checkpoint.exists() and committed.exists():
+        # A new machine: go on from the checkpoint committed on main.
+        data = gzip.decompress(committed.read_bytes())
+        atomic_write(checkpoint, lambda h: h.write(data))
+        print(f"no checkpoint in {folder}: starting from {committed}", flush=True)
+    budget = args.budget or "full"
     if checkpoint.exists():
-        state = load_checkpoint(checkpoint)
+        try:
+            state = load_checkpoint(checkpoint)
+        except CheckpointError as error:
+            print(f"error: cannot resume: {error}", file=sys.stderr)
+            return 2
+        budget = str(state.get("budget", "full"))
+        for option, asked, stored in (
+            ("--budget", args.budget, budget),
+            ("--seed", args.seed, state.get("seed")),
+        ):
+            if asked is not None and asked != stored:
+                print(
+                    f"error: {checkpoint} is a run with {option} {stored}, not "
+                    f"{asked}: drop {option} to resume it, or use another --runs "
+                    "folder for a new run",
+                    file=sys.stderr,
+                )
+                return 2
         run = Run.from_state(state)
         commits = json.loads(state.get("commits", "[]"))
         resumed_at = [*json.loads(state.get("resumed_at", "[]")), run.update]
         print(f"resuming {checkpoint} at update {run.update}", flush=True)
     else:
-        run = Run(make_config(args.budget), args.seed)
+        run = Run(make_config(budget), 0 if args.seed is None else args.seed)
     commit = os.environ.get("RLBOOK_GIT_COMMIT") or git_commit()
 
     def save(r: Run) -> None:
         state = r.state_dict()
-        state["budget"] = args.budget
+        state["budget"] = budget
         state["commits"] = json.dumps(sorted(set(commits) | {commit}))
         state["resumed_at"] = json.dumps(resumed_at)
         save_checkpoint(checkpoint, state)

@@ -352,7 +352,7 @@ def test_a_matching_machine_with_the_same_bits_reproduces():
         code=["src"],
         command="run",
     )
-    assert sentence.startswith("reproduced bit for bit: all 2 arrays")
+    assert sentence.startswith("reproduced bit for bit: all 2 arrays are identical")
 
 
 def test_another_machine_reports_instead_of_failing():

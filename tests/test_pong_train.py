@@ -104,12 +104,21 @@ def test_a_reinforce_update_is_pg_pongs_rmsprop_step_on_the_summed_gradient():
         np.testing.assert_allclose(after[k], model[k], atol=2e-6, rtol=1e-4)
 
 
-def test_reinforce_resumed_from_a_checkpoint_is_the_run_that_never_stopped():
+@pytest.fixture(scope="module")
+def tiny_reinforce() -> tuple[Reinforce, dict]:
+    """A tiny REINFORCE run to its end, and the same run's state after update 1."""
     straight = Reinforce(TINY_PG, seed=3)
     straight.train()
     first = Reinforce(TINY_PG, seed=3)
     first.train(until=1)
-    resumed = Reinforce.from_state(first.state_dict())
+    return straight, first.state_dict()
+
+
+def test_reinforce_resumed_from_a_checkpoint_is_the_run_that_never_stopped(
+    tiny_reinforce,
+):
+    straight, halfway = tiny_reinforce
+    resumed = Reinforce.from_state(halfway)
     resumed.train()
     assert resumed.scores == straight.scores and resumed.env_steps == straight.env_steps
     for k, v in straight.policy.state_dict().items():
@@ -350,3 +359,57 @@ def test_agents_play_the_actions_their_network_has():
     assert StackAgent(PongActorCritic(actions=3)).action_set == ACTIONS_3
     with pytest.raises(ValueError, match="2 or 3 actions"):
         StackAgent(PongActorCritic(actions=6))
+
+
+def train_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_pong.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_reinforce):
+    """The run longer than a session: main carries checkpoint.pt.gz, and a runs
+    folder without a checkpoint starts from it and ends where a run that never
+    stopped ends; a resume under another budget or seed is refused."""
+    import gzip
+
+    from rlbook.checkpoint import save_checkpoint
+
+    straight = Reinforce(TINY_PG, seed=3)
+    straight.train()
+    first = Reinforce(TINY_PG, seed=3)
+    first.train(until=1)
+    state = {
+        **first.state_dict(),
+        "budget": "smoke",
+        "commits": "[]",
+        "resumed_at": "[]",
+    }
+    save_checkpoint(tmp_path / "old" / "checkpoint.pt", state)
+    shipped = tmp_path / "artifacts"
+    shipped.mkdir()
+    (shipped / "checkpoint.pt.gz").write_bytes(
+        gzip.compress((tmp_path / "old" / "checkpoint.pt").read_bytes())
+    )
+    runs = tmp_path / "runs"
+    said = []
+    for option in (["--seed", "7"], ["--budget", "full"]):
+        refused = train_script(
+            "reinforce", "--runs", str(runs), "--out", str(shipped), *option
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.startswith("error:") and option[0] in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        said.append(refused.stdout)
+    assert "starting from" in said[0]  # the refused run was the committed one
+    done = train_script("reinforce", "--runs", str(runs), "--out", str(shipped))
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stdout
+    resumed = torch.load(runs / "reinforce" / "checkpoint.pt", weights_only=True)
+    assert resumed["budget"] == "smoke" and resumed["update"] == 2
+    assert json.loads(resumed["resumed_at"]) == [1]
+    for k, v in straight.policy.state_dict().items():
+        assert torch.equal(v, resumed["policy"][k]), k

@@ -443,9 +443,10 @@ def check_reproduction(
     names = sorted(set(live) | set(shipped))
     differing = [name for name in names if not equal(live.get(name), shipped.get(name))]
     differences = reproduction_mismatch(provenance, device)
+    every = "its one array is" if len(names) == 1 else f"all {len(names)} arrays are"
     if differences:
         record = (
-            f"all {len(names)} arrays are identical all the same"
+            f"{every} identical all the same"
             if not differing
             else f"{len(differing)} of {len(names)} arrays differ, as they may here"
         )
@@ -456,8 +457,8 @@ def check_reproduction(
         )
     if not differing:
         return (
-            f"reproduced bit for bit: all {len(names)} arrays are identical to the "
-            "shipped ones, on a machine that matches the one that trained them"
+            f"reproduced bit for bit: {every} identical to the shipped "
+            "result's, on a machine that matches the one that trained it"
         )
     commit = str(provenance.get("git_commit", "unknown"))
     changed = changed_since(commit, code)
