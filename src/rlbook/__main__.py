@@ -7,7 +7,7 @@
     shipped sentiment model.
 
 Prints exactly one JSON line on success; on bad input, one ``error: ...`` line
-on stderr and exit status 2.
+on stderr and exit status 2; interrupted (Ctrl-C), one line and exit status 130.
 """
 
 from __future__ import annotations
@@ -75,8 +75,23 @@ def _classify_reviews(args: argparse.Namespace) -> int:
     return 0
 
 
+INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(
+            f"error: {args.command} interrupted (Ctrl-C) before it finished; "
+            "nothing was printed",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "classify-reviews":
         return _classify_reviews(args)
     from .agents import ArtifactError

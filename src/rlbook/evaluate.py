@@ -5,7 +5,8 @@ Introduced in the chapter *Tabular SARSA and Q-learning on CartPole*.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,32 +104,121 @@ def evaluate_batched(
     *,
     episodes: int,
     seed: int,
+    envs: int | None = None,
 ) -> EvalResult:
     """:func:`evaluate_policy` for a policy that acts on a batch ``(N, *obs) -> (N,)``.
 
-    Runs all ``episodes`` at once in a synchronous vector environment whose
-    env ``i`` is reset with ``seed + i``: the same start states as
-    :func:`evaluate_policy`, so a deterministic policy gets the same returns,
-    with one batched forward pass per step instead of one per episode.
+    Runs the episodes in a synchronous vector environment whose env ``i`` is
+    reset with ``seed + i``: the same start states as :func:`evaluate_policy`,
+    so a deterministic policy gets the same returns, with one batched forward
+    pass per step instead of one per episode. ``envs`` caps the environments
+    alive at once (episodes are played in chunks of ``envs``); by default all
+    ``episodes`` run at once.
+    """
+    chunks = batched_returns(
+        act_batch, env_id, episodes=episodes, seed=seed, envs=envs or episodes
+    )
+    return EvalResult(env_id, seed, np.concatenate(list(chunks)))
+
+
+def batched_returns(
+    act_batch: Callable[[np.ndarray], np.ndarray],
+    env_id: str,
+    *,
+    episodes: int,
+    seed: int,
+    envs: int,
+) -> Iterator[np.ndarray]:
+    """The returns of :func:`evaluate_batched`, one chunk of at most ``envs`` at a time.
+
+    Episode ``i`` is reset with ``seed + i``, as in :func:`evaluate_policy`; at
+    most ``envs`` environments are alive, so memory does not grow with
+    ``episodes``.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if envs < 1:
+        raise ValueError(f"envs must be >= 1, got {envs}")
     make_env(env_id).close()  # a clear error for an unknown id
-    envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="sync")
-    returns = np.zeros(episodes)
-    running = np.ones(episodes, dtype=bool)
+    width = min(envs, episodes)
+    vector = gym.make_vec(env_id, num_envs=width, vectorization_mode="sync")
     try:
-        obs, _ = envs.reset(seed=seed)
-        while running.any():
-            obs, reward, terminated, truncated, _ = envs.step(act_batch(obs))
-            returns += np.where(running, reward, 0.0)
-            # A finished env autoresets on its next step; its later rewards are ignored.
-            running &= ~(terminated | truncated)
+        for start in range(0, episodes, width):
+            size = min(width, episodes - start)
+            if size < width:  # the last, shorter chunk
+                vector.close()
+                vector = gym.make_vec(env_id, num_envs=size, vectorization_mode="sync")
+            yield _play_chunk(act_batch, vector, size, seed + start)
     finally:
-        envs.close()
-    return EvalResult(env_id, seed, returns)
+        vector.close()
+
+
+def _play_chunk(
+    act_batch: Callable[[np.ndarray], np.ndarray], vector: Any, size: int, seed: int
+) -> np.ndarray:
+    """Returns of one episode per env of ``vector``, env ``i`` reset with ``seed + i``."""
+    returns = np.zeros(size)
+    running = np.ones(size, dtype=bool)
+    obs, _ = vector.reset(seed=seed)
+    while running.any():
+        obs, reward, terminated, truncated, _ = vector.step(act_batch(obs))
+        returns += np.where(running, reward, 0.0)
+        # A finished env autoresets on its next step; its later rewards are ignored.
+        running &= ~(terminated | truncated)
+    return returns
+
+
+class ReturnStats:
+    """Count, mean, standard deviation, min and max of returns fed in chunks.
+
+    Memory does not grow with the number of returns: chunks are merged
+    (Chan, Golub and LeVeque's pairwise update of the squared deviations).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._sum = 0.0  # exact for whole-number returns below 2**53
+        self._mean = 0.0  # the running mean the squared deviations are taken from
+        self._squares = 0.0  # sum of squared deviations from ``_mean``
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, returns: Iterable[float] | np.ndarray) -> None:
+        chunk = np.asarray(returns, dtype=np.float64).ravel()
+        if chunk.size == 0:
+            return
+        n, mean = chunk.size, float(chunk.mean())
+        squares = float(((chunk - mean) ** 2).sum())
+        total = self.count + n
+        delta = mean - self._mean
+        self._squares += squares + delta * delta * self.count * n / total
+        self._mean += delta * n / total
+        self._sum += float(chunk.sum())
+        self.count = total
+        self.min = min(self.min, float(chunk.min()))
+        self.max = max(self.max, float(chunk.max()))
+
+    @property
+    def mean(self) -> float:
+        return self._sum / self.count if self.count else math.nan
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self._squares / self.count) if self.count else math.nan
+
+    def summary(self, env_id: str, seed: int) -> dict[str, Any]:
+        """The record of :meth:`EvalResult.summary`."""
+        return {
+            "env_id": env_id,
+            "episodes": self.count,
+            "seed": seed,
+            "mean_return": round(self.mean, 3),
+            "std_return": round(self.std, 3),
+            "min_return": self.min,
+            "max_return": self.max,
+        }
 
 
 def evaluate_artifact(
@@ -146,8 +236,12 @@ def evaluate_artifact(
     ``frames`` (by default those it was trained on; an agent trained on
     Gymnasium's picture also plays ``"gymnasium"`` or ``"batched"`` frames of
     it, one trained on ``"simple"`` frames only those), with at most ``envs``
-    environments alive.
+    environments alive. The others play in chunks of ``envs`` episodes; the
+    statistics are kept as they come, so memory does not grow with
+    ``episodes``.
     """
+    if envs < 1:
+        raise ValueError(f"--envs must be >= 1, got {envs}")
     agent = load_agent(path)
     record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
     if agent.kind in ("pong-pg", "pong-actor-critic"):
@@ -163,11 +257,17 @@ def evaluate_artifact(
             raise ValueError(
                 f"--frames applies to agents that play from pixels, not {agent.kind}"
             )
-        result = evaluate_batched(
-            agent.policy.act_batch, agent.env_id, episodes=episodes, seed=seed
-        )
-        return {**record, **result.summary()}
-    from .pixels import check_pipeline, evaluate_pixels, playable_frames
+        stats = ReturnStats()
+        for chunk in batched_returns(
+            agent.policy.act_batch,
+            agent.env_id,
+            episodes=episodes,
+            seed=seed,
+            envs=envs,
+        ):
+            stats.add(chunk)
+        return {**record, **stats.summary(agent.env_id, seed)}
+    from .pixels import check_pipeline, pixel_returns, playable_frames
 
     try:
         check_pipeline(observation)
@@ -180,16 +280,17 @@ def evaluate_artifact(
             f"this agent learned from {observation['frames']!r} frames; "
             f"--frames must be one of {', '.join(playable)}, not {frames!r}"
         )
-    returns = evaluate_pixels(
+    stats = ReturnStats()
+    for _, value in pixel_returns(
         agent.policy.act_batch,
         episodes=episodes,
         seed=seed,
         stack=int(observation["stack"]),
         frames=frames,
         envs=envs,
-    )
-    result = EvalResult(observation["env_id"], seed, returns)
-    return {**record, "frames": frames, **result.summary()}
+    ):
+        stats.add([value])
+    return {**record, "frames": frames, **stats.summary(observation["env_id"], seed)}
 
 
 def _evaluate_pong(

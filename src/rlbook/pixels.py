@@ -25,6 +25,8 @@ Introduced in the chapter *Deep Q-learning from CartPole's pixels*.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -401,8 +403,32 @@ def evaluate_pixels(
         envs: environments kept alive.
 
     Returns:
-        ``(episodes,)`` float64 returns, in episode order.
+        ``(episodes,)`` float64 returns, in episode order. :func:`pixel_returns`
+        gives them one at a time, in memory that does not grow with ``episodes``.
     """
+    if frames not in FRAMES:
+        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
+    if episodes < 1 or envs < 1:
+        raise ValueError(f"need episodes >= 1 and envs >= 1, got {episodes}, {envs}")
+    returns = np.zeros(episodes)
+    for index, value in pixel_returns(
+        act, episodes, seed, stack, frames=frames, envs=envs
+    ):
+        returns[index] = value
+    return returns
+
+
+def pixel_returns(
+    act,
+    episodes: int,
+    seed: int,
+    stack: int,
+    *,
+    frames: str = "gymnasium",
+    envs: int = 8,
+) -> Iterator[tuple[int, float]]:
+    """``(episode index, return)`` of the episodes of :func:`evaluate_pixels`,
+    in the order they finish; memory does not grow with ``episodes``."""
     if frames not in FRAMES:
         raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
     if episodes < 1 or envs < 1:
@@ -413,15 +439,16 @@ def evaluate_pixels(
             lanes, stack, episode_seed=lambda i: seed + i, renderer=frames
         )
         batch.reset()
-        returns = np.full(episodes, np.nan)
-        while np.isnan(returns).any():
+        done = 0
+        while done < episodes:
             batch.step(np.asarray(act(batch.stacks())))
             batch.restart_done()
             for index, value in batch.finished:
                 if index < episodes:
-                    returns[index] = value
+                    done += 1
+                    yield index, value
             batch.finished.clear()
-        return returns
+        return
 
     from .envs import make_env
 
@@ -432,28 +459,30 @@ def evaluate_pixels(
 
     history = np.zeros((lanes, stack, FRAME_SIZE, FRAME_SIZE), np.uint8)
     episode_of = np.full(lanes, -1)
-    returns = np.zeros(episodes)
+    returns = np.zeros(lanes)  # of each lane's running episode
     next_episode = 0
 
     def start(lane: int) -> None:
         nonlocal next_episode
         gyms[lane].reset(seed=seed + next_episode)
         episode_of[lane] = next_episode
+        returns[lane] = 0.0
         next_episode += 1
         history[lane] = frame_of(lane)[None]
 
-    for lane in range(lanes):
-        start(lane)
     try:
+        for lane in range(lanes):
+            start(lane)
         while (episode_of >= 0).any():
             running = np.flatnonzero(episode_of >= 0)
             actions = np.asarray(act(history[running]))
             for lane, action in zip(running, actions, strict=True):
                 _, reward, terminated, truncated, _ = gyms[lane].step(int(action))
-                returns[episode_of[lane]] += reward
+                returns[lane] += reward
                 history[lane, :-1] = history[lane, 1:]
                 history[lane, -1] = frame_of(lane)
                 if terminated or truncated:
+                    yield int(episode_of[lane]), float(returns[lane])
                     if next_episode < episodes:
                         start(lane)
                     else:
@@ -461,4 +490,3 @@ def evaluate_pixels(
     finally:
         for env in gyms:
             env.close()
-    return returns
