@@ -35,8 +35,99 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def fail(message: str) -> NoReturn:
+    """One ``error:`` line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
+def resume_problem(
+    checkpoint: Path, stored_config, stored_seed: int, config, seed: int
+) -> str | None:
+    """Why the run saved in ``checkpoint`` is not the one asked for, or None."""
+    from dataclasses import asdict
+
+    if stored_seed != seed:
+        return (
+            f"{checkpoint} is a run with seed {stored_seed}, not {seed}: move it away "
+            "to start this run afresh"
+        )
+    if stored_config != config:
+        have, want = asdict(stored_config), asdict(config)
+        differ = ", ".join(
+            f"{key} {have[key]!r} (asked {want[key]!r})"
+            for key in want
+            if have.get(key) != want[key]
+        )
+        return (
+            f"{checkpoint} holds a run with other settings ({differ}): resume it with "
+            "the --budget it was started with, or move it away to start afresh"
+        )
+    return None
+
+
+def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
+    """Refuse, before any run starts, a checkpoint of another budget, config or
+    seed, and a finished run of another budget.
+
+    Reads only each checkpoint's config and seed (memory-mapped: the replay
+    memory it also holds is not read)."""
+    import torch
+
+    from rlbook.pixel_dqn import (
+        PixelDQNConfig,
+        ablation_config,
+        base_config,
+        variant_config,
+    )
+
+    make_config = ablation_config if ablation else variant_config
+    for variant, seed in jobs:
+        result = runs / f"{variant}-s{seed}" / "result.json"
+        if result.is_file():  # a finished run: made at the budget asked for?
+            try:
+                made = json.loads(result.read_text())["provenance"]["budget"]
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                fail(f"{result} is damaged ({one_line(error)}); move its folder away")
+            if made != budget:
+                fail(
+                    f"{result} is a finished run at --budget {made}, not {budget}: "
+                    f"use --budget {made}, or another --runs folder"
+                )
+            continue
+        checkpoint = runs / f"{variant}-s{seed}" / "checkpoint.pt"
+        if not checkpoint.is_file():
+            continue
+        try:
+            state = torch.load(
+                checkpoint, map_location="cpu", weights_only=True, mmap=True
+            )
+            stored = PixelDQNConfig(**state["config"])
+            stored_seed = int(state["seed"])
+        except Exception as error:  # torch raises several types for bad files
+            fail(
+                f"cannot resume {checkpoint}: it is corrupt or not a run's checkpoint "
+                f"({type(error).__name__}: {one_line(error)}); move it away to start "
+                "this run afresh"
+            )
+        problem = resume_problem(
+            checkpoint,
+            stored,
+            stored_seed,
+            make_config(variant, base_config(budget)),
+            seed,
+        )
+        if problem:
+            fail(problem)
 
 
 def run_one(
@@ -72,12 +163,24 @@ def run_one(
     make_config = ablation_config if ablation else variant_config
     config = make_config(variant, base_config(budget))
     if checkpoint.exists():
-        run = PixelDQN.resume(checkpoint, device=dev)
-        if run.config != config:
-            raise SystemExit(
-                f"error: {checkpoint} holds a run of another config than "
-                f"{variant!r}; move it away to start this run afresh"
+        from rlbook.checkpoint import CheckpointError
+
+        try:
+            run = PixelDQN.resume(checkpoint, device=dev)
+        except (
+            CheckpointError,
+            KeyError,
+            TypeError,
+            ValueError,
+            RuntimeError,
+        ) as error:
+            fail(
+                f"cannot resume {checkpoint} ({one_line(error)}); move it away to "
+                "start this run afresh"
             )
+        problem = resume_problem(checkpoint, run.config, run.seed, config, seed)
+        if problem:
+            fail(problem)
     else:
         run = PixelDQN(config, seed, device=dev)
 
@@ -207,6 +310,9 @@ def main() -> int:
         except CheckpointError as error:
             print(f"error: --export: {error}", file=sys.stderr)
             return 2
+    check_resumable(
+        runs, [(v, s) for v in names for s in args.seeds], args.budget, ablation
+    )
     jobs = [
         (v, s)
         for v in names

@@ -45,11 +45,14 @@ def main() -> int:
     split = split_images(
         train.images, train.labels, test.images, test.labels, config, args.seed
     )
-    with script.epoch_bar(
-        config.epochs,
-        "ResNet-18 epochs",
-        lambda r: {"loss": f"{r['loss']:.3f}", "valid": f"{r['valid']:.3f}"},
-    ) as on_epoch:
+    with (
+        script.resuming(runs / "checkpoint.pt"),
+        script.epoch_bar(
+            config.epochs,
+            "ResNet-18 epochs",
+            lambda r: {"loss": f"{r['loss']:.3f}", "valid": f"{r['valid']:.3f}"},
+        ) as on_epoch,
+    ):
         run = train_resnet(
             split,
             config,

@@ -43,11 +43,14 @@ def main() -> int:
     split = prepare_reviews(
         train.texts, train.labels, test.texts, test.labels, config, args.seed
     )
-    with script.epoch_bar(
-        config.epochs,
-        "BiLSTM epochs",
-        lambda r: {"loss": f"{r['loss']:.3f}", "valid": f"{r['valid']:.3f}"},
-    ) as on_epoch:
+    with (
+        script.resuming(runs / "checkpoint.pt"),
+        script.epoch_bar(
+            config.epochs,
+            "BiLSTM epochs",
+            lambda r: {"loss": f"{r['loss']:.3f}", "valid": f"{r['valid']:.3f}"},
+        ) as on_epoch,
+    ):
         run = train_sentiment_lstm(
             split,
             config,

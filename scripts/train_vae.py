@@ -36,11 +36,14 @@ def main() -> int:
     train, test = script.load(load_mnist)
     config = vae_config(args.budget)
     split = split_digits(train.images, test.images, config, args.seed)
-    with script.epoch_bar(
-        config.epochs,
-        "VAE epochs",
-        lambda r: {"loss": f"{r['loss']:.1f}", "valid": f"{r['valid_loss']:.1f}"},
-    ) as on_epoch:
+    with (
+        script.resuming(runs / "checkpoint.pt"),
+        script.epoch_bar(
+            config.epochs,
+            "VAE epochs",
+            lambda r: {"loss": f"{r['loss']:.1f}", "valid": f"{r['valid_loss']:.1f}"},
+        ) as on_epoch,
+    ):
         run = train_vae(
             split,
             config,

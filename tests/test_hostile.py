@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -144,10 +146,259 @@ def test_evaluate_interrupted_by_ctrl_c_prints_one_line(tabular_agent_dir):
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    wait_for_cpu_seconds(process.pid, 3.0)  # imports done, playing
+    wait_for_cpu_seconds(process.pid, 1.0)  # inside main(), importing or playing
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert out == "" and "Traceback" not in err
     assert err.strip().startswith("error: evaluate interrupted")
     assert len(err.strip().splitlines()) == 1
+
+
+# -- item 3: one error line, never a traceback ------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``python -m rlbook ARGS`` in this process: (status, stdout, stderr).
+
+    Any exception escaping ``main`` (a traceback for the user) fails the test."""
+    from rlbook.__main__ import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_error(code: int, out: str, err: str, *words: str) -> None:
+    assert_one_error_line(subprocess.CompletedProcess([], code, out, err), *words)
+
+
+def rewrite_manifest(folder: Path, **changes) -> None:
+    path = folder / "agent.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest))
+
+
+def test_agent_manifest_that_is_a_folder(tabular_agent_dir, capsys):
+    (tabular_agent_dir / "agent.json").unlink()
+    (tabular_agent_dir / "agent.json").mkdir()
+    assert_error(
+        *cli(capsys, "evaluate", str(tabular_agent_dir)), "agent.json", "not a file"
+    )
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"kind": ["q-table"]}, ("kind", "string")),
+        ({"env_id": 7}, ("env_id", "string")),
+        ({"spec": []}, ("spec", "object")),
+    ],
+)
+def test_agent_manifest_of_wrong_types(tabular_agent_dir, capsys, changes, words):
+    rewrite_manifest(tabular_agent_dir, **changes)
+    assert_error(*cli(capsys, "evaluate", str(tabular_agent_dir)), *words)
+
+
+def test_agent_weights_that_are_not_tensors(tabular_agent_dir, capsys):
+    import torch
+
+    torch.save({"q_table": [[0.0, 1.0]]}, tabular_agent_dir / "weights.pt")
+    assert_error(
+        *cli(capsys, "evaluate", str(tabular_agent_dir)), "q_table", "not a tensor"
+    )
+
+
+def copy_sentiment_model(tmp_path: Path) -> Path:
+    import shutil
+
+    folder = tmp_path / "sentiment"
+    shutil.copytree(ROOT / "artifacts" / "sentiment-lstm", folder)
+    return folder
+
+
+def review_folder(tmp_path: Path) -> Path:
+    for polarity, text in (("pos", "a wonderful film"), ("neg", "dull and long")):
+        (tmp_path / "reviews" / polarity).mkdir(parents=True)
+        (tmp_path / "reviews" / polarity / "1_8.txt").write_text(text)
+    return tmp_path / "reviews"
+
+
+def test_sentiment_head_out_of_range(tmp_path, capsys):
+    folder = copy_sentiment_model(tmp_path)
+    manifest = json.loads((folder / "model.json").read_text())
+    manifest["spec"]["head"] = 10**6
+    (folder / "model.json").write_text(json.dumps(manifest))
+    code, out, err = cli(
+        capsys, "classify-reviews", str(folder), str(review_folder(tmp_path))
+    )
+    assert_error(code, out, err, "head")
+
+
+def test_model_manifest_that_is_a_folder_or_has_a_list_kind(tmp_path, capsys):
+    folder = tmp_path / "model"
+    (folder / "model.json").mkdir(parents=True)
+    reviews = str(review_folder(tmp_path))
+    assert_error(*cli(capsys, "classify-reviews", str(folder), reviews), "not a file")
+    (folder / "model.json").rmdir()
+    (folder / "model.json").write_text(
+        json.dumps({"format": "rlbook-model/1", "kind": ["x"], "spec": {}})
+    )
+    assert_error(*cli(capsys, "classify-reviews", str(folder), reviews), "unknown kind")
+
+
+def test_idx_header_whose_size_overflows_int64(tmp_path):
+    from rlbook.data import DataError, read_idx
+
+    path = tmp_path / "hostile-idx3-ubyte"
+    # 2**31 * 2**31 * 4 = 2**64, which np.prod wraps to 0: the 0 bytes that follow
+    header = bytes([0, 0, 8, 3]) + b"".join(
+        n.to_bytes(4, "big") for n in (2**31, 2**31, 4)
+    )
+    path.write_bytes(header)
+    with pytest.raises(DataError, match="promises shape"):
+        read_idx(path, 3)
+
+
+def idx_file(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        n.to_bytes(4, "big") for n in array.shape
+    )
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_mnist_with_no_labels(tmp_path):
+    from rlbook.data import DataError, load_mnist
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    idx_file(raw / "t10k-images-idx3-ubyte", np.zeros((0, 28, 28)))
+    idx_file(raw / "t10k-labels-idx1-ubyte", np.zeros((0,)))
+    with pytest.raises(DataError, match="no images"):
+        load_mnist("test", tmp_path, download=False)
+
+
+def test_checksum_list_that_is_not_text(tmp_path):
+    from rlbook.data import DataError, check_listed_checksums
+
+    (tmp_path / "SHA256SUMS").write_bytes(b"\xff\xfe\x00garbage")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(DataError, match="SHA256SUMS"):
+        check_listed_checksums(tmp_path, [tmp_path / "file"])
+
+
+# -- items 2 and 3: the project and pixel scripts' resume ---------------------------
+
+
+def epoch_run(tmp_path: Path, config: dict):
+    import torch
+
+    from rlbook.projects.runs import fit_epochs
+
+    model = torch.nn.Linear(2, 1)
+    return fit_epochs(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=1,
+        train_epoch=lambda: {"loss": 0.0},
+        validate=lambda: 0.0,
+        generator=torch.Generator().manual_seed(0),
+        checkpoint=tmp_path / "checkpoint.pt",
+        config=config,
+    )
+
+
+def test_epoch_run_refuses_another_seed_and_names_it(tmp_path):
+    from rlbook.checkpoint import CheckpointError
+
+    epoch_run(tmp_path, {"epochs": 1, "seed": 0})
+    with pytest.raises(CheckpointError, match="seed: 0 in the checkpoint, 7 now"):
+        epoch_run(tmp_path, {"epochs": 1, "seed": 7})
+
+
+def test_epoch_run_checkpoint_of_the_right_format_but_foreign_content(tmp_path):
+    from rlbook.checkpoint import CheckpointError, save_checkpoint
+    from rlbook.projects.runs import RUN_FORMAT
+
+    save_checkpoint(tmp_path / "checkpoint.pt", {"format": RUN_FORMAT, "config": {}})
+    with pytest.raises(CheckpointError, match="cannot be resumed"):
+        epoch_run(tmp_path, {})
+
+
+SMOKE = ("--budget", "smoke", "--threads", "1", "--runs")
+
+
+def test_project_script_with_a_corrupt_checkpoint_is_one_error_line(
+    tmp_path, shared_data
+):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_vae.py"), *SMOKE, str(runs)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RLBOOK_DATA": str(shared_data)},
+        timeout=300,
+    )
+    assert_one_error_line(done, "cannot resume", "checkpoint.pt")
+
+
+ONE = ("--variants", "baseline", "--seeds", "0", "--budget", "full", "--runs")
+
+
+def pixel_script_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "train_dqn_pixels", ROOT / "scripts" / "train_dqn_pixels.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pixel_script_refuses_to_resume_another_budget_or_seed(tmp_path, capsys):
+    from dataclasses import asdict
+
+    import torch
+
+    from rlbook.pixel_dqn import base_config, variant_config
+
+    script = pixel_script_module()
+    folder = tmp_path / "baseline-s0"
+    folder.mkdir()
+    full = asdict(variant_config("baseline", base_config("full")))
+
+    def refused(budget: str, *words: str) -> None:
+        with pytest.raises(SystemExit) as stop:
+            script.check_resumable(tmp_path, [("baseline", 0)], budget, False)
+        err = capsys.readouterr().err
+        assert_error(stop.value.code, "", err, *words)
+
+    torch.save({"config": full, "seed": 0}, folder / "checkpoint.pt")
+    script.check_resumable(tmp_path, [("baseline", 0)], "full", False)  # the same run
+    refused("smoke", "--budget", "total_steps")
+    torch.save({"config": full, "seed": 3}, folder / "checkpoint.pt")
+    refused("full", "seed 3, not 0")
+    (folder / "checkpoint.pt").write_bytes(b"junk")
+    refused("full", "cannot resume", "corrupt")
+    (folder / "checkpoint.pt").unlink()
+    (folder / "result.json").write_text(json.dumps({"provenance": {"budget": "smoke"}}))
+    refused("full", "--budget smoke")
+    # the command itself: one line, exit 2, before any run starts
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train_dqn_pixels.py"),
+            *ONE,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_one_error_line(done, "--budget smoke")

@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         return _classify_reviews(args)
     from .agents import ArtifactError
     from .envs import UnknownEnvironmentError
-    from .evaluate import evaluate_artifact
+    from .evaluate import EvaluationError, evaluate_artifact
 
     try:
         record = evaluate_artifact(
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
             frames=args.frames,
             envs=args.envs,
         )
-    except (ArtifactError, UnknownEnvironmentError, ValueError) as error:
+    except (ArtifactError, UnknownEnvironmentError, EvaluationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(record))

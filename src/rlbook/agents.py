@@ -137,6 +137,64 @@ def save_agent(
     return folder
 
 
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of ``folder``, checked for the types :func:`load_agent` relies on."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.exists():
+        raise ArtifactError(
+            f"{str(folder)!r} has no {MANIFEST}; it is not an agent folder"
+        )
+    if not manifest_path.is_file():
+        raise ArtifactError(
+            f"{str(manifest_path)!r} is not a file; an agent folder holds its manifest "
+            f"as a JSON file named {MANIFEST}"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+    except OSError as error:
+        raise ArtifactError(f"cannot read {str(manifest_path)!r}: {error}") from error
+    except json.JSONDecodeError as error:
+        raise ArtifactError(
+            f"{str(manifest_path)!r} is not valid JSON: {error}"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise ArtifactError(
+            f"{str(manifest_path)!r} is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}); restore it from the repository"
+        ) from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{str(manifest_path)!r} is not an {FORMAT} manifest")
+    missing = [key for key in ("kind", "env_id", "spec") if key not in manifest]
+    if missing:
+        raise ArtifactError(f"{str(manifest_path)!r} lacks {', '.join(missing)}")
+    for key, kind in (("kind", str), ("env_id", str), ("spec", dict)):
+        if not isinstance(manifest[key], kind):
+            raise ArtifactError(
+                f"{str(manifest_path)!r}: {key} must be a JSON "
+                f"{'string' if kind is str else 'object'}, not {manifest[key]!r:.60}"
+            )
+    return manifest
+
+
+def _check_tensors(weights: Mapping[str, Any], path: Path, prefix: str = "") -> None:
+    """Every value of ``weights`` (nested dicts allowed) must be a tensor."""
+    for key, value in weights.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _check_tensors(value, path, f"{name}.")
+        elif not isinstance(value, torch.Tensor):
+            raise ArtifactError(
+                f"{str(path)!r} holds a {type(value).__name__} under {name!r}, not a "
+                "tensor: it is not the weights of an agent; restore it from the "
+                "repository or export the agent again"
+            )
+
+
+def one_line(error: BaseException) -> str:
+    """``error``'s whole message on one line (torch's size mismatches span several)."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
 def load_agent(path: str | Path) -> Agent:
     """Load an agent folder written by :func:`save_agent`.
 
@@ -150,22 +208,8 @@ def load_agent(path: str | Path) -> Agent:
             f"no agent folder at {str(folder)!r}; shipped agents live under artifacts/ "
             "(for example artifacts/q-learning)"
         )
+    manifest = _read_manifest(folder)
     manifest_path = folder / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except FileNotFoundError as error:
-        raise ArtifactError(
-            f"{str(folder)!r} has no {MANIFEST}; it is not an agent folder"
-        ) from error
-    except json.JSONDecodeError as error:
-        raise ArtifactError(
-            f"{str(manifest_path)!r} is not valid JSON: {error}"
-        ) from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{str(manifest_path)!r} is not an {FORMAT} manifest")
-    missing = [key for key in ("kind", "env_id", "spec") if key not in manifest]
-    if missing:
-        raise ArtifactError(f"{str(manifest_path)!r} lacks {', '.join(missing)}")
     kind = manifest["kind"]
     builder = _builder(kind)
     if builder is None:
@@ -174,14 +218,16 @@ def load_agent(path: str | Path) -> Agent:
         )
     try:
         weights = load_checkpoint(folder / WEIGHTS)
-        policy = builder(manifest["spec"], weights)
     except CheckpointError as error:
         raise ArtifactError(str(error)) from error
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        if isinstance(error, ArtifactError):
-            raise
+    _check_tensors(weights, folder / WEIGHTS)
+    try:
+        policy = builder(manifest["spec"], weights)
+    except ArtifactError:
+        raise
+    except Exception as error:  # a spec or weights of another shape or type
         raise ArtifactError(
             f"{str(folder)!r}: spec and weights do not fit kind {kind!r} "
-            f"({type(error).__name__}: {error})"
+            f"({type(error).__name__}: {one_line(error)})"
         ) from error
     return Agent(folder, kind, manifest["env_id"], policy, dict(manifest["spec"]))

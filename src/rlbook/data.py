@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -209,7 +210,16 @@ def check_listed_checksums(root: Path, paths: list[Path]) -> None:
     if not manifest.is_file():
         return
     listed: dict[str, str] = {}
-    for line in manifest.read_text().splitlines():
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{manifest} is not a text file of checksums ({error.reason} at byte "
+            f"{error.start}); write it as `sha256sum FILES > SHA256SUMS` does, or delete it"
+        ) from error
+    except OSError as error:
+        raise DataError(f"cannot read {manifest}: {error}") from error
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
             listed[parts[1].lstrip("*").removeprefix("./")] = parts[0].lower()
@@ -405,10 +415,11 @@ def read_idx(path: Path, dims: int) -> np.ndarray:
         int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)
     )
     body = data[4 + 4 * dims :]
-    if len(body) != int(np.prod(shape)):
+    size = math.prod(shape)  # exact: np.prod wraps around past 2**63
+    if len(body) != size:
         raise DataError(
             f"{path} is truncated or corrupt: its header promises shape {shape} "
-            f"({int(np.prod(shape)):,} bytes), but {len(body):,} bytes follow"
+            f"({size:,} bytes), but {len(body):,} bytes follow"
         )
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
@@ -462,6 +473,11 @@ def load_mnist(
         raise DataError(
             f"{images_path} holds {len(images):,} images but {labels_path} "
             f"{len(labels):,} labels: the two files do not belong together"
+        )
+    if len(labels) == 0:
+        raise DataError(
+            f"{labels_path} and {images_path} hold no images: put MNIST's {split} "
+            "files (or a non-empty subset of them) there"
         )
     if labels.max() > 9:
         raise DataError(f"{labels_path} is corrupt: it holds label {labels.max()}")

@@ -14,8 +14,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .agents import ArtifactError, load_agent
-from .envs import make_env
+from .agents import ArtifactError, load_agent, one_line
+from .envs import UnknownEnvironmentError, make_env
 
 # The book's three disjoint uses of environment seeds.
 VALIDATION_SEED = 5_000
@@ -26,6 +26,10 @@ HOLDOUT_SEED = 20_000
 """Reserved for ``tests/test_artifacts.py`` (20000, 20001, ...): no chapter trains,
 validates, chooses or reports on these, so a shipped agent's score on them is
 independent of everything that produced it."""
+
+
+class EvaluationError(ValueError):
+    """Evaluation options that do not fit the agent (``--frames``, ``--envs``)."""
 
 
 def train_seed(run_seed: int, episode: int) -> int:
@@ -240,9 +244,38 @@ def evaluate_artifact(
     statistics are kept as they come, so memory does not grow with
     ``episodes``.
     """
+    if episodes < 1:
+        raise EvaluationError(f"episodes must be >= 1, got {episodes}")
+    if seed < 0:
+        raise EvaluationError(f"seed must be >= 0, got {seed}")
     if envs < 1:
-        raise ValueError(f"--envs must be >= 1, got {envs}")
+        raise EvaluationError(f"--envs must be >= 1, got {envs}")
     agent = load_agent(path)
+    try:
+        return _evaluate_agent(
+            agent, path, episodes=episodes, seed=seed, frames=frames, envs=envs
+        )
+    except (ArtifactError, EvaluationError, UnknownEnvironmentError):
+        raise
+    except (ValueError, TypeError, IndexError, RuntimeError, AssertionError) as error:
+        # A manifest that load_agent let through but the environment does not fit.
+        raise ArtifactError(
+            f"{str(path)!r}: the agent cannot play {agent.env_id!r} "
+            f"({type(error).__name__}: {one_line(error)}); its manifest, weights and "
+            "environment do not fit together: restore or re-export the folder"
+        ) from error
+
+
+def _evaluate_agent(
+    agent: Any,
+    path: str | Path,
+    *,
+    episodes: int,
+    seed: int,
+    frames: str | None,
+    envs: int,
+) -> dict[str, Any]:
+    """:func:`evaluate_artifact` for a loaded agent."""
     record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
     if agent.kind in ("pong-pg", "pong-actor-critic"):
         return {
@@ -254,7 +287,7 @@ def evaluate_artifact(
     observation = agent.spec.get("observation")
     if observation is None:
         if frames is not None:
-            raise ValueError(
+            raise EvaluationError(
                 f"--frames applies to agents that play from pixels, not {agent.kind}"
             )
         stats = ReturnStats()
@@ -276,7 +309,7 @@ def evaluate_artifact(
     frames = frames or observation["frames"]
     playable = playable_frames(observation["frames"])
     if frames not in playable:
-        raise ValueError(
+        raise EvaluationError(
             f"this agent learned from {observation['frames']!r} frames; "
             f"--frames must be one of {', '.join(playable)}, not {frames!r}"
         )
@@ -300,9 +333,11 @@ def _evaluate_pong(
     from .pong_train import play_games
 
     if frames is not None:
-        raise ValueError("--frames applies to CartPole's pixel agents, not to Pong")
+        raise EvaluationError(
+            "--frames applies to CartPole's pixel agents, not to Pong"
+        )
     if games < 1 or envs < 1 or seed < 0:
-        raise ValueError(
+        raise EvaluationError(
             f"need --episodes >= 1, --envs >= 1 and --seed >= 0, got {games}, {envs}, {seed}"
         )
     scores = play_games(

@@ -60,6 +60,18 @@ def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def _differences(stored: Any, asked: Mapping[str, Any]) -> str:
+    """``"seed: 0 in the checkpoint, 7 now; ..."``: how two run settings differ."""
+    if not isinstance(stored, Mapping):
+        return f"the checkpoint records {stored!r:.80} instead of settings"
+    keys = sorted(set(stored) | set(asked), key=str)
+    return "; ".join(
+        f"{key}: {stored.get(key)!r} in the checkpoint, {asked.get(key)!r} now"
+        for key in keys
+        if stored.get(key) != asked.get(key)
+    )
+
+
 def fit_epochs(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -106,21 +118,31 @@ def fit_epochs(
         state = load_checkpoint(path)
         if state.get("format") != RUN_FORMAT:
             raise CheckpointError(f"{str(path)!r} is not an epoch-run checkpoint")
-        if state["config"] != config:
+        if state.get("config") != config:
             raise CheckpointError(
                 f"{str(path)!r} was written by a run with other settings "
-                f"({state['config']} instead of {config}); delete it to start "
+                f"({_differences(state.get('config'), config)}); delete it to start "
                 "again, or run with the settings it was written with"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history = list(state["history"])
-        best_epoch, best_valid = int(state["best_epoch"]), float(state["best_valid"])
-        best_state = state["best_model"]
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            history = list(state["history"])
+            best_epoch, best_valid = (
+                int(state["best_epoch"]),
+                float(state["best_valid"]),
+            )
+            best_state = state["best_model"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            detail = " ".join(str(error).split())
+            raise CheckpointError(
+                f"{str(path)!r} cannot be resumed ({type(error).__name__}: "
+                f"{detail[:300]}); delete it to start again"
+            ) from error
     resumed_from = len(history)
     for epoch in range(resumed_from + 1, epochs + 1):
         start = time.perf_counter()

@@ -95,6 +95,19 @@ def load(loader: Callable[[str], T]) -> tuple[T, T]:
 
 
 @contextmanager
+def resuming(checkpoint: Path) -> Iterator[None]:
+    """A checkpoint that cannot be resumed (corrupt, another model's, or written
+    with another ``--budget`` or ``--seed``) exits 2 with one line saying so."""
+    try:
+        yield
+    except CheckpointError as error:
+        fail(
+            f"cannot resume {checkpoint}: {error}. A resume keeps the --budget and "
+            "--seed the run started with; for a new run use another --runs folder"
+        )
+
+
+@contextmanager
 def epoch_bar(
     epochs: int, desc: str, postfix: Callable[[Mapping[str, Any]], Mapping[str, str]]
 ) -> Iterator[Callable[[Mapping[str, Any]], None]]:
@@ -104,7 +117,9 @@ def epoch_bar(
     """
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=epochs, desc=desc)
+    # Shown from the first update after a second: a run refused at once (a
+    # checkpoint it cannot resume) prints its one error line and no bar.
+    bar = tqdm(total=epochs, desc=desc, delay=1.0)
 
     def on_epoch(record: Mapping[str, Any]) -> None:
         bar.update(1)

@@ -103,6 +103,13 @@ def _build_sentiment_lstm(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str,
     max_len = spec["max_len"]
     if not isinstance(max_len, int) or max_len < 1:
         raise ValueError(f"max_len must be an int >= 1, got {max_len!r}")
+    head = spec["head"]
+    if head is not None and (
+        not isinstance(head, int) or isinstance(head, bool) or not 0 <= head <= max_len
+    ):
+        raise ValueError(
+            f"head must be null or an int in [0, max_len={max_len}], got {head!r}"
+        )
     return model, {"vocabulary": vocabulary, "max_len": max_len, "head": spec["head"]}
 
 
@@ -293,13 +300,27 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
             "artifacts/ (for example artifacts/sentiment-lstm)"
         )
     manifest_path = folder / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except FileNotFoundError as error:
+    if not manifest_path.exists():
         raise ModelArtifactError(
             f"{str(folder)!r} has no {MANIFEST}; it is not a model folder"
+        )
+    if not manifest_path.is_file():
+        raise ModelArtifactError(
+            f"{str(manifest_path)!r} is not a file; a model folder holds its manifest "
+            f"as a JSON file named {MANIFEST}"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+    except OSError as error:
+        raise ModelArtifactError(
+            f"cannot read {str(manifest_path)!r}: {error}"
         ) from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise ModelArtifactError(
+            f"{str(manifest_path)!r} is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}); restore it from the repository"
+        ) from error
+    except json.JSONDecodeError as error:
         raise ModelArtifactError(
             f"{str(manifest_path)!r} is not valid JSON: {error}"
         ) from error
@@ -309,10 +330,15 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
     if missing:
         raise ModelArtifactError(f"{str(manifest_path)!r} lacks {', '.join(missing)}")
     found = manifest["kind"]
-    if found not in _BUILDERS:
+    if not isinstance(found, str) or found not in _BUILDERS:
         raise ModelArtifactError(
-            f"{str(manifest_path)!r} has unknown kind {found!r}; known: "
+            f"{str(manifest_path)!r} has unknown kind {found!r:.60}; known: "
             f"{', '.join(known_kinds())}"
+        )
+    if not isinstance(manifest["spec"], dict):
+        raise ModelArtifactError(
+            f"{str(manifest_path)!r}: spec must be a JSON object, not "
+            f"{manifest['spec']!r:.60}"
         )
     if kind is not None and found != kind:
         raise ModelArtifactError(
@@ -320,18 +346,27 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
         )
     # Folders written before int8 existed have no weight_format: float16.
     weight_format = manifest.get("weight_format", "float16")
-    if weight_format not in WEIGHT_FORMATS:
+    if not isinstance(weight_format, str) or weight_format not in WEIGHT_FORMATS:
         raise ModelArtifactError(
             f"{str(manifest_path)!r} has unknown weight format {weight_format!r}; "
             f"known: {', '.join(WEIGHT_FORMATS)}"
         )
     try:
-        state = _readable_state(load_checkpoint(folder / WEIGHTS), weight_format)
-        model, extras = _BUILDERS[found](manifest["spec"])
-        model.load_state_dict(state)  # copies the rounded weights into float32
+        stored = load_checkpoint(folder / WEIGHTS)
     except CheckpointError as error:
         raise ModelArtifactError(str(error)) from error
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+    for name, value in stored.items():
+        if not isinstance(value, torch.Tensor):
+            raise ModelArtifactError(
+                f"{str(folder / WEIGHTS)!r} holds a {type(value).__name__} under "
+                f"{name!r}, not a tensor: it is not a model's weights; restore it from "
+                "the repository or export the model again"
+            )
+    try:
+        state = _readable_state(stored, weight_format)
+        model, extras = _BUILDERS[found](manifest["spec"])
+        model.load_state_dict(state)  # copies the rounded weights into float32
+    except Exception as error:  # a spec or weights of another shape or type
         raise ModelArtifactError(
             f"{str(folder)!r}: its spec and weights do not fit kind {found!r} "
             f"({type(error).__name__}: {str(error).splitlines()[0]})"
