@@ -89,6 +89,7 @@ def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
         base_config,
         variant_config,
     )
+    from rlbook.safeload import holds_code, load_failure
 
     make_config = ablation_config if ablation else variant_config
     for variant, seed in jobs:
@@ -114,6 +115,11 @@ def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
             stored = PixelDQNConfig(**state["config"])
             stored_seed = int(state["seed"])
         except Exception as error:  # torch raises several types for bad files
+            if holds_code(error):
+                fail(
+                    "cannot resume "
+                    + load_failure(checkpoint, error, "Move it away to start afresh.")
+                )
             fail(
                 f"cannot resume {checkpoint}: it is corrupt or not a run's checkpoint "
                 f"({type(error).__name__}: {one_line(error)}); move it away to start "
@@ -285,6 +291,12 @@ def main() -> int:
         "--one", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
+    if min(args.seeds) < 0 or (args.one and not args.one[1].isdigit()):
+        fail(
+            f"--seeds must be whole numbers >= 0, got {' '.join(map(str, args.seeds))}"
+        )
+    if args.workers < 1 or args.checkpoint_every < 1:
+        fail("--workers and --checkpoint-every must be >= 1")
 
     ablation = args.ablations is not None
     names = (args.ablations or list(ABLATIONS)) if ablation else args.variants

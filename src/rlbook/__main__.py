@@ -7,13 +7,16 @@
     shipped sentiment model.
 
 Prints exactly one JSON line on success; on bad input, one ``error: ...`` line
-on stderr and exit status 2; interrupted (Ctrl-C), one line and exit status 130.
+on stderr and exit status 2; interrupted (Ctrl-C), one line and death by SIGINT
+(status 130 in a shell).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -113,5 +116,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code``; interrupted, die of SIGINT as the shell expects of Ctrl-C
+    (its status is then 130), whatever state the interrupted imports left."""
+    if code == INTERRUPTED and hasattr(signal, "SIGINT"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from .safeload import load_failure
 from .tabular import Discretizer
 
 FORMAT = "rlbook-agent/1"
@@ -219,7 +220,13 @@ def load_agent(path: str | Path) -> Agent:
     try:
         weights = load_checkpoint(folder / WEIGHTS)
     except CheckpointError as error:
-        raise ArtifactError(str(error)) from error
+        raise ArtifactError(
+            load_failure(
+                folder / WEIGHTS,
+                error,
+                "Restore the folder from the repository or export the agent again.",
+            )
+        ) from error
     _check_tensors(weights, folder / WEIGHTS)
     try:
         policy = builder(manifest["spec"], weights)

@@ -30,6 +30,7 @@ from ..checkpoint import (
 from ..data import DataError
 from ..device import select_device
 from ..paths import artifacts_dir, repo_root
+from ..safeload import load_failure
 from .shipping import save_model
 
 T = TypeVar("T")
@@ -101,8 +102,9 @@ def resuming(checkpoint: Path) -> Iterator[None]:
     try:
         yield
     except CheckpointError as error:
+        reason = load_failure(checkpoint, error, "Delete it to start the run again.")
         fail(
-            f"cannot resume {checkpoint}: {error}. A resume keeps the --budget and "
+            f"cannot resume {checkpoint}: {reason} A resume keeps the --budget and "
             "--seed the run started with; for a new run use another --runs folder"
         )
 

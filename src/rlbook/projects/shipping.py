@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from ..safeload import load_failure
 
 __all__ = [
     "FORMAT",
@@ -354,7 +355,13 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
     try:
         stored = load_checkpoint(folder / WEIGHTS)
     except CheckpointError as error:
-        raise ModelArtifactError(str(error)) from error
+        raise ModelArtifactError(
+            load_failure(
+                folder / WEIGHTS,
+                error,
+                "Restore the folder from the repository or export the model again.",
+            )
+        ) from error
     for name, value in stored.items():
         if not isinstance(value, torch.Tensor):
             raise ModelArtifactError(
@@ -369,7 +376,7 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
     except Exception as error:  # a spec or weights of another shape or type
         raise ModelArtifactError(
             f"{str(folder)!r}: its spec and weights do not fit kind {found!r} "
-            f"({type(error).__name__}: {str(error).splitlines()[0]})"
+            f"({type(error).__name__}: {' '.join(str(error).split())})"
         ) from error
     return ShippedModel(
         folder=folder,
