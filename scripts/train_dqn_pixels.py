@@ -89,7 +89,7 @@ def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
         base_config,
         variant_config,
     )
-    from rlbook.safeload import holds_code, load_failure
+    from rlbook.safeload import load_failure, refusal
 
     make_config = ablation_config if ablation else variant_config
     for variant, seed in jobs:
@@ -115,7 +115,7 @@ def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
             stored = PixelDQNConfig(**state["config"])
             stored_seed = int(state["seed"])
         except Exception as error:  # torch raises several types for bad files
-            if holds_code(error):
+            if refusal(error) is not None:
                 fail(
                     "cannot resume "
                     + load_failure(checkpoint, error, "Move it away to start afresh.")

@@ -511,3 +511,10 @@ def test_pixel_script_seeds_are_checked(monkeypatch, capsys, tmp_path):
     with pytest.raises(SystemExit) as stop:
         script.main()
     assert_error(stop.value.code, "", capsys.readouterr().err, "--seeds")
+
+
+def test_damaged_weights_message_gives_no_unsafe_advice(tabular_agent_dir, capsys):
+    (tabular_agent_dir / "weights.pt").write_bytes(b"\x00" * 10)
+    code, out, err = cli(capsys, "evaluate", str(tabular_agent_dir))
+    assert_error(code, out, err, "corrupt", "weights.pt")
+    assert "weights_only" not in err and "\x1b" not in err
