@@ -518,3 +518,77 @@ def test_damaged_weights_message_gives_no_unsafe_advice(tabular_agent_dir, capsy
     code, out, err = cli(capsys, "evaluate", str(tabular_agent_dir))
     assert_error(code, out, err, "corrupt", "weights.pt")
     assert "weights_only" not in err and "\x1b" not in err
+
+
+# -- item 5: a review folder is read and written carefully ------------------------
+
+
+def reviews_with(tmp_path: Path, name: str, make) -> Path:
+    folder = review_folder(tmp_path)
+    make(folder / "pos" / name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: p.symlink_to(p), "cannot read"),
+        (lambda p: p.symlink_to(p.parent / "missing.txt"), "cannot read"),
+        (lambda p: p.mkdir(), "not a regular file"),
+        (lambda p: os.mkfifo(p), "not a regular file"),
+        (lambda p: p.symlink_to("/dev/zero"), "not a regular file"),
+        (lambda p: p.write_bytes(b"a" * 1_000_001), "more than the 1,000,000"),
+    ],
+    ids=["loop", "dangling", "folder", "fifo", "dev-zero", "huge"],
+)
+def test_hostile_review_files_are_one_clear_error(tmp_path, make, words):
+    from rlbook.data import DataError
+    from rlbook.projects.sentiment import read_review_folder
+
+    folder = reviews_with(tmp_path, "2_9.txt", make)
+    with pytest.raises(DataError) as caught:
+        read_review_folder(folder)
+    assert "2_9.txt" in str(caught.value) and words in str(caught.value), caught.value
+
+
+def test_a_link_to_a_regular_file_is_read(tmp_path):
+    from rlbook.projects.sentiment import read_review_folder
+
+    (tmp_path / "elsewhere.txt").write_text("linked review")
+    folder = reviews_with(
+        tmp_path, "2_9.txt", lambda p: p.symlink_to(tmp_path / "elsewhere.txt")
+    )
+    texts, _, _ = read_review_folder(folder)
+    assert "linked review" in texts and len(texts) == 3
+
+
+def test_writing_a_review_folder_never_follows_links(tmp_path):
+    import torch
+
+    from rlbook.data import DataError, TextSet, write_review_folder
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    folder = tmp_path / "out"
+    (folder / "pos").mkdir(parents=True)
+    (folder / "pos" / "5_10.txt").symlink_to(outside)
+    reviews = TextSet(
+        texts=("great",),
+        labels=torch.tensor([1]),
+        ratings=torch.tensor([10]),
+        ids=(5,),
+        split="test",
+        full_size=1,
+        source=tmp_path,
+    )
+    write_review_folder(reviews, folder)
+    assert outside.read_text() == "precious"
+    written = folder / "pos" / "5_10.txt"
+    assert not written.is_symlink() and written.read_text() == "great"
+    # a pos/ that links elsewhere is refused
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "other" / "neg").mkdir(parents=True)
+    (tmp_path / "other" / "pos").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(DataError, match="is a link"):
+        write_review_folder(reviews, tmp_path / "other")
+    assert not any((tmp_path / "elsewhere").iterdir())

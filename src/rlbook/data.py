@@ -39,6 +39,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import urllib.error
@@ -53,6 +54,7 @@ from .paths import DATA_ENV_VAR, data_dir
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "MAX_REVIEW_BYTES",
     "ChecksumError",
     "DataError",
     "ImageSet",
@@ -62,6 +64,7 @@ __all__ = [
     "load_cifar10",
     "load_imdb",
     "load_mnist",
+    "read_review",
     "write_review_folder",
 ]
 
@@ -302,6 +305,58 @@ def check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
 
 
+MAX_REVIEW_BYTES = 1_000_000
+"""The most bytes a review file may hold: IMDb's longest review is about 14 KB,
+so anything near this is not a review (and would cost memory to tokenize)."""
+
+
+def read_review(path: Path, max_bytes: int = MAX_REVIEW_BYTES) -> str:
+    """The UTF-8 text of the review file ``path``, which must be a regular file
+    (a link to one will do) of at most ``max_bytes`` bytes.
+
+    Never blocks on a FIFO, never reads a device or a folder, and turns every
+    ``OSError`` (a dangling link, a link loop, no permission) into a
+    :class:`DataError` naming the file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        raise DataError(
+            f"cannot read the review {str(path)!r}: {error.strerror or error} "
+            "(a dangling link, a link loop, or no permission?)"
+        ) from error
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(
+                f"{str(path)!r} is not a regular file (a folder, a FIFO or a device): "
+                "a review folder must hold review files only"
+            )
+        if info.st_size > max_bytes:
+            raise DataError(
+                f"{str(path)!r} holds {info.st_size:,} bytes, more than the "
+                f"{max_bytes:,} a review may have: it is not a review"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as error:
+        raise DataError(f"cannot read the review {str(path)!r}: {error}") from error
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # it grew while being read
+        raise DataError(
+            f"{str(path)!r} holds more than the {max_bytes:,} bytes a review may have"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{str(path)!r} is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}); save the review as UTF-8"
+        ) from error
+
+
 # ---------------------------------------------------------------- CIFAR-10
 
 
@@ -533,10 +588,7 @@ def read_imdb_folder(folder: Path, split: str) -> list[Review]:
             match = re.fullmatch(r"(\d+)_(\d+)\.txt", path.name)
             if match is None:
                 continue
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(f"{path} is not UTF-8 text: it is corrupt") from error
+            text = read_review(path)
             label = int(polarity == "pos")
             reviews.append((label, int(match[1]), int(match[2]), text))
     return reviews
@@ -601,11 +653,18 @@ def write_review_folder(reviews: TextSet, folder: Path | str) -> Path:
 
     The layout of ``aclImdb/test``: what ``python -m rlbook classify-reviews``
     reads, for reviews that came from an archive. Existing files of the same
-    names are overwritten. Returns ``folder``.
+    names are overwritten; a link of the same name is replaced, never followed,
+    and a ``pos`` or ``neg`` that is a link is refused. Returns ``folder``.
     """
     folder = Path(folder)
     for polarity in ("pos", "neg"):
-        (folder / polarity).mkdir(parents=True, exist_ok=True)
+        sub = folder / polarity
+        if sub.is_symlink():
+            raise DataError(
+                f"{str(sub)!r} is a link: reviews are written into {str(folder)!r} "
+                "itself, never through a link to elsewhere; remove the link"
+            )
+        sub.mkdir(parents=True, exist_ok=True)
     for text, label, review_id, rating in zip(
         reviews.texts,
         reviews.labels.tolist(),
@@ -614,10 +673,23 @@ def write_review_folder(reviews: TextSet, folder: Path | str) -> Path:
         strict=True,
     ):
         polarity = "pos" if label == 1 else "neg"
-        (folder / polarity / f"{review_id}_{rating}.txt").write_text(
-            text, encoding="utf-8"
+        _write_new(
+            folder / polarity / f"{review_id}_{rating}.txt", text.encode("utf-8")
         )
     return folder
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``; an existing link there is replaced, never followed."""
+    if path.is_symlink():
+        path.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        raise DataError(f"cannot write {str(path)!r}: {error}") from error
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def describe(dataset: ImageSet | TextSet) -> str:

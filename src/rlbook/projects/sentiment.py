@@ -1075,9 +1075,11 @@ def read_review_folder(
 
     Raises:
         rlbook.data.DataError: if ``folder`` or one of its two subfolders is
-            missing, if neither holds a ``.txt`` file, or if a file is not UTF-8.
+            missing, if neither holds a ``.txt`` file, or if a file is not UTF-8,
+            not a regular file (a FIFO, a device, a folder, a dangling link), or
+            larger than :data:`rlbook.data.MAX_REVIEW_BYTES` (1 MB).
     """
-    from ..data import DataError
+    from ..data import DataError, read_review
 
     root = Path(folder)
     layout = (
@@ -1090,22 +1092,17 @@ def read_review_folder(
     if missing:
         subfolders = " and ".join(f"{name}/" for name in missing)
         raise DataError(f"{str(root)!r} has no {subfolders} subfolder: {layout}")
-    files = [
-        (label, path)
-        for label, name in ((0, "neg"), (1, "pos"))
-        for path in sorted((root / name).glob("*.txt"))
-    ]
+    try:
+        files = [
+            (label, path)
+            for label, name in ((0, "neg"), (1, "pos"))
+            for path in sorted((root / name).glob("*.txt"))
+        ]
+    except OSError as error:
+        raise DataError(f"cannot list the reviews in {str(root)!r}: {error}") from error
     if not files:
         raise DataError(f"{str(root)!r}: pos/ and neg/ hold no .txt file; {layout}")
-    texts = []
-    for _, path in files:
-        try:
-            texts.append(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as error:
-            raise DataError(
-                f"{str(path)!r} is not UTF-8 text ({error.reason} at byte "
-                f"{error.start}); save the review as UTF-8"
-            ) from error
+    texts = [read_review(path) for _, path in files]
     labels = torch.tensor([label for label, _ in files], dtype=torch.int64)
     return texts, labels, [path for _, path in files]
 
