@@ -103,7 +103,10 @@ def test_pixel_evaluation_memory_does_not_grow_with_episodes(monkeypatch, tmp_pa
         "pixel-q-network",
         "CartPole-v1",
         Policy(),
-        {"observation": {**pipeline_for("batched"), "stack": 2}},
+        {
+            "observation": {**pipeline_for("batched"), "stack": 2},
+            "network": {"stack": 2, "n_actions": 2, "frame_size": 80},
+        },
     )
     monkeypatch.setattr(evaluate_module, "load_agent", lambda path: agent)
     with pytest.raises(_Stop):
@@ -476,6 +479,9 @@ def test_size_mismatch_names_every_tensor(tmp_path):
     folder = tiny_vae_folder(tmp_path)
     other = {k: v.half() for k, v in VAE(hidden=[9], latent=2).state_dict().items()}
     save_checkpoint(folder / "weights.pt", other)
+    manifest = json.loads((folder / "model.json").read_text())
+    del manifest["sha256"]  # as in a folder exported before hashes (or it would say so)
+    (folder / "model.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelArtifactError) as caught:
         load_model(folder)
     message = str(caught.value)
@@ -592,3 +598,115 @@ def test_writing_a_review_folder_never_follows_links(tmp_path):
     with pytest.raises(DataError, match="is a link"):
         write_review_folder(reviews, tmp_path / "other")
     assert not any((tmp_path / "elsewhere").iterdir())
+
+
+# -- item 4: manifests checked against their weights and environment ---------------
+
+
+def tabular_with(tmp_path: Path, table: np.ndarray, discretizer=None) -> Path:
+    import torch
+
+    from rlbook.agents import save_agent
+    from rlbook.checkpoint import make_provenance
+
+    from .conftest import CARTPOLE_DISCRETIZER
+
+    return save_agent(
+        tmp_path / "agent",
+        kind="q-table",
+        env_id="CartPole-v1",
+        spec={"discretizer": (discretizer or CARTPOLE_DISCRETIZER).to_dict()},
+        weights={"q_table": torch.from_numpy(table)},
+        provenance=make_provenance(
+            command="pytest", config={}, budget="smoke", device="cpu", wall_time_s=0.0
+        ),
+    )
+
+
+def test_all_nan_q_table_is_refused(tmp_path, capsys):
+    from .conftest import hand_made_cartpole_table
+
+    table = np.full_like(hand_made_cartpole_table(), np.nan)
+    folder = tabular_with(tmp_path, table)
+    assert_error(*cli(capsys, "evaluate", str(folder)), "q_table", "NaN")
+
+
+def test_q_table_with_more_actions_than_the_environment(tmp_path, capsys):
+    from .conftest import CARTPOLE_DISCRETIZER
+
+    table = np.zeros((CARTPOLE_DISCRETIZER.n_states, 3))
+    table[:, 2] = 1.0  # always action 2, which CartPole lacks
+    folder = tabular_with(tmp_path, table)
+    assert_error(
+        *cli(capsys, "evaluate", str(folder)), "3 actions", "CartPole-v1 has 2"
+    )
+
+
+def test_discretizer_of_another_observation_size(tmp_path, capsys):
+    from rlbook.tabular import Discretizer
+
+    three = Discretizer.uniform([-1.0] * 3, [1.0] * 3, 4)
+    folder = tabular_with(tmp_path, np.zeros((three.n_states, 2)), three)
+    assert_error(*cli(capsys, "evaluate", str(folder)), "size 3", "(4,)")
+
+
+def test_pixel_network_and_observation_stack_disagree(tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "pixels"
+    shutil.copytree(ROOT / "artifacts" / "dqn-pixels", folder)
+    manifest = json.loads((folder / "agent.json").read_text())
+    manifest["spec"]["observation"]["stack"] = 4  # the network reads 3
+    (folder / "agent.json").write_text(json.dumps(manifest))
+    assert_error(*cli(capsys, "evaluate", str(folder)), "stacks of 3", "stacks 4")
+
+
+def test_weights_changed_after_export_are_refused(tabular_agent_dir, capsys):
+    manifest = json.loads((tabular_agent_dir / "agent.json").read_text())
+    assert set(manifest["sha256"]) == {"weights.pt"}
+    data = bytearray((tabular_agent_dir / "weights.pt").read_bytes())
+    middle = len(data) // 2  # inside the table's bytes: the file still loads
+    data[middle : middle + 8] = bytes(8)  # eight zeroed bytes, as the issue found
+    (tabular_agent_dir / "weights.pt").write_bytes(bytes(data))
+    assert_error(
+        *cli(capsys, "evaluate", str(tabular_agent_dir)), "SHA-256", "weights.pt"
+    )
+
+
+def test_a_manifest_without_a_hash_still_loads(tabular_agent_dir):
+    manifest = json.loads((tabular_agent_dir / "agent.json").read_text())
+    del manifest["sha256"]
+    (tabular_agent_dir / "agent.json").write_text(json.dumps(manifest))
+    assert load_agent(tabular_agent_dir).kind == "q-table"
+
+
+def test_model_vocabulary_and_weights_are_hashed(tmp_path):
+    from rlbook.checkpoint import make_provenance
+    from rlbook.projects.sentiment import SentimentLSTM, Vocabulary
+    from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
+
+    vocabulary = Vocabulary.build([["good", "bad", "good", "film", "bad"]], min_freq=1)
+    arguments = {"vocab_size": len(vocabulary), "embed_dim": 4, "hidden_size": 4}
+    model = SentimentLSTM(**arguments)
+    folder = save_model(
+        tmp_path / "lstm",
+        kind="sentiment-lstm",
+        spec={
+            "model": arguments,
+            "vocabulary": vocabulary.to_dict(),
+            "max_len": 8,
+            "head": None,
+        },
+        model=model,
+        provenance=make_provenance(
+            command="pytest", config={}, budget="smoke", device="cpu", wall_time_s=0.0
+        ),
+    )
+    load_model(folder)
+    manifest = json.loads((folder / "model.json").read_text())
+    assert set(manifest["sha256"]) == {"weights.pt", "vocabulary"}
+    tokens = manifest["spec"]["vocabulary"]["tokens"]
+    tokens[-1], tokens[-2] = tokens[-2], tokens[-1]  # two tokens swapped
+    (folder / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match=r"vocabulary .* SHA-256"):
+        load_model(folder)

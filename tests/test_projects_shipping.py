@@ -35,6 +35,7 @@ from rlbook.projects.shipping import (
     round_to_shipped,
     save_model,
 )
+from rlbook.safeload import file_sha256
 
 from .test_projects_sentiment import lstm_run, synthetic_reviews
 
@@ -317,6 +318,10 @@ def test_classify_reviews_scores_the_folder_with_the_shipped_model(artifact, tmp
     weights["head.weight"] = -weights["head.weight"]
     weights["head.bias"] = -weights["head.bias"]
     torch.save(weights, artifact / WEIGHTS)
+    # another model, exported as such: its manifest records its weights' SHA-256
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    manifest["sha256"]["weights.pt"] = file_sha256(artifact / WEIGHTS)
+    (artifact / MANIFEST).write_text(json.dumps(manifest))
     assert classify_reviews(artifact, folder)["accuracy"] == 0.0
 
 

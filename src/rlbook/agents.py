@@ -2,11 +2,13 @@
 
 An agent folder holds three files::
 
-    agent.json                # format "rlbook-agent/1", kind, env_id, spec
+    agent.json                # format "rlbook-agent/1", kind, env_id, spec, sha256
     weights.pt                # tensors only; loads with weights_only=True
     weights.provenance.json   # command, config, budget, device, wall time, commit, score
 
-``kind`` says how to rebuild the greedy policy from ``spec`` and the weights.
+``kind`` says how to rebuild the greedy policy from ``spec`` and the weights;
+``sha256`` records the SHA-256 of ``weights.pt``, checked on load (folders
+written before it existed have none and load unchecked).
 Introduced in the chapter *Tabular SARSA and Q-learning on CartPole*.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
-from .safeload import load_failure
+from .safeload import check_listed_digests, file_sha256, load_failure, non_finite
 from .tabular import Discretizer
 
 FORMAT = "rlbook-agent/1"
@@ -132,7 +134,13 @@ def save_agent(
         )
     folder = Path(path)
     save_checkpoint(folder / WEIGHTS, weights, provenance)
-    manifest = {"format": FORMAT, "kind": kind, "env_id": env_id, "spec": dict(spec)}
+    manifest = {
+        "format": FORMAT,
+        "kind": kind,
+        "env_id": env_id,
+        "spec": dict(spec),
+        "sha256": {WEIGHTS: file_sha256(folder / WEIGHTS)},
+    }
     text = json.dumps(manifest, indent=2) + "\n"
     atomic_write(folder / MANIFEST, lambda handle: handle.write(text.encode()))
     return folder
@@ -228,6 +236,13 @@ def load_agent(path: str | Path) -> Agent:
             )
         ) from error
     _check_tensors(weights, folder / WEIGHTS)
+    bad = non_finite(weights)
+    if bad:
+        raise ArtifactError(
+            f"{str(folder / WEIGHTS)!r}: {bad!r} holds NaN or infinite values, which "
+            "no trained agent has; restore the folder from the repository or export "
+            "the agent again"
+        )
     try:
         policy = builder(manifest["spec"], weights)
     except ArtifactError:
@@ -237,4 +252,13 @@ def load_agent(path: str | Path) -> Agent:
             f"{str(folder)!r}: spec and weights do not fit kind {kind!r} "
             f"({type(error).__name__}: {one_line(error)})"
         ) from error
+    # Last, so that a damaged, foreign or misshapen file is named as such:
+    # weights that load and fit, but are not those exported.
+    problem = check_listed_digests(
+        manifest_path,
+        manifest.get("sha256"),
+        {WEIGHTS: lambda: file_sha256(folder / WEIGHTS)},
+    )
+    if problem:
+        raise ArtifactError(problem)
     return Agent(folder, kind, manifest["env_id"], policy, dict(manifest["spec"]))

@@ -251,6 +251,12 @@ def evaluate_artifact(
     if envs < 1:
         raise EvaluationError(f"--envs must be >= 1, got {envs}")
     agent = load_agent(path)
+    problem = _misfit(agent)
+    if problem:
+        raise ArtifactError(
+            f"{str(path)!r}: {problem}; its manifest does not describe its agent: "
+            "restore the folder from the repository or export it again"
+        )
     try:
         return _evaluate_agent(
             agent, path, episodes=episodes, seed=seed, frames=frames, envs=envs
@@ -264,6 +270,81 @@ def evaluate_artifact(
             f"({type(error).__name__}: {one_line(error)}); its manifest, weights and "
             "environment do not fit together: restore or re-export the folder"
         ) from error
+
+
+def _misfit(agent: Any) -> str | None:
+    """How the agent's manifest, network and environment disagree, or None.
+
+    Pairs that would otherwise fail deep inside NumPy, torch or Gymnasium (or
+    not at all): frames per observation and the network's input, the number
+    of actions and the environment's, the observation's size and what the
+    policy reads.
+    """
+    spec = agent.spec
+    if agent.kind in ("pong-pg", "pong-actor-critic"):
+        network, observation = spec.get("network"), spec.get("observation")
+        actions = spec.get("action_set")
+        if not isinstance(network, dict) or not isinstance(observation, dict):
+            return "spec lacks its network or observation record"
+        if network.get("frames") != observation.get("frames"):
+            return (
+                f"the network reads {network.get('frames')!r} frames but the observation "
+                f"stacks {observation.get('frames')!r}"
+            )
+        if not isinstance(actions, list) or network.get("actions") != len(actions):
+            return (
+                f"the network has {network.get('actions')!r} actions but action_set "
+                f"lists {actions!r:.60}"
+            )
+        return None
+    env_id = agent.env_id
+    observation = spec.get("observation")
+    network = spec.get("network")
+    if observation is not None:  # from pixels
+        if not isinstance(observation, dict) or not isinstance(network, dict):
+            return "spec's observation and network must be JSON objects"
+        if observation.get("env_id", env_id) != env_id:
+            return (
+                f"env_id is {env_id!r} but the observation record says "
+                f"{observation.get('env_id')!r}"
+            )
+        if network.get("stack") != observation.get("stack"):
+            return (
+                f"the network reads stacks of {network.get('stack')!r} frames but the "
+                f"observation stacks {observation.get('stack')!r}"
+            )
+        size = observation.get("size")
+        if size is not None and [network.get("frame_size")] * 2 != size:
+            return (
+                f"the network reads {network.get('frame_size')!r}-pixel frames but the "
+                f"observation's are {size!r}"
+            )
+    env = make_env(env_id)
+    try:
+        space, obs_space = env.action_space, env.observation_space
+    finally:
+        env.close()
+    n_env = int(getattr(space, "n", -1))
+    policy = agent.policy
+    if hasattr(policy, "q_table"):
+        n_actions, reads = int(policy.q_table.shape[1]), len(policy.discretizer.lows)
+    elif isinstance(network, dict):
+        n_actions, reads = network.get("n_actions"), network.get("obs_dim")
+    else:
+        return None
+    if n_actions != n_env:
+        return f"the agent chooses among {n_actions!r} actions but {env_id} has {n_env}"
+    shape = getattr(obs_space, "shape", None)
+    if (
+        observation is None
+        and reads is not None
+        and shape is not None
+        and (reads,) != shape
+    ):
+        return (
+            f"the agent reads observations of size {reads!r} but {env_id}'s are {shape}"
+        )
+    return None
 
 
 def _evaluate_agent(

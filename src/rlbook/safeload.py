@@ -9,8 +9,12 @@ says instead what the file is and where a good copy comes from.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REFUSED = "Weights only load failed"
 """How torch's message begins when ``weights_only=True`` refuses a file: for
@@ -49,3 +53,67 @@ def load_failure(path: str | Path, error: BaseException, remedy: str) -> str:
             f"tensors and plain values, so it was not loaded. {remedy}"
         )
     return " ".join(str(error).split())
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of the file ``path``, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record_sha256(record: Any) -> str:
+    """The SHA-256 of ``record`` (JSON data) written canonically: sorted keys,
+    no spaces, UTF-8. A vocabulary kept inside a manifest is hashed this way."""
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_listed_digests(
+    manifest_path: Path, listed: Any, actual: dict[str, Callable[[], str]]
+) -> str | None:
+    """Why the ``sha256`` record of a manifest does not hold, or None.
+
+    ``listed`` is the manifest's ``sha256`` object (name -> hex digest);
+    ``actual`` maps each name that may be listed to a function computing its
+    digest now. A manifest without the record (written before it existed)
+    is not checked: the caller passes ``listed=None`` then.
+    """
+    if listed is None:
+        return None
+    if not isinstance(listed, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in listed.items()
+    ):
+        return f"{str(manifest_path)!r}: sha256 must map file names to hex digests"
+    for name, expected in listed.items():
+        if name not in actual:
+            return f"{str(manifest_path)!r} lists a SHA-256 for {name!r}, which it has no use for"
+        found = actual[name]()
+        if found != expected.lower():
+            return (
+                f"{name} in {str(manifest_path.parent)!r} has SHA-256 {found[:12]}..., but "
+                f"its manifest records {expected[:12]}...: it was changed or damaged "
+                "after export; restore the folder from the repository or export it again"
+            )
+    return None
+
+
+def non_finite(tensors: Any, prefix: str = "") -> str | None:
+    """The name of the first floating tensor holding a NaN or an infinity, or None."""
+    import torch
+
+    for key, value in tensors.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found = non_finite(value, f"{name}.")
+            if found:
+                return found
+        elif (
+            isinstance(value, torch.Tensor)
+            and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())
+        ):
+            return name
+    return None

@@ -2,7 +2,8 @@
 
 A model folder holds three files::
 
-    model.json                # format "rlbook-model/1", kind, spec, weight format, metrics
+    model.json                # format "rlbook-model/1", kind, spec, weight format,
+                              # metrics, sha256 (of weights.pt and a vocabulary)
     weights.pt                # the state dict, rounded; loads with weights_only=True
     weights.provenance.json   # command, config, budget, device, wall time, commit, score
 
@@ -38,7 +39,13 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
-from ..safeload import load_failure
+from ..safeload import (
+    check_listed_digests,
+    file_sha256,
+    load_failure,
+    non_finite,
+    record_sha256,
+)
 
 __all__ = [
     "FORMAT",
@@ -60,6 +67,7 @@ MANIFEST = "model.json"
 WEIGHTS = "weights.pt"
 SHIPPED_DTYPE = torch.float16
 WEIGHT_FORMATS = ("float16", "int8")
+VOCABULARY = "vocabulary"  # the sha256 entry of spec["vocabulary"]
 SCALE_SUFFIX = ".int8_scale"  # the per-channel scales of tensor NAME: NAME + this
 
 
@@ -271,10 +279,14 @@ def save_model(
         ) from error
     folder = Path(path)
     save_checkpoint(folder / WEIGHTS, state, provenance)
+    digests = {WEIGHTS: file_sha256(folder / WEIGHTS)}
+    if "vocabulary" in spec:
+        digests[VOCABULARY] = record_sha256(spec["vocabulary"])
     manifest = {
         "format": FORMAT,
         "kind": kind,
         "metrics": dict(metrics or {}),
+        "sha256": digests,
         "spec": dict(spec),
         "weight_format": weight_format,
     }
@@ -369,6 +381,13 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
                 f"{name!r}, not a tensor: it is not a model's weights; restore it from "
                 "the repository or export the model again"
             )
+    bad = non_finite(stored)
+    if bad:
+        raise ModelArtifactError(
+            f"{str(folder / WEIGHTS)!r}: {bad!r} holds NaN or infinite values, which "
+            "no trained model has; restore the folder from the repository or export "
+            "the model again"
+        )
     try:
         state = _readable_state(stored, weight_format)
         model, extras = _BUILDERS[found](manifest["spec"])
@@ -378,6 +397,18 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
             f"{str(folder)!r}: its spec and weights do not fit kind {found!r} "
             f"({type(error).__name__}: {' '.join(str(error).split())})"
         ) from error
+    # Last, so that a damaged, foreign or misshapen file is named as such:
+    # weights or a vocabulary that load and fit, but are not those exported.
+    problem = check_listed_digests(
+        manifest_path,
+        manifest.get("sha256"),
+        {
+            WEIGHTS: lambda: file_sha256(folder / WEIGHTS),
+            VOCABULARY: lambda: record_sha256(manifest["spec"].get("vocabulary")),
+        },
+    )
+    if problem:
+        raise ModelArtifactError(problem)
     return ShippedModel(
         folder=folder,
         kind=found,
