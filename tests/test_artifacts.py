@@ -135,3 +135,13 @@ def test_shipped_agent_was_exported_at_full_budget_from_a_clean_commit(name):
     assert ancestry.returncode == 0, (
         f"{name} was exported at {commit}, which is not a commit of this branch"
     )
+
+
+@pytest.mark.parametrize("name", ["dqn-state", "q-learning", "sarsa"])
+def test_agents_checked_bit_for_bit_record_the_machine_that_trained_them(name):
+    """Their chapters compare bits only where this machine matches that one
+    (rlbook.checkpoint.check_reproduction); without the fingerprint CI could
+    never prove reproduction."""
+    machine = provenance_of(name).get("machine")
+    assert isinstance(machine, dict), f"{name} records no machine fingerprint"
+    assert machine["cpu_model"] and machine["packages"]["torch"]
