@@ -663,7 +663,7 @@ def test_pixel_network_and_observation_stack_disagree(tmp_path, capsys):
 
 def test_weights_changed_after_export_are_refused(tabular_agent_dir, capsys):
     manifest = json.loads((tabular_agent_dir / "agent.json").read_text())
-    assert set(manifest["sha256"]) == {"weights.pt"}
+    assert set(manifest["sha256"]) == {"weights.pt", "weights.provenance.json"}
     data = bytearray((tabular_agent_dir / "weights.pt").read_bytes())
     middle = len(data) // 2  # inside the table's bytes: the file still loads
     data[middle : middle + 8] = bytes(8)  # eight zeroed bytes, as the issue found
@@ -704,9 +704,127 @@ def test_model_vocabulary_and_weights_are_hashed(tmp_path):
     )
     load_model(folder)
     manifest = json.loads((folder / "model.json").read_text())
-    assert set(manifest["sha256"]) == {"weights.pt", "vocabulary"}
+    assert set(manifest["sha256"]) == {
+        "weights.pt",
+        "weights.provenance.json",
+        "vocabulary",
+    }
     tokens = manifest["spec"]["vocabulary"]["tokens"]
     tokens[-1], tokens[-2] = tokens[-2], tokens[-1]  # two tokens swapped
     (folder / "model.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelArtifactError, match=r"vocabulary .* SHA-256"):
         load_model(folder)
+
+
+# -- item 7: nothing left behind, nothing half-written --------------------------------
+
+
+def test_atomic_write_removes_what_a_killed_writer_left(tmp_path):
+    from rlbook.checkpoint import atomic_write
+
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    while True:
+        try:
+            os.kill(dead, 0)
+            dead += 1
+        except ProcessLookupError:
+            break
+        except OSError:
+            dead += 1
+    stale = tmp_path / f".x.json.{dead}-abcd1234.tmp"
+    old_style = tmp_path / ".x.json.abcd1234.tmp"
+    fresh_old_style = tmp_path / ".x.json.efgh5678.tmp"
+    live = tmp_path / f".x.json.{os.getppid()}-abcd1234.tmp"
+    other = tmp_path / f".x.json.gz.{dead}-abcd1234.tmp"
+    for path in (stale, old_style, fresh_old_style, live, other):
+        path.write_bytes(b"half")
+    two_hours_ago = time.time() - 7200
+    os.utime(old_style, (two_hours_ago, two_hours_ago))
+    atomic_write(tmp_path / "x.json", lambda handle: handle.write(b"{}"))
+    assert (tmp_path / "x.json").read_bytes() == b"{}"
+    assert not stale.exists() and not old_style.exists()
+    assert fresh_old_style.exists() and live.exists() and other.exists()
+
+
+def test_an_interrupted_export_is_found_on_load(tmp_path):
+    from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
+
+    folder = tiny_vae_folder(tmp_path)
+    manifest = json.loads((folder / "model.json").read_text())
+    assert {"weights.pt", "weights.provenance.json"} <= set(manifest["sha256"])
+    # an export with metrics: written before the manifest, which lists them
+    from rlbook.checkpoint import make_provenance
+    from rlbook.projects.vae import VAE
+
+    save_model(
+        folder,
+        kind="vae-mnist",
+        spec={"model": {"hidden": [8], "latent": 2}},
+        model=VAE(hidden=[8], latent=2),
+        provenance=make_provenance(
+            command="again", config={}, budget="smoke", device="cpu", wall_time_s=1.0
+        ),
+        files={"metrics.json": b'{"loss": 1}\n'},
+    )
+    assert "metrics.json" in json.loads((folder / "model.json").read_text())["sha256"]
+    load_model(folder)
+    # the old manifest beside the new files: a crash between the renames
+    (folder / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match=r"weights.pt .* SHA-256"):
+        load_model(folder)
+    save_model(
+        folder,
+        kind="vae-mnist",
+        spec={"model": {"hidden": [8], "latent": 2}},
+        model=VAE(hidden=[8], latent=2),
+        provenance=make_provenance(
+            command="again", config={}, budget="smoke", device="cpu", wall_time_s=1.0
+        ),
+        files={"metrics.json": b'{"loss": 1}\n'},
+    )
+    (folder / "metrics.json").unlink()
+    with pytest.raises(ModelArtifactError, match=r"lacks metrics\.json"):
+        load_model(folder)
+
+
+def test_a_failed_cifar_extraction_leaves_no_temporary_file(tmp_path):
+    import io
+    import tarfile
+
+    from rlbook.data import CIFAR10_FOLDER, DataError, extract_cifar10
+
+    buffer = io.BytesIO()
+    payload = (
+        np.random.default_rng(0).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
+    )
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"{CIFAR10_FOLDER}/data_batch_1.bin")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    archive = tmp_path / "cifar.tar.gz"
+    archive.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])  # cut short
+    root = tmp_path / "data"
+    with pytest.raises(DataError):
+        extract_cifar10(archive, root)
+    left = [p.name for p in root.rglob("*") if p.is_file()]
+    assert left == [], left
+
+
+def test_a_download_that_cannot_start_creates_no_folder(tmp_path):
+    from rlbook.data import DataError, download
+
+    target = tmp_path / "nonexistent" / "MNIST" / "raw" / "x.gz"
+    with pytest.raises(DataError, match="cannot download"):
+        download("http://127.0.0.1:9/x.gz", target, "0" * 32, timeout=5)
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_missing_data_says_when_the_data_folder_itself_does_not_exist(
+    tmp_path, monkeypatch
+):
+    from rlbook.data import DataError, load_mnist
+
+    monkeypatch.setenv("RLBOOK_DATA", str(tmp_path / "nope"))
+    with pytest.raises(DataError, match=r"does not exist") as caught:
+        load_mnist("test", download=False)
+    assert "$RLBOOK_DATA" in str(caught.value)

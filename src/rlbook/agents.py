@@ -25,12 +25,19 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
-from .safeload import check_listed_digests, file_sha256, load_failure, non_finite
+from .safeload import (
+    check_listed_digests,
+    file_sha256,
+    load_failure,
+    non_finite,
+    write_files,
+)
 from .tabular import Discretizer
 
 FORMAT = "rlbook-agent/1"
 MANIFEST = "agent.json"
 WEIGHTS = "weights.pt"
+PROVENANCE = "weights.provenance.json"
 
 
 class ArtifactError(ValueError):
@@ -126,20 +133,32 @@ def save_agent(
     spec: Mapping[str, Any],
     weights: Mapping[str, torch.Tensor],
     provenance: Mapping[str, Any],
+    files: Mapping[str, bytes] | None = None,
 ) -> Path:
-    """Write an agent folder that :func:`load_agent` (and the CLI) can read."""
+    """Write an agent folder that :func:`load_agent` (and the CLI) can read.
+
+    ``files`` (name -> bytes, such as ``metrics.json``) are written into the
+    folder before its manifest, which records the SHA-256 of every file.
+    """
     if _builder(kind) is None:
         raise ArtifactError(
             f"unknown agent kind {kind!r}; known: {', '.join(known_kinds())}"
         )
     folder = Path(path)
     save_checkpoint(folder / WEIGHTS, weights, provenance)
+    digests = {
+        WEIGHTS: file_sha256(folder / WEIGHTS),
+        PROVENANCE: file_sha256(folder / PROVENANCE),
+        **write_files(folder, files),
+    }
+    # Written last, the manifest lists the set: a folder that an interrupted
+    # export left with a mix of old and new files fails its check on load.
     manifest = {
         "format": FORMAT,
         "kind": kind,
         "env_id": env_id,
         "spec": dict(spec),
-        "sha256": {WEIGHTS: file_sha256(folder / WEIGHTS)},
+        "sha256": digests,
     }
     text = json.dumps(manifest, indent=2) + "\n"
     atomic_write(folder / MANIFEST, lambda handle: handle.write(text.encode()))
@@ -254,11 +273,7 @@ def load_agent(path: str | Path) -> Agent:
         ) from error
     # Last, so that a damaged, foreign or misshapen file is named as such:
     # weights that load and fit, but are not those exported.
-    problem = check_listed_digests(
-        manifest_path,
-        manifest.get("sha256"),
-        {WEIGHTS: lambda: file_sha256(folder / WEIGHTS)},
-    )
+    problem = check_listed_digests(manifest_path, manifest.get("sha256"))
     if problem:
         raise ArtifactError(problem)
     return Agent(folder, kind, manifest["env_id"], policy, dict(manifest["spec"]))

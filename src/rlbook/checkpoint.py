@@ -33,11 +33,15 @@ class CheckpointError(RuntimeError):
 def atomic_write(path: Path, write: Any) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``.
 
-    A crash mid-write leaves the old file (or none), never half a file.
+    A crash mid-write leaves the old file (or none), never half a file. The
+    temporary file is ``.NAME.<pid>-<random>.tmp``; one that a writer killed
+    before it could clean up left behind (SIGKILL, power loss) is removed by
+    the next write to ``path`` once no live process of that id can own it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent
     )
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -51,6 +55,56 @@ def atomic_write(path: Path, write: Any) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+STALE_UNOWNED_SECONDS = 3600.0
+"""A temporary file named without a writer's process id (written before ids
+were recorded) is stale once untouched this long."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but is another user's
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.NAME.*.tmp`` files beside ``path`` whose writer is gone."""
+    import re
+    import time
+
+    prefix = f".{path.name}."
+    try:
+        candidates = [
+            entry
+            for entry in os.scandir(path.parent)
+            if entry.name.startswith(prefix) and entry.name.endswith(".tmp")
+        ]
+    except OSError:
+        return
+    for entry in candidates:
+        # .NAME.<pid>-<random>.tmp, or .NAME.<random>.tmp from before ids were kept
+        # (a longer name, such as another file's .NAME.gz.*.tmp, is not ours)
+        match = re.fullmatch(r"(?:(\d+)-)?[a-z0-9_]+\.tmp", entry.name[len(prefix) :])
+        if match is None:
+            continue
+        owner = match[1]
+        try:
+            if owner is not None:
+                if int(owner) == os.getpid() or _pid_alive(int(owner)):
+                    continue
+            elif time.time() - entry.stat(follow_symlinks=False).st_mtime < (
+                STALE_UNOWNED_SECONDS
+            ):
+                continue
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+        except OSError:
+            continue  # another writer's cleanup got there first, or no permission
 
 
 def provenance_path(checkpoint: Path) -> Path:

@@ -247,30 +247,31 @@ def download(url: str, destination: Path, md5: str, *, timeout: float = 30.0) ->
 
     Raises :class:`DataError` when the URL cannot be reached or the bytes differ.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
-    )
     digest = hashlib.md5()
+    partial = None
     try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            urllib.request.urlopen(url, timeout=timeout) as response,
-        ):
-            while chunk := response.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
+        # The network first: no folder is created for a download that cannot start.
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            fd, partial = tempfile.mkstemp(
+                prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
+            )
+            with os.fdopen(fd, "wb") as out:
+                while chunk := response.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
         if digest.hexdigest() != md5:
             raise ChecksumError(
                 f"the file downloaded from {url} has MD5 {digest.hexdigest()}, but the "
                 f"published checksum is {md5}: the download is damaged or the file changed. "
                 "It was deleted; try again, or download it by hand and check it."
             )
+        os.chmod(partial, 0o644)  # mkstemp's files are private
         os.replace(partial, destination)
     except (urllib.error.URLError, OSError) as error:
         raise DataError(f"cannot download {url}: {error}") from error
     finally:
-        if os.path.exists(partial):
+        if partial is not None and os.path.exists(partial):
             os.unlink(partial)
     return destination
 
@@ -290,6 +291,17 @@ def fetch_source(source: Source, folder: Path) -> Path:
 
 def missing(what: str, root: Path, put: str, error: DataError | None) -> DataError:
     reason = f" The download failed: {error}" if error else ""
+    if not root.is_dir():
+        named = (
+            f" (named by ${DATA_ENV_VAR})"
+            if os.environ.get(DATA_ENV_VAR, "").strip()
+            else ""
+        )
+        return DataError(
+            f"{what} is not there: the data folder {root}{named} does not exist.{reason} "
+            f"Point {DATA_ENV_VAR} at a folder that holds it (the book's CI uses "
+            f"../shared/data), or create {root} and put {put} there."
+        )
     return DataError(
         f"{what} is not in the data folder {root}.{reason} Put {put} there, or point "
         f"{DATA_ENV_VAR} at a folder that holds it (the book's CI uses ../shared/data)."
@@ -376,11 +388,17 @@ def extract_cifar10(archive: Path, root: Path) -> None:
                 assert source is not None
                 target = root / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(
-                    dir=target.parent, delete=False
-                ) as out:
-                    shutil.copyfileobj(source, out)
-                os.replace(out.name, target)
+                fd, partial = tempfile.mkstemp(
+                    prefix=f".{target.name}.", suffix=".part", dir=target.parent
+                )
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        shutil.copyfileobj(source, out)
+                    os.chmod(partial, 0o644)  # mkstemp's files are private
+                    os.replace(partial, target)
+                except BaseException:
+                    Path(partial).unlink(missing_ok=True)
+                    raise
                 wanted.discard(name)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise DataError(

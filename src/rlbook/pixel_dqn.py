@@ -698,7 +698,7 @@ def export_artifact(runs: str | Path, out: str | Path, *, command: str) -> Path:
     import json
 
     from .agents import save_agent
-    from .checkpoint import atomic_write, git_commit
+    from .checkpoint import git_commit
 
     folder = Path(runs)
     results = [json.loads(p.read_text()) for p in sorted(folder.glob("*/result.json"))]
@@ -733,6 +733,12 @@ def export_artifact(runs: str | Path, out: str | Path, *, command: str) -> Path:
         "seed": run["seed"],
         "best_step": run["best_step"],
     }
+    metrics = {
+        "winner": winner,
+        "shipped": {"variant": winner, "seed": run["seed"]},
+        "runs": [{k: v for k, v in r.items() if k != "provenance"} for r in results],
+    }
+    text = json.dumps(metrics, separators=(",", ":")) + "\n"
     save_agent(
         out,
         kind="pixel-q-network",
@@ -740,14 +746,8 @@ def export_artifact(runs: str | Path, out: str | Path, *, command: str) -> Path:
         spec=spec,
         weights={"q_net": weights["best"], "final_q_net": weights["final"]},
         provenance=provenance,
+        files={"metrics.json": text.encode()},  # listed in the manifest, written last
     )
-    metrics = {
-        "winner": winner,
-        "shipped": {"variant": winner, "seed": run["seed"]},
-        "runs": [{k: v for k, v in r.items() if k != "provenance"} for r in results],
-    }
-    text = json.dumps(metrics, separators=(",", ":")) + "\n"
-    atomic_write(Path(out) / "metrics.json", lambda handle: handle.write(text.encode()))
     return Path(out)
 
 

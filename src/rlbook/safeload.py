@@ -72,14 +72,16 @@ def record_sha256(record: Any) -> str:
 
 
 def check_listed_digests(
-    manifest_path: Path, listed: Any, actual: dict[str, Callable[[], str]]
+    manifest_path: Path,
+    listed: Any,
+    records: dict[str, Callable[[], str]] | None = None,
 ) -> str | None:
     """Why the ``sha256`` record of a manifest does not hold, or None.
 
-    ``listed`` is the manifest's ``sha256`` object (name -> hex digest);
-    ``actual`` maps each name that may be listed to a function computing its
-    digest now. A manifest without the record (written before it existed)
-    is not checked: the caller passes ``listed=None`` then.
+    ``listed`` is the manifest's ``sha256`` object: file name (a file in the
+    manifest's folder) or record name (a key of ``records``, whose function
+    computes that record's digest now) -> hex digest. A manifest without it
+    (written before it existed) is not checked: the caller passes None.
     """
     if listed is None:
         return None
@@ -87,17 +89,44 @@ def check_listed_digests(
         isinstance(k, str) and isinstance(v, str) for k, v in listed.items()
     ):
         return f"{str(manifest_path)!r}: sha256 must map file names to hex digests"
+    folder = manifest_path.parent
     for name, expected in listed.items():
-        if name not in actual:
-            return f"{str(manifest_path)!r} lists a SHA-256 for {name!r}, which it has no use for"
-        found = actual[name]()
+        if records and name in records:
+            found = records[name]()
+        elif "/" in name or "\\" in name or name.startswith(".") or not name:
+            return f"{str(manifest_path)!r} lists a SHA-256 for {name!r}, not a file of its own"
+        else:
+            try:
+                found = file_sha256(folder / name)
+            except OSError as error:
+                return (
+                    f"{str(folder)!r} lacks {name}, which its manifest lists "
+                    f"({error.strerror or error}): the folder is incomplete; restore it "
+                    "from the repository or export it again"
+                )
         if found != expected.lower():
             return (
-                f"{name} in {str(manifest_path.parent)!r} has SHA-256 {found[:12]}..., but "
-                f"its manifest records {expected[:12]}...: it was changed or damaged "
-                "after export; restore the folder from the repository or export it again"
+                f"{name} in {str(folder)!r} has SHA-256 {found[:12]}..., but its "
+                f"manifest records {expected[:12]}...: it was changed or damaged after "
+                "export, or the export was interrupted; restore the folder from the "
+                "repository or export it again"
             )
     return None
+
+
+def write_files(folder: Path, files: Any) -> dict[str, str]:
+    """Write each ``name -> bytes`` of ``files`` atomically into ``folder``; their
+    SHA-256s. For the files an export writes before its manifest, which lists
+    them: written last, the manifest is what makes the set complete."""
+    from .checkpoint import atomic_write
+
+    digests = {}
+    for name, data in dict(files or {}).items():
+        if "/" in name or name.startswith(".") or not name:
+            raise ValueError(f"{name!r} is not a plain file name")
+        atomic_write(folder / name, lambda handle, data=data: handle.write(data))
+        digests[name] = hashlib.sha256(data).hexdigest()
+    return digests
 
 
 def non_finite(tensors: Any, prefix: str = "") -> str | None:

@@ -23,7 +23,6 @@ import torch
 
 from ..checkpoint import (
     CheckpointError,
-    atomic_write,
     make_provenance,
     require_clean_tree,
 )
@@ -172,6 +171,7 @@ def ship(
         require_clean=True,
         data=metrics["data"],
     )
+    text = json.dumps(metrics, indent=1) + "\n"
     save_model(
         folder,
         kind=kind,
@@ -179,9 +179,8 @@ def ship(
         model=run.best,
         provenance=provenance,
         metrics=summary,
+        files={"metrics.json": text.encode()},  # listed in the manifest, written last
         **save_options,
     )
-    text = json.dumps(metrics, indent=1) + "\n"
-    atomic_write(folder / "metrics.json", lambda handle: handle.write(text.encode()))
     print(f"wrote {folder}")
     return folder

@@ -45,6 +45,7 @@ from ..safeload import (
     load_failure,
     non_finite,
     record_sha256,
+    write_files,
 )
 
 __all__ = [
@@ -67,6 +68,7 @@ MANIFEST = "model.json"
 WEIGHTS = "weights.pt"
 SHIPPED_DTYPE = torch.float16
 WEIGHT_FORMATS = ("float16", "int8")
+PROVENANCE = "weights.provenance.json"
 VOCABULARY = "vocabulary"  # the sha256 entry of spec["vocabulary"]
 SCALE_SUFFIX = ".int8_scale"  # the per-channel scales of tensor NAME: NAME + this
 
@@ -251,8 +253,12 @@ def save_model(
     provenance: Mapping[str, Any],
     metrics: Mapping[str, Any] | None = None,
     weight_format: str = "float16",
+    files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write a model folder that :func:`load_model` can read.
+
+    ``files`` (name -> bytes, such as ``metrics.json``) are written into the
+    folder before its manifest, which records the SHA-256 of every file.
 
     ``weight_format`` is one of :data:`WEIGHT_FORMATS`; measure the metrics
     on ``round_to_shipped(model, weight_format)``.
@@ -279,9 +285,15 @@ def save_model(
         ) from error
     folder = Path(path)
     save_checkpoint(folder / WEIGHTS, state, provenance)
-    digests = {WEIGHTS: file_sha256(folder / WEIGHTS)}
+    digests = {
+        WEIGHTS: file_sha256(folder / WEIGHTS),
+        PROVENANCE: file_sha256(folder / PROVENANCE),
+        **write_files(folder, files),
+    }
     if "vocabulary" in spec:
         digests[VOCABULARY] = record_sha256(spec["vocabulary"])
+    # Written last, the manifest lists the set: a folder that an interrupted
+    # export left with a mix of old and new files fails its check on load.
     manifest = {
         "format": FORMAT,
         "kind": kind,
@@ -402,10 +414,7 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
     problem = check_listed_digests(
         manifest_path,
         manifest.get("sha256"),
-        {
-            WEIGHTS: lambda: file_sha256(folder / WEIGHTS),
-            VOCABULARY: lambda: record_sha256(manifest["spec"].get("vocabulary")),
-        },
+        {VOCABULARY: lambda: record_sha256(manifest["spec"].get("vocabulary"))},
     )
     if problem:
         raise ModelArtifactError(problem)
