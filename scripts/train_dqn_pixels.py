@@ -259,6 +259,10 @@ def run_one(
 
 
 def main() -> int:
+    # This checkout's rlbook, also in this process (the runs get it through
+    # PYTHONPATH), so that the export checks and records this checkout.
+    if str(ROOT / "src") not in sys.path:
+        sys.path.insert(0, str(ROOT / "src"))
     from rlbook.pixel_dqn import ABLATIONS, VARIANTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -21,13 +21,20 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
+
+# The checkout this script belongs to: its code runs, its tree is checked, its
+# artifacts are written (an rlbook installed from another clone is not used).
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
+    if str(ROOT / "src") not in sys.path:
+        sys.path.insert(0, str(ROOT / "src"))
     from rlbook.projects import script
 
     args = script.parser(__doc__, "sentiment", "sentiment-lstm").parse_args()
-    device, runs = script.start(args, "sentiment")
+    device, runs = script.start(args, "sentiment", ROOT)
 
     from rlbook.data import describe, load_imdb
     from rlbook.projects.sentiment_run import (
@@ -89,6 +96,7 @@ def main() -> int:
     if args.export:
         script.ship(
             "sentiment-lstm",
+            root=ROOT,
             script="train_sentiment.py",
             args=args,
             config=config,

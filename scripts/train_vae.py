@@ -20,13 +20,20 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
+
+# The checkout this script belongs to: its code runs, its tree is checked, its
+# artifacts are written (an rlbook installed from another clone is not used).
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
+    if str(ROOT / "src") not in sys.path:
+        sys.path.insert(0, str(ROOT / "src"))
     from rlbook.projects import script
 
     args = script.parser(__doc__, "vae", "vae-mnist").parse_args()
-    device, runs = script.start(args, "vae")
+    device, runs = script.start(args, "vae", ROOT)
 
     import torch
 
@@ -80,6 +87,7 @@ def main() -> int:
     if args.export:
         script.ship(
             "vae-mnist",
+            root=ROOT,
             script="train_vae.py",
             args=args,
             config=config,

@@ -828,3 +828,84 @@ def test_missing_data_says_when_the_data_folder_itself_does_not_exist(
     with pytest.raises(DataError, match=r"does not exist") as caught:
         load_mnist("test", download=False)
     assert "$RLBOOK_DATA" in str(caught.value)
+
+
+# -- item 8: a project script works in its own checkout ------------------------------
+
+
+@pytest.mark.parametrize("name", ["resnet", "sentiment", "vae"])
+def test_project_scripts_start_in_their_own_checkout(name, monkeypatch):
+    import importlib.util
+
+    from rlbook.projects import script
+
+    seen = []
+
+    def start(args, short, root=None):
+        seen.append(root)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(script, "start", start)
+    monkeypatch.setattr(sys, "argv", [f"train_{name}.py", "--budget", "smoke"])
+    path = ROOT / "scripts" / f"train_{name}.py"
+    spec = importlib.util.spec_from_file_location(f"train_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit):
+        module.main()
+    assert seen == [path.resolve().parents[1]]
+
+
+def test_ship_checks_and_writes_the_checkout_it_is_given(tmp_path):
+    import argparse
+    from types import SimpleNamespace
+
+    from rlbook.checkpoint import load_provenance
+    from rlbook.projects import script
+    from rlbook.projects.vae import VAE
+    from rlbook.projects.vae_run import vae_config, vae_spec
+
+    root = tmp_path / "clone"
+    root.mkdir()
+    (root / "README.md").write_text("a clone\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(root)]
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run([*git, "add", "README.md"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    config = vae_config("smoke")
+    folder = script.ship(
+        "vae-mnist",
+        script="train_vae.py",
+        args=argparse.Namespace(budget="smoke", seed=0),
+        config=config,
+        device="cpu",
+        run=SimpleNamespace(resumed_from=0, best=VAE(config.hidden, config.latent)),
+        metrics={"seconds": 1.0, "data": "none"},
+        summary={},
+        score={},
+        kind="vae-mnist",
+        spec=vae_spec(config),
+        root=root,
+    )
+    assert folder == root / "artifacts" / "vae-mnist"
+    assert load_provenance(folder / "weights.pt")["git_commit"] == head
+    (root / "README.md").write_text("changed\n")
+    with pytest.raises(SystemExit) as stop:
+        script.ship(
+            "vae-mnist",
+            script="train_vae.py",
+            args=argparse.Namespace(budget="smoke", seed=0),
+            config=config,
+            device="cpu",
+            run=SimpleNamespace(resumed_from=0, best=VAE(config.hidden, config.latent)),
+            metrics={"seconds": 1.0, "data": "none"},
+            summary={},
+            score={},
+            kind="vae-mnist",
+            spec=vae_spec(config),
+            root=root,
+        )
+    assert stop.value.code == 2

@@ -23,12 +23,13 @@ import torch
 
 from ..checkpoint import (
     CheckpointError,
+    git_commit,
     make_provenance,
     require_clean_tree,
 )
 from ..data import DataError
 from ..device import select_device
-from ..paths import artifacts_dir, repo_root
+from ..paths import repo_root
 from ..safeload import load_failure
 from .shipping import save_model
 
@@ -68,20 +69,26 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def start(args: argparse.Namespace, name: str) -> tuple[torch.device, Path]:
+def start(
+    args: argparse.Namespace, name: str, root: Path | None = None
+) -> tuple[torch.device, Path]:
     """Check what must hold before training; return the device and checkpoint folder.
 
-    With ``--export`` a tree with uncommitted changes outside ``artifacts/`` is
+    ``root`` is the checkout the script belongs to (pass the script's own,
+    ``Path(__file__).resolve().parents[1]``: the installed ``rlbook`` may be
+    another clone's); by default :func:`rlbook.paths.repo_root`. With
+    ``--export`` a tree with uncommitted changes outside ``artifacts/`` is
     refused now, before hours of training, as well as again at shipping.
     """
+    root = root or repo_root()
     if args.export:
         try:
-            require_clean_tree(repo_root())
+            require_clean_tree(root)
         except CheckpointError as error:
             fail(f"--export: {error}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    runs = args.runs or repo_root() / "_build" / f"{name}-{args.budget}"
+    runs = args.runs or root / "_build" / f"{name}-{args.budget}"
     return select_device(args.device), runs
 
 
@@ -152,15 +159,24 @@ def ship(
     score: Mapping[str, Any],
     kind: str,
     spec: Mapping[str, Any],
+    root: Path | None = None,
     **save_options: Any,
 ) -> Path:
-    """Write ``artifacts/<artifact>/``: the model of ``run.best``, its provenance
-    (which refuses a dirty tree), and ``metrics.json``."""
+    """Write ``<root>/artifacts/<artifact>/``: the model of ``run.best``, its
+    provenance (which refuses a dirty tree), and ``metrics.json``.
+
+    ``root``: the script's own checkout, as for :func:`start`; its tree must be
+    clean, and its commit is the one recorded."""
     if run.resumed_from:
         metrics["seconds_note"] = (
             f"resumed after epoch {run.resumed_from}; seconds sums every epoch's time"
         )
-    folder = artifacts_dir() / artifact
+    root = root or repo_root()
+    folder = root / "artifacts" / artifact
+    try:
+        require_clean_tree(root)
+    except CheckpointError as error:
+        fail(f"--export: {error}")
     provenance = make_provenance(
         command=f"python scripts/{script} --budget {args.budget} --export",
         config={**asdict(config), "seed": args.seed},
@@ -168,8 +184,8 @@ def ship(
         device=device,
         wall_time_s=metrics["seconds"],
         score=score,
-        require_clean=True,
         data=metrics["data"],
+        git_commit=git_commit(root),  # this checkout's, checked clean above
     )
     text = json.dumps(metrics, indent=1) + "\n"
     save_model(
