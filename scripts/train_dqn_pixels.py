@@ -326,6 +326,12 @@ def main() -> int:
         except CheckpointError as error:
             print(f"error: --export: {error}", file=sys.stderr)
             return 2
+    from rlbook.runlock import RunsFolderBusy, hold_runs_folder
+
+    try:
+        hold_runs_folder(runs)  # one command per runs folder; its runs are its own
+    except (RunsFolderBusy, OSError) as error:
+        fail(str(error))
     check_resumable(
         runs, [(v, s) for v in names for s in args.seeds], args.budget, ablation
     )

@@ -35,6 +35,7 @@ def main() -> int:
 
     args = script.parser(__doc__, "resnet", "resnet18-cifar").parse_args()
     device, runs = script.start(args, "resnet", ROOT)
+    script.hold(runs)  # one run per runs folder
 
     import torch
 

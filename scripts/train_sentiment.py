@@ -35,6 +35,7 @@ def main() -> int:
 
     args = script.parser(__doc__, "sentiment", "sentiment-lstm").parse_args()
     device, runs = script.start(args, "sentiment", ROOT)
+    script.hold(runs)  # one run per runs folder
 
     from rlbook.data import describe, load_imdb
     from rlbook.projects.sentiment_run import (

@@ -34,6 +34,7 @@ def main() -> int:
 
     args = script.parser(__doc__, "vae", "vae-mnist").parse_args()
     device, runs = script.start(args, "vae", ROOT)
+    script.hold(runs)  # one run per runs folder
 
     import torch
 

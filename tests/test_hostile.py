@@ -909,3 +909,60 @@ def test_ship_checks_and_writes_the_checkout_it_is_given(tmp_path):
             root=root,
         )
     assert stop.value.code == 2
+
+
+# -- item 9: one run per runs folder ----------------------------------------------------
+
+
+def hold_in_another_process(folder: Path) -> subprocess.Popen:
+    """A process that holds ``folder``'s lock until its stdin closes."""
+    code = (
+        "import sys; from rlbook.runlock import hold_runs_folder; "
+        f"hold_runs_folder({str(folder)!r}); print('held', flush=True); sys.stdin.read()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_second_run_in_a_runs_folder_is_refused(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from rlbook.runlock import RunsFolderBusy, hold_runs_folder
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RLBOOK_DATA", str(tmp_path / "no-data"))  # never trains
+    first = hold_in_another_process(runs)
+    try:
+        with pytest.raises(RunsFolderBusy, match=f"process {first.pid}"):
+            hold_runs_folder(runs)
+        # the project scripts: refused before loading any data
+        path = ROOT / "scripts" / "train_vae.py"
+        spec = importlib.util.spec_from_file_location("train_vae", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        monkeypatch.setattr(
+            sys, "argv", ["train_vae.py", "--budget", "smoke", "--runs", str(runs)]
+        )
+        with pytest.raises(SystemExit) as stop:
+            module.main()
+        assert_error(
+            stop.value.code, "", capsys.readouterr().err, "another run", "--runs"
+        )
+        # the pixel script: refused before any run starts
+        pixels = pixel_script_module()
+        monkeypatch.setattr(pixels.subprocess, "Popen", None)  # would fail if called
+        monkeypatch.setattr(sys, "argv", ["train_dqn_pixels.py", "--runs", str(runs)])
+        with pytest.raises(SystemExit) as stop:
+            pixels.main()
+        assert_error(stop.value.code, "", capsys.readouterr().err, "another run")
+    finally:
+        first.stdin.close()
+        first.wait(timeout=30)
+    # once the first run has ended (however it ended), the folder is free
+    hold_runs_folder(runs)

@@ -101,6 +101,17 @@ def load(loader: Callable[[str], T]) -> tuple[T, T]:
         fail(str(error))
 
 
+def hold(runs: Path) -> None:
+    """Lock the runs folder for this process; a second run in it exits 2 with
+    one line naming the first (see :mod:`rlbook.runlock`)."""
+    from ..runlock import RunsFolderBusy, hold_runs_folder
+
+    try:
+        hold_runs_folder(runs)
+    except (RunsFolderBusy, OSError) as error:
+        fail(str(error))
+
+
 @contextmanager
 def resuming(checkpoint: Path) -> Iterator[None]:
     """A checkpoint that cannot be resumed (corrupt, another model's, or written
