@@ -331,23 +331,31 @@ def test_epoch_run_checkpoint_of_the_right_format_but_foreign_content(tmp_path):
         epoch_run(tmp_path, {})
 
 
-SMOKE = ("--budget", "smoke", "--threads", "1", "--runs")
-
-
 def test_project_script_with_a_corrupt_checkpoint_is_one_error_line(
-    tmp_path, shared_data
+    tmp_path, monkeypatch, capsys
 ):
+    import importlib.util
+    from types import SimpleNamespace
+
+    import torch
+
+    from rlbook.projects import script
+
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train_vae.py"), *SMOKE, str(runs)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "RLBOOK_DATA": str(shared_data)},
-        timeout=300,
-    )
-    assert_one_error_line(done, "cannot resume", "checkpoint.pt")
+    digits = SimpleNamespace(images=torch.zeros((20, 1, 28, 28), dtype=torch.uint8))
+    monkeypatch.setattr(script, "load", lambda loader: (digits, digits))
+    path = ROOT / "scripts" / "train_vae.py"
+    spec = importlib.util.spec_from_file_location("train_vae_corrupt", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["train_vae.py", "--budget", "smoke", "--threads", "1", "--runs", str(runs)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        module.main()
+    err = capsys.readouterr().err
+    assert_error(stop.value.code, "", err, "cannot resume", "checkpoint.pt")
 
 
 ONE = ("--variants", "baseline", "--seeds", "0", "--budget", "full", "--runs")
@@ -364,7 +372,9 @@ def pixel_script_module():
     return module
 
 
-def test_pixel_script_refuses_to_resume_another_budget_or_seed(tmp_path, capsys):
+def test_pixel_script_refuses_to_resume_another_budget_or_seed(
+    tmp_path, capsys, monkeypatch
+):
     from dataclasses import asdict
 
     import torch
@@ -393,18 +403,11 @@ def test_pixel_script_refuses_to_resume_another_budget_or_seed(tmp_path, capsys)
     (folder / "result.json").write_text(json.dumps({"provenance": {"budget": "smoke"}}))
     refused("full", "--budget smoke")
     # the command itself: one line, exit 2, before any run starts
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "train_dqn_pixels.py"),
-            *ONE,
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert_one_error_line(done, "--budget smoke")
+    monkeypatch.setattr(script.subprocess, "Popen", None)  # would fail if called
+    monkeypatch.setattr(sys, "argv", ["train_dqn_pixels.py", *ONE, str(tmp_path)])
+    with pytest.raises(SystemExit) as stop:
+        script.main()
+    assert_error(stop.value.code, "", capsys.readouterr().err, "--budget smoke")
 
 
 # -- item 6: messages that say what is wrong, and never advise an unsafe load -----
