@@ -121,7 +121,13 @@ def main() -> int:
         print(f"wrote {written}")
         return 0
 
-    folder.mkdir(parents=True, exist_ok=True)
+    from rlbook.runlock import RunsFolderBusy, hold_runs_folder
+
+    try:
+        hold_runs_folder(folder)  # one run per runs folder
+    except RunsFolderBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     commits: list[str] = []
     resumed_at: list[int] = []  # updates at which the run went on from a checkpoint
     if not checkpoint.exists() and committed.exists():

@@ -413,3 +413,15 @@ def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_rein
     assert json.loads(resumed["resumed_at"]) == [1]
     for k, v in straight.policy.state_dict().items():
         assert torch.equal(v, resumed["policy"][k]), k
+
+
+def test_a_second_run_in_the_same_runs_folder_is_refused(tmp_path):
+    from rlbook.runlock import hold_runs_folder
+
+    hold_runs_folder(tmp_path / "runs" / "reinforce")  # this process is the first run
+    second = train_script(
+        "reinforce", "--runs", str(tmp_path / "runs"), "--budget", "smoke"
+    )
+    assert second.returncode == 2
+    assert second.stderr.startswith("error: another run") and "--runs" in second.stderr
+    assert not (tmp_path / "runs" / "reinforce" / "checkpoint.pt").exists()

@@ -150,10 +150,16 @@ def load_checkpoint(
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for bad files
+        from .safeload import load_failure
+
+        # Never torch's own advice: it suggests the unsafe weights_only=False.
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupt or unsafe to load ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no detail'}); "
-            "delete it and train again, or restore it from the repository"
+            "checkpoint "
+            + load_failure(
+                path,
+                error,
+                "Delete it and train again, or restore it from the repository.",
+            )
         ) from error
     if not isinstance(state, dict):
         raise CheckpointError(
