@@ -167,31 +167,10 @@ def save_agent(
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
     """The manifest of ``folder``, checked for the types :func:`load_agent` relies on."""
+    from .safeload import read_manifest
+
     manifest_path = folder / MANIFEST
-    if not manifest_path.exists():
-        raise ArtifactError(
-            f"{str(folder)!r} has no {MANIFEST}; it is not an agent folder"
-        )
-    if not manifest_path.is_file():
-        raise ArtifactError(
-            f"{str(manifest_path)!r} is not a file; an agent folder holds its manifest "
-            f"as a JSON file named {MANIFEST}"
-        )
-    try:
-        manifest = json.loads(manifest_path.read_bytes())
-    except OSError as error:
-        raise ArtifactError(f"cannot read {str(manifest_path)!r}: {error}") from error
-    except json.JSONDecodeError as error:
-        raise ArtifactError(
-            f"{str(manifest_path)!r} is not valid JSON: {error}"
-        ) from error
-    except UnicodeDecodeError as error:
-        raise ArtifactError(
-            f"{str(manifest_path)!r} is not UTF-8 text ({error.reason} at byte "
-            f"{error.start}); restore it from the repository"
-        ) from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{str(manifest_path)!r} is not an {FORMAT} manifest")
+    manifest = read_manifest(folder, MANIFEST, FORMAT, "an agent folder", ArtifactError)
     missing = [key for key in ("kind", "env_id", "spec") if key not in manifest]
     if missing:
         raise ArtifactError(f"{str(manifest_path)!r} lacks {', '.join(missing)}")

@@ -146,3 +146,33 @@ def non_finite(tensors: Any, prefix: str = "") -> str | None:
         ):
             return name
     return None
+
+
+def read_manifest(
+    folder: Path, name: str, fmt: str, what: str, error: type[Exception]
+) -> dict[str, Any]:
+    """The JSON manifest ``folder/name`` of format ``fmt``, or ``error`` saying
+    in one line what is wrong with it (missing, a folder, unreadable, not
+    UTF-8, not JSON, another format). ``what`` names the folder's kind."""
+    path = folder / name
+    if not path.exists():
+        raise error(f"{str(folder)!r} has no {name}; it is not {what}")
+    if not path.is_file():
+        raise error(
+            f"{str(path)!r} is not a file; {what} holds its manifest "
+            f"as a JSON file named {name}"
+        )
+    try:
+        manifest = json.loads(path.read_bytes())
+    except OSError as failure:
+        raise error(f"cannot read {str(path)!r}: {failure}") from failure
+    except UnicodeDecodeError as failure:
+        raise error(
+            f"{str(path)!r} is not UTF-8 text ({failure.reason} at byte "
+            f"{failure.start}); restore it from the repository"
+        ) from failure
+    except json.JSONDecodeError as failure:
+        raise error(f"{str(path)!r} is not valid JSON: {failure}") from failure
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise error(f"{str(path)!r} is not a {fmt} manifest")
+    return manifest

@@ -44,6 +44,7 @@ from ..safeload import (
     file_sha256,
     load_failure,
     non_finite,
+    read_manifest,
     record_sha256,
     write_files,
 )
@@ -325,32 +326,9 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
             "artifacts/ (for example artifacts/sentiment-lstm)"
         )
     manifest_path = folder / MANIFEST
-    if not manifest_path.exists():
-        raise ModelArtifactError(
-            f"{str(folder)!r} has no {MANIFEST}; it is not a model folder"
-        )
-    if not manifest_path.is_file():
-        raise ModelArtifactError(
-            f"{str(manifest_path)!r} is not a file; a model folder holds its manifest "
-            f"as a JSON file named {MANIFEST}"
-        )
-    try:
-        manifest = json.loads(manifest_path.read_bytes())
-    except OSError as error:
-        raise ModelArtifactError(
-            f"cannot read {str(manifest_path)!r}: {error}"
-        ) from error
-    except UnicodeDecodeError as error:
-        raise ModelArtifactError(
-            f"{str(manifest_path)!r} is not UTF-8 text ({error.reason} at byte "
-            f"{error.start}); restore it from the repository"
-        ) from error
-    except json.JSONDecodeError as error:
-        raise ModelArtifactError(
-            f"{str(manifest_path)!r} is not valid JSON: {error}"
-        ) from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelArtifactError(f"{str(manifest_path)!r} is not a {FORMAT} manifest")
+    manifest = read_manifest(
+        folder, MANIFEST, FORMAT, "a model folder", ModelArtifactError
+    )
     missing = [key for key in ("kind", "spec") if key not in manifest]
     if missing:
         raise ModelArtifactError(f"{str(manifest_path)!r} lacks {', '.join(missing)}")
