@@ -16,6 +16,11 @@ from rlbook.agents import save_agent
 from rlbook.checkpoint import make_provenance
 from rlbook.tabular import Discretizer
 
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"
+)
+"""Marks a test (or a ``pytest.param``) that needs a CUDA GPU; defined once here."""
+
 CARTPOLE_DISCRETIZER = Discretizer.uniform(
     [-2.4, -3.0, -0.21, -3.5], [2.4, 3.0, 0.21, 3.5], 8
 )

@@ -13,7 +13,7 @@ from rlbook.evaluate import (
     train_seed,
 )
 
-from .conftest import CARTPOLE_DISCRETIZER, hand_made_cartpole_table
+from .conftest import CARTPOLE_DISCRETIZER, hand_made_cartpole_table, needs_cuda
 
 
 def test_round_trip(tabular_agent_dir):
@@ -108,11 +108,6 @@ def test_train_seeds_never_reach_validation_or_test_seeds():
         train_seed(0, 1_000_000)
 
 
-needs_cuda = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"
-)
-
-
 class OffCpuTensor(torch.Tensor):
     """Stands in for a GPU tensor on machines without one: ``.numpy()`` refuses it."""
 
@@ -120,7 +115,9 @@ class OffCpuTensor(torch.Tensor):
         return self.as_subclass(torch.Tensor)
 
     def numpy(self, *args, **kwargs):
-        raise TypeError("can't convert a tensor off the CPU to numpy; call .cpu() first")
+        raise TypeError(
+            "can't convert a tensor off the CPU to numpy; call .cpu() first"
+        )
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,8 @@ import torch
 
 from rlbook.device import DeviceError, device_banner, select_device
 
-needs_cuda = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"
-)
+from .conftest import needs_cuda
+
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 

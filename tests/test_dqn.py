@@ -11,6 +11,8 @@ from rlbook.dqn import LectureMemory, QNetwork, QNetworkPolicy, lecture_batches,
 from rlbook.evaluate import evaluate_artifact
 from rlbook.replay import Batch, ReplayBuffer
 
+from .conftest import needs_cuda
+
 
 class Fixed(nn.Module):
     """A 'network' that returns fixed action values for every state."""
@@ -190,11 +192,6 @@ def test_q_network_weights_of_another_architecture_are_a_clear_error(q_network_a
         load_agent(folder)
 
 
-needs_cuda = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"
-)
-
-
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 def test_policy_acts_on_the_networks_device_and_returns_cpu_numpy(device):
     torch.manual_seed(0)
@@ -216,7 +213,9 @@ class OffCpuTensor(torch.Tensor):
         return self.as_subclass(torch.Tensor)
 
     def numpy(self, *args, **kwargs):
-        raise TypeError("can't convert a tensor off the CPU to numpy; call .cpu() first")
+        raise TypeError(
+            "can't convert a tensor off the CPU to numpy; call .cpu() first"
+        )
 
 
 class DeviceSpy(nn.Module):

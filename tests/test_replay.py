@@ -4,9 +4,8 @@ import torch
 
 from rlbook.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer, SumTree
 
-needs_cuda = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"
-)
+from .conftest import needs_cuda
+
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 

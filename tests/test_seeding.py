@@ -13,9 +13,8 @@ from rlbook.seeding import (
     torch_stream,
 )
 
-needs_cuda = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"
-)
+from .conftest import needs_cuda
+
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 # One draw from each global generator that seed_everything seeds.

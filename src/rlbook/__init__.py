@@ -9,16 +9,25 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.paths``          repository root, ``artifacts/``, data folder
 ``rlbook.envs``           environment factory with clear errors
 ``rlbook.plotting``       the book's plot theme, smoothing, embedded animations
-``rlbook.checkpoint``     atomic, safe checkpoints with provenance
+``rlbook.report``         the budget-and-device note, glue, progress bars
+``rlbook.stats``          confidence intervals over seeds
+``rlbook.checkpoint``     atomic, safe checkpoints; provenance and machine fingerprint
+``rlbook.safeload``       why a file would not load safely; manifests and their hashes
+``rlbook.runlock``        one run per runs folder
+``rlbook.agents``         shipped agent folders
+``rlbook.evaluate``       seeded greedy evaluation, in chunks
 ``rlbook.tabular``        discretizing continuous states for Q-tables
+``rlbook.cartpole``       many CartPole-v1 episodes stepped at once in NumPy
 ``rlbook.replay``         replay buffers: uniform ring buffer, prioritized sum tree
 ``rlbook.dqn``            Q-networks, the TD loss, the lecture's replay memory
-``rlbook.agents``         shipped agent folders
-``rlbook.evaluate``       seeded greedy evaluation
-``rlbook.report``         the budget-and-device note, glue, progress bars
+``rlbook.cartpole_dqn``   the state DQN chapter's loop and its batched seed sweep
+``rlbook.frames``         a replay memory of uint8 frames, each stored once
+``rlbook.pixels``         CartPole from pixels: preprocessing and a batched renderer
+``rlbook.pixel_dqn``      DQN from CartPole's pixels: networks, loop, resumable runs
+``rlbook.pong``           Pong from pixels: preprocessing, returns, policies, rollouts
+``rlbook.pong_train``     the Pong chapter's REINFORCE and PPO runs, and playing games
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
 ``rlbook.projects``       the PyTorch projects: models, training steps, deployment
-``rlbook.pong``           Pong from pixels: preprocessing, returns, policies, rollouts
 ========================  =====================================================
 """
 
@@ -31,19 +40,28 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "agents",
     "budget",
+    "cartpole",
+    "cartpole_dqn",
     "checkpoint",
     "data",
     "device",
+    "dqn",
     "envs",
     "evaluate",
-    "dqn",
+    "frames",
     "paths",
+    "pixel_dqn",
+    "pixels",
     "plotting",
     "pong",
+    "pong_train",
     "projects",
     "replay",
     "report",
+    "runlock",
+    "safeload",
     "seeding",
+    "stats",
     "tabular",
 }
 
