@@ -30,7 +30,7 @@
 //       -isystem $T/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1
 //       -L$T/lib -Wl,-rpath,$T/lib -ltorch -ltorch_cpu -lc10   (one line)
 //
-// Introduced in the chapter *Deployment without Python*.
+// Built and timed by the projects' benchmarks (benchmarks/*_modes.py).
 
 #include <sys/resource.h>
 

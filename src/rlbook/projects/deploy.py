@@ -34,7 +34,8 @@ unless told otherwise, nothing about threads: :func:`export_aoti` compiles
 kernels that use as many OpenMP threads as the caller pins at run time (with
 ``threads=None``), so Python and C++ can be compared at any thread count.
 
-Introduced in the chapter *Deployment without Python*.
+Used by the four projects' benchmarks (``benchmarks/*_modes.py``), whose
+tables the projects' chapters show.
 """
 
 from __future__ import annotations
