@@ -16,7 +16,7 @@ manifest, curves, provenance); it refuses a tree with uncommitted changes
 outside ``artifacts/``. ``--snapshot`` writes, for a run still going,
 ``in-progress.json`` into that folder (its curves so far and their
 provenance, no agent: the chapter shows it as a run in progress) and
-``checkpoint.pt.gz``, the whole resumable checkpoint, compressed, so that a
+``checkpoint.pt.xz``, the whole resumable checkpoint, compressed, so that a
 run longer than a working session survives on ``main``: started where the
 runs folder has no checkpoint, a run goes on from the committed one. The
 export of the finished run removes both.
@@ -28,7 +28,6 @@ A resumed run keeps the budget and seed it started with: ``--budget`` or
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
@@ -36,8 +35,36 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMITTED_CHECKPOINT = "checkpoint.pt.gz"
-"""Beside the snapshot: the resumable checkpoint of a run that is not finished."""
+COMMITTED_CHECKPOINT = "checkpoint.pt.xz"
+"""Beside the snapshot: the resumable checkpoint of a run that is not finished,
+packed by :func:`pack` (it must keep the tracked tree under 40 MB)."""
+
+
+def pack(data: bytes) -> bytes:
+    """Compress a checkpoint losslessly: its bytes in four planes, then xz.
+
+    A checkpoint is mostly float32 arrays, aligned in the file; putting every
+    fourth byte together lets xz find the exponents' regularity (a 15.5 MB
+    REINFORCE checkpoint: 11.7 MB, against 14.0 MB with gzip alone).
+    """
+    import lzma
+
+    import numpy as np
+
+    pad = (-len(data)) % 4
+    planes = np.frombuffer(data + bytes(pad), np.uint8).reshape(-1, 4).T.tobytes()
+    return bytes([pad]) + lzma.compress(planes, preset=6)
+
+
+def unpack(packed: bytes) -> bytes:
+    """The checkpoint :func:`pack` compressed, byte for byte."""
+    import lzma
+
+    import numpy as np
+
+    pad, planes = packed[0], lzma.decompress(packed[1:])
+    data = np.frombuffer(planes, np.uint8).reshape(4, -1).T.tobytes()
+    return data[: len(data) - pad]
 
 
 def main() -> int:
@@ -108,12 +135,8 @@ def main() -> int:
                 committed.unlink(missing_ok=True)
             else:
                 written = snapshot_pong(state, shipped, command=command)
-                atomic_write(
-                    committed,
-                    lambda h: h.write(
-                        gzip.compress(checkpoint.read_bytes(), 6, mtime=0)
-                    ),
-                )
+                packed = pack(checkpoint.read_bytes())
+                atomic_write(committed, lambda h: h.write(packed))
                 print(f"wrote {committed} ({committed.stat().st_size / 1e6:.1f} MB)")
         except (ValueError, CheckpointError) as error:
             print(f"error: {error}", file=sys.stderr)
@@ -132,7 +155,7 @@ def main() -> int:
     resumed_at: list[int] = []  # updates at which the run went on from a checkpoint
     if not checkpoint.exists() and committed.exists():
         # A new machine: go on from the checkpoint committed on main.
-        data = gzip.decompress(committed.read_bytes())
+        data = unpack(committed.read_bytes())
         atomic_write(checkpoint, lambda h: h.write(data))
         print(f"no checkpoint in {folder}: starting from {committed}", flush=True)
     budget = args.budget or "full"

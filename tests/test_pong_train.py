@@ -371,12 +371,18 @@ def train_script(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_reinforce):
-    """The run longer than a session: main carries checkpoint.pt.gz, and a runs
+    """The run longer than a session: main carries checkpoint.pt.xz, and a runs
     folder without a checkpoint starts from it and ends where a run that never
     stopped ends; a resume under another budget or seed is refused."""
-    import gzip
+    import importlib.util
 
     from rlbook.checkpoint import save_checkpoint
+
+    spec = importlib.util.spec_from_file_location(
+        "train_pong", ROOT / "scripts" / "train_pong.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
 
     straight = Reinforce(TINY_PG, seed=3)
     straight.train()
@@ -391,9 +397,10 @@ def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_rein
     save_checkpoint(tmp_path / "old" / "checkpoint.pt", state)
     shipped = tmp_path / "artifacts"
     shipped.mkdir()
-    (shipped / "checkpoint.pt.gz").write_bytes(
-        gzip.compress((tmp_path / "old" / "checkpoint.pt").read_bytes())
-    )
+    data = (tmp_path / "old" / "checkpoint.pt").read_bytes()
+    for odd in (b"", b"x", b"xy", b"xyz", data):  # every padding, and a checkpoint
+        assert script.unpack(script.pack(odd)) == odd
+    (shipped / script.COMMITTED_CHECKPOINT).write_bytes(script.pack(data))
     runs = tmp_path / "runs"
     said = []
     for option in (["--seed", "7"], ["--budget", "full"]):
