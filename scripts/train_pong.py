@@ -105,11 +105,11 @@ def main() -> int:
     committed = shipped / COMMITTED_CHECKPOINT
 
     if args.agent == "reinforce":
-        from rlbook.pong_train import Reinforce as Run
-        from rlbook.pong_train import reinforce_config as make_config
+        from rlbook.chapters.pong import Reinforce as Run
+        from rlbook.chapters.pong import reinforce_config as make_config
     else:
-        from rlbook.pong_train import PPO as Run  # type: ignore[assignment]
-        from rlbook.pong_train import ppo_config as make_config  # type: ignore[assignment]
+        from rlbook.chapters.pong import PPO as Run  # type: ignore[assignment]
+        from rlbook.chapters.pong import ppo_config as make_config  # type: ignore[assignment]
 
     if args.export or args.snapshot:
         from rlbook.checkpoint import require_clean_tree

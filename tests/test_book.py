@@ -130,6 +130,34 @@ def test_colab_notebook_twins_match_their_chapters():
         )
 
 
+def _sync_notebooks():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "sync_notebooks", ROOT / "scripts" / "sync_notebooks.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_chapter_modules_match_their_pages():
+    sync = _sync_notebooks()
+    pages = {path.stem: sync.exported_module(path) for path in notebook_chapters()}
+    generated = {p.stem for p in sync.MODULES.glob("*.py") if p.stem != "__init__"}
+    exporting = {name for name, text in pages.items() if text is not None}
+    assert generated == exporting, (
+        f"generated modules {sorted(generated)} but pages with export cells "
+        f"{sorted(exporting)}: run scripts/sync_notebooks.py"
+    )
+    for name in exporting:
+        module = sync.MODULES / f"{name}.py"
+        assert module.read_text() == pages[name], (
+            f"{module.relative_to(ROOT)} is stale against chapters/{name}.md: "
+            "run scripts/sync_notebooks.py"
+        )
+
+
 def test_every_citation_is_in_references_bib():
     keys = set(re.findall(r"@\w+\{([^,]+),", (ROOT / "references.bib").read_text()))
     for name in toc_files():

@@ -12,6 +12,16 @@ import pytest
 import torch
 
 from rlbook.agents import ArtifactError, load_agent
+from rlbook.chapters.pong import (
+    PPO,
+    PongActorCritic,
+    PPOConfig,
+    Reinforce,
+    ReinforceConfig,
+    gae,
+    ppo_config,
+    reinforce_config,
+)
 from rlbook.pong import (
     INPUTS,
     TorchPolicy,
@@ -22,20 +32,12 @@ from rlbook.pong import (
     rmsprop_update,
 )
 from rlbook.pong_train import (
-    PPO,
     DifferenceAgent,
-    PongActorCritic,
-    PPOConfig,
-    Reinforce,
-    ReinforceConfig,
     StackAgent,
     export_pong,
     first_reaching,
-    gae,
     play_games,
     policy_probs_sparse,
-    ppo_config,
-    reinforce_config,
     running_mean,
     snapshot_pong,
     sparse_hidden,

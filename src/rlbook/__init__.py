@@ -25,9 +25,10 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.pixels``         CartPole from pixels: preprocessing and a batched renderer
 ``rlbook.pixel_dqn``      DQN from CartPole's pixels: networks, loop, resumable runs
 ``rlbook.pong``           Pong from pixels: preprocessing, returns, policies, rollouts
-``rlbook.pong_train``     the Pong chapter's REINFORCE and PPO runs, and playing games
+``rlbook.pong_train``     playing whole Pong games; a run's record; shipping a run
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
 ``rlbook.projects``       the PyTorch projects: models, training steps, deployment
+``rlbook.chapters``       generated: each page's cells tagged ``export`` (not hand-written)
 ========================  =====================================================
 """
 
@@ -42,6 +43,7 @@ _SUBMODULES = {
     "budget",
     "cartpole",
     "cartpole_dqn",
+    "chapters",
     "checkpoint",
     "data",
     "device",

@@ -1,29 +1,25 @@
-"""Training the chapter's two Pong agents, and playing whole games with either.
+"""What the Pong chapter's two runs stand on, and playing whole games with either.
 
-* :class:`Reinforce`: ``pg-pong.py``'s algorithm, unchanged (the 6400-200
-  network, a batch of 10 games per update, returns reset at each point and
-  standardised per game, RMSProp with lr 1e-4 and decay 0.99), made fast: the
-  10 games of a batch are played side by side in ALE's vector environment,
-  the policy evaluated for all of them in one batch per step, and the
-  forward pass of a rollout step touches only the nonzero pixels of the
-  difference frames (:func:`sparse_hidden`).
-* :class:`PPO`: the improved agent, a small convolutional actor-critic on
-  Karpathy's preprocessed frames (four stacked), trained with PPO's clipped
-  objective, generalised advantage estimation and an entropy bonus.
+The algorithms themselves, REINFORCE as ``pg-pong.py`` and PPO, are written on
+the chapter's page (``chapters/pong.md``) and generated into
+:mod:`rlbook.chapters.pong` for the full-run script and the tests. This
+module holds the engineering around them:
 
-Both keep their whole state in one checkpoint between updates
-(:meth:`Reinforce.state_dict`, :meth:`PPO.state_dict`). A REINFORCE update
-starts 10 new games, so resuming from a checkpoint gives exactly the run
-that never stopped. PPO's games run on across updates; its checkpoint cannot
-hold the emulators' states, so a resumed PPO run restarts the games in
-progress (every lane starts a new game, frame stacks empty): the one
-approximation, tested, and the same weights otherwise.
+* :func:`sparse_hidden`: the forward pass of a difference frame through
+  ``W1`` by its nonzero pixels only (a few dozen of 6,400);
+* :class:`DifferenceAgent`, :class:`StackAgent`: the per-lane preprocessing
+  state of each agent, and :func:`play_games`, whole games in a bounded number
+  of emulators (validation, the final test, ``python -m rlbook evaluate``);
+* :class:`PongRun`: a run's record (counters, curves, validation, the
+  update loop's timing and checkpoints, the checkpoint's common part);
+* the shipping of a finished run (:func:`export_pong`) and the snapshot of an
+  unfinished one (:func:`snapshot_pong`), for ``scripts/train_pong.py``.
 
-:func:`play_games` plays whole games with either agent in a bounded number
-of emulators; it is what validation, the final test and
-``python -m rlbook evaluate`` use.
-
-Introduced in the chapter *Policy gradients on Pong from pixels*.
+A REINFORCE update starts 10 new games, so resuming from a checkpoint gives
+exactly the run that never stopped. PPO's games run on across updates; its
+checkpoint cannot hold the emulators' states, so a resumed PPO run restarts
+the games in progress (every lane starts a new game, frame stacks empty): the
+one approximation, tested, and the same weights otherwise.
 """
 
 from __future__ import annotations
@@ -33,7 +29,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,17 +43,12 @@ from .pong import (
     ACTIONS_3,
     INPUTS,
     PONG_SETTINGS,
-    SIZE,
-    PongVector,
     TorchPolicy,
-    discount_rewards,
     make_pong_vector,
-    policy_gradient_loss,
     prepro_batch,
     sample_actions,
-    standardise,
 )
-from .seeding import numpy_stream, stream_seed
+from .seeding import numpy_stream
 
 RUNNING_GAMES = 20
 """The running score of a training run is the mean final score of its last
@@ -102,11 +93,11 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _rng_state(rng: np.random.Generator) -> str:
+def rng_state(rng: np.random.Generator) -> str:
     return json.dumps(rng.bit_generator.state)
 
 
-def _set_rng_state(rng: np.random.Generator, state: str) -> None:
+def set_rng_state(rng: np.random.Generator, state: str) -> None:
     rng.bit_generator.state = json.loads(state)
 
 
@@ -215,7 +206,7 @@ class DifferenceAgent:
 class StackAgent:
     """Plays with an actor-critic on the last ``frames`` preprocessed frames (PPO)."""
 
-    def __init__(self, net: PongActorCritic) -> None:
+    def __init__(self, net: nn.Module) -> None:
         self.net = net.float().eval()
         self.action_set = action_set(net.actions)
         self.stack: np.ndarray | None = None
@@ -306,46 +297,10 @@ def _play_games(
     return np.array(ordered)
 
 
-# ---------------------------------------------------------------- REINFORCE
+# ---------------------------------------------------------------- a run's record
 
 
-@dataclass(frozen=True)
-class ReinforceConfig:
-    """``pg-pong.py``'s hyperparameters (three actions, as the TensorLayer port)."""
-
-    games_per_update: int = 10
-    """``batch_size``: games per parameter update, played side by side"""
-    learning_rate: float = 1e-4
-    decay: float = 0.99
-    gamma: float = 0.99
-    hidden: int = 200
-    actions: int = 3
-    updates: int = 2000
-    """length of the run, in updates (games = ``updates * games_per_update``)"""
-    validate_every: int = 50
-    """updates between validations (10 games each); the best validation ships
-    beside the final weights"""
-    validation_games: int = 10
-    chunk: int = 8192
-    """steps per forward-backward chunk of an update (memory, not results)"""
-    settings: dict[str, Any] = field(default_factory=lambda: dict(PONG_SETTINGS))
-
-
-REINFORCE_BUDGETS = {
-    "smoke": {"updates": 2, "validate_every": 1, "validation_games": 2},
-    "ci": {"updates": 12, "validate_every": 6, "validation_games": 4},
-    "full": {},
-}
-
-
-def reinforce_config(budget: str) -> ReinforceConfig:
-    """The configuration of a budget: only the run's length changes."""
-    from .budget import validate_budget
-
-    return ReinforceConfig(**REINFORCE_BUDGETS[validate_budget(budget)])
-
-
-class _PongRun:
+class PongRun:
     """What both runs share: counters, curves, validation, the update loop and
     the checkpoint's common part. A subclass sets :attr:`KIND` and
     :attr:`NET_KEY` and provides ``_network`` and ``_agent``."""
@@ -453,7 +408,7 @@ class _PongRun:
             "seed": self.seed,
             self.NET_KEY: self._network().state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "rng": _rng_state(self.rng),
+            "rng": rng_state(self.rng),
             "update": self.update,
             "env_steps": self.env_steps,
             "wall_seconds": self.wall_seconds,
@@ -467,7 +422,7 @@ class _PongRun:
     def _load_record(self, state: Mapping[str, Any]) -> None:
         self._network().load_state_dict(state[self.NET_KEY])
         self.optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(self.rng, state["rng"])
+        set_rng_state(self.rng, state["rng"])
         self.update = state["update"]
         self.env_steps = state["env_steps"]
         self.wall_seconds = state["wall_seconds"]
@@ -478,441 +433,9 @@ class _PongRun:
         self.best = state["best"]
 
 
-def _check_kind(state: Mapping[str, Any], kind: str) -> None:
+def check_kind(state: Mapping[str, Any], kind: str) -> None:
     if state.get("kind") != kind:
         raise ValueError(f"not a {kind} checkpoint: kind {state.get('kind')!r}")
-
-
-class Reinforce(_PongRun):
-    """A REINFORCE run: ``pg-pong.py``'s algorithm on 10 games at a time.
-
-    Each update plays ``games_per_update`` new games side by side to their end
-    (a lane whose game is over steps on, its steps discarded, so every game of
-    a batch is played by the same weights, as in ``pg-pong.py``), computes
-    each game's returns (reset at each point) and standardises them per
-    game, and takes one RMSProp step on the summed return-weighted
-    cross-entropy.
-    """
-
-    KIND = "pong-reinforce"
-    NET_KEY = "policy"
-
-    def __init__(self, config: ReinforceConfig, seed: int = 0) -> None:
-        self._start_record(config, seed)
-        self.policy = TorchPolicy(INPUTS, config.hidden, config.actions)
-        with torch.no_grad():  # pg-pong's "Xavier" initialisation
-            rng = numpy_stream(seed, "init")
-            for layer in (self.policy.hidden, self.policy.out):
-                w = rng.standard_normal(tuple(layer.weight.shape)) / np.sqrt(
-                    layer.weight.shape[1]
-                )
-                layer.weight.copy_(torch.from_numpy(w))
-        self.optimizer = torch.optim.RMSprop(
-            self.policy.parameters(),
-            lr=config.learning_rate,
-            alpha=config.decay,
-            eps=1e-5,
-        )
-        self.rng = numpy_stream(seed, "actions")
-        self.lengths: list[int] = []
-        """steps of each game, in the order of :attr:`scores`"""
-
-    def _network(self) -> TorchPolicy:
-        return self.policy
-
-    def _agent(self) -> DifferenceAgent:
-        return DifferenceAgent(self.policy)
-
-    # one update
-    def play_batch(self, vec: PongVector) -> tuple[np.ndarray, ...]:
-        """Play one game in each lane; the steps of every game, lane by lane."""
-        n = vec.num_envs
-        agent = DifferenceAgent(self.policy)
-        frames = vec.reset()
-        agent.start(frames)
-        alive = np.ones(n, bool)
-        xs, actions, rewards, lanes = [], [], [], []
-        ale = np.asarray(agent.action_set)
-        while alive.any():
-            x = agent.difference()
-            a = sample_actions(agent.probs(x), self.rng)
-            frames, reward, terminated, truncated = vec.step(ale[a])
-            agent.step_frames(frames)
-            xs.append(x[alive])
-            actions.append(a[alive])
-            rewards.append(reward[alive])
-            lanes.append(np.flatnonzero(alive))
-            alive &= ~(terminated | truncated)
-        lane = np.concatenate(lanes)
-        order = np.argsort(lane, kind="stable")  # each lane's steps, in time order
-        return (
-            np.concatenate(xs)[order],
-            np.concatenate(actions)[order],
-            np.concatenate(rewards)[order],
-            lane[order],
-        )
-
-    def advantages(self, rewards: np.ndarray, lane: np.ndarray) -> np.ndarray:
-        """Each game's discounted returns, reset at each point, standardised per game."""
-        out = np.zeros(rewards.shape, np.float32)
-        for g in np.unique(lane):
-            sel = lane == g
-            out[sel] = standardise(discount_rewards(rewards[sel], self.config.gamma))
-        return out
-
-    def learn(self, x: np.ndarray, actions: np.ndarray, adv: np.ndarray) -> None:
-        """One RMSProp step on the loss summed over every step of the batch."""
-        self.policy.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        for start in range(0, len(x), self.config.chunk):
-            end = start + self.config.chunk
-            # x @ W1.T by the nonzero pixels only; autograd gives W1 its gradient
-            hidden = sparse_hidden(self.policy.hidden.weight.t(), x[start:end])
-            loss = policy_gradient_loss(
-                self.policy.out(torch.relu(hidden)).squeeze(1)
-                if self.config.actions == 2
-                else self.policy.out(torch.relu(hidden)),
-                torch.from_numpy(actions[start:end]),
-                torch.from_numpy(adv[start:end]),
-            )
-            loss.backward()
-        self.optimizer.step()
-
-    def train(
-        self,
-        until: int | None = None,
-        *,
-        checkpoint: Callable[[Reinforce], None] | None = None,
-        checkpoint_seconds: float = 300.0,
-        progress: Callable[[Reinforce], None] | None = None,
-    ) -> None:
-        """Update until ``until`` updates are done (the config's ``updates``).
-
-        ``checkpoint(self)`` is called every ``checkpoint_seconds`` and at the
-        end, always between updates; ``progress(self)`` after every update.
-        """
-        until = self.config.updates if until is None else until
-        vec = make_pong_vector(
-            self.config.games_per_update, self.config.settings, seed=self.seed
-        )
-
-        def one_update() -> dict[str, float]:
-            with torch_threads(1):
-                x, actions, rewards, lane = self.play_batch(vec)
-            self.learn(x, actions, self.advantages(rewards, lane))
-            for g in range(vec.num_envs):
-                sel = lane == g
-                self.scores.append(float(rewards[sel].sum()))
-                self.lengths.append(int(sel.sum()))
-            self.env_steps += len(x)
-            return {}
-
-        try:
-            self._loop(until, one_update, checkpoint, checkpoint_seconds, progress)
-        finally:
-            vec.close()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "lengths": self.lengths}
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> Reinforce:
-        _check_kind(state, cls.KIND)
-        run = cls(ReinforceConfig(**json.loads(state["config"])), state["seed"])
-        run._load_record(state)
-        run.lengths = list(state["lengths"])
-        return run
-
-
-# ---------------------------------------------------------------- PPO
-
-
-class PongActorCritic(nn.Module):
-    """A small convolutional actor-critic on ``frames`` stacked 80x80 Karpathy frames.
-
-    ``(B, frames, 80, 80)`` uint8 in {0, 1} -> 16 filters 8x8 stride 4 (19x19)
-    -> 32 filters 4x4 stride 2 (8x8) -> 256 units -> action logits and a
-    state value. 2.6 million multiply-adds per frame, a third of the Nature
-    DQN network's on 84x84 frames: Karpathy's frames are already small and
-    black and white.
-    """
-
-    def __init__(self, frames: int = 4, actions: int = 3, hidden: int = 256) -> None:
-        super().__init__()
-        self.frames = frames
-        self.actions = actions
-        self.body = nn.Sequential(
-            nn.Conv2d(frames, 16, 8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(16, 32, 4, stride=2),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(32 * 8 * 8, hidden),
-            nn.ReLU(),
-        )
-        self.policy = nn.Linear(hidden, actions)
-        self.value = nn.Linear(hidden, 1)
-        for module in self.body:
-            if isinstance(module, nn.Conv2d | nn.Linear):
-                nn.init.orthogonal_(module.weight, np.sqrt(2))
-                nn.init.zeros_(module.bias)
-        nn.init.orthogonal_(self.policy.weight, 0.01)  # near-uniform first policy
-        nn.init.zeros_(self.policy.bias)
-        nn.init.orthogonal_(self.value.weight, 1.0)
-        nn.init.zeros_(self.value.bias)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, frames, 80, 80)`` -> logits ``(B, actions)``, values ``(B,)``."""
-        if x.ndim != 4 or x.shape[1:] != (self.frames, SIZE, SIZE):
-            raise ValueError(
-                f"x must have shape (B, {self.frames}, {SIZE}, {SIZE}), got {tuple(x.shape)}"
-            )
-        h = self.body(x.float())
-        return self.policy(h), self.value(h).squeeze(1)
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """PPO's usual Atari settings (as CleanRL's ``ppo_atari``), 16 games at a time."""
-
-    envs: int = 16
-    steps: int = 128
-    """steps per lane per update: an update learns from ``envs * steps`` steps"""
-    epochs: int = 4
-    minibatches: int = 4
-    learning_rate: float = 2.5e-4
-    """annealed linearly to 0 over the run"""
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.1
-    entropy: float = 0.01
-    value_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    frames: int = 4
-    actions: int = 3
-    total_steps: int = 2_500_000
-    """environment steps of the run: 10 million frames at a frame skip of 4"""
-    validate_every: int = 100
-    validation_games: int = 10
-    settings: dict[str, Any] = field(default_factory=lambda: dict(PONG_SETTINGS))
-
-    @property
-    def batch(self) -> int:
-        return self.envs * self.steps
-
-    @property
-    def updates(self) -> int:
-        return max(1, self.total_steps // self.batch)
-
-
-PPO_BUDGETS = {
-    "smoke": {"total_steps": 2 * 2048, "validate_every": 2, "validation_games": 2},
-    "ci": {"total_steps": 30 * 2048, "validate_every": 30, "validation_games": 4},
-    "full": {},
-}
-
-
-def ppo_config(budget: str) -> PPOConfig:
-    """The configuration of a budget: only the run's length changes."""
-    from .budget import validate_budget
-
-    return PPOConfig(**PPO_BUDGETS[validate_budget(budget)])
-
-
-def gae(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    starts: np.ndarray,
-    next_value: np.ndarray,
-    next_start: np.ndarray,
-    gamma: float,
-    lam: float,
-) -> np.ndarray:
-    """Generalised advantage estimates, ``(T, N)``, time first.
-
-    ``starts[t]`` says step ``t`` is a new game's first (so nothing flows back
-    into step ``t - 1`` from it); ``next_value``/``next_start`` are those of
-    the step after the rollout.
-    """
-    steps = rewards.shape[0]
-    advantages = np.zeros_like(values)
-    running = np.zeros_like(next_value)
-    for t in reversed(range(steps)):
-        if t == steps - 1:
-            following, go_on = next_value, 1.0 - next_start
-        else:
-            following, go_on = values[t + 1], 1.0 - starts[t + 1]
-        delta = rewards[t] + gamma * following * go_on - values[t]
-        running = delta + gamma * lam * go_on * running
-        advantages[t] = running
-    return advantages
-
-
-class PPO(_PongRun):
-    """A PPO run on Pong: ``envs`` games side by side, the clipped objective."""
-
-    KIND = "pong-ppo"
-    NET_KEY = "net"
-
-    def __init__(self, config: PPOConfig, seed: int = 0) -> None:
-        self._start_record(config, seed)
-        with torch.random.fork_rng(devices=[]):  # leave torch's global stream be
-            torch.manual_seed(stream_seed(seed, "init"))
-            self.net = PongActorCritic(config.frames, config.actions)
-        self.optimizer = torch.optim.Adam(
-            self.net.parameters(), lr=config.learning_rate, eps=1e-5
-        )
-        self.rng = numpy_stream(seed, "actions")
-        self.minibatch_rng = numpy_stream(seed, "minibatches")
-
-    def _network(self) -> PongActorCritic:
-        return self.net
-
-    def _agent(self) -> StackAgent:
-        return StackAgent(self.net)
-
-    def learning_rate(self) -> float:
-        """Linear annealing, from the configured rate at update 0 towards 0."""
-        return self.config.learning_rate * (1.0 - self.update / self.config.updates)
-
-    def collect(
-        self, vec: PongVector, agent: StackAgent, frames: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        c = self.config
-        n, t_len = c.envs, c.steps
-        buf = {
-            "obs": np.zeros((t_len, n, c.frames, SIZE, SIZE), np.uint8),
-            "action": np.zeros((t_len, n), np.int64),
-            "logp": np.zeros((t_len, n), np.float32),
-            "value": np.zeros((t_len, n), np.float32),
-            "reward": np.zeros((t_len, n), np.float32),
-            "start": np.zeros((t_len, n), np.float32),
-        }
-        ale = np.asarray(agent.action_set)
-        self.net.eval()
-        for t in range(t_len):
-            assert agent.stack is not None
-            buf["obs"][t] = agent.stack
-            buf["start"][t] = self._start
-            with torch.no_grad():
-                logits, value = self.net(torch.from_numpy(agent.stack))
-                logp_all = torch.log_softmax(logits, dim=1).numpy()
-            action = sample_actions(np.exp(logp_all), self.rng)
-            buf["action"][t] = action
-            buf["logp"][t] = logp_all[np.arange(n), action]
-            buf["value"][t] = value.numpy()
-            frames, reward, terminated, truncated = vec.step(ale[action])
-            done = terminated | truncated
-            agent.step_frames(frames)
-            if done.any():
-                agent.new_games(frames, done)
-            buf["reward"][t] = reward
-            self._start = done.astype(np.float32)
-        return buf, frames
-
-    def learn(self, buf: dict[str, np.ndarray], agent: StackAgent) -> dict[str, float]:
-        c = self.config
-        assert agent.stack is not None
-        with torch.no_grad():
-            _, next_value = self.net(torch.from_numpy(agent.stack))
-        adv = gae(
-            buf["reward"],
-            buf["value"],
-            buf["start"],
-            next_value.numpy(),
-            self._start,
-            c.gamma,
-            c.gae_lambda,
-        )
-        returns = adv + buf["value"]
-        obs = torch.from_numpy(buf["obs"].reshape(c.batch, c.frames, SIZE, SIZE))
-        actions = torch.from_numpy(buf["action"].reshape(-1))
-        old_logp = torch.from_numpy(buf["logp"].reshape(-1))
-        adv_t = torch.from_numpy(adv.reshape(-1))
-        ret_t = torch.from_numpy(returns.reshape(-1))
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate()
-        self.net.train()
-        size = c.batch // c.minibatches
-        stats: dict[str, float] = {}
-        for _ in range(c.epochs):
-            order = torch.from_numpy(self.minibatch_rng.permutation(c.batch))
-            for k in range(c.minibatches):
-                idx = order[k * size : (k + 1) * size]
-                logits, value = self.net(obs[idx])
-                logp_all = torch.log_softmax(logits, dim=1)
-                logp = logp_all.gather(1, actions[idx, None]).squeeze(1)
-                ratio = torch.exp(logp - old_logp[idx])
-                a = adv_t[idx]
-                a = (a - a.mean()) / (a.std() + 1e-8)
-                policy_loss = torch.max(
-                    -a * ratio, -a * ratio.clamp(1 - c.clip, 1 + c.clip)
-                ).mean()
-                value_loss = 0.5 * (value - ret_t[idx]).pow(2).mean()
-                entropy = -(logp_all.exp() * logp_all).sum(1).mean()
-                loss = policy_loss + c.value_coef * value_loss - c.entropy * entropy
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.net.parameters(), c.max_grad_norm)
-                self.optimizer.step()
-                with torch.no_grad():
-                    stats = {
-                        "policy_loss": policy_loss.item(),
-                        "value_loss": value_loss.item(),
-                        "entropy": entropy.item(),
-                        "clip_fraction": ((ratio - 1).abs() > c.clip)
-                        .float()
-                        .mean()
-                        .item(),
-                    }
-        return stats
-
-    def train(
-        self,
-        until: int | None = None,
-        *,
-        checkpoint: Callable[[PPO], None] | None = None,
-        checkpoint_seconds: float = 300.0,
-        progress: Callable[[PPO], None] | None = None,
-    ) -> None:
-        """Update until ``until`` updates are done (the config's ``updates``).
-
-        Every call starts new games in every lane: the games a previous call
-        (or a run before a checkpoint) left unfinished are not continued.
-        """
-        c = self.config
-        until = c.updates if until is None else until
-        vec = make_pong_vector(c.envs, c.settings, seed=self.seed)
-        agent = StackAgent(self.net)
-
-        def one_update() -> dict[str, float]:
-            nonlocal frames
-            before = len(vec.finished)
-            with torch_threads(1):
-                buf, frames = self.collect(vec, agent, frames)
-            stats = self.learn(buf, agent)
-            self.scores.extend(vec.finished[before:])
-            self.env_steps += c.batch
-            return stats
-
-        try:
-            frames = vec.reset()
-            agent.start(frames)
-            self._start = np.ones(c.envs, np.float32)
-            self._loop(until, one_update, checkpoint, checkpoint_seconds, progress)
-        finally:
-            vec.close()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "minibatch_rng": _rng_state(self.minibatch_rng)}
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> PPO:
-        _check_kind(state, cls.KIND)
-        run = cls(PPOConfig(**json.loads(state["config"])), state["seed"])
-        run._load_record(state)
-        _set_rng_state(run.minibatch_rng, state["minibatch_rng"])
-        return run
 
 
 # ---------------------------------------------------------------- shipping
@@ -939,7 +462,8 @@ class PongPolicy:
     """A shipped Pong agent: builds a fresh :class:`PongAgent` for each set of games."""
 
     kind: str
-    net: TorchPolicy | PongActorCritic
+    net: nn.Module
+    """:class:`rlbook.pong.TorchPolicy` or the chapter's ``PongActorCritic``"""
 
     def make_agent(self) -> DifferenceAgent | StackAgent:
         return _agent_for(self.net)
@@ -1009,14 +533,16 @@ _register()
 
 def _net_for(
     kind: str, network: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
-) -> TorchPolicy | PongActorCritic:
+) -> nn.Module:
     """The network of a shipped ``kind``, holding ``weights`` (cast to float32)."""
+    from .chapters.pong import PongActorCritic
+
     net = (TorchPolicy if kind == "pong-pg" else PongActorCritic)(**network)
     net.load_state_dict(weights)
     return net.float().eval()
 
 
-def _agent_for(net: TorchPolicy | PongActorCritic) -> DifferenceAgent | StackAgent:
+def _agent_for(net: nn.Module) -> DifferenceAgent | StackAgent:
     if isinstance(net, TorchPolicy):
         return DifferenceAgent(net)
     return StackAgent(net)
@@ -1037,6 +563,15 @@ def test_weights(
 PROGRESS_FILE = "in-progress.json"
 
 
+def planned_updates(state: Mapping[str, Any]) -> int:
+    """How many updates the run ``state`` was configured for."""
+    from .chapters.pong import PPOConfig, ReinforceConfig
+
+    config = json.loads(state["config"])
+    run_config = ReinforceConfig if state["kind"] == "pong-reinforce" else PPOConfig
+    return run_config(**config).updates
+
+
 def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> Path:
     """Record where an unfinished full run stands, without shipping an agent.
 
@@ -1050,9 +585,7 @@ def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) ->
     from .checkpoint import atomic_write, make_provenance
 
     config = json.loads(state["config"])
-    planned = (ReinforceConfig if state["kind"] == "pong-reinforce" else PPOConfig)(
-        **config
-    ).updates
+    planned = planned_updates(state)
     if state["update"] >= planned:
         raise ValueError(
             f"the run has finished ({state['update']} of {planned} updates): "
@@ -1100,10 +633,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
     from .checkpoint import atomic_write, git_commit, make_provenance
 
     config = json.loads(state["config"])
-    run_class = Reinforce if state["kind"] == "pong-reinforce" else PPO
-    updates = (ReinforceConfig if run_class is Reinforce else PPOConfig)(
-        **config
-    ).updates
+    updates = planned_updates(state)
     if state["update"] < updates:
         raise ValueError(
             f"the run is at update {state['update']} of {updates}: finish it before exporting"
