@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/pixel_networks.py [--device cpu] [--batch 128]
 
 Prints one JSON line: for the Nature-DQN network and the lecture's network
-(``rlbook.pixel_dqn.PixelQNetwork``), the parameter count and the median time
-of one forward and backward pass over a batch of 3-frame 80x80 stacks (and
-the optimizer step), measured in the same run on the same device.
+(``rlbook.chapters.dqn_pixels.PixelQNetwork``, from the chapter's page), the
+parameter count and the median time of one forward and backward pass over a
+batch of 3-frame 80x80 stacks (and the optimizer step), measured in the same
+run on the same device.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import time
 
 import torch
 
+from rlbook.chapters.dqn_pixels import ARCHITECTURES, PixelQNetwork
 from rlbook.device import select_device
-from rlbook.pixel_dqn import ARCHITECTURES, PixelQNetwork
 
 
 def time_update(net: PixelQNetwork, batch: torch.Tensor, repeats: int) -> float:

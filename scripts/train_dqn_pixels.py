@@ -83,8 +83,8 @@ def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
     memory it also holds is not read)."""
     import torch
 
+    from rlbook.chapters.dqn_pixels import PixelDQNConfig
     from rlbook.pixel_dqn import (
-        PixelDQNConfig,
         ablation_config,
         base_config,
         variant_config,
@@ -147,6 +147,7 @@ def run_one(
 ) -> None:
     import torch
 
+    from rlbook.chapters.dqn_pixels import PixelDQN
     from rlbook.checkpoint import (
         atomic_write,
         git_commit,
@@ -155,10 +156,10 @@ def run_one(
     )
     from rlbook.device import select_device
     from rlbook.pixel_dqn import (
-        PixelDQN,
         ablation_config,
         ablation_steps,
         base_config,
+        test_weights,
         variant_config,
     )
 
@@ -250,7 +251,7 @@ def run_one(
         }
         save_checkpoint(folder / "weights.pt", half)
         # load_state_dict casts float16 back into the float32 network
-        tests = {name: run.test(state) for name, state in half.items()}
+        tests = {name: test_weights(run, state) for name, state in half.items()}
         record.update(
             test_best=tests["best"].tolist(), test_final=tests["final"].tolist()
         )

@@ -7,16 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from rlbook.checkpoint import CheckpointError, save_checkpoint
-from rlbook.pixel_dqn import (
-    VARIANTS,
+from rlbook.chapters.dqn_pixels import (
     PixelDQN,
     PixelDQNConfig,
     PixelQNetwork,
-    choose_winner,
-    export_artifact,
     random_shift,
 )
+from rlbook.checkpoint import CheckpointError, save_checkpoint
+from rlbook.pixel_dqn import VARIANTS, choose_winner, export_artifact
 
 from .test_cli import run_cli
 
