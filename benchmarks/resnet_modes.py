@@ -59,9 +59,9 @@ def train_mode(
     """One training mode, in its own process: seconds for ``steps`` steps and more."""
     import torch
 
+    from rlbook.chapters.resnet_cifar import build_resnet, train_epoch
     from rlbook.projects.deploy import peak_memory_mb
-    from rlbook.projects.resnet import evaluate, make_optimizer, train_epoch
-    from rlbook.projects.resnet_run import build_resnet
+    from rlbook.projects.resnet import evaluate, make_optimizer
     from rlbook.seeding import stream_seed, torch_stream
 
     torch.set_num_threads(threads)
@@ -117,7 +117,7 @@ def _shipped(artifact: str, smoke: bool):
     """The shipped model, or in smoke a narrow untrained one."""
     import torch
 
-    from rlbook.projects.resnet import ResNet18
+    from rlbook.chapters.resnet_cifar import ResNet18
     from rlbook.projects.shipping import load_model
 
     if smoke:

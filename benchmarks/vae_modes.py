@@ -42,15 +42,10 @@ def train_mode(
     """One training mode, in its own process: seconds per epoch and more."""
     import torch
 
+    from rlbook.chapters.vae_mnist import build_vae, test_losses, train_epoch
     from rlbook.data import load_mnist
     from rlbook.projects.deploy import peak_memory_mb
-    from rlbook.projects.vae import train_epoch
-    from rlbook.projects.vae_run import (
-        VAEConfig,
-        build_vae,
-        split_digits,
-        test_losses,
-    )
+    from rlbook.projects.vae_run import VAEConfig, split_digits
     from rlbook.seeding import stream_seed, torch_stream
 
     torch.set_num_threads(threads)

@@ -39,13 +39,13 @@ def main() -> int:
 
     import torch
 
+    from rlbook.chapters.resnet_cifar import train_resnet
     from rlbook.data import describe, load_cifar10
     from rlbook.projects.resnet_run import (
         SHIPPED_WEIGHTS,
         resnet_config,
         resnet_spec,
         split_images,
-        train_resnet,
     )
 
     train, test = script.load(load_cifar10)

@@ -38,8 +38,9 @@ def main() -> int:
 
     import torch
 
+    from rlbook.chapters.vae_mnist import train_vae
     from rlbook.data import describe, load_mnist
-    from rlbook.projects.vae_run import split_digits, train_vae, vae_config, vae_spec
+    from rlbook.projects.vae_run import split_digits, vae_config, vae_spec
 
     train, test = script.load(load_mnist)
     config = vae_config(args.budget)

@@ -92,9 +92,9 @@ def test_shipped_resnet_scores_what_its_manifest_says(shared_data):
 
 
 def test_shipped_vae_scores_what_its_manifest_says(shared_data):
+    from rlbook.chapters.vae_mnist import test_losses
     from rlbook.data import load_mnist
     from rlbook.projects.shipping import load_model
-    from rlbook.projects.vae_run import test_losses
 
     shipped = load_model(artifacts_dir() / "vae-mnist", kind="vae-mnist")
     test = load_mnist("test", shared_data, download=False)

@@ -434,9 +434,9 @@ def test_agent_weights_that_hold_code(tabular_agent_dir, capsys):
 
 
 def tiny_vae_folder(tmp_path: Path) -> Path:
+    from rlbook.chapters.vae_mnist import VAE
     from rlbook.checkpoint import make_provenance
     from rlbook.projects.shipping import save_model
-    from rlbook.projects.vae import VAE
 
     return save_model(
         tmp_path / "vae",
@@ -475,9 +475,9 @@ def test_project_script_checkpoint_that_holds_code(tmp_path, capsys):
 
 
 def test_size_mismatch_names_every_tensor(tmp_path):
+    from rlbook.chapters.vae_mnist import VAE
     from rlbook.checkpoint import save_checkpoint
     from rlbook.projects.shipping import ModelArtifactError, load_model
-    from rlbook.projects.vae import VAE
 
     folder = tiny_vae_folder(tmp_path)
     other = {k: v.half() for k, v in VAE(hidden=[9], latent=2).state_dict().items()}
@@ -756,8 +756,8 @@ def test_an_interrupted_export_is_found_on_load(tmp_path):
     manifest = json.loads((folder / "model.json").read_text())
     assert {"weights.pt", "weights.provenance.json"} <= set(manifest["sha256"])
     # an export with metrics: written before the manifest, which lists them
+    from rlbook.chapters.vae_mnist import VAE
     from rlbook.checkpoint import make_provenance
-    from rlbook.projects.vae import VAE
 
     save_model(
         folder,
@@ -863,9 +863,9 @@ def test_ship_checks_and_writes_the_checkout_it_is_given(tmp_path):
     import argparse
     from types import SimpleNamespace
 
+    from rlbook.chapters.vae_mnist import VAE
     from rlbook.checkpoint import load_provenance
     from rlbook.projects import script
-    from rlbook.projects.vae import VAE
     from rlbook.projects.vae_run import vae_config, vae_spec
 
     root = tmp_path / "clone"

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlbook.projects import resnet
+from rlbook.chapters import resnet_cifar
+from rlbook.chapters.resnet_cifar import ResNet18, train_epoch
 from rlbook.projects.resnet import (
     CIFAR10_MEAN,
     CIFAR10_STD,
-    ResNet18,
     TrainConfig,
     augment,
     evaluate,
@@ -28,7 +28,6 @@ from rlbook.projects.resnet import (
     normalize,
     parameter_count,
     predict_logits,
-    train_epoch,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -409,7 +408,7 @@ def test_train_epoch_augments_every_batch_with_the_given_generator(monkeypatch):
         calls.append((len(images), generator))
         return augment(images, generator)
 
-    monkeypatch.setattr(resnet, "augment", spy)
+    monkeypatch.setattr(resnet_cifar, "augment", spy)
     images, labels = colour_dataset(20, seed=0, size=8)
     config = TrainConfig(epochs=1, batch_size=8)
     model = ResNet18(4, width=4)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rlbook.chapters.resnet_cifar import train_resnet
 from rlbook.checkpoint import CheckpointError, make_provenance
 from rlbook.projects.resnet import evaluate
 from rlbook.projects.resnet_run import (
@@ -22,7 +23,6 @@ from rlbook.projects.resnet_run import (
     resnet_config,
     resnet_spec,
     split_images,
-    train_resnet,
 )
 from rlbook.projects.shipping import (
     ModelArtifactError,

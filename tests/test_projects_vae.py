@@ -15,18 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
+from rlbook.chapters.vae_mnist import VAE, evaluate_loss, train_epoch, vae_loss
 from rlbook.data import load_mnist
 from rlbook.projects.vae import (
-    VAE,
-    evaluate_loss,
     export_program,
     latent_grid,
     latent_walk,
     reconstruct,
     sample,
     to_input,
-    train_epoch,
-    vae_loss,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -7,14 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 
+from rlbook.chapters.vae_mnist import test_losses, train_vae
 from rlbook.checkpoint import make_provenance
 from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
 from rlbook.projects.vae_run import (
     VAE_CONFIGS,
     VAEConfig,
     split_digits,
-    test_losses,
-    train_vae,
     vae_config,
     vae_spec,
 )

@@ -1,26 +1,21 @@
-"""ResNet-18 for CIFAR-10 in plain torch: the network, augmentation, one epoch, evaluation.
+"""ResNet-18 on CIFAR-10, what surrounds the chapter's model: images, the recipe, evaluation.
 
-The pieces of the image-classification project, each usable alone:
+The network (``ResNet18``), one training epoch (``train_epoch``) and the run
+(``train_resnet``) are written on the chapter's page,
+``chapters/resnet_cifar.md``, and generated into
+:mod:`rlbook.chapters.resnet_cifar`. This module holds what they stand on:
 
-* :class:`ResNet18`: the CIFAR variant of He et al. (2016)'s ResNet-18, whose
-  stem keeps the 32x32 resolution (a 3x3 stride-1 convolution, no max-pool);
-  11,173,962 parameters at the default width, exportable with
-  :func:`torch.export.export` with a dynamic batch dimension.
 * :func:`normalize` and :func:`augment`: uint8 images to normalised floats, and
   the usual CIFAR augmentation (random 32x32 crop of the image zero-padded by 4,
   random horizontal flip) for a whole batch at once, on whatever device it is.
-* :class:`TrainConfig`, :func:`make_optimizer`, :func:`train_epoch`: SGD with
-  Nesterov momentum, label smoothing and a one-cycle or cosine schedule stepped
-  every batch, with optional autocast and channels-last execution.
-* :func:`predict_logits` and :func:`evaluate`: accuracy and confusion matrix.
+* :class:`TrainConfig`, :func:`learning_rate_at`, :func:`make_optimizer`: SGD
+  with Nesterov momentum, label smoothing and a one-cycle or cosine schedule
+  stepped every batch.
+* :func:`predict_logits` and :func:`evaluate`: accuracy and confusion matrix;
+  :func:`autocast_to` and :func:`synchronize`, the execution modes' helpers.
 
 Every random choice (initial weights aside) comes from a ``torch.Generator``
 passed in, so two CPU runs with the same seeds end with bit-identical weights.
-Build the network after ``torch.manual_seed(stream_seed(seed, "init"))`` and
-draw the data order and augmentation from ``torch_stream(seed, "data", device)``
-(see :mod:`rlbook.seeding`).
-
-Introduced in the chapter *Image classification: ResNet-18 on CIFAR-10*.
 """
 
 from __future__ import annotations
@@ -28,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import time
 from dataclasses import dataclass
 
 import torch
@@ -39,17 +33,18 @@ __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "SCHEDULES",
-    "BasicBlock",
-    "ResNet18",
     "TrainConfig",
     "augment",
+    "autocast_to",
+    "check_autocast_dtype",
+    "check_dataset",
     "evaluate",
     "learning_rate_at",
     "make_optimizer",
     "normalize",
     "parameter_count",
     "predict_logits",
-    "train_epoch",
+    "synchronize",
 ]
 
 # Per-channel mean and standard deviation of CIFAR-10's full training set (50,000
@@ -59,102 +54,6 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 SCHEDULES = ("onecycle", "cosine")
 AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
-
-
-# ---------------------------------------------------------------- the network
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with BatchNorm and a shortcut: ``relu(F(x) + shortcut(x))``.
-
-    ``(N, in_channels, H, W)`` in, ``(N, channels, H / stride, W / stride)`` out. The
-    shortcut is the identity where the shape stays, else a 1x1 convolution with
-    ``stride`` and BatchNorm (He et al. 2016's option B).
-    """
-
-    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(
-            in_channels, channels, 3, stride=stride, padding=1, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(channels),
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class ResNet18(nn.Module):
-    """ResNet-18, CIFAR variant: normalised float ``(N, 3, H, W)`` to logits ``(N, num_classes)``.
-
-    Stem: 3x3 stride-1 convolution with ``width`` channels, BatchNorm, ReLU and no
-    max-pool, so the first stage sees the full 32x32 image. Then four stages of two
-    :class:`BasicBlock` each with ``width`` x 1, 2, 4, 8 channels (64/128/256/512 at
-    the default width), the last three halving the resolution (32, 16, 8, 4 pixels
-    for CIFAR), global average pooling and one linear layer. Inputs are the output
-    of :func:`normalize`; any ``H, W`` of at least 8 works.
-
-    Convolutions start from He (Kaiming) normal initialisation with fan-out, BatchNorm
-    from weight 1 and bias 0, as in torchvision's ResNets; the draws come from torch's
-    global generator, so seed it before building (``torch.manual_seed``).
-
-    Args:
-        num_classes: number of outputs.
-        width: channels of the stem and the first stage; the default 64 is the real
-            ResNet-18 (11,173,962 parameters for 10 classes), smaller values give
-            quick narrow nets for tests and exercises.
-    """
-
-    def __init__(self, num_classes: int = 10, *, width: int = 64) -> None:
-        super().__init__()
-        for name, value in (("num_classes", num_classes), ("width", width)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"{name} must be a positive int, got {value!r} (ResNet18's "
-                    "defaults are num_classes=10, width=64)"
-                )
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-        )
-        stages = []
-        in_channels = width
-        for index, multiple in enumerate((1, 2, 4, 8)):
-            channels = width * multiple
-            stride = 1 if index == 0 else 2
-            stages.append(
-                nn.Sequential(
-                    BasicBlock(in_channels, channels, stride),
-                    BasicBlock(channels, channels, 1),
-                )
-            )
-            in_channels = channels
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.fc = nn.Linear(in_channels, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(
-                    module.weight, mode="fan_out", nonlinearity="relu"
-                )
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self.fc(x)
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -420,7 +319,7 @@ def make_optimizer(
 # ---------------------------------------------------------------- training and evaluation
 
 
-def _check_dataset(images: torch.Tensor, labels: torch.Tensor) -> None:
+def check_dataset(images: torch.Tensor, labels: torch.Tensor) -> None:
     check_images(images)
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
         raise ValueError(
@@ -436,14 +335,14 @@ def _check_dataset(images: torch.Tensor, labels: torch.Tensor) -> None:
         raise ValueError("images is empty: there is nothing to train or evaluate on")
 
 
-def _check_autocast_dtype(dtype: torch.dtype | None) -> None:
+def check_autocast_dtype(dtype: torch.dtype | None) -> None:
     if dtype is not None and dtype not in AUTOCAST_DTYPES:
         raise ValueError(
             f"autocast_dtype must be None, torch.bfloat16 or torch.float16, got {dtype}"
         )
 
 
-def _autocast(
+def autocast_to(
     device: torch.device, dtype: torch.dtype | None
 ) -> contextlib.AbstractContextManager[object]:
     """``torch.autocast`` to ``dtype`` on the device's type, or nothing for None."""
@@ -452,113 +351,12 @@ def _autocast(
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     """Wait for queued work on ``device`` so that wall-clock times measure it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
-
-
-def train_epoch(
-    model: nn.Module,
-    images_u8: torch.Tensor,
-    labels: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    config: TrainConfig,
-    generator: torch.Generator,
-    *,
-    device: torch.device | str,
-    autocast_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    grad_scaler: torch.amp.GradScaler | None = None,
-) -> dict[str, float]:
-    """One pass over the training set in a random order; one SGD step per batch.
-
-    Each batch is moved to ``device``, augmented there (:func:`augment`),
-    normalised, and trained on with cross-entropy with
-    ``config.label_smoothing``; the scheduler steps after every optimizer step.
-    Loss and accuracy accumulate on the device and are read once at the end, so
-    the loop never waits for the device.
-
-    Args:
-        model: the network on ``device``; it is put in training mode. For
-            ``channels_last``, convert it too (``model.to(memory_format=
-            torch.channels_last)``) before making the optimizer.
-        images_u8: uint8 ``(N, 3, H, W)``, on the CPU or already on ``device``.
-        labels: int64 ``(N,)`` on the same device as ``images_u8``.
-        optimizer, scheduler: from :func:`make_optimizer`.
-        config: the recipe (``batch_size``, ``label_smoothing``, ``drop_last``).
-        generator: the stream for the order and the augmentation, on the CPU or
-            on ``device``.
-        device: where the model trains.
-        autocast_dtype: None for float32, else ``torch.bfloat16`` or
-            ``torch.float16`` to run the forward pass under ``torch.autocast``.
-        channels_last: feed the network NHWC (channels-last) batches.
-        grad_scaler: required with float16, which needs loss scaling; keep one
-            ``torch.amp.GradScaler`` for the whole run.
-
-    Returns:
-        ``{"loss": mean smoothed loss per image, "accuracy": share of the augmented
-        images classified right (during the epoch, before each step),
-        "images": images trained on, "seconds": wall-clock time of the epoch}``.
-    """
-    _check_dataset(images_u8, labels)
-    if labels.device != images_u8.device:
-        raise ValueError(
-            f"labels are on {labels.device} but images_u8 on {images_u8.device}; "
-            "put both on the same device"
-        )
-    device = torch.device(device)
-    _check_autocast_dtype(autocast_dtype)
-    if autocast_dtype == torch.float16 and grad_scaler is None:
-        raise ValueError(
-            "autocast_dtype=torch.float16 needs loss scaling: pass grad_scaler="
-            "torch.amp.GradScaler(device_type), or use torch.bfloat16"
-        )
-    n = images_u8.shape[0]
-    steps = config.steps_per_epoch(n)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.train()
-    _synchronize(device)
-    start = time.perf_counter()
-    order = torch.randperm(n, generator=generator, device=generator.device)
-    order = order.to(images_u8.device)
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    seen = 0
-    for step in range(steps):
-        index = order[step * config.batch_size : (step + 1) * config.batch_size]
-        batch = images_u8[index].to(device, non_blocking=True)
-        target = labels[index].to(device, non_blocking=True)
-        x = normalize(augment(batch, generator))
-        x = x.contiguous(memory_format=memory_format)
-        with _autocast(device, autocast_dtype):
-            logits = model(x)
-        loss = F.cross_entropy(
-            logits.float(), target, label_smoothing=config.label_smoothing
-        )
-        optimizer.zero_grad(set_to_none=True)
-        if grad_scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            grad_scaler.scale(loss).backward()
-            grad_scaler.step(optimizer)
-            grad_scaler.update()
-        scheduler.step()
-        loss_sum += loss.detach() * target.shape[0]
-        correct += (logits.detach().argmax(dim=1) == target).sum()
-        seen += target.shape[0]
-    mean_loss = loss_sum.item() / seen  # the epoch's only waits for the device
-    accuracy = correct.item() / seen
-    return {
-        "loss": mean_loss,
-        "accuracy": accuracy,
-        "images": seen,
-        "seconds": time.perf_counter() - start,
-    }
 
 
 def predict_logits(
@@ -584,7 +382,7 @@ def predict_logits(
     ):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = torch.device(device)
-    _check_autocast_dtype(autocast_dtype)
+    check_autocast_dtype(autocast_dtype)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     was_training = model.training
     model.eval()
@@ -594,7 +392,7 @@ def predict_logits(
             for start in range(0, images_u8.shape[0], batch_size):
                 batch = images_u8[start : start + batch_size].to(device)
                 x = normalize(batch).contiguous(memory_format=memory_format)
-                with _autocast(device, autocast_dtype):
+                with autocast_to(device, autocast_dtype):
                     logits = model(x)
                 outputs.append(logits.float())
     finally:
@@ -620,7 +418,7 @@ def evaluate(
         ``[i, j]`` counts images of true class ``i`` predicted as ``j``; its rows
         sum to the class counts and its trace is the number right.
     """
-    _check_dataset(images_u8, labels)
+    check_dataset(images_u8, labels)
     logits = predict_logits(
         model,
         images_u8,

@@ -1,44 +1,29 @@
-"""The image-classification project end to end: split, ResNet-18's run, its test.
+"""The image-classification project's settings and data split.
 
-What the chapter runs at its budget and what ``scripts/train_resnet.py``
-runs at ``full`` to make the shipped model, so both do the same thing:
+The network and the run (``train_resnet``: ResNet-18's epochs through
+:func:`rlbook.projects.runs.fit_epochs`, then the test of the best and the
+final weights, each rounded to :data:`SHIPPED_WEIGHTS`) are on the chapter's
+page and in :mod:`rlbook.chapters.resnet_cifar`; the chapter runs them at its
+budget and ``scripts/train_resnet.py`` at ``full``. Here:
 
+* :class:`ResNetConfig` and the budgets' settings;
 * :func:`split_images`: hold out a validation share of the *training*
-  images (the test images are not looked at before the end).
-* :func:`train_resnet`: ResNet-18's epochs through
-  :func:`rlbook.projects.runs.fit_epochs` (resumable; the best epoch by
-  validation accuracy, ties to the earlier), then the test accuracy and
-  confusion matrix of both the best and the final weights, each rounded to
-  the int8 weights that ship (:data:`SHIPPED_WEIGHTS`).
+  images (the test images are not looked at before the end);
+* :func:`resnet_spec`: what a shipped model's manifest records.
 
 Random streams (:mod:`rlbook.seeding`), one per purpose: ``split``,
 ``init`` and ``data`` (batch order and augmentation).
-
-Introduced in the chapter *Image classification: ResNet-18 on CIFAR-10*.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
 
-from ..seeding import stream_seed, torch_stream
-from .resnet import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    ResNet18,
-    TrainConfig,
-    evaluate,
-    make_optimizer,
-)
-from .resnet import train_epoch as resnet_train_epoch
-from .runs import fit_epochs
-from .shipping import round_to_shipped
+from ..seeding import torch_stream
+from .resnet import CIFAR10_MEAN, CIFAR10_STD, TrainConfig
 
 __all__ = [
     "FULL_CONFIG",
@@ -46,12 +31,9 @@ __all__ = [
     "SHIPPED_WEIGHTS",
     "ImageSplit",
     "ResNetConfig",
-    "ResNetRun",
-    "build_resnet",
     "resnet_config",
     "resnet_spec",
     "split_images",
-    "train_resnet",
 ]
 
 
@@ -151,11 +133,6 @@ def split_images(
     )
 
 
-def build_resnet(config: ResNetConfig) -> ResNet18:
-    """The network of ``config`` (its weights from torch's global generator)."""
-    return ResNet18(**resnet_spec(config)["model"])
-
-
 def resnet_spec(
     config: ResNetConfig, classes: tuple[str, ...] | list[str] | None = None
 ) -> dict[str, Any]:
@@ -164,109 +141,3 @@ def resnet_spec(
     spec["classes"] = list(classes) if classes is not None else None
     spec["mean"], spec["std"] = list(CIFAR10_MEAN), list(CIFAR10_STD)
     return spec
-
-
-@dataclass
-class ResNetRun:
-    """ResNet-18's run: its curves, and both sets of weights with their test figures.
-
-    ``best`` and ``final`` are models with their weights rounded to what
-    ships (:data:`SHIPPED_WEIGHTS`); the accuracies and confusion matrices
-    are theirs.
-    """
-
-    config: ResNetConfig
-    history: list[dict[str, float]]
-    best_epoch: int
-    best: ResNet18
-    final: ResNet18
-    best_test_accuracy: float
-    final_test_accuracy: float
-    best_confusion: torch.Tensor
-    final_confusion: torch.Tensor
-    seconds: float
-    resumed_from: int
-
-
-def train_resnet(
-    split: ImageSplit,
-    config: ResNetConfig,
-    seed: int,
-    *,
-    device: torch.device | str = "cpu",
-    checkpoint: str | Path | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-) -> ResNetRun:
-    """Train ResNet-18 for ``config.epochs`` and test its best and final weights.
-
-    Args:
-        split: from :func:`split_images`.
-        config: the run's settings.
-        seed: the run's seed (streams ``init`` and ``data``).
-        device: where to train.
-        checkpoint: a file to resume from and write after each epoch.
-        on_epoch: called with each epoch's record.
-    """
-    device = torch.device(device)
-    recipe = config.train_config()
-    torch.manual_seed(stream_seed(seed, "init"))
-    model = build_resnet(config).to(device)
-    steps = recipe.steps_per_epoch(int(split.train_labels.numel()))
-    optimizer, scheduler = make_optimizer(model, recipe, steps)
-    generator = torch_stream(seed, "data")
-
-    def train_epoch() -> dict[str, float]:
-        return resnet_train_epoch(
-            model,
-            split.train_images,
-            split.train_labels,
-            optimizer,
-            scheduler,
-            recipe,
-            generator,
-            device=device,
-        )
-
-    def validate() -> float:
-        return evaluate(model, split.valid_images, split.valid_labels, device=device)[0]
-
-    start = time.perf_counter()
-    result = fit_epochs(
-        model,
-        optimizer,
-        epochs=config.epochs,
-        train_epoch=train_epoch,
-        validate=validate,
-        generator=generator,
-        checkpoint=checkpoint,
-        scheduler=scheduler,
-        config={**asdict(config), "seed": seed},
-        on_epoch=on_epoch,
-    )
-    seconds = time.perf_counter() - start
-
-    def shipped(state: dict[str, torch.Tensor]) -> ResNet18:
-        copy = build_resnet(config)
-        copy.load_state_dict(state)
-        return round_to_shipped(copy, SHIPPED_WEIGHTS).eval()
-
-    best, final = shipped(result.best_state), shipped(result.final_state)
-    best_accuracy, best_confusion = evaluate(
-        best, split.test_images, split.test_labels, device="cpu"
-    )
-    final_accuracy, final_confusion = evaluate(
-        final, split.test_images, split.test_labels, device="cpu"
-    )
-    return ResNetRun(
-        config=config,
-        history=result.history,
-        best_epoch=result.best_epoch,
-        best=best,
-        final=final,
-        best_test_accuracy=best_accuracy,
-        final_test_accuracy=final_accuracy,
-        best_confusion=best_confusion,
-        final_confusion=final_confusion,
-        seconds=seconds,
-        resumed_from=result.resumed_from,
-    )

@@ -126,7 +126,8 @@ def _build_sentiment_lstm(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str,
 
 
 def _build_resnet18_cifar(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from .resnet import CIFAR10_MEAN, CIFAR10_STD, ResNet18
+    from ..chapters.resnet_cifar import ResNet18
+    from .resnet import CIFAR10_MEAN, CIFAR10_STD
 
     model = ResNet18(**dict(spec["model"]))
     classes = spec["classes"]
@@ -147,7 +148,7 @@ def _build_resnet18_cifar(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str,
 
 
 def _build_vae_mnist(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from .vae import VAE
+    from ..chapters.vae_mnist import VAE
 
     return VAE(**dict(spec["model"])), {}
 

@@ -1,6 +1,13 @@
-"""A variational autoencoder for MNIST: the model, its loss, one epoch of training.
+"""A variational autoencoder for MNIST: what surrounds the chapter's model.
 
-:class:`VAE` is Kingma and Welling's (2014) model with the PyTorch examples'
+The model (``VAE``), its loss (``vae_loss``), one epoch of training, the
+evaluation and the run are written on the chapter's page,
+``chapters/vae_mnist.md``, and generated into :mod:`rlbook.chapters.vae_mnist`.
+This module holds the argument checks they share, :func:`to_input`, the
+pictures (:func:`reconstruct`, :func:`sample`, :func:`latent_walk`,
+:func:`latent_grid`) and :func:`export_program`.
+
+``VAE`` is Kingma and Welling's (2014) model with the PyTorch examples'
 changes (ReLU and Adam, ``pytorch/examples/vae``), one hidden layer deeper:
 an encoder 784-512-256 with two heads for the mean and the log-variance of
 ``q(z | x)``, 20 latent dimensions, and a mirrored decoder 20-256-512-784
@@ -30,42 +37,43 @@ Introduced in the chapter *A variational autoencoder on MNIST*.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import pairwise
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:  # the model is written on the chapter's page
+    from ..chapters.vae_mnist import VAE
 
 __all__ = [
     "IMAGE_SHAPE",
     "PIXELS",
-    "VAE",
-    "evaluate_loss",
+    "check_generator",
+    "check_images",
+    "check_model_device",
+    "check_positive_int",
+    "eval_mode",
     "export_program",
     "latent_grid",
     "latent_walk",
     "reconstruct",
     "sample",
     "to_input",
-    "train_epoch",
-    "vae_loss",
 ]
 
 IMAGE_SHAPE = (1, 28, 28)  # one MNIST image: channel, height, width
 PIXELS = 28 * 28  # the encoder's input and the decoder's output width
 
 
-def _check_positive_int(value: object, name: str) -> int:
+def check_positive_int(value: object, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
 
 
-def _check_images(images: object, name: str = "images") -> torch.Tensor:
+def check_images(images: object, name: str = "images") -> torch.Tensor:
     """Raise unless ``images`` is a uint8 ``(N, 1, 28, 28)`` tensor with N >= 1."""
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
@@ -87,7 +95,7 @@ def _model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _check_model_device(model: nn.Module, device: torch.device | str) -> torch.device:
+def check_model_device(model: nn.Module, device: torch.device | str) -> torch.device:
     device = torch.device(device)
     if _model_device(model).type != device.type:
         raise ValueError(
@@ -98,7 +106,7 @@ def _check_model_device(model: nn.Module, device: torch.device | str) -> torch.d
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode and no gradients inside; the model's mode is restored after."""
     was_training = model.training
     model.eval()
@@ -109,7 +117,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _check_generator(
+def check_generator(
     generator: object, device: torch.device, what: str
 ) -> torch.Generator:
     if not isinstance(generator, torch.Generator):
@@ -125,251 +133,10 @@ def _check_generator(
     return generator
 
 
-# ---------------------------------------------------------------- the model
-
-
-class VAE(nn.Module):
-    """Encoder ``784 - hidden - (mu, logvar)``, decoder ``latent - reversed(hidden) - 784``.
-
-    Args:
-        hidden: widths of the encoder's hidden layers, each followed by a
-            ReLU; the decoder uses them in reverse order. ``()`` gives a
-            linear encoder and decoder.
-        latent: dimensions of the latent code ``z``.
-
-    The model has no dropout or batch normalisation, so train and eval mode
-    compute the same thing; the functions below switch modes anyway, as a
-    model with such layers would need.
-
-    Raises:
-        ValueError: for a latent size below 1 or a hidden width below 1.
-    """
-
-    def __init__(self, hidden: Sequence[int] = (512, 256), latent: int = 20) -> None:
-        super().__init__()
-        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
-            raise ValueError(f"hidden must be a sequence of ints, got {hidden!r}")
-        widths = [_check_positive_int(w, f"hidden[{i}]") for i, w in enumerate(hidden)]
-        self.latent = _check_positive_int(latent, "latent")
-        self.hidden = tuple(widths)
-        self.spec = {"hidden": list(self.hidden), "latent": self.latent}
-
-        encoder: list[nn.Module] = []
-        for n_in, n_out in pairwise([PIXELS, *widths]):
-            encoder += [nn.Linear(n_in, n_out), nn.ReLU()]
-        self.encoder = nn.Sequential(*encoder)
-        features = widths[-1] if widths else PIXELS
-        self.to_mu = nn.Linear(features, latent)
-        self.to_logvar = nn.Linear(features, latent)
-
-        back = [latent, *reversed(widths)]
-        decoder: list[nn.Module] = []
-        for n_in, n_out in pairwise(back):
-            decoder += [nn.Linear(n_in, n_out), nn.ReLU()]
-        decoder.append(nn.Linear(back[-1], PIXELS))  # logits: no sigmoid here
-        self.decoder = nn.Sequential(*decoder)
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of ``q(z | x)``, each ``(B, latent)``.
-
-        ``x``: float pixels in [0, 1], ``(B, 784)`` or ``(B, 1, 28, 28)``.
-        """
-        h = self.encoder(x.flatten(1))
-        return self.to_mu(h), self.to_logvar(h)
-
-    @staticmethod
-    def reparameterize(
-        mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator
-    ) -> torch.Tensor:
-        """``z = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)`` from ``generator``.
-
-        The reparameterisation trick: the randomness is an input, so gradients
-        reach ``mu`` and ``logvar``. ``mu`` and ``logvar`` are ``(B, latent)``;
-        so is ``z``. ``generator`` must live on ``mu``'s device.
-        """
-        _check_generator(generator, mu.device, "reparameterize")
-        eps = torch.randn(
-            mu.shape, generator=generator, device=mu.device, dtype=mu.dtype
-        )
-        return mu + torch.exp(0.5 * logvar) * eps
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Pixel logits ``(B, 784)`` for codes ``z`` ``(B, latent)``; sigmoid gives images."""
-        return self.decoder(z)
-
-    def forward(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(logits (B, 784), mu (B, latent), logvar (B, latent))`` for pixels ``x``.
-
-        With a ``generator``, ``z`` is drawn from ``q(z | x)`` (training, and
-        the sampled test loss). Without one, ``z = mu``: the deterministic
-        reconstruction, which is what :func:`export_program` compiles.
-        """
-        mu, logvar = self.encode(x)
-        z = mu if generator is None else self.reparameterize(mu, logvar, generator)
-        return self.decode(z), mu, logvar
-
-
-# ---------------------------------------------------------------- loss and data
-
-
-def vae_loss(
-    logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The negative ELBO per image: ``(total, bce, kl)``, three scalars.
-
-    ``bce`` is the binary cross-entropy of the pixels ``x`` (in [0, 1],
-    ``(B, 784)`` or ``(B, 1, 28, 28)``) under the decoder's ``logits``
-    ``(B, 784)``; ``kl`` is the closed form of ``KL(N(mu, exp(logvar)) ||
-    N(0, I))``, ``-1/2 sum(1 + logvar - mu^2 - exp(logvar))``. Each is summed
-    over pixels or latent dimensions, then averaged over the ``B`` images;
-    ``total = bce + kl``. Computed in float32 whatever the inputs' dtype (under
-    autocast they may be bfloat16).
-    """
-    x = x.flatten(1)
-    if logits.dim() != 2 or logits.shape != x.shape:
-        raise ValueError(
-            f"logits {tuple(logits.shape)} and pixels {tuple(x.shape)} must both be "
-            "(B, 784)"
-        )
-    if mu.dim() != 2 or mu.shape != logvar.shape or len(mu) != len(x):
-        raise ValueError(
-            f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must both be "
-            f"(B, latent) with B = {len(x)}"
-        )
-    batch = len(x)
-    mu, logvar = mu.float(), logvar.float()
-    bce = (
-        F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="sum")
-        / batch
-    )
-    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch
-    return bce + kl, bce, kl
-
-
 def to_input(images: torch.Tensor) -> torch.Tensor:
     """uint8 images ``(N, 1, 28, 28)`` as float32 ``(N, 784)`` in [0, 1], on their device."""
-    _check_images(images)
+    check_images(images)
     return images.flatten(1).float().div_(255)
-
-
-# ---------------------------------------------------------------- training
-
-
-def train_epoch(
-    model: VAE,
-    images: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    *,
-    generator: torch.Generator,
-    device: torch.device | str,
-    batch_size: int = 128,
-    autocast_dtype: torch.dtype | None = None,
-) -> dict[str, float]:
-    """One pass over ``images`` in an order shuffled by ``generator``.
-
-    Args:
-        model: a :class:`VAE` already on ``device``.
-        images: uint8 ``(N, 1, 28, 28)`` on any device (copied to ``device``
-            once, as bytes).
-        optimizer: steps ``model``'s parameters once a batch.
-        generator: on ``device``; shuffles, then draws the noise of every
-            batch's ``z``.
-        device: where the model runs.
-        batch_size: images a step; the last batch holds the rest.
-        autocast_dtype: ``None`` for float32, or ``torch.bfloat16`` for mixed
-            precision (float16 would need a gradient scaler, which this loop
-            does not keep).
-
-    Returns:
-        ``loss``, ``bce`` and ``kl``: per image, averaged over the epoch with
-        the weights each image had when its batch was seen (the example's
-        "Average loss"); ``seconds``: wall time of the epoch; ``images``: N.
-
-    Raises:
-        ValueError: for bad images, batch size, generator, device or dtype.
-    """
-    _check_images(images)
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    device = _check_model_device(model, device)
-    _check_generator(generator, device, "train_epoch")
-    if autocast_dtype not in (None, torch.bfloat16):
-        raise ValueError(
-            f"autocast_dtype must be None or torch.bfloat16, got {autocast_dtype}; "
-            "float16 needs a gradient scaler"
-        )
-    start = time.perf_counter()
-    model.train()
-    pixels = images.to(device)
-    n = len(pixels)
-    order = torch.randperm(n, generator=generator, device=device)
-    sums = torch.zeros(3, device=device)  # loss, bce, kl, summed over images
-    for first in range(0, n, batch_size):
-        x = to_input(pixels[order[first : first + batch_size]])
-        with torch.autocast(
-            device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-        ):
-            logits, mu, logvar = model(x, generator)
-        total, bce, kl = vae_loss(logits, x, mu, logvar)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        # Stay on the device: one .item() a batch would wait for the GPU each step.
-        sums += torch.stack([total, bce, kl]).detach() * len(x)
-    loss, bce_mean, kl_mean = (sums / n).tolist()  # the epoch's one synchronisation
-    return {
-        "loss": loss,
-        "bce": bce_mean,
-        "kl": kl_mean,
-        "seconds": time.perf_counter() - start,
-        "images": float(n),
-    }
-
-
-def evaluate_loss(
-    model: VAE,
-    images: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    device: torch.device | str,
-    batch_size: int = 1000,
-) -> dict[str, float]:
-    """Loss per image over ``images`` (uint8 ``(N, 1, 28, 28)``), in eval mode.
-
-    Returns:
-        ``loss``, ``bce`` and ``kl`` with ``z`` drawn from ``q(z | x)`` with
-        ``generator`` (the PyTorch example's "Test set loss", an unbiased
-        estimate of the negative ELBO; a fixed generator makes it
-        reproducible), and ``loss_at_mean`` and ``bce_at_mean`` with
-        ``z = mu`` (no noise; not an ELBO, and usually lower only once the
-        model has trained for a few epochs). ``kl`` is the same for both.
-
-    The model's train/eval mode is restored afterwards. Named ``evaluate_loss``
-    rather than ``test_loss`` so that pytest does not collect it as a test.
-    """
-    _check_images(images)
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    device = _check_model_device(model, device)
-    _check_generator(generator, device, "evaluate_loss")
-    n = len(images)
-    sums = torch.zeros(3, device=device)  # bce, kl, bce at mu, summed over images
-    with _eval_mode(model):
-        for first in range(0, n, batch_size):
-            x = to_input(images[first : first + batch_size].to(device))
-            mu, logvar = model.encode(x)
-            z = model.reparameterize(mu, logvar, generator)
-            _, bce, kl = vae_loss(model.decode(z), x, mu, logvar)
-            _, bce_at_mean, _ = vae_loss(model.decode(mu), x, mu, logvar)
-            sums += torch.stack([bce, kl, bce_at_mean]) * len(x)
-    bce_mean, kl_mean, bce_mu = (sums / n).tolist()
-    return {
-        "loss": bce_mean + kl_mean,
-        "bce": bce_mean,
-        "kl": kl_mean,
-        "loss_at_mean": bce_mu + kl_mean,
-        "bce_at_mean": bce_mu,
-    }
 
 
 # ---------------------------------------------------------------- pictures
@@ -377,7 +144,7 @@ def evaluate_loss(
 
 def _images_from_codes(model: VAE, z: torch.Tensor) -> torch.Tensor:
     """Decoded images in [0, 1], ``(B, 1, 28, 28)``, on the CPU, in eval mode."""
-    with _eval_mode(model):
+    with eval_mode(model):
         return torch.sigmoid(model.decode(z)).unflatten(1, IMAGE_SHAPE).cpu()
 
 
@@ -390,8 +157,8 @@ def reconstruct(
     ``generator`` the code is ``z = mu``; with one (on the model's device) it
     is drawn from ``q(z | x)``.
     """
-    x = to_input(_check_images(images).to(_model_device(model)))
-    with _eval_mode(model):
+    x = to_input(check_images(images).to(_model_device(model)))
+    with eval_mode(model):
         mu, logvar = model.encode(x)
         z = mu if generator is None else model.reparameterize(mu, logvar, generator)
     return _images_from_codes(model, z)
@@ -402,9 +169,9 @@ def sample(model: VAE, n: int, generator: torch.Generator) -> torch.Tensor:
 
     ``generator`` lives on the model's device.
     """
-    n = _check_positive_int(n, "n")
+    n = check_positive_int(n, "n")
     device = _model_device(model)
-    _check_generator(generator, device, "sample")
+    check_generator(generator, device, "sample")
     z = torch.randn((n, model.latent), generator=generator, device=device)
     return _images_from_codes(model, z)
 
@@ -426,7 +193,7 @@ def latent_walk(
     Returns ``(steps, 1, 28, 28)`` in [0, 1] on the CPU; the first image
     decodes ``z_start`` and the last ``z_end`` (``steps >= 2``).
     """
-    steps = _check_positive_int(steps, "steps")
+    steps = check_positive_int(steps, "steps")
     if steps < 2:
         raise ValueError(f"steps must be at least 2 (both ends), got {steps}")
     start = _check_code(model, z_start, "z_start")
@@ -450,7 +217,7 @@ def latent_grid(
     ``values[j]``, where ``values = linspace(-limit, limit, steps)``; the
     prior puts about 95% of each coordinate within +-2.
     """
-    steps = _check_positive_int(steps, "steps")
+    steps = check_positive_int(steps, "steps")
     if len(dims) != 2 or dims[0] == dims[1]:
         raise ValueError(f"dims must be two different latent dimensions, got {dims}")
     for d in dims:
@@ -521,7 +288,7 @@ def export_program(
     else:
         raise ValueError(f"part must be 'decoder' or 'reconstruction', got {part!r}")
     batch = torch.export.Dim("batch", min=1)
-    with _eval_mode(model):
+    with eval_mode(model):
         return torch.export.export(
             wrapper, (example,), dynamic_shapes=({0: batch},), strict=False
         )

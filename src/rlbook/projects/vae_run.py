@@ -1,11 +1,11 @@
-"""The VAE project end to end: split, the run, its test.
+"""The VAE project's settings and data split.
 
-What the chapter runs at its budget and what ``scripts/train_vae.py`` runs
-at ``full`` to make the shipped model, so both do the same thing:
+The run is on the chapter's page and in :mod:`rlbook.chapters.vae_mnist`;
+the chapter runs it at its budget and ``scripts/train_vae.py`` at ``full``.
 
 * :func:`split_digits`: hold out a validation share of the *training*
   images (the test images are not looked at before the end).
-* :func:`train_vae`: the VAE's epochs through
+* ``train_vae`` (on the page): the VAE's epochs through
   :func:`rlbook.projects.runs.fit_epochs` (resumable; the best epoch is the
   one with the **lowest validation loss**, ties to the earlier), then the
   test loss of both the best and the final weights, each rounded to the
@@ -21,29 +21,19 @@ Introduced in the chapter *A variational autoencoder on MNIST*.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
 
-from ..seeding import stream_seed, torch_stream
-from .runs import fit_epochs
-from .shipping import round_to_shipped
-from .vae import VAE, evaluate_loss, train_epoch
+from ..seeding import torch_stream
 
 __all__ = [
     "FULL_CONFIG",
     "VAE_CONFIGS",
     "DigitSplit",
     "VAEConfig",
-    "VAERun",
-    "build_vae",
     "split_digits",
-    "test_losses",
-    "train_vae",
     "vae_config",
     "vae_spec",
 ]
@@ -114,122 +104,6 @@ def split_digits(
     )
 
 
-def build_vae(config: VAEConfig) -> VAE:
-    """The VAE of ``config`` (its weights from torch's global generator)."""
-    return VAE(hidden=config.hidden, latent=config.latent)
-
-
 def vae_spec(config: VAEConfig) -> dict[str, Any]:
     """The ``vae-mnist`` spec of a shipped model (see :mod:`~rlbook.projects.shipping`)."""
     return {"model": {"hidden": list(config.hidden), "latent": config.latent}}
-
-
-def test_losses(
-    model: VAE, images: torch.Tensor, seed: int, device: torch.device | str = "cpu"
-) -> dict[str, float]:
-    """:func:`~rlbook.projects.vae.evaluate_loss` with the run's ``test noise`` stream."""
-    device = torch.device(device)
-    return evaluate_loss(
-        model, images, generator=torch_stream(seed, "test noise", device), device=device
-    )
-
-
-test_losses.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
-
-
-@dataclass
-class VAERun:
-    """The VAE's run: its curves, and both sets of weights with their test losses.
-
-    ``best`` and ``final`` are CPU models with float16-rounded weights (what
-    ships); the losses (per image, in nats) are theirs.
-    """
-
-    config: VAEConfig
-    history: list[dict[str, float]]
-    best_epoch: int
-    best: VAE
-    final: VAE
-    best_test: dict[str, float]
-    final_test: dict[str, float]
-    seconds: float
-    resumed_from: int
-
-
-def train_vae(
-    split: DigitSplit,
-    config: VAEConfig,
-    seed: int,
-    *,
-    device: torch.device | str = "cpu",
-    checkpoint: str | Path | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-) -> VAERun:
-    """Train the VAE for ``config.epochs`` and test its best and final weights.
-
-    Each epoch's record holds the training figures, ``valid`` (the negative
-    validation loss, so that higher is better for
-    :func:`~rlbook.projects.runs.fit_epochs`) and ``valid_loss``.
-    """
-    device = torch.device(device)
-    torch.manual_seed(stream_seed(seed, "init"))
-    model = build_vae(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    generator = torch_stream(seed, "data", device)
-    last_valid: dict[str, float] = {}
-
-    def one_epoch() -> dict[str, float]:
-        return train_epoch(
-            model,
-            split.train,
-            optimizer,
-            generator=generator,
-            device=device,
-            batch_size=config.batch_size,
-        )
-
-    def validate() -> float:
-        noise = torch_stream(seed, "valid noise", device)
-        last_valid.update(
-            evaluate_loss(model, split.valid, generator=noise, device=device)
-        )
-        return -last_valid["loss"]
-
-    def record(entry: dict[str, float]) -> None:
-        entry["valid_loss"] = -entry["valid"]
-        if on_epoch is not None:
-            on_epoch(entry)
-
-    start = time.perf_counter()
-    result = fit_epochs(
-        model,
-        optimizer,
-        epochs=config.epochs,
-        train_epoch=one_epoch,
-        validate=validate,
-        generator=generator,
-        checkpoint=checkpoint,
-        config={**asdict(config), "hidden": list(config.hidden), "seed": seed},
-        on_epoch=record,
-    )
-    seconds = time.perf_counter() - start
-    for entry in result.history:
-        entry.setdefault("valid_loss", -entry["valid"])
-
-    def shipped(state: dict[str, torch.Tensor]) -> VAE:
-        copy = build_vae(config)
-        copy.load_state_dict({k: v.cpu() for k, v in state.items()})
-        return round_to_shipped(copy).eval()
-
-    best, final = shipped(result.best_state), shipped(result.final_state)
-    return VAERun(
-        config=config,
-        history=result.history,
-        best_epoch=result.best_epoch,
-        best=best,
-        final=final,
-        best_test=test_losses(best, split.test, seed),
-        final_test=test_losses(final, split.test, seed),
-        seconds=seconds,
-        resumed_from=result.resumed_from,
-    )
