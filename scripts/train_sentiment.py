@@ -37,13 +37,13 @@ def main() -> int:
     device, runs = script.start(args, "sentiment", ROOT)
     script.hold(runs)  # one run per runs folder
 
+    from rlbook.chapters.sentiment_imdb import train_sentiment_lstm
     from rlbook.data import describe, load_imdb
     from rlbook.projects.sentiment_run import (
         bag_of_words_baseline,
         prepare_reviews,
         sentiment_config,
         sentiment_spec,
-        train_sentiment_lstm,
     )
 
     train, test = script.load(load_imdb)

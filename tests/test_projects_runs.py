@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rlbook.chapters.sentiment_imdb import train_lstm_epoch
 from rlbook.checkpoint import CheckpointError
 from rlbook.projects.runs import fit_epochs
 from rlbook.projects.sentiment import (
@@ -16,7 +17,6 @@ from rlbook.projects.sentiment import (
     accuracy,
     encode_batch,
     predict,
-    train_lstm_epoch,
 )
 from rlbook.seeding import stream_seed, torch_stream
 

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from rlbook.chapters.sentiment_imdb import train_lstm_epoch
 from rlbook.projects.sentiment import (
     PAD,
     PAD_INDEX,
@@ -36,7 +37,6 @@ from rlbook.projects.sentiment import (
     predict,
     tokenize,
     train_bow,
-    train_lstm_epoch,
     truncate,
 )
 from rlbook.seeding import stream_seed, torch_stream

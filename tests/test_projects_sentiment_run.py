@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rlbook.chapters.sentiment_imdb import train_sentiment_lstm
 from rlbook.projects.sentiment_run import (
     SentimentConfig,
     bag_of_words_baseline,
     prepare_reviews,
     sentiment_spec,
-    train_sentiment_lstm,
 )
 from rlbook.projects.shipping import load_model, save_model
 

@@ -91,7 +91,7 @@ def fit_epochs(
         model, optimizer: trained in place.
         epochs: how many epochs the run has in all (not how many more).
         train_epoch: one pass over the training data, returning its figures
-            (e.g. :func:`rlbook.projects.sentiment.train_lstm_epoch` bound to
+            (e.g. :func:`rlbook.chapters.sentiment_imdb.train_lstm_epoch` bound to
             its arguments). It must draw its data order from ``generator``.
         validate: the validation score after an epoch, higher is better.
         generator: the data-order generator, saved and restored with the run.

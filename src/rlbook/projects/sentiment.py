@@ -18,8 +18,10 @@ The pieces of the text-classification project, each usable alone:
   regression on binary tf-idf bag-of-words features, the strong simple
   baseline (about 88% on the full IMDb with unigrams, about 90% with bigrams
   added; Maas et al., 2011; Wang and Manning, 2012).
-* :func:`train_lstm_epoch`, :func:`train_bow`, :func:`predict` and
-  :func:`accuracy`.
+* :func:`train_bow`, :func:`predict` and :func:`accuracy`; the LSTM's
+  epoch (``train_lstm_epoch``) is on the chapter's page, generated into
+  :mod:`rlbook.chapters.sentiment_imdb`, and stands on
+  :func:`length_batches`, :func:`check_batch` and :func:`check_labels`.
 
 Randomness: the data order comes from the ``torch.Generator`` passed in;
 initial weights and dropout come from torch's global generator, so seed it
@@ -62,6 +64,8 @@ __all__ = [
     "accuracy",
     "add_bigrams",
     "bow_inputs",
+    "check_batch",
+    "check_labels",
     "classify_reviews",
     "encode_batch",
     "encode_texts",
@@ -69,11 +73,11 @@ __all__ = [
     "inverse_document_frequency",
     "length_batches",
     "masked_lstm_scan",
+    "model_device",
     "predict",
     "read_review_folder",
     "tokenize",
     "train_bow",
-    "train_lstm_epoch",
     "truncate",
 ]
 
@@ -816,13 +820,13 @@ class BagOfWordsLogReg(nn.Module):
 # ---------------------------------------------------------------- training
 
 
-def _model_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+def model_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
     return (
         torch.device(device) if device is not None else next(model.parameters()).device
     )
 
 
-def _check_labels(labels: torch.Tensor, n: int) -> None:
+def check_labels(labels: torch.Tensor, n: int) -> None:
     if labels.shape != (n,):
         raise ValueError(
             f"labels must be ({n},), one per review, got {tuple(labels.shape)}"
@@ -851,83 +855,6 @@ def length_batches(
         batches.extend(chunk[by_length].split(batch_size))
     shuffle = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in shuffle]
-
-
-def train_lstm_epoch(
-    model: SentimentLSTM,
-    tokens: torch.Tensor,
-    lengths: torch.Tensor,
-    labels: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    *,
-    batch_size: int,
-    generator: torch.Generator,
-    device: torch.device | str | None = None,
-    grad_clip: float | None = 1.0,
-    pool_batches: int = 32,
-) -> dict[str, float]:
-    """One pass over the reviews in shuffled minibatches, with gradient clipping.
-
-    Args:
-        model: trained in place, in training mode.
-        tokens: ``(N, T)`` int64, e.g. :func:`encode_batch` of the training split.
-        lengths: ``(N,)`` int64 (kept on the CPU: packing reads them there).
-        labels: ``(N,)`` 1 for positive, 0 for negative (any numeric dtype).
-        optimizer: steps once per batch.
-        batch_size: reviews per step.
-        generator: a CPU ``torch.Generator`` that orders the data.
-        device: where the model runs; the model's device if None. Each batch
-            is moved there (``tokens`` may stay on the CPU).
-        grad_clip: clip the gradient's global L2 norm to this; None for no clipping.
-        pool_batches: reviews of similar length are batched together within
-            pools of this many batches (see :func:`length_batches`); 1 turns
-            it off.
-
-    Returns:
-        ``loss`` (mean binary cross-entropy), ``accuracy`` (of the training-mode
-        predictions, dropout on, as the epoch went), ``grad_norm`` (mean norm
-        before clipping) and ``batches``.
-    """
-    n = tokens.shape[0]
-    check_batch(tokens, lengths)
-    _check_labels(labels, n)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if not isinstance(pool_batches, int) or pool_batches < 1:
-        raise ValueError(f"pool_batches must be an int >= 1, got {pool_batches!r}")
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
-    device = _model_device(model, device)
-    lengths = lengths.cpu()
-    batches = length_batches(lengths, batch_size, generator, pool_batches)
-    longest = torch.stack([lengths[idx].max() for idx in batches]).tolist()
-    model.train()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    norm_sum = torch.zeros((), device=device)
-    for idx, width in zip(batches, longest, strict=True):
-        x = tokens[idx.to(tokens.device), :width].to(device, non_blocking=True)
-        y = labels[idx.to(labels.device)].to(device, torch.float32, non_blocking=True)
-        logits = model(x, lengths[idx])
-        loss = F.binary_cross_entropy_with_logits(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        else:
-            norm = nn.utils.get_total_norm(
-                [p.grad for p in model.parameters() if p.grad is not None]
-            )
-        optimizer.step()
-        loss_sum += loss.detach() * len(idx)
-        correct += ((logits.detach() > 0) == (y > 0.5)).sum()
-        norm_sum += norm.detach().to(device)
-    return {
-        "loss": loss_sum.item() / n,
-        "accuracy": correct.item() / n,
-        "grad_norm": norm_sum.item() / len(batches),
-        "batches": float(len(batches)),
-    }
 
 
 def train_bow(
@@ -959,12 +886,12 @@ def train_bow(
         ``loss`` (the penalised objective at the end), ``iterations``, and
         ``accuracy`` on the training reviews.
     """
-    _check_labels(labels, inputs.offsets.shape[0])
+    check_labels(labels, inputs.offsets.shape[0])
     if not l2 >= 0:
         raise ValueError(f"l2 must be >= 0, got {l2!r}")
     if not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
-    device = _model_device(model, None)
+    device = model_device(model, None)
     inputs = inputs.to(device)
     y = labels.to(device, torch.float32)
     optimizer = torch.optim.LBFGS(
@@ -1019,7 +946,7 @@ def predict(
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    device = _model_device(model, device)
+    device = model_device(model, device)
     was_training = model.training
     model.eval()
     try:
@@ -1054,7 +981,7 @@ def accuracy(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
         raise ValueError(
             f"probabilities must be (N,), got {tuple(probabilities.shape)}"
         )
-    _check_labels(labels, probabilities.shape[0])
+    check_labels(labels, probabilities.shape[0])
     predicted = probabilities.detach().cpu() >= 0.5
     return (predicted == (labels.detach().cpu() > 0.5)).float().mean().item()
 

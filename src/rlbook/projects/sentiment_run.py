@@ -6,7 +6,8 @@ runs at ``full`` to make the shipped model, so both do the same thing:
 * :func:`prepare_reviews`: hold out a validation share of the *training*
   reviews (the test reviews are never looked at before the end), build the
   vocabulary from the rest, and encode all three parts.
-* :func:`train_sentiment_lstm`: the BiLSTM's epochs through
+* ``train_sentiment_lstm`` (on the chapter's page, generated into
+  :mod:`rlbook.chapters.sentiment_imdb`): the BiLSTM's epochs through
   :func:`rlbook.projects.runs.fit_epochs` (resumable; the best epoch by
   validation accuracy, ties to the earlier), then the test accuracy of both
   the best and the final weights, each rounded to the float16 that ships.
@@ -21,15 +22,13 @@ Introduced in the chapter *Sentiment analysis: an LSTM on IMDb reviews*.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
 
-from ..seeding import stream_seed, torch_stream
-from .runs import fit_epochs
+from ..seeding import torch_stream
 from .sentiment import (
     BagOfWordsLogReg,
     EncodedReviews,
@@ -43,13 +42,10 @@ from .sentiment import (
     predict,
     tokenize,
     train_bow,
-    train_lstm_epoch,
 )
-from .shipping import round_to_shipped
 
 __all__ = [
     "FULL_CONFIG",
-    "LSTMRun",
     "ReviewSplit",
     "SentimentConfig",
     "bag_of_words_baseline",
@@ -57,7 +53,6 @@ __all__ = [
     "prepare_reviews",
     "sentiment_config",
     "sentiment_spec",
-    "train_sentiment_lstm",
 ]
 
 
@@ -199,101 +194,6 @@ def sentiment_spec(config: SentimentConfig, vocabulary: Vocabulary) -> dict[str,
         "max_len": config.max_len,
         "head": None,
     }
-
-
-@dataclass
-class LSTMRun:
-    """The LSTM's run: its curves, and both sets of weights with their test accuracy.
-
-    ``best`` and ``final`` are models with float16-rounded weights (what
-    ships); the accuracies are theirs.
-    """
-
-    config: SentimentConfig
-    history: list[dict[str, float]]
-    best_epoch: int
-    best: SentimentLSTM
-    final: SentimentLSTM
-    best_test_accuracy: float
-    final_test_accuracy: float
-    seconds: float
-    resumed_from: int
-
-
-def train_sentiment_lstm(
-    split: ReviewSplit,
-    config: SentimentConfig,
-    seed: int,
-    *,
-    device: torch.device | str = "cpu",
-    checkpoint: str | Path | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-) -> LSTMRun:
-    """Train the BiLSTM for ``config.epochs`` and test its best and final weights.
-
-    Args:
-        split: from :func:`prepare_reviews`.
-        config: the run's settings.
-        seed: the run's seed (streams ``init``, ``data``, ``dropout``).
-        device: where to train.
-        checkpoint: a file to resume from and write after each epoch.
-        on_epoch: called with each epoch's record.
-    """
-    device = torch.device(device)
-    torch.manual_seed(stream_seed(seed, "init"))
-    model = build_lstm(config, len(split.vocabulary)).to(device)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    generator = torch_stream(seed, "data")
-    torch.manual_seed(stream_seed(seed, "dropout"))
-
-    def train_epoch() -> dict[str, float]:
-        return train_lstm_epoch(
-            model,
-            *split.train,
-            split.train_labels,
-            optimizer,
-            batch_size=config.batch_size,
-            generator=generator,
-            device=device,
-            grad_clip=config.grad_clip,
-        )
-
-    def validate() -> float:
-        return accuracy(predict(model, split.valid, device=device), split.valid_labels)
-
-    start = time.perf_counter()
-    result = fit_epochs(
-        model,
-        optimizer,
-        epochs=config.epochs,
-        train_epoch=train_epoch,
-        validate=validate,
-        generator=generator,
-        checkpoint=checkpoint,
-        config={**asdict(config), "seed": seed},
-        on_epoch=on_epoch,
-    )
-    seconds = time.perf_counter() - start
-
-    def shipped(state: dict[str, torch.Tensor]) -> SentimentLSTM:
-        copy = build_lstm(config, len(split.vocabulary))
-        copy.load_state_dict(state)
-        return round_to_shipped(copy).eval()
-
-    best, final = shipped(result.best_state), shipped(result.final_state)
-    return LSTMRun(
-        config=config,
-        history=result.history,
-        best_epoch=result.best_epoch,
-        best=best,
-        final=final,
-        best_test_accuracy=accuracy(predict(best, split.test), split.test_labels),
-        final_test_accuracy=accuracy(predict(final, split.test), split.test_labels),
-        seconds=seconds,
-        resumed_from=result.resumed_from,
-    )
 
 
 def bag_of_words_baseline(
