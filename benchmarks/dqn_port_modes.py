@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/dqn_port_modes.py
 
 Training, each mode in a fresh process (so its peak memory is its own): the
-ported classic loop (``rlbook.projects.cartpole_port.train_port``, seed 0)
-for ``--episodes`` episodes in ``eager fp32``, under ``torch.compile`` and
+ported classic loop (``rlbook.chapters.dqn_port.train_port``, from the
+chapter's page, seed 0) for ``--episodes`` episodes in ``eager fp32``, under ``torch.compile`` and
 under ``bf16 autocast``. The modes' numerics differ, so their episodes
 differ in length: time is reported per 1,000 environment steps (one
 gradient step each), beside the whole loop's seconds; quality is the mean
@@ -39,7 +39,7 @@ def train_mode(mode: str, episodes: int, threads: int, save: str | None) -> dict
     """One training mode, in its own process."""
     import torch
 
-    from rlbook.projects.cartpole_port import PortConfig, train_port
+    from rlbook.chapters.dqn_port import PortConfig, train_port
     from rlbook.projects.deploy import peak_memory_mb
 
     torch.set_num_threads(threads)
@@ -65,8 +65,8 @@ def train_mode(mode: str, episodes: int, threads: int, save: str | None) -> dict
 def _network(weights: str):
     import torch
 
+    from rlbook.chapters.dqn_port import PortConfig
     from rlbook.dqn import QNetwork
-    from rlbook.projects.cartpole_port import PortConfig
 
     net = QNetwork(4, 2, PortConfig().hidden)
     net.load_state_dict(torch.load(weights, weights_only=True))

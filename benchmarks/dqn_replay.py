@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from rlbook.dqn import LectureMemory, QNetwork, lecture_batches, td_loss
+from rlbook.chapters.dqn_state import td_loss
+from rlbook.dqn import LectureMemory, QNetwork, lecture_batches
 from rlbook.envs import make_env
 from rlbook.replay import Batch, ReplayBuffer
 

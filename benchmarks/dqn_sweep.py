@@ -7,7 +7,7 @@ Three ways to train the book's baseline DQN on CartPole (the chapter
 with validation every 2,500 steps and a final 100-episode test, all measured
 in this one process:
 
-* ``single``: ``rlbook.cartpole_dqn.train_dqn``, the chapter's plain loop,
+* ``single``: ``rlbook.chapters.dqn_state.train_dqn``, the chapter's plain loop,
   one run after another on one thread (how the sweep ran before);
 * ``batched``: ``train_dqn_batched`` with ``--seeds`` seeds in one process on
   one thread (stacked networks, one CartPoleBatch);
@@ -31,7 +31,8 @@ import time
 
 import torch
 
-from rlbook.cartpole_dqn import DQNConfig, run_sweep, train_dqn, train_dqn_batched
+from rlbook.cartpole_dqn import run_sweep, train_dqn_batched
+from rlbook.chapters.dqn_state import DQNConfig, train_dqn
 
 FULL_SWEEP_RUNS = 60
 FULL_SWEEP_STEPS = 50_000

@@ -167,62 +167,6 @@ def test_every_citation_is_in_references_bib():
                 assert key.strip() in keys, f"{name}: unknown citation {key}"
 
 
-# Code a chapter writes in its cells and the helper package keeps a copy of
-# (d2l's "saved" functions): chapter -> {module: [names]}.
-SAVED = {
-    "chapters/dqn_state.md": {
-        "rlbook.dqn": ["td_loss"],
-        "rlbook.cartpole_dqn": [
-            "DQNConfig",
-            "epsilon_at",
-            "make_buffer",
-            "update",
-            "train_dqn",
-        ],
-    },
-}
-
-
-def chapter_definitions(path: Path) -> dict[str, str]:
-    """Top-level functions and classes of a chapter's code cells, as ``ast.dump``."""
-    import ast
-
-    import jupytext
-
-    found = {}
-    for cell in jupytext.read(path).cells:
-        if cell["cell_type"] != "code":
-            continue
-        # IPython magics and shell escapes are not Python.
-        lines = [
-            line
-            for line in cell["source"].splitlines()
-            if not line.lstrip().startswith(("%", "!"))
-        ]
-        for node in ast.parse("\n".join(lines)).body:
-            if isinstance(node, ast.FunctionDef | ast.ClassDef):
-                found[node.name] = ast.dump(node)
-    return found
-
-
-def test_chapter_code_and_its_saved_copy_are_the_same_code():
-    import ast
-    import importlib
-    import inspect
-
-    for chapter, modules in SAVED.items():
-        defined = chapter_definitions(ROOT / chapter)
-        for module_name, names in modules.items():
-            module = importlib.import_module(module_name)
-            for name in names:
-                assert name in defined, f"{chapter} no longer defines {name}"
-                saved = ast.dump(ast.parse(inspect.getsource(getattr(module, name))).body[0])
-                assert defined[name] == saved, (
-                    f"{chapter}'s {name} differs from {module_name}.{name}: "
-                    "change both, or neither"
-                )
-
-
 def test_cells_that_draw_are_folded():
     """The rule in CONTRIBUTING.md: a cell that draws a figure or an animation
     is plumbing, tagged hide-input (its output stays visible)."""

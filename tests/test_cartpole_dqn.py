@@ -15,21 +15,25 @@ import torch
 from torch import nn
 
 import rlbook.cartpole_dqn as cartpole_dqn
+import rlbook.chapters.dqn_state as dqn_state
 from rlbook.cartpole import MAX_EPISODE_STEPS
 from rlbook.cartpole_dqn import (
-    DQNConfig,
     StackedQNetwork,
     StackedReplayBuffer,
     clip_grad_norm_per_run_,
     config_from,
-    epsilon_at,
-    make_buffer,
     run_sweep,
-    train_dqn,
     train_dqn_batched,
 )
-from rlbook.dqn import QNetwork, td_loss
-from rlbook.replay import Batch
+from rlbook.chapters.dqn_state import (
+    DQNConfig,
+    epsilon_at,
+    make_buffer,
+    td_loss,
+    train_dqn,
+)
+from rlbook.dqn import QNetwork
+from rlbook.replay import Batch, ReplayBuffer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -498,8 +502,9 @@ def test_runs_store_train_dqns_transitions_through_truncations(monkeypatch):
         validate_every=600,
     )
     monkeypatch.setattr(cartpole_dqn, "QNetwork", balancing_q_network)
+    monkeypatch.setattr(dqn_state, "QNetwork", balancing_q_network)
     stored_alone: list[tuple] = []
-    original_add = cartpole_dqn.ReplayBuffer.add
+    original_add = ReplayBuffer.add
 
     def record_add(self, obs, action, reward, next_obs, terminated):
         stored_alone.append(
@@ -523,7 +528,7 @@ def test_runs_store_train_dqns_transitions_through_truncations(monkeypatch):
             )
         original_stacked_add(self, obs, action, reward, next_obs, terminated)
 
-    monkeypatch.setattr(cartpole_dqn.ReplayBuffer, "add", record_add)
+    monkeypatch.setattr(ReplayBuffer, "add", record_add)
     monkeypatch.setattr(StackedReplayBuffer, "add", record_stacked_add)
     together = batched_once(config, [0, 1])
     for seed in (0, 1):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -227,3 +228,22 @@ def evaluate_greedy(
         discounted.reshape(shape),
         start_values.reshape(shape),
     )
+
+
+TEST_EPISODES = 100
+"""Greedy test episodes per run, on seeds ``TEST_SEED, TEST_SEED + 1, ...``."""
+
+
+def test_record(evaluation: GreedyEvaluation, run: int = 0) -> dict[str, Any]:
+    """A JSON-friendly summary of one run's greedy test episodes."""
+    returns = evaluation.returns[run]
+    return {
+        "mean": float(returns.mean()),
+        "std": float(returns.std()),
+        "returns": returns.tolist(),
+        "discounted": float(evaluation.discounted[run].mean()),
+        "start_value": float(evaluation.start_values[run].mean()),
+    }
+
+
+test_record.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -1,24 +1,20 @@
-"""The book's DQN on CartPole's state: the chapter's loop, and a sweep of many seeds at once.
+"""The state DQN chapter's seed sweep: many seeds of its DQN at once.
 
-The first half of this module is the code the chapter *Deep Q-learning on
-CartPole's state* writes in its cells (``DQNConfig``, ``epsilon_at``,
-``make_buffer``, ``update``, ``train_dqn``), saved here so that the benchmark
-and the sweep can import it; ``tests/test_book.py`` checks that the chapter's
-cells and these definitions are the same code.
+The DQN itself (``DQNConfig``, ``td_loss``, ``epsilon_at``, ``make_buffer``,
+``update``, ``train_dqn``) is written on the chapter's page,
+``chapters/dqn_state.md``, and generated into :mod:`rlbook.chapters.dqn_state`.
 
-The second half, :func:`train_dqn_batched`, is how the chapter's variant sweep
-was run: the same algorithm for ``S`` seeds at once, with ``S`` CartPoles in
-one :class:`~rlbook.cartpole.CartPoleBatch`, ``S`` networks stacked into one
+:func:`train_dqn_batched` is how the chapter's variant sweep was run: the same
+algorithm for ``S`` seeds at once, with ``S`` CartPoles in one
+:class:`~rlbook.cartpole.CartPoleBatch`, ``S`` networks stacked into one
 :class:`StackedQNetwork` (one batched matrix product per layer instead of
-``S``), ``S`` replay buffers in one :class:`StackedReplayBuffer`, and one
-Adam over the stacked parameters (Adam is elementwise, so that is ``S``
-independent Adams). Seed ``s`` of a batch draws its initial weights, its
-exploration coins, its replay indices and its episode start states from the
-same independent streams as ``train_dqn(config, s)``; what differs is only the
+``S``), ``S`` replay buffers in one :class:`StackedReplayBuffer`, and one Adam
+over the stacked parameters (Adam is elementwise, so that is ``S`` independent
+Adams). Seed ``s`` of a batch draws its initial weights, its exploration
+coins, its replay indices and its episode start states from the same
+independent streams as ``train_dqn(config, s)``; what differs is only the
 order of floating-point operations in the batched matrix products.
 :func:`run_sweep` spreads variants over worker processes.
-
-Introduced in the chapter *Deep Q-learning on CartPole's state*.
 """
 
 from __future__ import annotations
@@ -28,231 +24,26 @@ import multiprocessing
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .cartpole import CartPoleBatch, GreedyEvaluation, evaluate_greedy
-from .dqn import QNetwork, td_loss
-from .envs import make_env
+from .cartpole import TEST_EPISODES, CartPoleBatch, evaluate_greedy, test_record
+from .chapters.dqn_state import DQNConfig, epsilon_at, make_buffer, td_loss
+from .dqn import QNetwork
 from .evaluate import TEST_SEED, VALIDATION_SEED, train_seed
-from .replay import Batch, PrioritizedReplayBuffer, ReplayBuffer
+from .replay import Batch
 from .seeding import numpy_stream, stream_seed, torch_stream
-
-TEST_EPISODES = 100
-"""Greedy test episodes per run, on seeds ``TEST_SEED, TEST_SEED + 1, ...``."""
-
-
-# --- the chapter's code --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DQNConfig:
-    """The book's DQN on CartPole's state."""
-
-    total_steps: int = 50_000
-    """environment steps per run (lecture: 200 episodes)"""
-    learning_starts: int = 1_000
-    """random steps that fill the buffer before the first update"""
-    buffer_size: int = 50_000
-    """replay capacity (lecture: 10,000)"""
-    batch_size: int = 128
-    """transitions per update (lecture: 32)"""
-    hidden: tuple[int, ...] = (128, 128)
-    """MLP widths, no BatchNorm (lecture: 128, 64 with BatchNorm)"""
-    learning_rate: float = 1e-3
-    """Adam learning rate (lecture: SGD, momentum 0.9, lr 1e-3)"""
-    gamma: float = 0.99
-    """discount factor"""
-    train_every: int = 2
-    """one update every this many steps (lecture: 1000 per episode)"""
-    target_every: int = 100
-    """updates between target syncs; 0: no target net (lecture: 5 ep.)"""
-    epsilon_end: float = 0.02
-    """epsilon decays linearly from 1.0 to this (lecture: 0.005)"""
-    epsilon_fraction: float = 0.2
-    """share of total_steps over which epsilon decays (lecture: 200)"""
-    max_grad_norm: float = 10.0
-    """gradient clipping (lecture: none)"""
-    huber: bool = False
-    """Huber loss instead of squared error"""
-    double: bool = False
-    """Double DQN targets"""
-    dueling: bool = False
-    """dueling value/advantage head"""
-    prioritized: bool = False
-    """prioritized experience replay"""
-    per_alpha: float = 0.6
-    """PER: how strongly priorities skew sampling (0 = uniform)"""
-    per_beta_start: float = 0.4
-    """PER: importance-sampling exponent, annealed to 1 over the run"""
-    validate_every: int = 2_500
-    """steps between greedy validations (the best checkpoint is kept)"""
-    validate_episodes: int = 10
-    """episodes per validation, on seeds 5000, 5001, ..."""
-
-    def __post_init__(self) -> None:
-        if not 0 < self.validate_every <= self.total_steps:
-            raise ValueError(
-                f"validate_every={self.validate_every} must lie in (0, total_steps="
-                f"{self.total_steps}]: the best checkpoint comes from validations"
-            )
-        if not 0 < self.epsilon_fraction <= 1:
-            raise ValueError(f"epsilon_fraction must lie in (0, 1], got {self.epsilon_fraction}")
-
-
-def epsilon_at(config: DQNConfig, step: int) -> float:
-    """Linear decay from 1.0 to epsilon_end over the epsilon_fraction."""
-    decay_steps = config.epsilon_fraction * config.total_steps
-    return max(
-        config.epsilon_end,
-        1.0 - (1.0 - config.epsilon_end) * step / decay_steps,
-    )
-
-
-def make_buffer(config: DQNConfig, seed: int, device="cpu") -> ReplayBuffer:
-    """Uniform replay, or prioritized replay if the config asks for it."""
-    if config.prioritized:
-        return PrioritizedReplayBuffer(
-            config.buffer_size,
-            (4,),
-            device,
-            alpha=config.per_alpha,
-            beta=config.per_beta_start,
-            seed=stream_seed(seed, "replay"),
-        )
-    return ReplayBuffer(
-        config.buffer_size, (4,), device, generator=torch_stream(seed, "replay")
-    )
-
-
-def update(q_net, target_net, optimizer, buffer, config: DQNConfig, step: int):
-    """One minibatch gradient step on the TD loss (eq-dqn-loss)."""
-    if config.prioritized:  # anneal beta to 1 by the end of the run
-        remaining = 1.0 - config.per_beta_start
-        buffer.beta = config.per_beta_start + remaining * step / config.total_steps
-    batch = buffer.sample(config.batch_size)
-    loss, td_error = td_loss(
-        q_net,
-        target_net,
-        batch,
-        gamma=config.gamma,
-        double=config.double,
-        huber=config.huber,
-    )
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
-    optimizer.step()
-    if config.prioritized:  # the new TD errors become the new priorities
-        buffer.update_priorities(batch.indices, td_error)
-
-
-def train_dqn(config: DQNConfig, seed: int, device="cpu") -> dict:
-    """Train one agent; return its history, best and final weights."""
-    torch.manual_seed(stream_seed(seed, "init"))  # one stream per purpose
-    q_net = QNetwork(4, 2, config.hidden, dueling=config.dueling).to(device)
-    # Without a target network, targets come from the trained network.
-    target_net = copy.deepcopy(q_net) if config.target_every else q_net
-    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
-    buffer = make_buffer(config, seed, device)
-    explore = numpy_stream(seed, "explore")
-    env = make_env("CartPole-v1")
-
-    history = {
-        "episode_end": [],
-        "episode_return": [],
-        "validation_step": [],
-        "validation_return": [],
-    }
-    best_score, best_state, best_step = -np.inf, None, 0
-    episode, episode_return, updates = 0, 0.0, 0
-    obs, _ = env.reset(seed=train_seed(seed, episode))
-    start = time.perf_counter()
-    for step in range(config.total_steps):
-        # Act: epsilon-greedy, epsilon decaying linearly.
-        epsilon = epsilon_at(config, step)
-        if step < config.learning_starts or explore.random() < epsilon:
-            action = int(explore.integers(2))
-        else:
-            with torch.no_grad():
-                action = int(q_net(torch.as_tensor(obs, device=device)[None]).argmax())
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        # Store `terminated` only: truncated steps keep their bootstrap.
-        buffer.add(obs, action, reward, next_obs, terminated)
-        obs = next_obs  # the line that is easy to forget
-        episode_return += reward
-        if terminated or truncated:  # stop at truncation, too
-            history["episode_end"].append(step + 1)
-            history["episode_return"].append(episode_return)
-            episode, episode_return = episode + 1, 0.0
-            obs, _ = env.reset(seed=train_seed(seed, episode))
-
-        # Learn: one minibatch update every `train_every` steps.
-        if step >= config.learning_starts and step % config.train_every == 0:
-            update(q_net, target_net, optimizer, buffer, config, step)
-            updates += 1
-            if config.target_every and updates % config.target_every == 0:
-                target_net.load_state_dict(q_net.state_dict())
-
-        # Validate the greedy policy; keep the best weights.
-        if (step + 1) % config.validate_every == 0:
-            score = evaluate_greedy(
-                q_net, episodes=config.validate_episodes, seed=VALIDATION_SEED
-            ).returns.mean()
-            history["validation_step"].append(step + 1)
-            history["validation_return"].append(float(score))
-            if score >= best_score:  # ties go to the later, longer-trained net
-                best_score, best_step = float(score), step + 1
-                best_state = copy.deepcopy(q_net.state_dict())
-
-    seconds = time.perf_counter() - start
-    final_state = copy.deepcopy(q_net.state_dict())
-    final_test = evaluate_greedy(
-        q_net, episodes=TEST_EPISODES, seed=TEST_SEED, gamma=config.gamma
-    )
-    q_net.load_state_dict(best_state)
-    best_test = evaluate_greedy(
-        q_net, episodes=TEST_EPISODES, seed=TEST_SEED, gamma=config.gamma
-    )
-    return {
-        "seed": seed,
-        "seconds": seconds,
-        "updates": updates,
-        "best_step": best_step,
-        "best_validation": best_score,
-        "test": test_record(best_test),
-        "final_test": test_record(final_test),
-        "network": q_net.spec,
-        "state": best_state,
-        "final_state": final_state,
-        **history,
-    }
-
-
-# --- helpers shared by both trainers -------------------------------------------
-
-
-def test_record(evaluation: GreedyEvaluation, run: int = 0) -> dict[str, Any]:
-    """A JSON-friendly summary of one run's greedy test episodes."""
-    returns = evaluation.returns[run]
-    return {
-        "mean": float(returns.mean()),
-        "std": float(returns.std()),
-        "returns": returns.tolist(),
-        "discounted": float(evaluation.discounted[run].mean()),
-        "start_value": float(evaluation.start_values[run].mean()),
-    }
 
 
 def config_from(fields_or_config: Mapping[str, Any] | Any) -> DQNConfig:
     """A :class:`DQNConfig` from a mapping or any dataclass with the same fields.
 
-    The chapter defines its own copy of ``DQNConfig``; worker processes cannot
-    import a class defined in a notebook, so configs travel as plain fields.
+    A config made by the chapter's own cells is of the page's class, which
+    worker processes cannot import; configs travel as plain fields.
     """
     values = (
         dict(fields_or_config)

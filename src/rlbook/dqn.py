@@ -1,9 +1,9 @@
 """Deep Q-network pieces shared by the DQN chapters and the benchmark.
 
 The chapters hold the training loops; this module holds what two or more of
-them use: the Q-network, the TD loss, the lecture's replay memory (a
-``Dataset`` read through a ``DataLoader``), and the policy of a shipped
-Q-network agent.
+them use: the Q-network, the lecture's replay memory (a ``Dataset`` read
+through a ``DataLoader``), and the policy of a shipped Q-network agent. The
+TD loss is on the state DQN chapter's page (:mod:`rlbook.chapters.dqn_state`).
 
 Introduced in the chapter *Deep Q-learning on CartPole's state*.
 """
@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
@@ -75,48 +74,6 @@ class QNetwork(nn.Module):
             return self.head(features)
         advantage = self.advantage(features)
         return self.value(features) + advantage - advantage.mean(dim=-1, keepdim=True)
-
-
-def td_loss(
-    q_net: nn.Module,
-    target_net: nn.Module,
-    batch: Batch,
-    *,
-    gamma: float,
-    double: bool = False,
-    huber: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The DQN loss of a batch and its TD errors (for prioritized replay).
-
-    target = reward + gamma * (1 - terminated) * Q_target(next_obs, a*),
-    where a* = argmax_a Q_target(next_obs, a), or argmax_a Q(next_obs, a)
-    with ``double`` (van Hasselt et al., 2016). Truncated transitions keep
-    their bootstrap: only ``terminated`` zeroes it. Each item's loss is
-    weighted by ``batch.weights`` (importance sampling; ones for uniform
-    replay).
-
-    Every field may carry leading dimensions (``(S, B)`` for ``S``
-    stacked networks in a sweep); actions index the Q-values' last
-    dimension.
-
-    Returns:
-        loss: scalar, the mean over every item; td_error: the shape of
-        ``batch.action``, target minus prediction, detached.
-    """
-    q_taken = q_net(batch.obs).gather(-1, batch.action.unsqueeze(-1)).squeeze(-1)
-    with torch.no_grad():
-        next_values = target_net(batch.next_obs)
-        if double:
-            best = q_net(batch.next_obs).argmax(dim=-1, keepdim=True)
-            next_q = next_values.gather(-1, best).squeeze(-1)
-        else:
-            next_q = next_values.max(dim=-1).values
-        target = batch.reward + gamma * (1.0 - batch.terminated) * next_q
-    if huber:
-        per_item = F.smooth_l1_loss(q_taken, target, reduction="none")
-    else:
-        per_item = F.mse_loss(q_taken, target, reduction="none")
-    return (batch.weights * per_item).mean(), (target - q_taken).detach()
 
 
 class LectureMemory(Dataset):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlbook.projects.cartpole_port import PortConfig, train_port
+from rlbook.chapters.dqn_port import PortConfig, train_port
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -62,16 +62,15 @@ def test_bad_settings_are_clear_errors(field, value, message):
 
 
 def test_bf16_autocast_runs_the_network_in_bf16_and_float16_is_refused(monkeypatch):
-    from rlbook import dqn
+    from rlbook.chapters.dqn_state import td_loss as real
 
     seen = []
-    real = dqn.td_loss
 
     def spy(q_net, target_net, batch, **kwargs):
         seen.append(q_net(batch.obs).dtype)
         return real(q_net, target_net, batch, **kwargs)
 
-    monkeypatch.setattr("rlbook.projects.cartpole_port.td_loss", spy)
+    monkeypatch.setattr("rlbook.chapters.dqn_port.td_loss", spy)
     config = PortConfig(episodes=3, batch_size=8, buffer_size=200)
     train_port(config, seed=0, autocast_dtype=torch.bfloat16)
     assert seen and set(seen) == {torch.bfloat16}
