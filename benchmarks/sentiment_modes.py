@@ -55,9 +55,9 @@ def train_mode(
     import torch
     import torch.nn.functional as F
 
+    from rlbook.chapters.sentiment_imdb import build_lstm
     from rlbook.projects.deploy import peak_memory_mb
     from rlbook.projects.sentiment import accuracy, length_batches, predict
-    from rlbook.projects.sentiment_run import build_lstm
     from rlbook.seeding import stream_seed, torch_stream
 
     torch.set_num_threads(threads)

@@ -684,8 +684,9 @@ def test_a_manifest_without_a_hash_still_loads(tabular_agent_dir):
 
 
 def test_model_vocabulary_and_weights_are_hashed(tmp_path):
+    from rlbook.chapters.sentiment_imdb import SentimentLSTM
     from rlbook.checkpoint import make_provenance
-    from rlbook.projects.sentiment import SentimentLSTM, Vocabulary
+    from rlbook.projects.sentiment import Vocabulary
     from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
 
     vocabulary = Vocabulary.build([["good", "bad", "good", "film", "bad"]], min_freq=1)

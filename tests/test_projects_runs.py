@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlbook.chapters.sentiment_imdb import train_lstm_epoch
+from rlbook.chapters.sentiment_imdb import SentimentLSTM, train_lstm_epoch
 from rlbook.checkpoint import CheckpointError
 from rlbook.projects.runs import fit_epochs
 from rlbook.projects.sentiment import (
-    SentimentLSTM,
     Vocabulary,
     accuracy,
     encode_batch,

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from rlbook.chapters.sentiment_imdb import train_lstm_epoch
+from rlbook.chapters.sentiment_imdb import SentimentLSTM, train_lstm_epoch
 from rlbook.projects.sentiment import (
     PAD,
     PAD_INDEX,
@@ -24,7 +24,6 @@ from rlbook.projects.sentiment import (
     BagOfWordsLogReg,
     BowInputs,
     EncodedReviews,
-    SentimentLSTM,
     Vocabulary,
     accuracy,
     add_bigrams,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from rlbook.chapters.sentiment_imdb import SentimentLSTM
 from rlbook.checkpoint import make_provenance
 from rlbook.data import DataError
 from rlbook.projects.sentiment import (
-    SentimentLSTM,
     Vocabulary,
     classify_reviews,
     encode_texts,

@@ -12,24 +12,159 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rlbook.chapters import add_to_class
 from rlbook.projects.runs import fit_epochs
 from rlbook.projects.sentiment import (
-    SentimentLSTM,
+    PAD_INDEX,
+    POOLINGS,
     accuracy,
     check_batch,
     check_labels,
     length_batches,
+    masked_lstm_scan,
     model_device,
     predict,
 )
 from rlbook.projects.sentiment_run import (
     ReviewSplit,
     SentimentConfig,
-    build_lstm,
+    sentiment_spec_model,
 )
 from rlbook.projects.shipping import round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
+
+
+class SentimentLSTM(nn.Module):
+    """Embedding, a (bidirectional) multi-layer LSTM, a linear layer to
+    one logit; pooling "last" (final states) or "max" (over tokens)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 128,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+        dropout: float = 0.3,
+        pad_index: int = PAD_INDEX,
+        pooling: str = "last",
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling must be one of {', '.join(POOLINGS)}, "
+                f"got {pooling!r}"
+            )
+        self.pooling = pooling
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("embed_dim", embed_dim),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < 1
+            ):
+                raise ValueError(
+                    f"{name} must be a positive int, got {value!r}"
+                )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"dropout must be in [0, 1), got {dropout!r}"
+            )
+        if not 0 <= pad_index < vocab_size:
+            raise ValueError(
+                "pad_index must be a valid index into the "
+                f"{vocab_size} embeddings, got {pad_index!r}"
+            )
+        self.embedding = nn.Embedding(
+            vocab_size, embed_dim, padding_idx=pad_index
+        )
+        self.lstm = nn.LSTM(
+            embed_dim,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.directions = 2 if bidirectional else 1
+        self.head = nn.Linear(self.directions * hidden_size, 1)
+
+    def forward(
+        self, tokens: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits (B,) of tokens (B, T), lengths (B,) each in [1, T]."""
+        check_batch(tokens, lengths)
+        embedded = self.dropout(self.embedding(tokens))
+        packed = pack_padded_sequence(
+            embedded,
+            lengths.cpu(),
+            batch_first=True,
+            enforce_sorted=False,
+        )
+        # h_n: (layers * directions, B, H), in input order
+        output, (h_n, _) = self.lstm(packed)
+        if self.pooling == "max":
+            # (B, longest, dirs * H); padding can never be the max
+            padded, _ = pad_packed_sequence(
+                output, batch_first=True, padding_value=float("-inf")
+            )
+            features = padded.amax(dim=1)
+        else:
+            # (B, dirs, H): forward, then backward
+            last_layer = h_n[-self.directions :].transpose(0, 1)
+            features = last_layer.reshape(tokens.shape[0], -1)
+        return self.head(self.dropout(features)).squeeze(1)
+
+
+@add_to_class(SentimentLSTM)
+def forward_padded(
+    self, tokens: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """forward's logits, computed on the padded batch (exportable)."""
+    check_batch(tokens, lengths)
+    x = self.dropout(self.embedding(tokens))  # (B, T, E)
+    steps = torch.arange(tokens.shape[1], device=tokens.device)
+    lengths = lengths.to(tokens.device)
+    inside = (steps[None, :] < lengths[:, None]).T  # (T, B)
+    inside = inside.unsqueeze(-1)  # (T, B, 1): broadcasts over the state
+    finals: list[torch.Tensor] = []
+    for layer in range(self.lstm.num_layers):
+        if layer > 0:
+            x = F.dropout(x, self.lstm.dropout, self.training)
+        outputs, finals = [], []
+        for reverse in (False, True)[: self.directions]:
+            suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+            w_ih = getattr(self.lstm, "weight_ih" + suffix)
+            w_hh = getattr(self.lstm, "weight_hh" + suffix)
+            bias = getattr(self.lstm, "bias_ih" + suffix) + getattr(
+                self.lstm, "bias_hh" + suffix
+            )
+            # (T, B, 4H): the input's share of the gates, every step
+            gates_x = (x @ w_ih.T + bias).transpose(0, 1)
+            h_last, h_all = masked_lstm_scan(
+                gates_x, inside, w_hh, reverse
+            )
+            outputs.append(h_all.transpose(0, 1))  # (B, T, H)
+            finals.append(h_last)
+        x = torch.cat(outputs, dim=2)
+    if self.pooling == "max":
+        real = inside.transpose(0, 1)  # (B, T, 1)
+        features = torch.where(real, x, float("-inf")).amax(dim=1)
+    else:
+        features = torch.cat(finals, dim=1)  # (B, directions * H)
+    return self.head(self.dropout(features)).squeeze(1)
+
+
+def build_lstm(config: SentimentConfig, vocab_size: int) -> SentimentLSTM:
+    """The BiLSTM of config (its weights from torch's global stream)."""
+    return SentimentLSTM(**sentiment_spec_model(config, vocab_size))
 
 
 def train_lstm_epoch(

@@ -7,12 +7,13 @@ The pieces of the text-classification project, each usable alone:
   ``(B,)`` lengths. The vocabulary is built from the training split only, so
   the test split's unknown words are measured (:meth:`Vocabulary.unknown_rate`)
   instead of leaking into the model.
-* :class:`SentimentLSTM`: embedding, a 2-layer bidirectional LSTM, one logit.
-  It trains on packed sequences (:meth:`SentimentLSTM.forward`) and has a
-  second path with the same weights on padded input
-  (:meth:`SentimentLSTM.forward_padded`) that :func:`torch.export.export` and
-  AOTInductor accept with a dynamic batch *and* length (:func:`export_lstm`).
-  Both paths give the same logits.
+* The model, ``SentimentLSTM`` (embedding, a 2-layer bidirectional LSTM, one
+  logit), is on the chapter's page, generated into
+  :mod:`rlbook.chapters.sentiment_imdb`. It trains on packed sequences and
+  has a second path with the same weights on padded input
+  (``forward_padded``, built on :func:`masked_lstm_scan`) that
+  :func:`torch.export.export` and AOTInductor accept with a dynamic batch
+  *and* length (:func:`export_lstm`). Both paths give the same logits.
 * :class:`BagOfWordsLogReg` with :func:`bow_inputs`,
   :func:`inverse_document_frequency` and :func:`add_bigrams`: logistic
   regression on binary tf-idf bag-of-words features, the strong simple
@@ -47,7 +48,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch._higher_order_ops.scan import scan
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 __all__ = [
     "PAD",
@@ -59,7 +59,6 @@ __all__ = [
     "BowInputs",
     "EncodedReviews",
     "ExportableSentimentLSTM",
-    "SentimentLSTM",
     "Vocabulary",
     "accuracy",
     "add_bigrams",
@@ -390,155 +389,6 @@ def encode_texts(
 # ---------------------------------------------------------------- the LSTM
 
 
-class SentimentLSTM(nn.Module):
-    """Embedding, a (bidirectional) multi-layer LSTM, and a linear layer to one logit.
-
-    The review's representation comes from the last layer, in one of two ways:
-
-    * ``pooling="last"``: its final hidden state of each direction,
-      concatenated: the forward direction's after the review's last real
-      token, the backward direction's after its first.
-    * ``pooling="max"``: the largest value each feature of its outputs
-      (both directions concatenated) takes over the review's real tokens.
-      The gradient then reaches the token where a feature fired, wherever
-      it stands in a 400-token review, instead of passing back through
-      every later step. Conneau et al. (2017) found max pooling the best
-      readout of a BiLSTM sentence encoder; on the shared IMDb subset it
-      also learned faster than the final states (the chapter measures it).
-
-    Dropout is
-    applied to the embeddings, between LSTM layers, and before the linear
-    layer. Train with :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
-
-    Two forward paths share the weights and give the same logits:
-
-    * :meth:`forward`: packed sequences (:func:`~torch.nn.utils.rnn.pack_padded_sequence`),
-      so padding costs nothing and never reaches the LSTM; cuDNN's fused LSTM
-      on a GPU. For training and evaluation.
-    * :meth:`forward_padded`: the LSTM recurrence written out over the padded
-      batch, where each step updates only the rows still inside their review
-      (a mask from ``lengths``). The backward direction therefore starts at
-      each review's own last token, as it does when packed. This is the path
-      :func:`export_lstm` exports: ``torch.export`` cannot trace packed
-      sequences, and traces ``nn.LSTM`` by unrolling it for one fixed length.
-
-    Args:
-        vocab_size: rows of the embedding table (``len(vocab)``).
-        embed_dim: size of a token's embedding.
-        hidden_size: LSTM state size per direction.
-        num_layers: stacked LSTM layers.
-        bidirectional: run a second LSTM from the end of the review to its start.
-        dropout: drop probability (embeddings, between layers, before the head).
-        pad_index: the padding id; its embedding is zero and gets no gradient.
-        pooling: ``"last"`` or ``"max"`` (see above).
-    """
-
-    def __init__(
-        self,
-        vocab_size: int,
-        embed_dim: int = 128,
-        hidden_size: int = 128,
-        num_layers: int = 2,
-        bidirectional: bool = True,
-        dropout: float = 0.3,
-        pad_index: int = PAD_INDEX,
-        pooling: str = "last",
-    ) -> None:
-        super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(
-                f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}"
-            )
-        self.pooling = pooling
-        for name, value in (
-            ("vocab_size", vocab_size),
-            ("embed_dim", embed_dim),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if not 0 <= pad_index < vocab_size:
-            raise ValueError(
-                f"pad_index must be a valid index into the {vocab_size} embeddings, "
-                f"got {pad_index!r}"
-            )
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_index)
-        self.lstm = nn.LSTM(
-            embed_dim,
-            hidden_size,
-            num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.directions = 2 if bidirectional else 1
-        self.head = nn.Linear(self.directions * hidden_size, 1)
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B,)`` of ``tokens`` ``(B, T)`` int64 with ``lengths`` ``(B,)`` int64.
-
-        ``lengths`` may live on any device (packing needs them on the CPU; on
-        a GPU that copy waits for the GPU). Every length must be in ``[1, T]``.
-        """
-        check_batch(tokens, lengths)
-        embedded = self.dropout(self.embedding(tokens))
-        packed = pack_padded_sequence(
-            embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        output, (h_n, _) = self.lstm(packed)  # h_n: (layers * dirs, B, H), input order
-        if self.pooling == "max":
-            # (B, longest, dirs * H) in input order; padding can never be the max
-            padded, _ = pad_packed_sequence(
-                output, batch_first=True, padding_value=float("-inf")
-            )
-            features = padded.amax(dim=1)
-        else:
-            last_layer = h_n[-self.directions :].transpose(0, 1)  # (B, dirs, H)
-            features = last_layer.reshape(tokens.shape[0], -1)  # forward, then backward
-        return self.head(self.dropout(features)).squeeze(1)
-
-    def forward_padded(
-        self, tokens: torch.Tensor, lengths: torch.Tensor
-    ) -> torch.Tensor:
-        """The same logits as :meth:`forward`, computed on the padded batch (exportable).
-
-        Slower than :meth:`forward` in eager mode (a loop of small steps
-        instead of a fused LSTM), so use it for export and deployment.
-        """
-        check_batch(tokens, lengths)
-        x = self.dropout(self.embedding(tokens))  # (B, T, E)
-        steps = torch.arange(tokens.shape[1], device=tokens.device)
-        inside = (steps[None, :] < lengths.to(tokens.device)[:, None]).T  # (T, B)
-        inside = inside.unsqueeze(-1)  # (T, B, 1): broadcasts over the state
-        finals: list[torch.Tensor] = []
-        for layer in range(self.lstm.num_layers):
-            if layer > 0:
-                x = F.dropout(x, self.lstm.dropout, self.training)
-            outputs, finals = [], []
-            for reverse in (False, True)[: self.directions]:
-                suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-                w_ih = getattr(self.lstm, "weight_ih" + suffix)
-                w_hh = getattr(self.lstm, "weight_hh" + suffix)
-                bias = getattr(self.lstm, "bias_ih" + suffix) + getattr(
-                    self.lstm, "bias_hh" + suffix
-                )
-                gates_x = (x @ w_ih.T + bias).transpose(0, 1)  # (T, B, 4H), all steps
-                h_last, h_all = masked_lstm_scan(gates_x, inside, w_hh, reverse)
-                outputs.append(h_all.transpose(0, 1))  # (B, T, H)
-                finals.append(h_last)
-            x = torch.cat(outputs, dim=2)
-        if self.pooling == "max":
-            real = inside.transpose(0, 1)  # (B, T, 1)
-            features = torch.where(real, x, float("-inf")).amax(dim=1)
-        else:
-            features = torch.cat(finals, dim=1)  # (B, directions * H)
-        return self.head(self.dropout(features)).squeeze(1)
-
-
 def masked_lstm_scan(
     gates_x: torch.Tensor, inside: torch.Tensor, w_hh: torch.Tensor, reverse: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -615,7 +465,7 @@ class ExportableSentimentLSTM(nn.Module):
     :func:`torch.export.export` traces :meth:`SentimentLSTM.forward_padded`.
     """
 
-    def __init__(self, model: SentimentLSTM) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
@@ -625,7 +475,7 @@ class ExportableSentimentLSTM(nn.Module):
 
 
 def export_lstm(
-    model: SentimentLSTM, *, max_batch: int = 1024, max_len: int = 4096
+    model: nn.Module, *, max_batch: int = 1024, max_len: int = 4096
 ) -> torch.export.ExportedProgram:
     """Export ``model`` in eval mode for inference on any batch size and review length.
 
@@ -639,7 +489,7 @@ def export_lstm(
         ValueError: for a bound below 2 (the example traced has batch 2 and
             length 2, and an exported dimension must admit its example).
     """
-    if not isinstance(model, SentimentLSTM):
+    if not hasattr(model, "forward_padded"):  # the chapter's SentimentLSTM
         raise ValueError(
             f"export_lstm exports a SentimentLSTM, got {type(model).__name__}"
         )
@@ -931,7 +781,7 @@ def train_bow(
 
 @torch.no_grad()
 def predict(
-    model: SentimentLSTM | BagOfWordsLogReg,
+    model: nn.Module,
     inputs: EncodedReviews | BowInputs,
     *,
     batch_size: int = 256,
@@ -954,9 +804,8 @@ def predict(
             if not isinstance(inputs, BowInputs):
                 raise ValueError("a BagOfWordsLogReg reads BowInputs (see bow_inputs)")
             return torch.sigmoid(model(*inputs.to(device))).cpu()
-        if not isinstance(model, SentimentLSTM) or not isinstance(
-            inputs, EncodedReviews
-        ):
+        # the chapter's SentimentLSTM, whichever cell or module defined it
+        if not hasattr(model, "lstm") or not isinstance(inputs, EncodedReviews):
             raise ValueError(
                 "predict takes a SentimentLSTM with EncodedReviews (see encode_batch) "
                 "or a BagOfWordsLogReg with BowInputs"

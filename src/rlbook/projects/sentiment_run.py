@@ -32,7 +32,6 @@ from ..seeding import torch_stream
 from .sentiment import (
     BagOfWordsLogReg,
     EncodedReviews,
-    SentimentLSTM,
     Vocabulary,
     accuracy,
     add_bigrams,
@@ -49,7 +48,6 @@ __all__ = [
     "ReviewSplit",
     "SentimentConfig",
     "bag_of_words_baseline",
-    "build_lstm",
     "prepare_reviews",
     "sentiment_config",
     "sentiment_spec",
@@ -166,11 +164,6 @@ def prepare_reviews(
         train_tokens=train_tokens,
         test_tokens=test_tokens,
     )
-
-
-def build_lstm(config: SentimentConfig, vocab_size: int) -> SentimentLSTM:
-    """The BiLSTM of ``config`` (its weights from torch's global generator)."""
-    return SentimentLSTM(**sentiment_spec_model(config, vocab_size))
 
 
 def sentiment_spec_model(config: SentimentConfig, vocab_size: int) -> dict[str, Any]:

@@ -103,7 +103,8 @@ Builder = Callable[[Mapping[str, Any]], tuple[nn.Module, dict[str, Any]]]
 
 
 def _build_sentiment_lstm(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from .sentiment import SentimentLSTM, Vocabulary
+    from ..chapters.sentiment_imdb import SentimentLSTM
+    from .sentiment import Vocabulary
 
     vocabulary = Vocabulary.from_dict(dict(spec["vocabulary"]))
     model = SentimentLSTM(**dict(spec["model"]))
