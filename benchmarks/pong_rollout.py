@@ -43,10 +43,10 @@ from importlib.metadata import version
 
 import numpy as np
 
+from rlbook.chapters.pong import TorchPolicy
 from rlbook.pong import (
     ACTIONS_2,
     ACTIONS_3,
-    TorchPolicy,
     frame_difference,
     init_numpy_policy,
     make_pong,

@@ -11,13 +11,17 @@ import numpy as np
 import pytest
 import torch
 
+from rlbook.chapters.pong import (
+    TorchPolicy,
+    discount_rewards,
+    policy_gradient_loss,
+    standardise,
+)
 from rlbook.envs import UnknownEnvironmentError
 from rlbook.pong import (
     ACTIONS_2,
     ACTIONS_3,
     PONG_SETTINGS,
-    TorchPolicy,
-    discount_rewards,
     discount_rewards_batch,
     finished_rallies,
     frame_difference,
@@ -27,13 +31,11 @@ from rlbook.pong import (
     numpy_backward,
     numpy_forward,
     numpy_logit_grad,
-    policy_gradient_loss,
     prepro,
     prepro_batch,
     rmsprop_update,
     rollout,
     sample_actions,
-    standardise,
     time_numpy_vs_torch,
 )
 from rlbook.seeding import numpy_stream

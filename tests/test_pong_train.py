@@ -18,14 +18,14 @@ from rlbook.chapters.pong import (
     PPOConfig,
     Reinforce,
     ReinforceConfig,
+    TorchPolicy,
+    discount_rewards,
     gae,
     ppo_config,
     reinforce_config,
 )
 from rlbook.pong import (
     INPUTS,
-    TorchPolicy,
-    discount_rewards,
     numpy_backward,
     numpy_forward,
     numpy_logit_grad,

@@ -5,12 +5,13 @@ two-layer network with REINFORCE in 130 lines of NumPy: the frame is cropped,
 halved and turned into black and white (:func:`prepro`); the policy sees the
 difference of two consecutive frames (:func:`frame_difference`); every rally
 ends with a point of +1 or -1, and the return of a step is the discounted sum
-of the rewards up to the end of its rally (:func:`discount_rewards`); the
-gradient is written by hand (:func:`numpy_backward`) and applied with RMSProp
-(:func:`rmsprop_update`). This module keeps each of those pieces as he wrote
-them, generalised to a batch, beside the same network in PyTorch
-(:class:`TorchPolicy`, :func:`policy_gradient_loss`) so that the tests can
-check his backward pass against autograd.
+of the rewards up to the end of its rally; the gradient is written by hand
+(:func:`numpy_backward`) and applied with RMSProp (:func:`rmsprop_update`).
+This module keeps his NumPy pieces, generalised to a batch, so that the tests
+can check his backward pass against autograd. The PyTorch policy, the
+returns (``discount_rewards``, ``standardise``) and the loss
+(``policy_gradient_loss``) are written on the chapter's page and generated
+into :mod:`rlbook.chapters.pong`.
 
 The fast part: :func:`make_pong_vector` steps ``N`` games at once in ALE's own
 C++ thread pool, returning the full RGB frames that :func:`prepro_batch` needs,
@@ -44,8 +45,6 @@ import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .envs import _register_atari, make_env
 from .seeding import stream_seed
@@ -363,33 +362,10 @@ def frame_difference(
 # ---------------------------------------------------------------- returns
 
 
-def discount_rewards(rewards: np.ndarray, gamma: float = 0.99) -> np.ndarray:
-    """Discounted returns of one game, ``(T,)`` -> ``(T,)``, the sum reset at each point.
-
-    A nonzero reward ends a rally, and a rally's outcome says nothing about
-    the next one, so a step's return only sums the rewards up to the end of
-    its rally (Pong-specific, as ``pg-pong.py`` does).
-    """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    if rewards.ndim != 1:
-        raise ValueError(f"rewards must have shape (T,), got {rewards.shape}")
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
-    discounted = np.zeros_like(rewards)
-    running_add = 0.0
-    for t in reversed(range(rewards.size)):
-        if rewards[t] != 0:
-            # reset the sum, since this was a game boundary (pong specific!)
-            running_add = 0.0
-        running_add = running_add * gamma + rewards[t]
-        discounted[t] = running_add
-    return discounted
-
-
 def discount_rewards_batch(
     rewards: np.ndarray, gamma: float = 0.99, done: np.ndarray | None = None
 ) -> np.ndarray:
-    """:func:`discount_rewards` of ``N`` lanes at once, time first: ``(T, N)`` -> ``(T, N)``.
+    """The chapter's ``discount_rewards`` of ``N`` lanes at once: ``(T, N)`` -> ``(T, N)``.
 
     The loop runs over time only, every lane in one NumPy operation, with the
     rollout's layout (``steps`` first). The sum is also reset after a step with
@@ -431,16 +407,6 @@ def finished_rallies(rewards: np.ndarray, done: np.ndarray) -> np.ndarray:
         )
     # a boundary at or after t, in the same lane: the reversed running "any"
     return np.flip(np.logical_or.accumulate(np.flip(boundary, axis=0), axis=0), axis=0)
-
-
-def standardise(returns: np.ndarray) -> np.ndarray:
-    """``(returns - mean) / std``, as ``pg-pong.py`` does to each game's returns
-    before the update ("helps control the gradient estimator variance")."""
-    returns = np.asarray(returns, dtype=np.float64)
-    std = returns.std()
-    if std == 0:
-        raise ValueError("returns have zero spread: nothing to standardise")
-    return (returns - returns.mean()) / std
 
 
 # ---------------------------------------------------------------- NumPy policy
@@ -594,90 +560,6 @@ def rmsprop_update(
 # ---------------------------------------------------------------- PyTorch policy
 
 
-class TorchPolicy(nn.Module):
-    """The same network in PyTorch: two bias-free linear layers with a ReLU between.
-
-    Args:
-        actions: 2 for ``pg-pong.py``'s one sigmoid output (P(UP)), 3 or more
-            for a softmax, as in :func:`init_numpy_policy`.
-    """
-
-    def __init__(
-        self, inputs: int = INPUTS, hidden: int = 200, actions: int = 3
-    ) -> None:
-        super().__init__()
-        if actions < 2:
-            raise ValueError(f"actions must be >= 2, got {actions}")
-        self.actions = actions
-        self.hidden = nn.Linear(inputs, hidden, bias=False)  # W1: (hidden, inputs)
-        self.out = nn.Linear(hidden, 1 if actions == 2 else actions, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits: ``(B, inputs)`` -> ``(B, A)``, or ``(B,)`` (log-odds of UP) for 2."""
-        logits = self.out(torch.relu(self.hidden(x)))
-        return logits.squeeze(1) if self.actions == 2 else logits
-
-    def probs(self, x: torch.Tensor) -> torch.Tensor:
-        """Action probabilities ``(B, A)``, ordered as :func:`numpy_forward`'s."""
-        logits = self(x)
-        if self.actions == 2:
-            p = torch.sigmoid(logits)
-            return torch.stack([p, 1 - p], dim=1)
-        return torch.softmax(logits, dim=1)
-
-    @classmethod
-    def from_numpy(cls, model: dict[str, np.ndarray]) -> TorchPolicy:
-        """A policy holding copies of ``model``'s weights, in their dtype."""
-        hidden, inputs = model["W1"].shape
-        actions = 2 if model["W2"].ndim == 1 else model["W2"].shape[0]
-        if model["W2"].shape[-1] != hidden:
-            raise ValueError(
-                f"W2 {model['W2'].shape} does not fit W1 {model['W1'].shape}"
-            )
-        policy = cls(inputs, hidden, actions).to(torch.from_numpy(model["W1"]).dtype)
-        with torch.no_grad():
-            policy.hidden.weight.copy_(torch.from_numpy(model["W1"]))
-            policy.out.weight.copy_(torch.from_numpy(model["W2"]).reshape(-1, hidden))
-        return policy
-
-    def to_numpy(self) -> dict[str, np.ndarray]:
-        """The weights as :func:`init_numpy_policy`'s dict (copies)."""
-        w2 = self.out.weight.detach().cpu().numpy().copy()
-        return {
-            "W1": self.hidden.weight.detach().cpu().numpy().copy(),
-            "W2": w2[0] if self.actions == 2 else w2,
-        }
-
-
-def policy_gradient_loss(
-    logits: torch.Tensor,
-    actions: torch.Tensor,
-    advantages: torch.Tensor,
-    reduction: str = "sum",
-) -> torch.Tensor:
-    """Return-weighted cross-entropy, ``-sum_t A_t log pi(a_t | x_t)``.
-
-    Its gradient w.r.t. the logits is :func:`numpy_logit_grad`'s. ``"sum"``
-    (the default) is ``pg-pong.py``'s: its gradient adds up over every step of
-    the batch; ``"mean"`` divides by the batch size.
-
-    Args:
-        logits: ``(B, A)``, or ``(B,)`` for the sigmoid network.
-        actions: ``(B,)`` int64 indices into the policy's actions (for the
-            sigmoid, 0 is UP).
-        advantages: ``(B,)``.
-    """
-    if reduction not in ("sum", "mean"):
-        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
-    if logits.ndim == 1:
-        up = (actions == 0).to(logits.dtype)
-        nll = F.binary_cross_entropy_with_logits(logits, up, reduction="none")
-    else:
-        nll = F.cross_entropy(logits, actions, reduction="none")
-    weighted = advantages.to(logits.dtype) * nll
-    return weighted.sum() if reduction == "sum" else weighted.mean()
-
-
 def time_numpy_vs_torch(
     batch: int = 1000,
     *,
@@ -705,6 +587,8 @@ def time_numpy_vs_torch(
     x = x.astype(dtype)
     chosen = rng.integers(0, actions, batch)
     adv = rng.standard_normal(batch).astype(dtype)
+    from .chapters.pong import TorchPolicy, policy_gradient_loss
+
     policy = TorchPolicy.from_numpy(model)
     xt, at, advt = torch.from_numpy(x), torch.from_numpy(chosen), torch.from_numpy(adv)
 

@@ -43,7 +43,6 @@ from .pong import (
     ACTIONS_3,
     INPUTS,
     PONG_SETTINGS,
-    TorchPolicy,
     make_pong_vector,
     prepro_batch,
     sample_actions,
@@ -130,7 +129,7 @@ def sparse_hidden(w1_t: torch.Tensor, x: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def policy_probs_sparse(
-    policy: TorchPolicy, w1_t: torch.Tensor, x: np.ndarray
+    policy: nn.Module, w1_t: torch.Tensor, x: np.ndarray
 ) -> np.ndarray:
     """``policy.probs`` of a batch of difference frames, through :func:`sparse_hidden`."""
     logits = policy.out(torch.relu(sparse_hidden(w1_t, x)))
@@ -169,7 +168,7 @@ def action_set(actions: int) -> tuple[int, ...]:
 class DifferenceAgent:
     """Plays with a two-layer policy on difference frames (the REINFORCE agent)."""
 
-    def __init__(self, policy: TorchPolicy) -> None:
+    def __init__(self, policy: nn.Module) -> None:
         self.policy = policy.float().eval()
         self.action_set = action_set(policy.actions)
         self._w1_t = self.policy.hidden.weight.detach().t().contiguous()
@@ -463,7 +462,7 @@ class PongPolicy:
 
     kind: str
     net: nn.Module
-    """:class:`rlbook.pong.TorchPolicy` or the chapter's ``PongActorCritic``"""
+    """the chapter's ``TorchPolicy`` or ``PongActorCritic``"""
 
     def make_agent(self) -> DifferenceAgent | StackAgent:
         return _agent_for(self.net)
@@ -535,7 +534,7 @@ def _net_for(
     kind: str, network: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
 ) -> nn.Module:
     """The network of a shipped ``kind``, holding ``weights`` (cast to float32)."""
-    from .chapters.pong import PongActorCritic
+    from .chapters.pong import PongActorCritic, TorchPolicy
 
     net = (TorchPolicy if kind == "pong-pg" else PongActorCritic)(**network)
     net.load_state_dict(weights)
@@ -543,6 +542,8 @@ def _net_for(
 
 
 def _agent_for(net: nn.Module) -> DifferenceAgent | StackAgent:
+    from .chapters.pong import TorchPolicy
+
     if isinstance(net, TorchPolicy):
         return DifferenceAgent(net)
     return StackAgent(net)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rlbook.budget import validate_budget
@@ -20,12 +21,8 @@ from rlbook.pong import (
     PONG_SETTINGS,
     SIZE,
     PongVector,
-    TorchPolicy,
-    discount_rewards,
     make_pong_vector,
-    policy_gradient_loss,
     sample_actions,
-    standardise,
 )
 from rlbook.pong_train import (
     DifferenceAgent,
@@ -38,6 +35,123 @@ from rlbook.pong_train import (
     torch_threads,
 )
 from rlbook.seeding import numpy_stream, stream_seed
+
+
+class TorchPolicy(nn.Module):
+    """Two bias-free linear layers with a ReLU between: logits for
+    actions >= 3 (a softmax); pg-pong's log-odds of UP for 2."""
+
+    def __init__(
+        self, inputs: int = INPUTS, hidden: int = 200, actions: int = 3
+    ) -> None:
+        super().__init__()
+        if actions < 2:
+            raise ValueError(f"actions must be >= 2, got {actions}")
+        self.actions = actions
+        # W1: (hidden, inputs); W2: (1 or actions, hidden)
+        self.hidden = nn.Linear(inputs, hidden, bias=False)
+        self.out = nn.Linear(
+            hidden, 1 if actions == 2 else actions, bias=False
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, A), or (B,) (the log-odds of UP) for 2 actions."""
+        logits = self.out(torch.relu(self.hidden(x)))
+        return logits.squeeze(1) if self.actions == 2 else logits
+
+    def probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Action probabilities (B, A)."""
+        logits = self(x)
+        if self.actions == 2:
+            p = torch.sigmoid(logits)
+            return torch.stack([p, 1 - p], dim=1)
+        return torch.softmax(logits, dim=1)
+
+    @classmethod
+    def from_numpy(cls, model: dict[str, np.ndarray]) -> "TorchPolicy":
+        """A policy holding copies of a NumPy model's W1 and W2."""
+        hidden, inputs = model["W1"].shape
+        actions = 2 if model["W2"].ndim == 1 else model["W2"].shape[0]
+        if model["W2"].shape[-1] != hidden:
+            raise ValueError(
+                f"W2 {model['W2'].shape} does not fit W1 "
+                f"{model['W1'].shape}"
+            )
+        dtype = torch.from_numpy(model["W1"]).dtype
+        policy = cls(inputs, hidden, actions).to(dtype)
+        with torch.no_grad():
+            policy.hidden.weight.copy_(torch.from_numpy(model["W1"]))
+            w2 = torch.from_numpy(model["W2"]).reshape(-1, hidden)
+            policy.out.weight.copy_(w2)
+        return policy
+
+    def to_numpy(self) -> dict[str, np.ndarray]:
+        """The weights as a NumPy model {"W1", "W2"} (copies)."""
+        w2 = self.out.weight.detach().cpu().numpy().copy()
+        return {
+            "W1": self.hidden.weight.detach().cpu().numpy().copy(),
+            "W2": w2[0] if self.actions == 2 else w2,
+        }
+
+
+def discount_rewards(
+    rewards: np.ndarray, gamma: float = 0.99
+) -> np.ndarray:
+    """Discounted returns of one game, (T,), reset at each point."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    if rewards.ndim != 1:
+        raise ValueError(
+            f"rewards must have shape (T,), got {rewards.shape}"
+        )
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    discounted = np.zeros_like(rewards)
+    running_add = 0.0
+    for t in reversed(range(rewards.size)):
+        if rewards[t] != 0:
+            # reset the sum: a game boundary (pong specific!)
+            running_add = 0.0
+        running_add = running_add * gamma + rewards[t]
+        discounted[t] = running_add
+    return discounted
+
+
+def standardise(returns: np.ndarray) -> np.ndarray:
+    """(returns - mean) / std, as pg-pong does to each game's returns."""
+    returns = np.asarray(returns, dtype=np.float64)
+    std = returns.std()
+    if std == 0:
+        raise ValueError(
+            "returns have zero spread: nothing to standardise"
+        )
+    return (returns - returns.mean()) / std
+
+
+def policy_gradient_loss(
+    logits: torch.Tensor,
+    actions: torch.Tensor,
+    advantages: torch.Tensor,
+    reduction: str = "sum",
+) -> torch.Tensor:
+    """Return-weighted cross-entropy, -sum_t A_t log pi(a_t | x_t).
+
+    logits (B, A), or (B,) for the sigmoid network (action 0 is UP);
+    actions (B,) int64; advantages (B,). "sum" is pg-pong's: its
+    gradient adds up over every step of the batch.
+    """
+    if reduction not in ("sum", "mean"):
+        raise ValueError(
+            f"reduction must be 'sum' or 'mean', got {reduction!r}"
+        )
+    if logits.ndim == 1:
+        up = (actions == 0).to(logits.dtype)
+        nll = F.binary_cross_entropy_with_logits(
+            logits, up, reduction="none"
+        )
+    else:
+        nll = F.cross_entropy(logits, actions, reduction="none")
+    weighted = advantages.to(logits.dtype) * nll
+    return weighted.sum() if reduction == "sum" else weighted.mean()
 
 
 @dataclass(frozen=True)
