@@ -17,17 +17,17 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation, in chunks
 ``rlbook.tabular``        discretizing continuous states for Q-tables
-``rlbook.cartpole``       many CartPole-v1 episodes stepped at once in NumPy
+``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
 ``rlbook.replay``         replay buffers: uniform ring buffer, prioritized sum tree
-``rlbook.dqn``            Q-networks, the TD loss, the lecture's replay memory
-``rlbook.cartpole_dqn``   the state DQN chapter's loop and its batched seed sweep
+``rlbook.dqn``            Q-networks, the lecture's replay memory, Q-network agents
+``rlbook.cartpole_dqn``   the state DQN chapter's batched seed sweep
 ``rlbook.frames``         a replay memory of uint8 frames, each stored once
 ``rlbook.pixels``         CartPole from pixels: preprocessing and a batched renderer
-``rlbook.pixel_dqn``      DQN from CartPole's pixels: networks, loop, resumable runs
-``rlbook.pong``           Pong from pixels: preprocessing, returns, policies, rollouts
+``rlbook.pixel_dqn``      the pixel DQN's full run: variants, winner rule, export
+``rlbook.pong``           Pong: emulator, preprocessing, NumPy pg-pong, batched rollout
 ``rlbook.pong_train``     playing whole Pong games; a run's record; shipping a run
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
-``rlbook.projects``       the PyTorch projects: models, training steps, deployment
+``rlbook.projects``       the PyTorch projects: data, recipes, shipping, deployment
 ``rlbook.chapters``       generated: each page's cells tagged ``export`` (not hand-written)
 ========================  =====================================================
 """
