@@ -1,11 +1,13 @@
-"""Execute one chapter headless, outside the book build: the command for full runs.
+"""Execute chapters headless, outside the book build: the command for full runs.
 
     RLBOOK_BUDGET=full RLBOOK_EXPORT_ARTIFACTS=1 .venv/bin/python scripts/run_chapter.py \
         chapters/tabular_cartpole.md
 
 runs every cell of the chapter in a fresh kernel (in the chapter's folder, as
 the book build does) and writes the executed notebook to
-``_build/run_chapter/<name>.ipynb``. With ``RLBOOK_EXPORT_ARTIFACTS=1`` the
+``_build/run_chapter/<name>.ipynb``. Several chapters run one after another,
+in the order given, each in its own kernel; the first that fails stops the
+rest (the two DQN pages export together this way). With ``RLBOOK_EXPORT_ARTIFACTS=1`` the
 chapter writes its trained agent and provenance under ``artifacts/``; shipped
 results must come from committed code, so the script then refuses to start
 (exit status 2) while the repository has uncommitted changes outside
@@ -32,36 +34,40 @@ EXPORT_ENV_VAR = "RLBOOK_EXPORT_ARTIFACTS"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("chapter", type=Path, help="a chapter's .md file")
+    parser.add_argument(
+        "chapters", type=Path, nargs="+", help="chapter .md files, run in this order"
+    )
     parser.add_argument(
         "--timeout", type=int, default=6 * 3600, help="seconds per cell"
     )
     args = parser.parse_args()
-    chapter: Path = args.chapter.resolve()
-    if not chapter.is_file():
-        print(f"error: no chapter at {args.chapter}", file=sys.stderr)
-        return 2
+    chapters = [path.resolve() for path in args.chapters]
+    for given, chapter in zip(args.chapters, chapters, strict=True):
+        if not chapter.is_file():
+            print(f"error: no chapter at {given}", file=sys.stderr)
+            return 2
     if os.environ.get(EXPORT_ENV_VAR) == "1":
         try:
             require_clean_tree(ROOT)
         except CheckpointError as error:
             print(f"error: {EXPORT_ENV_VAR}=1: {error}", file=sys.stderr)
             return 2
-    notebook = jupytext.read(chapter)
-    client = NotebookClient(
-        notebook,
-        timeout=args.timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(chapter.parent)}},
-    )
-    start = time.perf_counter()
-    client.execute()
-    out = ROOT / "_build" / "run_chapter" / f"{chapter.stem}.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, out)
-    print(
-        f"ran {chapter.name} in {time.perf_counter() - start:.1f} s; executed notebook: {out}"
-    )
+    for chapter in chapters:
+        notebook = jupytext.read(chapter)
+        client = NotebookClient(
+            notebook,
+            timeout=args.timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(chapter.parent)}},
+        )
+        start = time.perf_counter()
+        client.execute()
+        out = ROOT / "_build" / "run_chapter" / f"{chapter.stem}.ipynb"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, out)
+        print(
+            f"ran {chapter.name} in {time.perf_counter() - start:.1f} s; executed notebook: {out}"
+        )
     return 0
 
 
