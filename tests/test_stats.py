@@ -15,6 +15,7 @@ from rlbook.stats import (
     holm,
     iqm,
     paired_difference,
+    paired_sign_flip_pvalue,
     paired_t,
     paired_t_pvalue,
     performance_profile,
@@ -317,6 +318,27 @@ def test_t_intervals_hold_their_level_at_ten_seeds_where_the_bootstrap_does_not(
         for i, s in enumerate(samples[:400])
     ]
     assert np.mean(booted) < 0.935, np.mean(booted)
+
+
+def test_sign_flip_test_by_hand():
+    """d = 1, 2, 3: of the 8 sign patterns only +++ and --- reach |sum| 6."""
+    assert paired_sign_flip_pvalue([1.0, 2.0, 3.0], [0.0, 0.0, 0.0]) == 0.25
+    # d = -1, 2, 4, sum 5: the sums of +-1 +-2 +-4 are +-7, +-5, +-3, +-1, so 4 of 8.
+    assert paired_sign_flip_pvalue([-1.0, 2.0, 4.0], [0.0, 0.0, 0.0]) == 0.5
+    # Ten differences of one sign: 2 of 1024 patterns, the smallest p at n = 10.
+    assert paired_sign_flip_pvalue(np.arange(1.0, 11.0), np.zeros(10)) == 2 / 1024
+    assert paired_sign_flip_pvalue([5.0, 5.0], [5.0, 5.0]) == 1.0
+
+
+def test_sign_flip_test_on_students_sleep_data():
+    """Nine differences of one sign and one zero: only the two all-same-sign
+    patterns of the nine reach the observed |sum| of 15.8, and the zero's sign
+    doubles them: 4 / 1024."""
+    assert paired_sign_flip_pvalue(SLEEP_1, SLEEP_2) == 4 / 1024
+    with pytest.raises(ValueError, match="n <= 16, got 17"):
+        paired_sign_flip_pvalue(np.arange(17.0), np.zeros(17))
+    with pytest.raises(ValueError, match="got 3 and 2"):
+        paired_sign_flip_pvalue([1.0, 2.0, 3.0], [1.0, 2.0])
 
 
 # --- Holm -----------------------------------------------------------------------
