@@ -426,7 +426,7 @@ class PPOConfig:
     actions: int = 3
     """NOOP, UP, DOWN"""
     total_steps: int = 2_500_000
-    """agent steps of the run, all lanes: 10 million frames at a skip of 4"""
+    """agent steps, all lanes together: 10M frames at a skip of 4"""
     validate_every: int = 100
     """updates between validations; the best one ships beside the final"""
     validation_games: int = 10
