@@ -69,6 +69,23 @@ BUILD_ENV_VAR = "RLBOOK_BUILDING"
 """Set to ``1`` by ``scripts/build.sh``: the book's build runs the notebooks."""
 
 
+def glue_anchors(*keys: str) -> dict[str, dict[str, Any]]:
+    """Glue the numbers of published results from ``anchors.json``.
+
+    Each number of entry ``key`` is glued as ``{key}_{name}`` (not displayed);
+    the entries, with their sources and the sentences quoted, are returned.
+    """
+    import json
+
+    from .paths import repo_root
+
+    entries = json.loads((repo_root() / "anchors.json").read_text())
+    for key in keys:
+        for name, value in entries[key]["numbers"].items():
+            glue(f"{key}_{name}", value, display=False)
+    return {key: entries[key] for key in keys}
+
+
 def progress(
     iterable: Any = None, *, total: int | None = None, desc: str | None = None
 ) -> Any:

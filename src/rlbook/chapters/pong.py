@@ -397,7 +397,7 @@ class PongActorCritic(nn.Module):
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """PPO's usual Atari settings (CleanRL's ppo_atari)."""
+    """PPO's settings: CleanRL's ppo_atari's but where the page says."""
 
     envs: int = 16
     """games played side by side"""
@@ -426,7 +426,7 @@ class PPOConfig:
     actions: int = 3
     """NOOP, UP, DOWN"""
     total_steps: int = 2_500_000
-    """environment steps of the run: 10 million frames at frame skip 4"""
+    """agent steps, all lanes together: 10M frames at a skip of 4"""
     validate_every: int = 100
     """updates between validations; the best one ships beside the final"""
     validation_games: int = 10
