@@ -46,10 +46,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from hashlib import sha256
 from pathlib import Path
@@ -787,92 +787,36 @@ def peak_memory_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes vs kB
 
 
-def _target_name(fn: Callable[..., Any] | str) -> str:
-    if isinstance(fn, str):
-        module, _, qualname = fn.partition(":")
-        if not module or not qualname:
-            raise ValueError(f"name the function as 'module:function', got {fn!r}")
-        return fn
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    if not module or module == "__main__" or not qualname or "<" in qualname:
-        raise DeployError(
-            f"run_in_subprocess cannot import {fn!r} in a fresh process: define it at "
-            "the top level of a module (not in a script run as __main__ or another "
-            "function), or pass its name as 'module:function'"
-        )
-    return f"{module}:{qualname}"
+def _call(target: str, args: tuple, kwargs: dict) -> Any:
+    module, _, qualname = target.partition(":")
+    value: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value(*args, **kwargs)
 
 
-def _child(connection: Any, target: str, args: tuple, kwargs: dict) -> None:
-    try:
-        module, _, qualname = target.partition(":")
-        value: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            value = getattr(value, part)
-        outcome: tuple[bool, Any] = (True, value(*args, **kwargs))
-    except BaseException as error:  # reported to the parent, which re-raises
-        outcome = (False, (error, traceback.format_exc()))
-    try:
-        connection.send(outcome)
-    except Exception as error:  # a result or an exception that does not pickle
-        detail = outcome[1][1] if not outcome[0] else ""
-        message = DeployError(f"cannot send {target}'s outcome back: {error}")
-        connection.send((False, (message, detail)))
-    finally:
-        connection.close()
-
-
-def run_in_subprocess(
-    fn: Callable[..., Any] | str,
-    *args: Any,
-    timeout_s: float | None = None,
-    **kwargs: Any,
-) -> Any:
+def run_in_subprocess(fn: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Any:
     """Call ``fn(*args, **kwargs)`` in a fresh Python process and return its result.
 
     The process is started with ``spawn`` (a new interpreter, nothing inherited),
     so what it measures, peak memory included, is the call's alone. ``fn`` must
     be importable by name: a top-level function of a module, or its name as
     ``"module:function"``; arguments and result must pickle. An exception in the
-    child is raised again here, with the child's traceback as its cause.
-
-    Raises:
-        DeployError: if ``fn`` cannot be imported by name, the child dies without
-            an answer (a crash, or killed for memory), or it runs past
-            ``timeout_s`` (it is then killed).
+    child is raised again here, with the child's traceback as its cause; a
+    child that dies raises ``BrokenProcessPool``.
     """
-    target = _target_name(fn)
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_child, args=(sender, target, args, kwargs), name=f"rlbook:{target}"
-    )
-    process.start()
-    sender.close()
-    try:
-        if not receiver.poll(timeout_s):
-            process.kill()
-            raise DeployError(
-                f"{target} ran past {timeout_s} s in its subprocess; killed it"
-            )
-        try:
-            ok, payload = receiver.recv()
-        except EOFError:
-            process.join()
-            raise DeployError(
-                f"the subprocess running {target} died without an answer (exit code "
-                f"{process.exitcode}; negative is a signal: -9 is often out of memory)"
-            ) from None
-    finally:
-        receiver.close()
-        process.join()
-    if ok:
-        return payload
-    error, child_traceback = payload
-    raise error from DeployError(
-        f"in the subprocess running {target}:\n{child_traceback}"
-    )
+    if isinstance(fn, str):
+        target = fn
+    elif fn.__module__ == "__main__" or "<" in fn.__qualname__:
+        raise DeployError(
+            f"run_in_subprocess cannot import {fn!r} in a fresh process: define it at "
+            "the top level of a module, or pass its name as 'module:function'"
+        )
+    else:
+        target = f"{fn.__module__}:{fn.__qualname__}"
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(_call, target, args, kwargs).result()
 
 
 # ---------------------------------------------------------------- comparison tables

@@ -451,7 +451,7 @@ def test_peak_memory_of_a_call_in_its_own_process() -> None:
 def test_run_in_subprocess_raises_the_childs_error_and_refuses_lambdas() -> None:
     with pytest.raises(json.JSONDecodeError) as caught:
         run_in_subprocess("json:loads", "{not json")
-    assert "in the subprocess running json:loads" in str(caught.value.__cause__)
+    assert "Traceback" in str(caught.value.__cause__)
     with pytest.raises(DeployError, match="cannot import"):
         run_in_subprocess(lambda: 1)
 
