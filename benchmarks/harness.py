@@ -996,7 +996,7 @@ class Bench:
         self.folder = Path(self._scratch.name)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_: object) -> None:
         self._scratch.cleanup()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
