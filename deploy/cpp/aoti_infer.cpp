@@ -11,8 +11,8 @@
 //   <numel * itemsize bytes: the values in C order, little-endian>
 //
 // with <dtype> one of float32 float64 float16 bfloat16 int64 int32 int16 int8
-// uint8 bool. Python writes them with rlbook.projects.deploy.write_inputs and
-// reads outputs with read_outputs.
+// uint8 bool. Python writes them with write_inputs in
+// benchmarks/harness.py and reads outputs with read_outputs.
 //
 // The program loads the package, pins the intra-op threads, runs W untimed calls
 // and then N timed ones, and prints ONE line of JSON to stdout: per-call latency
@@ -23,7 +23,7 @@
 // writes the outputs of the last call as output_0.tensor, ... in the same format.
 // Errors go to stderr with exit code 2 (bad arguments) or 1 (anything else).
 //
-// Build (rlbook.projects.deploy.build_cpp_runner does this, with the flags of
+// Build (build_cpp_runner in benchmarks/harness.py does this, with the flags of
 // cpp_build_flags()):
 //   T=$(python -c "import torch, os; print(os.path.dirname(torch.__file__))")
 //   c++ -std=c++20 -O2 aoti_infer.cpp -o aoti_infer -isystem $T/include
@@ -200,7 +200,7 @@ std::vector<at::Tensor> read_inputs(const fs::path& folder) {
   if (!fs::is_directory(folder)) {
     throw std::runtime_error("inputs folder '" + folder.string() +
                              "' does not exist; write the inputs with "
-                             "rlbook.projects.deploy.write_inputs");
+                             "write_inputs (benchmarks/harness.py)");
   }
   std::vector<at::Tensor> inputs;
   for (std::size_t i = 0;; ++i) {
@@ -211,7 +211,7 @@ std::vector<at::Tensor> read_inputs(const fs::path& folder) {
   if (inputs.empty()) {
     throw std::runtime_error("no input_0.tensor in '" + folder.string() +
                              "'; write the inputs with "
-                             "rlbook.projects.deploy.write_inputs");
+                             "write_inputs (benchmarks/harness.py)");
   }
   return inputs;
 }
@@ -366,7 +366,7 @@ int run(const Options& options) {
   if (!fs::is_regular_file(options.package)) {
     throw std::runtime_error("package '" + options.package +
                              "' does not exist; export it with "
-                             "rlbook.projects.deploy.export_aoti");
+                             "export_aoti (benchmarks/harness.py)");
   }
   std::vector<at::Tensor> inputs = read_inputs(options.inputs);
 

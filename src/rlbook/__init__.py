@@ -27,9 +27,13 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.pong``           Pong: emulator, preprocessing, NumPy pg-pong, batched rollout
 ``rlbook.pong_train``     playing whole Pong games; a run's record; shipping a run
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
-``rlbook.projects``       the PyTorch projects: data, recipes, shipping, deployment
+``rlbook.projects``       the PyTorch projects: data, recipes, shipping, comparison tables
 ``rlbook.chapters``       generated: each page's cells tagged ``export`` (not hand-written)
 ========================  =====================================================
+
+What only the benchmarks use (AOTInductor export, the C++ runner, timing each
+mode in its own process, writing the comparison tables) is not in the package:
+it is ``benchmarks/harness.py``.
 """
 
 from __future__ import annotations

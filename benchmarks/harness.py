@@ -1,0 +1,1153 @@
+"""The projects' benchmark harness: AOTInductor packages, a C++ runner, fair timing.
+
+The four ``benchmarks/*_modes.py`` scripts are built on it; their tables are
+the projects' ``artifacts/projects/<project>/comparison.json``, which the
+chapters read with :mod:`rlbook.projects.deploy`.
+
+1. :func:`export_aoti` traces a model with ``torch.export`` (a dynamic batch
+   dimension on every input) and :func:`compile_aoti` compiles it ahead of
+   time with AOTInductor into one ``.pt2`` package (generated C++ kernels in
+   a shared library, the weights inside). :func:`load_aoti` runs it from
+   Python.
+2. :func:`build_cpp_runner` compiles ``deploy/cpp/aoti_infer.cpp`` against the
+   libtorch inside the torch wheel: a program that runs a package with no
+   Python in the process.
+3. :func:`time_python` and :func:`time_cpp` time a call the same way on both
+   sides (warm-up calls, timed calls, the same thread count, the same
+   statistics); :func:`run_in_subprocess` and :func:`peak_memory_mb` measure
+   each mode in a process of its own.
+4. :class:`Bench` is a script's skeleton: each training mode and each Python
+   inference mode in its own process, the package in the C++ runner, one
+   record per mode, the ratios to eager, the table written, one JSON line.
+
+Tensors cross to C++ as files in one format both sides read and write
+(:func:`save_tensor`, :func:`load_tensor`)::
+
+    rlbook-tensor v1 <dtype> <ndim> <size_0> ... <size_ndim-1>\\n
+    <numel * itemsize bytes: the values in C order, little-endian>
+
+A package fixes the CPU instruction set (Inductor compiles with
+``-march=native``) but, with ``threads=None``, not the thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import json
+import multiprocessing
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlbook.checkpoint import atomic_write, git_commit
+from rlbook.data import describe
+from rlbook.paths import repo_root
+from rlbook.projects.deploy import ComparisonRecord, comparison_path
+from rlbook.projects.resnet import synchronize
+
+
+class DeployError(RuntimeError):
+    """A model that cannot be exported, compiled, built against, loaded or run."""
+
+
+# ---------------------------------------------------------------- tensor files
+
+TENSOR_MAGIC = "rlbook-tensor v1"
+MAX_HEADER_BYTES = 4096  # the same limit as the C++ reader's
+
+DTYPE_NAMES: dict[torch.dtype, str] = {
+    torch.float32: "float32",
+    torch.float64: "float64",
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+    torch.int64: "int64",
+    torch.int32: "int32",
+    torch.int16: "int16",
+    torch.int8: "int8",
+    torch.uint8: "uint8",
+    torch.bool: "bool",
+}
+"""The dtypes a tensor file may hold, with their names in the header."""
+
+DTYPES_BY_NAME = {name: dtype for dtype, name in DTYPE_NAMES.items()}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    try:
+        return DTYPE_NAMES[dtype]
+    except KeyError:
+        raise DeployError(
+            f"tensors of dtype {dtype} cannot cross to C++; the tensor format holds "
+            f"{', '.join(DTYPE_NAMES.values())}: convert the tensor first"
+        ) from None
+
+
+def _check_little_endian() -> None:
+    if sys.byteorder != "little":
+        raise DeployError("tensor files are little-endian; this machine is big-endian")
+
+
+def save_tensor(tensor: torch.Tensor, path: str | Path) -> Path:
+    """Write one tensor (copied to the CPU, contiguous) as the runner reads it."""
+    _check_little_endian()
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(tensor).__name__}")
+    name = _dtype_name(tensor.dtype)
+    values = tensor.detach().to("cpu").contiguous()
+    header = " ".join([TENSOR_MAGIC, name, str(values.dim())])
+    header += "".join(f" {size}" for size in values.shape)
+    payload = values.reshape(-1).view(torch.uint8).numpy().tobytes()
+    atomic_write(
+        Path(path), lambda f: f.write(header.encode("ascii") + b"\n" + payload)
+    )
+    return Path(path)
+
+
+def load_tensor(path: str | Path) -> torch.Tensor:
+    """Read one tensor written by :func:`save_tensor` or the C++ runner.
+
+    Raises:
+        DeployError: if the file is missing, its header is not the format's, or
+            it holds fewer or more bytes than its dtype and shape say.
+    """
+    _check_little_endian()
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DeployError(f"tensor file {str(path)!r} does not exist") from None
+    end = data.find(b"\n", 0, MAX_HEADER_BYTES + 1)
+    header = data[: max(end, 0)].decode("ascii", errors="replace")
+    try:
+        if end < 0 or not header.startswith(TENSOR_MAGIC + " "):
+            raise ValueError("wrong magic")
+        dtype_name, ndim, *sizes = header[len(TENSOR_MAGIC) :].split()
+        shape = [int(size) for size in sizes]
+        if len(shape) != int(ndim) or any(size < 0 for size in shape):
+            raise ValueError("bad shape")
+        dtype = DTYPES_BY_NAME[dtype_name]
+    except (KeyError, ValueError):
+        raise DeployError(
+            f"{str(path)!r} has a bad header {header!r}; expected "
+            f"'{TENSOR_MAGIC} DTYPE NDIM SIZES...' with a DTYPE of "
+            f"{', '.join(DTYPE_NAMES.values())}"
+        ) from None
+    numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    payload = data[end + 1 :]
+    if len(payload) != nbytes:
+        problem = "truncated" if len(payload) < nbytes else "corrupt (too long)"
+        raise DeployError(
+            f"{str(path)!r} is {problem}: its header promises {nbytes} bytes of "
+            f"{dtype_name} {shape}, the file holds {len(payload)}; write it again"
+        )
+    if nbytes == 0:
+        return torch.empty(shape, dtype=dtype)
+    flat = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+    return flat.view(dtype).reshape(shape)
+
+
+def _as_tensors(inputs: torch.Tensor | Sequence[torch.Tensor], what: str) -> list:
+    items = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    for index, item in enumerate(items):
+        if not isinstance(item, torch.Tensor):
+            raise TypeError(
+                f"{what} must be tensors; item {index} is a {type(item).__name__}"
+            )
+    return items
+
+
+def write_inputs(
+    inputs: torch.Tensor | Sequence[torch.Tensor], folder: str | Path
+) -> list[Path]:
+    """Write a model's inputs as ``folder/input_<i>.tensor``, the runner's inputs.
+
+    Removes ``input_<i>.tensor`` files of an earlier, longer input list.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = _as_tensors(inputs, "inputs")
+    paths = [
+        save_tensor(t, folder / f"input_{i}.tensor") for i, t in enumerate(tensors)
+    ]
+    index = len(tensors)
+    while (stale := folder / f"input_{index}.tensor").exists():
+        stale.unlink()
+        index += 1
+    return paths
+
+
+def read_outputs(folder: str | Path) -> list[torch.Tensor]:
+    """The outputs the C++ runner wrote with ``--out folder``, in order."""
+    tensors: list[torch.Tensor] = []
+    while (path := Path(folder) / f"output_{len(tensors)}.tensor").exists():
+        tensors.append(load_tensor(path))
+    if not tensors:
+        raise DeployError(f"no output_0.tensor in {str(folder)!r}")
+    return tensors
+
+
+# ---------------------------------------------------------------- export and compile
+
+CHECK_INPUTS_ENV = "AOTI_RUNTIME_CHECK_INPUTS"
+"""Set to 1, the compiled code checks every call's input dtypes and shapes."""
+COMPILER_LINES = 25  # lines of a failed build's output quoted in the error
+
+
+def _summary(error: BaseException, lines: int = 3) -> str:
+    text = "\n".join(str(error).strip().splitlines()[:lines])
+    return f"{type(error).__name__}: {text or 'no detail'}"
+
+
+@contextlib.contextmanager
+def _quiet_torch_warnings() -> Iterator[None]:
+    """Hide torch's own deprecation notices: nobody here can act on them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def _program_signature(program: torch.export.ExportedProgram) -> tuple[str, int]:
+    """``("float32[batch,8] int64[batch,6]", max_batch)`` of a program's inputs.
+
+    A symbolic first dimension is ``batch``, any other symbolic one ``any``;
+    ``max_batch`` is the batch's upper bound, 0 where it has none.
+    """
+    user_inputs = set(program.graph_signature.user_inputs)
+    specs, max_batch = [], 0
+    for node in program.graph.nodes:
+        if node.op != "placeholder" or node.name not in user_inputs:
+            continue
+        value = node.meta.get("val")
+        if not isinstance(value, torch.Tensor):
+            raise DeployError(
+                f"input {node.name!r} is a {type(value).__name__}, not a tensor; the "
+                "compiled path takes tensor inputs only"
+            )
+        dims = []
+        for axis, size in enumerate(value.shape):
+            if isinstance(size, int):
+                dims.append(str(size))
+            elif axis == 0:
+                dims.append("batch")
+                bounds = program.range_constraints.get(size.node.expr)
+                upper = str(bounds.upper) if bounds is not None else ""
+                max_batch = int(upper) if upper.isdigit() else 0
+            else:
+                dims.append("any")
+        specs.append(f"{_dtype_name(value.dtype)}[{','.join(dims)}]")
+    return " ".join(specs), max_batch
+
+
+def compile_aoti(
+    program: torch.export.ExportedProgram,
+    package_path: str | Path,
+    *,
+    threads: int | None = None,
+    model_name: str = "",
+) -> Path:
+    """AOTInductor-compile an exported program into one ``.pt2`` package (atomically).
+
+    ``threads=None`` compiles kernels that use as many OpenMP threads as the
+    caller pins when it runs them (Inductor's default bakes in the compiling
+    process's count, a trap when comparing thread counts); an int fixes that
+    many. The package's metadata records ``rlbook.inputs`` (the signature,
+    e.g. ``float32[batch,8] int64[batch,6]``), ``rlbook.max_batch``,
+    ``rlbook.model``, ``rlbook.threads`` and ``rlbook.torch``; the C++ runner
+    checks its inputs against them.
+
+    Raises:
+        DeployError: if AOTInductor cannot compile the program (for instance no
+            C++ compiler: Inductor needs one too).
+    """
+    from torch._inductor import aoti_compile_and_package
+
+    path = Path(package_path)
+    if path.suffix != ".pt2":
+        raise ValueError(
+            f"package_path must end in .pt2 (torch loads only those), got {path}"
+        )
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"threads must be None or a positive int, got {threads!r}")
+    signature, max_batch = _program_signature(program)
+    configs: dict[str, Any] = {
+        # Batch 1 is in range: export refines a dynamic size's lower bound to 2,
+        # which the package would otherwise enforce when inputs are checked.
+        "aot_inductor.check_lowerbound": False,
+        "aot_inductor.metadata": {
+            "rlbook.inputs": signature,
+            "rlbook.max_batch": str(max_batch),
+            "rlbook.model": model_name,
+            "rlbook.threads": "dynamic" if threads is None else str(threads),
+            "rlbook.torch": torch.__version__,
+        },
+    }
+    if threads is None:
+        configs["cpp.dynamic_threads"] = True
+    else:
+        configs["cpp.threads"] = threads
+    buffer = io.BytesIO()
+    try:
+        with _quiet_torch_warnings():
+            aoti_compile_and_package(
+                program, package_path=buffer, inductor_configs=configs
+            )
+    except Exception as error:  # Inductor raises many types
+        raise DeployError(
+            f"AOTInductor could not compile {model_name or 'the program'} "
+            f"({_summary(error)}); it needs a working C++ compiler (set CXX) and "
+            "an exported program that runs eagerly"
+        ) from error
+    atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
+    return path
+
+
+def export_aoti(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    package_path: str | Path,
+    *,
+    max_batch: int = 1024,
+    threads: int | None = None,
+) -> Path:
+    """``torch.export`` a model in eval mode, batch dynamic, and :func:`compile_aoti` it.
+
+    ``example_inputs`` hold one tensor per positional input, the batch first
+    and at least 2 (``torch.export`` fixes a dimension of size 1). Make the
+    example batch a typical large one: Inductor may specialise a kernel on
+    which side of a threshold it falls (with torch 2.13, a convolution traced
+    with a batch of 2 gives a package that takes at most 15; traced with 64,
+    it takes 1 to ``max_batch``). Each submodule's mode is restored afterwards.
+
+    Raises:
+        DeployError: if the inputs have no common batch dimension, or if
+            ``torch.export`` cannot trace the model (the message names its class)
+            or AOTInductor cannot compile it.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    inputs = tuple(_as_tensors(example_inputs, "example_inputs"))
+    name = type(model).__name__
+    if isinstance(max_batch, bool) or max_batch < 2:
+        raise ValueError(f"max_batch must be an int >= 2, got {max_batch!r}")
+    batches = [t.shape[0] if t.dim() else None for t in inputs]
+    if not inputs or len(set(batches)) > 1 or None in batches:
+        raise DeployError(
+            f"the example inputs of {name} disagree on the batch size (their first "
+            f"dimensions are {batches}); every input must have the batch first"
+        )
+    if not 2 <= batches[0] <= max_batch:
+        raise DeployError(
+            f"the example batch of {name} is {batches[0]}; it must be between 2 and "
+            f"max_batch={max_batch} (torch.export fixes a dimension of size 1 "
+            "instead of making it dynamic): repeat the example to batch 2"
+        )
+    batch = torch.export.Dim("batch", min=1, max=max_batch)
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with _quiet_torch_warnings():
+            program = torch.export.export(
+                model, inputs, dynamic_shapes=tuple({0: batch} for _ in inputs)
+            )
+    except Exception as error:  # torch.export raises many types
+        raise DeployError(
+            f"torch.export could not trace {name} ({_summary(error)}); the model's "
+            "forward must take the example tensors and run without Python-side "
+            "effects that depend on their values"
+        ) from error
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    return compile_aoti(program, package_path, threads=threads, model_name=name)
+
+
+class AOTIModel:
+    """A compiled ``.pt2`` package loaded into this Python process.
+
+    Call it like the model it was exported from. Inputs that do not fit the
+    package raise :class:`DeployError` naming what it expects.
+    """
+
+    def __init__(self, path: Path, compiled: Any) -> None:
+        self.path = path
+        self.compiled = compiled
+        self.metadata: dict[str, str] = dict(compiled.get_metadata())
+
+    @property
+    def signature(self) -> str:
+        """The inputs the package takes, e.g. ``float32[batch,8] int64[batch,6]``."""
+        return self.metadata.get("rlbook.inputs", "unknown")
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        try:
+            return self.compiled(*inputs)
+        except (RuntimeError, ValueError, TypeError) as error:
+            given = " ".join(
+                f"{DTYPE_NAMES.get(t.dtype, t.dtype)}{list(t.shape)}" for t in inputs
+            )
+            raise DeployError(
+                f"package {self.path.name!r} rejected its inputs ({given}); it takes "
+                f"{self.signature} with 1 <= batch <= "
+                f"{self.metadata.get('rlbook.max_batch', '?')} ({_summary(error, 1)})"
+            ) from error
+
+
+def load_aoti(package_path: str | Path, *, check_inputs: bool = True) -> AOTIModel:
+    """Load a package written by :func:`compile_aoti` to run from Python.
+
+    ``check_inputs`` sets ``AOTI_RUNTIME_CHECK_INPUTS=1`` for this process
+    (unless set already), so that the compiled code checks every call's
+    inputs, as the C++ runner's does; without it a wrong dtype or shape gives
+    wrong numbers or a crash.
+
+    Raises:
+        DeployError: if the file is missing, is not a package (corrupt or
+            truncated), or cannot be loaded (e.g. compiled by another torch).
+    """
+    from torch._inductor import aoti_load_package
+
+    path = Path(package_path)
+    if not path.is_file():
+        raise DeployError(
+            f"package {str(path)!r} does not exist; export it with export_aoti first"
+        )
+    if not zipfile.is_zipfile(path):
+        raise DeployError(
+            f"package {str(path)!r} is not a .pt2 archive (corrupt or truncated); "
+            "delete it and export it again with export_aoti"
+        )
+    if check_inputs:
+        os.environ.setdefault(CHECK_INPUTS_ENV, "1")
+    try:
+        with _quiet_torch_warnings():
+            compiled = aoti_load_package(str(path))
+    except Exception as error:  # torch raises several types for bad packages
+        raise DeployError(
+            f"cannot load package {str(path)!r} ({_summary(error)}); export it again "
+            f"with this torch ({torch.__version__}) on this machine"
+        ) from error
+    return AOTIModel(path, compiled)
+
+
+# ---------------------------------------------------------------- the C++ runner
+
+RUNNER_SOURCE = Path("deploy") / "cpp" / "aoti_infer.cpp"
+"""The runner's source, relative to the repository root."""
+RUNNER_NAME = "aoti_infer"
+COMPILER_CANDIDATES = ("c++", "g++", "clang++")
+
+
+def find_cxx(compiler: str | None = None) -> list[str]:
+    """The C++ compiler command: ``compiler``, else ``$CXX``, else c++, g++, clang++.
+
+    A list, because ``$CXX`` may carry words (``"ccache g++"``).
+
+    Raises:
+        DeployError: if the chosen compiler, or any, cannot be found.
+    """
+    chosen, origin = compiler, "asked for"
+    if chosen is None and os.environ.get("CXX", "").strip():
+        chosen, origin = os.environ["CXX"], "named by $CXX"
+    if chosen is not None:
+        words = shlex.split(chosen)
+        found = shutil.which(words[0]) if words else None
+        if found is None:
+            raise DeployError(
+                f"C++ compiler {chosen!r} ({origin}) was not found; install g++ or "
+                "clang++, or set CXX to the path of a C++20 compiler"
+            )
+        return [found, *words[1:]]
+    for name in COMPILER_CANDIDATES:
+        if (found := shutil.which(name)) is not None:
+            return [found]
+    raise DeployError(
+        f"no C++ compiler found (looked for $CXX, {', '.join(COMPILER_CANDIDATES)}); "
+        "install one (Debian/Ubuntu: apt-get install g++; macOS: xcode-select "
+        "--install) or set CXX to a C++20 compiler's path"
+    )
+
+
+def cpp_build_flags() -> list[str]:
+    """Flags that build a program against the libtorch inside the torch wheel.
+
+    ``-isystem`` keeps torch's headers' warnings quiet; the
+    ``_GLIBCXX_USE_CXX11_ABI`` value is the wheel's (a mismatch fails at link
+    time); ``-rpath`` finds ``libtorch*.so`` without ``LD_LIBRARY_PATH``. Put
+    them after the source file.
+    """
+    root = Path(torch.__file__).resolve().parent
+    include, lib = root / "include", root / "lib"
+    loader = include / "torch" / "csrc" / "inductor" / "aoti_package"
+    if not (loader / "model_package_loader.h").is_file():
+        raise DeployError(
+            f"this torch install ({root}) has no C++ headers; install the torch wheel "
+            "from PyPI, which ships them in torch/include"
+        )
+    return [
+        "-std=c++20",
+        "-O2",
+        "-isystem",
+        str(include),
+        "-isystem",
+        str(include / "torch" / "csrc" / "api" / "include"),
+        f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}",
+        f"-L{lib}",
+        f"-Wl,-rpath,{lib}",
+        "-ltorch",
+        "-ltorch_cpu",
+        "-lc10",
+    ]
+
+
+def build_cpp_runner(out_dir: str | Path, *, compiler: str | None = None) -> Path:
+    """Compile ``deploy/cpp/aoti_infer.cpp`` into ``out_dir/aoti_infer``; its path.
+
+    Skips the build when the binary is newer than the source and was built from
+    the same source with the same compiler and flags (recorded beside it in
+    ``aoti_infer.build.json``). The compiler's warnings are not shown.
+
+    Raises:
+        DeployError: if no compiler is found or the build fails (the message
+            quotes the command and the last lines the compiler wrote).
+    """
+    source = repo_root() / RUNNER_SOURCE
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    binary = folder / RUNNER_NAME
+    stamp_path = folder / f"{RUNNER_NAME}.build.json"
+    cxx, flags = find_cxx(compiler), cpp_build_flags()
+    stamp = {
+        "compiler": cxx,
+        "flags": flags,
+        "source": str(source),
+        "source_sha256": sha256(source.read_bytes()).hexdigest(),
+        "torch": torch.__version__,
+    }
+    text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
+    with contextlib.suppress(OSError):
+        if (
+            binary.stat().st_mtime >= source.stat().st_mtime
+            and stamp_path.read_text() == text
+        ):
+            return binary
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{RUNNER_NAME}.", dir=folder)
+    os.close(fd)
+    command = [*cxx, str(source), "-o", tmp_name, *flags]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            output = (result.stderr + result.stdout).strip().splitlines()
+            tail = "\n".join(output[-COMPILER_LINES:]) or "(no output)"
+            raise DeployError(
+                f"building the C++ runner failed (exit {result.returncode}):\n"
+                f"  {shlex.join(command)}\nlast lines from the compiler:\n{tail}"
+            )
+        os.chmod(tmp_name, 0o755)
+        os.replace(tmp_name, binary)
+    except OSError as error:
+        raise DeployError(f"cannot run the C++ compiler {cxx[0]!r}: {error}") from error
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    atomic_write(stamp_path, lambda handle: handle.write(text.encode()))
+    return binary
+
+
+# ---------------------------------------------------------------- timing
+
+
+def latency_stats(samples_ms: Sequence[float]) -> dict[str, float]:
+    """Median, mean, 10th and 90th percentiles, min and max of per-call times (ms).
+
+    Percentiles interpolate linearly between ranks (numpy's default), as the
+    C++ runner does; values are rounded to the runner's 6 decimals.
+    """
+    values = np.asarray(samples_ms, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no latency samples: time at least one call")
+    stats = {
+        "median_ms": np.percentile(values, 50),
+        "mean_ms": values.mean(),
+        "p10_ms": np.percentile(values, 10),
+        "p90_ms": np.percentile(values, 90),
+        "min_ms": values.min(),
+        "max_ms": values.max(),
+    }
+    return {key: round(float(value), 6) for key, value in stats.items()}
+
+
+def _check_counts(iters: int, warmup: int, threads: int) -> None:
+    for name, value, least in (
+        ("iters", iters, 1),
+        ("warmup", warmup, 0),
+        ("threads", threads, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+
+
+def _leaves(value: Any) -> list[torch.Tensor]:
+    """The tensors in a model's output: a tensor, or nested tuples, lists, dicts."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return []
+
+
+def time_python(
+    fn: Callable[..., Any],
+    inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    iters: int = 100,
+    warmup: int = 10,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Time ``fn(*inputs)`` per call, as the C++ runner times a package.
+
+    ``warmup`` untimed calls, then ``iters`` timed ones, under
+    ``torch.inference_mode()`` with ``threads`` intra-op threads (restored
+    afterwards); on a GPU each call is synchronised before its clock stops.
+
+    Returns:
+        :func:`latency_stats` in milliseconds, plus ``iters``, ``warmup``,
+        ``threads`` (as torch reported them while timing), ``batch_size`` (first
+        dimension of input 0), ``device`` and ``output_shapes``.
+    """
+    args = tuple(_as_tensors(inputs, "inputs"))
+    _check_counts(iters, warmup, threads)
+    device = args[0].device if args else torch.device("cpu")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        used = torch.get_num_threads()
+        samples = []
+        with torch.inference_mode():
+            for _ in range(warmup):
+                output = fn(*args)
+            synchronize(device)
+            for _ in range(iters):
+                start = time.perf_counter_ns()
+                output = fn(*args)
+                synchronize(device)
+                samples.append((time.perf_counter_ns() - start) / 1e6)
+    finally:
+        torch.set_num_threads(previous)
+    return {
+        **latency_stats(samples),
+        "batch_size": int(args[0].shape[0]) if args and args[0].dim() else None,
+        "device": str(device),
+        "iters": iters,
+        "output_shapes": [list(t.shape) for t in _leaves(output)],
+        "threads": used,
+        "warmup": warmup,
+    }
+
+
+def _compare_outputs(
+    actual: list[torch.Tensor], reference: Any, rtol: float | None, atol: float | None
+) -> float:
+    expected = [t.detach().to("cpu") for t in _leaves(reference)]
+    if len(actual) != len(expected):
+        raise DeployError(
+            f"the C++ runner returned {len(actual)} output(s), the reference has "
+            f"{len(expected)}"
+        )
+    worst = 0.0
+    for index, (got, want) in enumerate(zip(actual, expected, strict=True)):
+        try:
+            torch.testing.assert_close(got, want, rtol=rtol, atol=atol)
+        except AssertionError as error:
+            raise DeployError(
+                f"output {index} of the C++ runner differs from the reference: "
+                f"{' '.join(str(error).split())}"
+            ) from None
+        if got.numel():
+            worst = max(worst, float((got.double() - want.double()).abs().max()))
+    return worst
+
+
+def time_cpp(
+    runner: str | Path,
+    package: str | Path,
+    inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    iters: int = 100,
+    warmup: int = 10,
+    threads: int = 1,
+    reference: Any = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    timeout_s: float = 600.0,
+) -> dict[str, Any]:
+    """Time a package in the C++ runner, a process with no Python in it.
+
+    Writes ``inputs`` (on the CPU) to a temporary folder, runs ``runner
+    package folder --iters --warmup --threads --out``, and reads back its JSON
+    line and the outputs of its last call. ``iters``, ``warmup`` and
+    ``threads`` are as for :func:`time_python`. With a ``reference`` (the
+    eager model's output), the outputs must match it
+    (``torch.testing.assert_close`` with ``rtol`` and ``atol``).
+
+    Returns:
+        The runner's report (the keys ``deploy/cpp/README.md`` lists, with
+        ``peak_memory_mb`` the runner process's peak resident memory), plus
+        ``outputs`` (the tensors) and, with a reference, ``max_abs_diff``.
+
+    Raises:
+        DeployError: if the runner is missing or fails (its message is quoted),
+            or its outputs differ from the reference.
+    """
+    runner, package = Path(runner), Path(package)
+    args = _as_tensors(inputs, "inputs")
+    _check_counts(iters, warmup, threads)
+    if not runner.is_file():
+        raise DeployError(
+            f"C++ runner {str(runner)!r} does not exist; build it with build_cpp_runner"
+        )
+    with tempfile.TemporaryDirectory(prefix="rlbook-aoti-") as tmp:
+        folder = Path(tmp)
+        write_inputs(args, folder / "inputs")
+        command = [str(runner), str(package), str(folder / "inputs")]
+        for flag, value in (("iters", iters), ("warmup", warmup), ("threads", threads)):
+            command += [f"--{flag}", str(value)]
+        command += ["--out", str(folder / "outputs")]
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise DeployError(
+                f"the C++ runner ran past {timeout_s} s; lower iters or raise timeout_s"
+            ) from None
+        if result.returncode != 0:
+            how = (
+                f"was killed by signal {-result.returncode}"
+                if result.returncode < 0
+                else f"failed (exit {result.returncode})"
+            )
+            raise DeployError(
+                f"the C++ runner {how}: {result.stderr.strip() or '(no message)'}"
+            )
+        try:
+            report = dict(json.loads(result.stdout.strip().splitlines()[-1]))
+        except (IndexError, ValueError):
+            raise DeployError(
+                f"the C++ runner printed no JSON line; its output was {result.stdout!r}"
+            ) from None
+        outputs = read_outputs(folder / "outputs")
+    if reference is not None:
+        report["max_abs_diff"] = _compare_outputs(outputs, reference, rtol, atol)
+    report["outputs"] = outputs
+    return report
+
+
+# ---------------------------------------------------------------- memory and processes
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory so far, in MiB.
+
+    It counts everything the process ever held at once (the interpreter,
+    torch's libraries, compiled packages), so compare modes by measuring each
+    in a fresh process (:func:`run_in_subprocess`). ``VmHWM`` on Linux,
+    ``getrusage`` elsewhere.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    import resource  # not on Windows
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes vs kB
+
+
+def _call(target: str, args: tuple, kwargs: dict) -> Any:
+    module, _, qualname = target.partition(":")
+    value: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value(*args, **kwargs)
+
+
+def run_in_subprocess(fn: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn(*args, **kwargs)`` in a fresh Python process and return its result.
+
+    The process is started with ``spawn`` (a new interpreter, nothing inherited),
+    so what it measures, peak memory included, is the call's alone. ``fn`` must
+    be importable by name: a top-level function of a module, or its name as
+    ``"module:function"``; arguments and result must pickle. An exception in the
+    child is raised again here, with the child's traceback as its cause; a
+    child that dies raises ``BrokenProcessPool``.
+    """
+    if isinstance(fn, str):
+        target = fn
+    elif fn.__module__ == "__main__" or "<" in fn.__qualname__:
+        raise DeployError(
+            f"run_in_subprocess cannot import {fn!r} in a fresh process: define it at "
+            "the top level of a module, or pass its name as 'module:function'"
+        )
+    else:
+        target = f"{fn.__module__}:{fn.__qualname__}"
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(_call, target, args, kwargs).result()
+
+
+# ---------------------------------------------------------------- comparison tables
+
+
+def software_versions(compiler: str | None = None) -> dict[str, str]:
+    """torch, python and C++ compiler versions (the compiler's first ``--version`` line)."""
+    try:
+        result = subprocess.run(
+            [*find_cxx(compiler), "--version"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        version = (result.stdout.strip().splitlines() or ["unknown"])[0]
+    except (DeployError, OSError):
+        version = "not found"
+    return {
+        "compiler": version,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def latency_records(
+    latency: Mapping[str, Mapping[str, Any]],
+    batches: Mapping[str, int],
+    *,
+    prefix: str,
+    threads: int,
+    versions: Mapping[str, str],
+    notes: str,
+    data: Mapping[str, Mapping[str, int]] | None = None,
+) -> tuple[list[ComparisonRecord], dict[str, float]]:
+    """One record per mode and input of an inference latency table.
+
+    Args:
+        latency: ``{mode: {input name: a latency report, "peak_memory_mb": MB}}``.
+        batches: ``{input name: its batch size}``, in the table's order.
+        prefix: the records' mode reads ``"<prefix> <input name>: <mode>"``.
+        data: extra data sizes per input name, beside ``batch``.
+
+    Returns:
+        ``(records, figures)``, the figures keyed ``"<mode> <input name> ms"``
+        (median latency).
+    """
+    records, figures = [], {}
+    for mode, report in latency.items():
+        for name, size in batches.items():
+            median = report[name]["median_ms"]
+            figures[f"{mode} {name} ms"] = median
+            records.append(
+                ComparisonRecord(
+                    mode=f"{prefix} {name}: {mode}",
+                    time=median,
+                    time_unit="ms/call (median)",
+                    throughput=1000 * size / median,
+                    peak_memory_mb=report["peak_memory_mb"],
+                    device=f"cpu ({threads} thread(s))",
+                    versions=versions,
+                    data={"batch": size, **(data or {}).get(name, {})},
+                    notes=notes,
+                )
+            )
+    return records, figures
+
+
+def benchmark_meta(command: str, budget: str, threads: int) -> dict[str, Any]:
+    """How a comparison was made: command, budget, commit, date, threads, load."""
+    return {
+        "command": command,
+        "budget": budget,
+        "git_commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": threads,
+        # Other work on the machine slows every mode; read ratios with this.
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def write_comparison(
+    path: str | Path, records: Sequence[ComparisonRecord], meta: Mapping[str, Any]
+) -> Path:
+    """Write ``{"meta": meta, "records": [...]}`` as pretty JSON, keys sorted (atomically).
+
+    Raises:
+        ValueError: for no records, two records with the same mode, or a value
+            JSON cannot hold (NaN or infinity: use None for a missing value).
+    """
+    if not records:
+        raise ValueError("no records to write")
+    modes = [record.mode for record in records]
+    if len(set(modes)) != len(modes):
+        raise ValueError(f"two records have the same mode: {modes}")
+    payload = {"meta": dict(meta), "records": [asdict(record) for record in records]}
+    try:
+        text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except ValueError as error:
+        raise ValueError(
+            f"a record or meta holds NaN or infinity ({error}); use None for a "
+            "missing value"
+        ) from error
+    atomic_write(Path(path), lambda handle: handle.write(text.encode()))
+    return Path(path)
+
+
+# ---------------------------------------------------------------- a script's skeleton
+
+
+def parse_args(
+    doc: str, defaults: Mapping[str, int], smoke: Mapping[str, int]
+) -> argparse.Namespace:
+    """``--budget``, ``--threads``, ``--no-write`` and an int option per ``defaults``.
+
+    At ``--budget smoke`` the values in ``smoke`` replace the options'.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--budget", choices=["smoke", "full"], default="full")
+    parser.add_argument("--threads", type=int, default=1)
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    if args.budget == "smoke":
+        vars(args).update(smoke)
+    return args
+
+
+def measured(**result: Any) -> dict[str, Any]:
+    """A mode's result, in its own process, with its peak memory and threads."""
+    return {
+        **result,
+        "peak_memory_mb": peak_memory_mb(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def time_inputs(
+    fn: Callable[..., Any],
+    inputs: Mapping[str, Sequence[torch.Tensor]],
+    iters: int,
+    threads: int,
+) -> dict[str, Any]:
+    """In a mode's own process: :func:`time_python` per named input, and the peak."""
+    report: dict[str, Any] = {
+        name: time_python(
+            fn, args, iters=iters, warmup=max(2, iters // 10), threads=threads
+        )
+        for name, args in inputs.items()
+    }
+    report["peak_memory_mb"] = peak_memory_mb()
+    return report
+
+
+class Bench:
+    """One run of a ``benchmarks/*_modes.py`` script: its records and figures.
+
+    ``with Bench(project, __file__, args) as bench:`` gives a scratch folder
+    (``bench.folder``) for the run; :meth:`train`, :meth:`infer` and
+    :meth:`add` fill the table, and :meth:`finish` writes it (not at the
+    smoke budget, nor with ``--no-write``) and prints one JSON line.
+    """
+
+    def __init__(self, project: str, script: str, args: argparse.Namespace) -> None:
+        self.project = project
+        self.script = Path(script)
+        self.args = args
+        self.threads: int = args.threads
+        self.versions = software_versions()
+        self.records: list[ComparisonRecord] = []
+        self.figures: dict[str, float] = {}
+        self.ratios: dict[str, float] = {}
+
+    def __enter__(self) -> Bench:
+        self._scratch = tempfile.TemporaryDirectory()
+        self.folder = Path(self._scratch.name)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._scratch.cleanup()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a fresh process; ``fn`` is a top-level function of the script."""
+        return run_in_subprocess(f"{self.script.stem}:{fn.__name__}", *args)
+
+    def add(self, figure: str, *, threads: int | None = None, **fields: Any) -> None:
+        """A record on ``threads`` (default ``--threads``); its time is ``figure`` too."""
+        self.figures[figure] = fields["time"]
+        self.records.append(
+            ComparisonRecord(
+                device=f"cpu ({threads or self.threads} thread(s))",
+                versions=self.versions,
+                **fields,
+            )
+        )
+
+    def train(
+        self,
+        fn: Callable[..., Any],
+        modes: Sequence[str],
+        *args: Any,
+        figure: str,
+        time_unit: str,
+        quality_name: str,
+        data: Mapping[str, int],
+        notes: str = "",
+    ) -> None:
+        """Each mode in its own process: ``fn(mode, *args)`` returns :func:`measured`
+        ``time``, ``throughput`` and ``quality`` (and maybe ``data``, ``notes``,
+        more ``figures``); the ratios are to the first mode."""
+        for mode in modes:
+            result = self.call(fn, mode, *args)
+            self.add(
+                f"train {mode} {figure}",
+                threads=result["threads"],
+                mode=f"train: {mode}",
+                time=result["time"],
+                time_unit=time_unit,
+                throughput=result["throughput"],
+                peak_memory_mb=result["peak_memory_mb"],
+                quality=result["quality"],
+                quality_name=quality_name,
+                data={**data, **result.get("data", {})},
+                notes=result.get("notes", notes),
+            )
+            self.figures.update(result.get("figures", {}))
+        base = self.figures[f"train {modes[0]} {figure}"]
+        for mode in modes[1:]:
+            self.ratios[f"train {mode} / eager"] = (
+                self.figures[f"train {mode} {figure}"] / base
+            )
+
+    def train_steps(
+        self,
+        fn: Callable[..., Any],
+        modes: Sequence[str],
+        config: Mapping[str, Any],
+        train: int,
+        test: Any,
+        data: Mapping[str, int],
+    ) -> None:
+        """:meth:`train` with ``fn(mode, config, steps, warmup, threads, seed=0)``:
+        ``--warmup`` untimed steps, ``--steps`` timed ones, then the validation
+        accuracy; ``train`` images or reviews, a ``test`` set."""
+        steps, warmup = self.args.steps, self.args.warmup
+        self.train(
+            fn,
+            modes,
+            config,
+            steps,
+            warmup,
+            self.threads,
+            0,
+            figure="s",
+            time_unit=f"s/{steps} steps",
+            quality_name=f"validation accuracy after {warmup + steps} steps",
+            data={"train": train, "test": len(test), **data},
+            notes=f"{describe(test)} for testing; budget {self.args.budget}",
+        )
+
+    def infer(
+        self,
+        fn: Callable[..., Any],
+        modes: Sequence[str],
+        inputs: Mapping[str, Sequence[torch.Tensor]],
+        package: Path,
+        *args: Any,
+        reference: Callable[..., Any],
+        atol: float,
+        rtol: float,
+        prefix: str,
+        notes: str,
+        data: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> None:
+        """Latency of each named input tuple in each Python mode, each in its own
+        process (``fn(mode, *args, package, inputs_path, iters, threads)``), then
+        in the C++ runner (``"aoti-cpp"``, outputs checked against
+        ``reference``); the ratios are to the first mode."""
+        iters, threads = self.args.iters, self.threads
+        path = self.folder / "inputs.pt"
+        torch.save(dict(inputs), path)
+        runner = build_cpp_runner(self.folder / "runner")
+        latency = {
+            mode: self.call(fn, mode, *args, str(package), str(path), iters, threads)
+            for mode in modes
+        }
+        cpp: dict[str, Any] = {}
+        with torch.no_grad():
+            for name, x in inputs.items():
+                cpp[name] = time_cpp(
+                    runner,
+                    package,
+                    x,
+                    iters=iters,
+                    warmup=max(2, iters // 10),
+                    threads=threads,
+                    reference=reference(*x),
+                    atol=atol,
+                    rtol=rtol,
+                )
+        cpp["peak_memory_mb"] = max(r["peak_memory_mb"] for r in cpp.values())
+        latency["aoti-cpp"] = cpp
+        records, figures = latency_records(
+            latency,
+            {name: len(x[0]) for name, x in inputs.items()},
+            prefix=prefix,
+            threads=threads,
+            versions=self.versions,
+            notes=notes,
+            data=data,
+        )
+        self.records += records
+        self.figures.update(figures)
+        for name in inputs:
+            base = figures[f"{modes[0]} {name} ms"]
+            for mode in (*modes[1:], "aoti-cpp"):
+                self.ratios[f"{mode} / {modes[0]}, {name}"] = (
+                    figures[f"{mode} {name} ms"] / base
+                )
+
+    def finish(self) -> int:
+        """Write the table (unless smoke or ``--no-write``), print the JSON line; 0."""
+        command = f"python benchmarks/{self.script.name}"
+        meta = benchmark_meta(command, self.args.budget, self.threads)
+        if self.args.budget != "smoke" and not self.args.no_write:
+            write_comparison(comparison_path(self.project), self.records, meta)
+        figures, ratios = self.figures, self.ratios
+        print(
+            json.dumps(
+                {"project": self.project, **meta, "figures": figures, "ratios": ratios}
+            )
+        )
+        return 0

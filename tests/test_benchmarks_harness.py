@@ -1,0 +1,697 @@
+"""The benchmark harness: export, load, the C++ runner, timing, memory, tables, skeleton.
+
+One tiny model with three inputs of different dtypes (float32 features, int64
+tokens, uint8 pixels) and two outputs is exported once and the C++ runner built
+once per session (module-scoped fixtures, about a minute of compiling on a
+busy two-core machine); every other test reuses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from benchmarks import harness
+from benchmarks.harness import (
+    DeployError,
+    build_cpp_runner,
+    export_aoti,
+    latency_stats,
+    load_aoti,
+    load_tensor,
+    peak_memory_mb,
+    read_outputs,
+    run_in_subprocess,
+    save_tensor,
+    time_cpp,
+    time_python,
+    write_comparison,
+    write_inputs,
+)
+from rlbook.projects.deploy import (
+    ComparisonRecord,
+    comparison_path,
+    load_comparison,
+)
+
+EXAMPLE_BATCH = 4
+LATENCY_KEYS = ("median_ms", "mean_ms", "p10_ms", "p90_ms", "min_ms", "max_ms")
+
+
+class TinyNet(nn.Module):
+    """Features ``(B, 8)`` float32, tokens ``(B, 6)`` int64 and pixels ``(B, 4)``
+    uint8 to logits ``(B, 3)`` and a code ``(B, 8)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 8)
+        self.head = nn.Linear(20, 3)
+        self.dropout = nn.Dropout(0.5)  # so that eval mode matters
+
+    def forward(
+        self, features: torch.Tensor, tokens: torch.Tensor, pixels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        code = self.embed(tokens).mean(dim=1)
+        joined = torch.cat([features, code, pixels.float() / 255], dim=1)
+        return self.head(self.dropout(joined)).relu(), code
+
+
+def tiny_inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(batch, 8, generator=generator),
+        torch.randint(0, 50, (batch, 6), generator=generator),
+        torch.randint(0, 256, (batch, 4), generator=generator, dtype=torch.uint8),
+    )
+
+
+@contextlib.contextmanager
+def stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's file descriptor 2 (C++ and subprocesses too) to ``path``."""
+    saved = os.dup(2)
+    with open(path, "wb") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@pytest.fixture(scope="module")
+def model() -> TinyNet:
+    torch.manual_seed(0)
+    return TinyNet()
+
+
+@pytest.fixture(scope="module")
+def exported(
+    model: TinyNet, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str, list[str]]:
+    """The package, what the export wrote to stderr, and the warnings it let out."""
+    folder = tmp_path_factory.mktemp("package")
+    model.train()
+    with warnings.catch_warnings(record=True) as caught, stderr_to(folder / "err"):
+        warnings.simplefilter("always")
+        path = export_aoti(model, tiny_inputs(EXAMPLE_BATCH), folder / "tiny.pt2")
+    assert model.training, "export_aoti left the model in eval mode"
+    model.eval()
+    return path, (folder / "err").read_text(), [str(w.message) for w in caught]
+
+
+@pytest.fixture(scope="module")
+def package(exported: tuple[Path, str, list[str]]) -> Path:
+    return exported[0]
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_cpp_runner(tmp_path_factory.mktemp("bin"))
+
+
+@pytest.fixture(scope="module")
+def compiled(package: Path) -> Iterator[harness.AOTIModel]:
+    saved = os.environ.pop(harness.CHECK_INPUTS_ENV, None)  # load_aoti must set it
+    try:
+        yield load_aoti(package)
+    finally:
+        os.environ.pop(harness.CHECK_INPUTS_ENV, None)
+        if saved is not None:
+            os.environ[harness.CHECK_INPUTS_ENV] = saved
+
+
+def eager(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...]
+) -> tuple[torch.Tensor, ...]:
+    with torch.inference_mode():
+        return tuple(model.eval()(*inputs))
+
+
+def run_runner(runner: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(runner), *map(str, args)], capture_output=True, text=True, check=False
+    )
+
+
+# ---------------------------------------------------------------- tensor files
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        torch.randn(3, 5),
+        torch.randint(-(2**40), 2**40, (2, 3, 4)),
+        torch.randint(0, 256, (7,), dtype=torch.uint8),
+        torch.tensor([True, False, True]),
+        torch.randn(2, 2).to(torch.bfloat16),
+        torch.tensor(3.5),  # 0-d
+        torch.empty(0, 4),
+        torch.arange(12.0).reshape(3, 4).t(),  # not contiguous
+    ],
+    ids=["float32", "int64", "uint8", "bool", "bfloat16", "0-d", "empty", "transposed"],
+)
+def test_tensor_file_round_trips(tensor: torch.Tensor, tmp_path: Path) -> None:
+    path = save_tensor(tensor, tmp_path / "t.tensor")
+    back = load_tensor(path)
+    assert back.dtype == tensor.dtype
+    assert back.shape == tensor.shape
+    assert torch.equal(back, tensor)
+
+
+def test_tensor_file_header_is_the_documented_one(tmp_path: Path) -> None:
+    path = save_tensor(torch.zeros(2, 3, dtype=torch.int64), tmp_path / "t.tensor")
+    data = path.read_bytes()
+    assert data.startswith(b"rlbook-tensor v1 int64 2 2 3\n")
+    assert len(data) == len(b"rlbook-tensor v1 int64 2 2 3\n") + 2 * 3 * 8
+
+
+def test_truncated_or_bad_tensor_file_is_rejected(tmp_path: Path) -> None:
+    path = save_tensor(torch.randn(4, 4), tmp_path / "t.tensor")
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(DeployError, match=r"truncated.*promises 64 bytes.*holds 59"):
+        load_tensor(path)
+    path.write_bytes(b"not a tensor\n1234")
+    with pytest.raises(DeployError, match="bad header"):
+        load_tensor(path)
+    with pytest.raises(DeployError, match="does not exist"):
+        load_tensor(tmp_path / "missing.tensor")
+
+
+def test_write_inputs_removes_stale_inputs(tmp_path: Path) -> None:
+    write_inputs([torch.zeros(1), torch.ones(2), torch.ones(3)], tmp_path)
+    write_inputs(torch.zeros(5), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input_0.tensor"]
+    assert load_tensor(tmp_path / "input_0.tensor").shape == (5,)
+
+
+# ---------------------------------------------------------------- export and Python
+
+
+def test_export_is_quiet(exported: tuple[Path, str, list[str]]) -> None:
+    # A notebook cell that writes to stderr or shows a warning fails the book's build.
+    _, stderr, shown = exported
+    assert stderr == ""
+    assert shown == []
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_python_package_matches_eager(
+    compiled: harness.AOTIModel, model: TinyNet, batch: int
+) -> None:
+    inputs = tiny_inputs(batch, seed=batch)
+    got = compiled(*inputs)
+    torch.testing.assert_close(tuple(got), eager(model, inputs))
+
+
+def test_package_records_its_signature(compiled: harness.AOTIModel) -> None:
+    assert compiled.signature == "float32[batch,8] int64[batch,6] uint8[batch,4]"
+    assert compiled.metadata["rlbook.max_batch"] == "1024"
+    assert compiled.metadata["rlbook.model"] == "TinyNet"
+
+
+def test_python_package_rejects_wrong_inputs(compiled: harness.AOTIModel) -> None:
+    features, tokens, pixels = tiny_inputs(2)
+    with pytest.raises(DeployError, match=r"float64\[2, 8\].*takes float32\[batch,8\]"):
+        compiled(features.double(), tokens, pixels)
+    with pytest.raises(DeployError, match="rejected its inputs"):
+        compiled(features[:, :5], tokens, pixels)
+
+
+def test_missing_or_corrupt_package_is_a_clear_error_in_python(tmp_path: Path) -> None:
+    with pytest.raises(DeployError, match="does not exist; export it"):
+        load_aoti(tmp_path / "missing.pt2")
+    (tmp_path / "bad.pt2").write_bytes(b"PK not really a zip")
+    with pytest.raises(DeployError, match=r"not a \.pt2 archive"):
+        load_aoti(tmp_path / "bad.pt2")
+
+
+class DataDependent(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # a branch on values: torch.export cannot trace it
+            return x
+        return -x
+
+
+def test_export_failure_names_the_model(tmp_path: Path) -> None:
+    model = DataDependent().train()
+    with pytest.raises(DeployError, match="could not trace DataDependent"):
+        export_aoti(model, (torch.randn(3, 2),), tmp_path / "m.pt2")
+    assert model.training
+    assert not (tmp_path / "m.pt2").exists()
+
+
+def test_export_checks_the_batch_before_tracing(tmp_path: Path) -> None:
+    model = TinyNet()
+    with pytest.raises(DeployError, match="example batch of TinyNet is 1"):
+        export_aoti(model, tiny_inputs(1), tmp_path / "m.pt2")
+    features, tokens, pixels = tiny_inputs(3)
+    with pytest.raises(DeployError, match=r"disagree.*\[3, 2, 3\]"):
+        export_aoti(model, (features, tokens[:2], pixels), tmp_path / "m.pt2")
+
+
+# ---------------------------------------------------------------- the C++ runner
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_cpp_outputs_match_eager(
+    runner: Path, package: Path, model: TinyNet, batch: int
+) -> None:
+    inputs = tiny_inputs(batch, seed=10 + batch)
+    expected = eager(model, inputs)
+    report = time_cpp(runner, package, inputs, iters=2, warmup=1, reference=expected)
+    assert [t.shape for t in report["outputs"]] == [t.shape for t in expected]
+    for got, want in zip(report["outputs"], expected, strict=True):
+        torch.testing.assert_close(got, want)
+    assert report["max_abs_diff"] < 1e-5
+    wrong = tuple(t + 1 for t in expected)
+    with pytest.raises(DeployError, match=r"output 0 of the C\+\+ runner differs"):
+        time_cpp(runner, package, inputs, iters=1, warmup=0, reference=wrong)
+
+
+def test_cpp_report_has_the_promised_fields(runner: Path, package: Path) -> None:
+    scratch = set(Path(tempfile.gettempdir()).glob("rlbook-aoti-*"))
+    report = time_cpp(runner, package, tiny_inputs(5), iters=7, warmup=2, threads=3)
+    assert set(Path(tempfile.gettempdir()).glob("rlbook-aoti-*")) == scratch
+    for key in LATENCY_KEYS:
+        assert isinstance(report[key], float) and report[key] > 0
+    assert report["iters"] == 7 and report["warmup"] == 2
+    assert report["threads"] == 3  # not the default: 1 or the 2 cores
+    assert report["batch_size"] == 5
+    assert report["output_shapes"] == [[5, 3], [5, 8]]
+    assert report["output_dtypes"] == ["float32", "float32"]
+    assert report["model"] == "TinyNet"
+    assert report["device"] == "cpu"
+    assert report["torch"] == torch.__version__.split("+")[0]
+    assert report["compiler"] and report["load_ms"] > 0
+    assert 10 < report["peak_memory_mb"] < 2000  # libtorch alone is tens of MiB
+    stats = [report[k] for k in ("min_ms", "p10_ms", "median_ms", "p90_ms", "max_ms")]
+    assert stats == sorted(stats)
+
+
+def test_cpp_runner_rejects_a_truncated_input(
+    runner: Path, package: Path, tmp_path: Path
+) -> None:
+    paths = write_inputs(tiny_inputs(2), tmp_path / "in")
+    paths[1].write_bytes(paths[1].read_bytes()[:-3])
+    result = run_runner(runner, package, tmp_path / "in", "--iters", "1")
+    assert result.returncode == 1
+    assert "input_1.tensor: truncated" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cpp_runner_rejects_inputs_the_package_does_not_take(
+    runner: Path, package: Path
+) -> None:
+    features, tokens, pixels = tiny_inputs(2)
+    with pytest.raises(DeployError, match=r"input 1 is int32\[2, 6\].*expects int64"):
+        time_cpp(runner, package, (features, tokens.int(), pixels), iters=1)
+    with pytest.raises(DeployError, match="takes 3 input"):
+        time_cpp(runner, package, (features, tokens), iters=1)
+    with pytest.raises(DeployError, match=r"1 <= batch <= 1024"):
+        time_cpp(runner, package, tiny_inputs(1025), iters=1)
+
+
+def test_missing_or_corrupt_package_is_a_clear_error_in_cpp(
+    runner: Path, tmp_path: Path
+) -> None:
+    write_inputs(tiny_inputs(2), tmp_path / "in")
+    result = run_runner(runner, tmp_path / "missing.pt2", tmp_path / "in")
+    assert result.returncode == 1
+    assert "missing.pt2' does not exist; export it" in result.stderr
+    with pytest.raises(DeployError, match=r"failed \(exit 1\).*does not exist"):
+        time_cpp(runner, tmp_path / "missing.pt2", tiny_inputs(2), iters=1)
+    (tmp_path / "bad.pt2").write_bytes(b"garbage")
+    result = run_runner(runner, tmp_path / "bad.pt2", tmp_path / "in")
+    assert result.returncode == 1
+    assert "cannot load package" in result.stderr
+
+
+def test_cpp_runner_rejects_bad_arguments(runner: Path, package: Path) -> None:
+    result = run_runner(runner, package, "in", "--iters", "0")
+    assert result.returncode == 2
+    assert "--iters needs an integer >= 1" in result.stderr
+    assert "usage: aoti_infer" in result.stderr
+    result = run_runner(runner, package)
+    assert result.returncode == 2
+
+
+def test_cpp_runner_out_replaces_older_outputs(
+    runner: Path, package: Path, tmp_path: Path
+) -> None:
+    write_inputs(tiny_inputs(3), tmp_path / "in")
+    out = tmp_path / "out"
+    write_inputs([torch.zeros(1)] * 4, out)  # then rename them as stale outputs
+    for path in out.iterdir():
+        path.rename(out / path.name.replace("input", "output"))
+    result = run_runner(runner, package, tmp_path / "in", "--iters", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert [t.shape for t in read_outputs(out)] == [(3, 3), (3, 8)]
+
+
+def test_up_to_date_runner_is_not_rebuilt(runner: Path) -> None:
+    before = runner.stat().st_mtime_ns
+    start = time.perf_counter()
+    assert build_cpp_runner(runner.parent) == runner
+    assert time.perf_counter() - start < 5
+    assert runner.stat().st_mtime_ns == before
+
+
+def test_build_flags_match_the_wheel() -> None:
+    flags = harness.cpp_build_flags()
+    assert f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}" in flags
+    lib = Path(torch.__file__).resolve().parent / "lib"
+    assert f"-Wl,-rpath,{lib}" in flags
+
+
+def test_build_without_a_compiler_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(
+        DeployError, match=r"'no-such-c\+\+' \(asked for\) was not found"
+    ):
+        build_cpp_runner(tmp_path, compiler="no-such-c++")
+    monkeypatch.setenv("CXX", "/nowhere/g++")
+    with pytest.raises(DeployError, match=r"named by \$CXX.*set CXX"):
+        build_cpp_runner(tmp_path)
+    monkeypatch.delenv("CXX")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no c++, g++ or clang++ on it
+    with pytest.raises(DeployError, match=r"no C\+\+ compiler found"):
+        build_cpp_runner(tmp_path)
+
+
+def test_failed_build_quotes_the_compiler(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-c++"
+    fake.write_text("#!/bin/sh\necho 'aoti_infer.cpp:1: error: made up' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(DeployError, match=r"(?s)failed \(exit 1\).*error: made up"):
+        build_cpp_runner(tmp_path / "bin", compiler=str(fake))
+    assert not (tmp_path / "bin" / "aoti_infer").exists()
+
+
+# ---------------------------------------------------------------- timing
+
+
+def test_latency_stats_interpolate_like_numpy() -> None:
+    stats = latency_stats([float(v) for v in range(10, 0, -1)])
+    assert stats == {
+        "median_ms": 5.5,
+        "mean_ms": 5.5,
+        "p10_ms": 1.9,
+        "p90_ms": 9.1,
+        "min_ms": 1.0,
+        "max_ms": 10.0,
+    }
+
+
+def test_time_python_pins_threads_and_restores_them(
+    compiled: harness.AOTIModel,
+) -> None:
+    previous = torch.get_num_threads()
+    report = time_python(compiled, tiny_inputs(5), iters=6, warmup=1, threads=3)
+    assert torch.get_num_threads() == previous
+    assert report["threads"] == 3
+    assert report["iters"] == 6 and report["batch_size"] == 5
+    assert report["output_shapes"] == [[5, 3], [5, 8]]
+    stats = [report[k] for k in ("min_ms", "p10_ms", "median_ms", "p90_ms", "max_ms")]
+    assert stats == sorted(stats) and stats[0] > 0
+
+
+# ---------------------------------------------------------------- memory and processes
+
+
+def allocate_and_measure(megabytes: int) -> tuple[int, float, float]:
+    """In a fresh process: its pid, and its peak memory before and after a touch of
+    ``megabytes`` MiB."""
+    before = peak_memory_mb()
+    block = np.ones(megabytes * 2**20, dtype=np.uint8)
+    after = peak_memory_mb()
+    del block
+    return os.getpid(), before, after
+
+
+def test_peak_memory_of_a_call_in_its_own_process() -> None:
+    pid, before, after = run_in_subprocess(allocate_and_measure, 200)
+    assert pid != os.getpid()
+    assert 190 < after - before < 260
+
+
+def test_run_in_subprocess_raises_the_childs_error_and_refuses_lambdas() -> None:
+    with pytest.raises(json.JSONDecodeError) as caught:
+        run_in_subprocess("json:loads", "{not json")
+    assert "Traceback" in str(caught.value.__cause__)
+    with pytest.raises(DeployError, match="cannot import"):
+        run_in_subprocess(lambda: 1)
+
+
+# ---------------------------------------------------------------- comparison tables
+
+
+def test_write_comparison_writes_the_promised_fields(tmp_path: Path) -> None:
+    versions = harness.software_versions()
+    records = [
+        ComparisonRecord(
+            mode="eager",
+            time=1.25,
+            time_unit="ms/call",
+            throughput=800.0,
+            peak_memory_mb=310.5,
+            device="cpu (1 thread)",
+            versions=versions,
+            data={"batch": 1},
+        ),
+        ComparisonRecord(
+            mode="aoti-cpp", time=0.5, time_unit="ms/call", data={"batch": 1}
+        ),
+    ]
+    path = write_comparison(
+        tmp_path / "projects" / "tiny" / "comparison.json", records, {"budget": "ci"}
+    )
+    text = path.read_text()
+    payload = json.loads(text)
+    assert text == json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    assert payload["meta"] == {"budget": "ci"}
+    assert [r["mode"] for r in payload["records"]] == ["eager", "aoti-cpp"]
+    fields = {
+        "mode", "time", "time_unit", "throughput", "peak_memory_mb", "quality",
+        "quality_name", "device", "versions", "data", "notes",
+    }  # fmt: skip
+    assert set(payload["records"][0]) == fields
+    assert set(payload["records"][0]["versions"]) == {"torch", "python", "compiler"}
+    assert load_comparison(path) == (records, {"budget": "ci"})
+
+
+def test_write_comparison_refuses_duplicates_and_nan(tmp_path: Path) -> None:
+    row = ComparisonRecord(mode="eager", time=1.0, time_unit="s/epoch")
+    with pytest.raises(ValueError, match="same mode"):
+        write_comparison(tmp_path / "c.json", [row, row], {})
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        write_comparison(tmp_path / "c.json", [row], {"score": float("nan")})
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_convolution_exported_with_a_large_example_batch_takes_every_batch(
+    tmp_path: Path,
+) -> None:
+    # Traced with a batch of 2, torch 2.13's Inductor specialises CPU
+    # convolutions to batches below 16; the ResNet benchmark exports with 64.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()).eval()
+    package = harness.export_aoti(
+        model, (torch.randn(64, 3, 8, 8),), tmp_path / "conv.pt2", max_batch=256
+    )
+    compiled = harness.load_aoti(package, check_inputs=True)
+    for batch in (1, 15, 16, 256):
+        x = torch.randn(batch, 3, 8, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(x), model(x))
+
+
+def test_latency_records_name_each_mode_and_input() -> None:
+    latency = {
+        "eager": {
+            "batch 1": {"median_ms": 2.0},
+            "batch 8": {"median_ms": 4.0},
+            "peak_memory_mb": 10.0,
+        },
+        "aoti-cpp": {
+            "batch 1": {"median_ms": 1.0},
+            "batch 8": {"median_ms": 2.0},
+            "peak_memory_mb": 5.0,
+        },
+    }
+    records, figures = harness.latency_records(
+        latency,
+        {"batch 1": 1, "batch 8": 8},
+        prefix="infer",
+        threads=2,
+        versions={"torch": "x"},
+        notes="n",
+        data={"batch 8": {"tokens": 80}},
+    )
+    assert [r.mode for r in records] == [
+        "infer batch 1: eager",
+        "infer batch 8: eager",
+        "infer batch 1: aoti-cpp",
+        "infer batch 8: aoti-cpp",
+    ]
+    assert records[1].throughput == 2000.0 and records[1].data == {
+        "batch": 8,
+        "tokens": 80,
+    }
+    assert records[2].peak_memory_mb == 5.0 and records[2].device == "cpu (2 thread(s))"
+    assert figures == {
+        "eager batch 1 ms": 2.0,
+        "eager batch 8 ms": 4.0,
+        "aoti-cpp batch 1 ms": 1.0,
+        "aoti-cpp batch 8 ms": 2.0,
+    }
+
+
+def test_benchmark_meta_records_how_the_table_was_made() -> None:
+    meta = harness.benchmark_meta("python benchmarks/x.py", "full", 3)
+    assert meta["command"] == "python benchmarks/x.py" and meta["threads"] == 3
+    assert meta["git_commit"] and len(meta["load_average_at_end"]) == 3
+    json.dumps(meta)
+
+
+@pytest.mark.parametrize("project", ["dqn", "resnet", "sentiment", "vae"])
+def test_shipped_tables_are_written_back_byte_for_byte(
+    project: str, tmp_path: Path
+) -> None:
+    # The writer and the chapters' reader agree on the format the book ships.
+    records, meta = load_comparison(comparison_path(project))
+    path = write_comparison(tmp_path / "comparison.json", records, meta)
+    assert path.read_bytes() == comparison_path(project).read_bytes()
+
+
+def test_parse_args_gives_every_script_the_same_options_and_smoke_sizes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.argv", ["x.py", "--threads", "2", "--steps", "9"])
+    args = harness.parse_args("Doc.\n", {"steps": 6, "iters": 20}, {"steps": 1})
+    assert (args.budget, args.threads, args.steps, args.iters) == ("full", 2, 9, 20)
+    assert not args.no_write
+    monkeypatch.setattr("sys.argv", ["x.py", "--budget", "smoke", "--no-write"])
+    args = harness.parse_args("Doc.\n", {"steps": 6, "iters": 20}, {"steps": 1})
+    assert (args.steps, args.iters, args.no_write) == (1, 20, True)
+
+
+def canned_mode(*args: object) -> None:
+    """Stands for a script's mode function; the tests answer its calls."""
+
+
+def test_bench_makes_the_table_the_scripts_wrote(
+    runner: Path,
+    package: Path,
+    model: TinyNet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls = []
+
+    def call(target: str, mode: str, *args: object) -> dict:
+        calls.append((target, mode, args))
+        if mode.startswith("train"):
+            time = {"train eager": 2.0, "train fast": 1.0}[mode]
+            return {
+                "time": time,
+                "throughput": 10 / time,
+                "quality": 0.5,
+                "peak_memory_mb": 100.0,
+                "threads": 3,
+                "figures": {f"{mode} s": 7.0},
+            }
+        reports = {name: {"median_ms": 4.0} for name in ("batch 1", "batch 4")}
+        return {**reports, "peak_memory_mb": 50.0}
+
+    monkeypatch.setattr(harness, "run_in_subprocess", call)
+    written = tmp_path / "comparison.json"
+    monkeypatch.setattr(harness, "comparison_path", lambda project: written)
+    args = argparse.Namespace(budget="full", threads=1, iters=2, no_write=False)
+    inputs = {"batch 1": tiny_inputs(1), "batch 4": tiny_inputs(4)}
+    with harness.Bench("tiny", "benchmarks/tiny_modes.py", args) as bench:
+        bench.train(
+            canned_mode,
+            ("train eager", "train fast"),
+            "config",
+            figure="s",
+            time_unit="s/2 steps",
+            quality_name="accuracy",
+            data={"batch": 8},
+            notes="budget full",
+        )
+        bench.infer(
+            canned_mode,
+            ("eager",),
+            inputs,
+            package,
+            "weights",
+            reference=lambda *x: eager(model, x),
+            atol=1e-5,
+            rtol=1e-5,
+            prefix="infer",
+            notes="checked",
+            data={"batch 4": {"tokens": 24}},
+        )
+        assert bench.finish() == 0
+    assert not bench.folder.exists()
+    assert calls[0] == ("tiny_modes:canned_mode", "train eager", ("config",))
+    inputs_path = str(bench.folder / "inputs.pt")
+    python_mode = ("weights", str(package), inputs_path, 2, 1)
+    assert calls[2] == ("tiny_modes:canned_mode", "eager", python_mode)
+    records, meta = load_comparison(written)
+    assert meta["command"] == "python benchmarks/tiny_modes.py"
+    assert [r.mode for r in records] == [
+        "train: train eager",
+        "train: train fast",
+        "infer batch 1: eager",
+        "infer batch 4: eager",
+        "infer batch 1: aoti-cpp",
+        "infer batch 4: aoti-cpp",
+    ]
+    assert records[1].device == "cpu (3 thread(s))" and records[1].time == 1.0
+    assert records[3].data == {"batch": 4, "tokens": 24}
+    assert records[3].device == "cpu (1 thread(s))" and records[3].throughput == 1000
+    line = json.loads(capsys.readouterr().out)
+    assert list(line["figures"])[:4] == [
+        "train train eager s",
+        "train eager s",
+        "train train fast s",
+        "train fast s",
+    ]
+    assert line["ratios"]["train train fast / eager"] == 0.5
+    cpp = line["figures"]["aoti-cpp batch 4 ms"]
+    assert line["ratios"]["aoti-cpp / eager, batch 4"] == cpp / 4.0
+    assert list(line["ratios"]) == [
+        "train train fast / eager",
+        "aoti-cpp / eager, batch 1",
+        "aoti-cpp / eager, batch 4",
+    ]
+
+
+def test_bench_never_writes_the_table_at_smoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written = tmp_path / "comparison.json"
+    monkeypatch.setattr(harness, "comparison_path", lambda project: written)
+    for budget, no_write in (("smoke", False), ("full", True)):
+        args = argparse.Namespace(budget=budget, threads=1, no_write=no_write)
+        with harness.Bench("tiny", "tiny_modes.py", args) as bench:
+            bench.add("x s", mode="x", time=1.0, time_unit="s")
+            bench.finish()
+        assert json.loads(capsys.readouterr().out)["figures"] == {"x s": 1.0}
+    assert not written.exists()
