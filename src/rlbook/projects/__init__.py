@@ -1,1 +1,1 @@
-"""Code shared by the PyTorch projects part: models, training steps, deployment."""
+"""Code shared by the PyTorch projects part: data checks, models' helpers, shipped models, comparison tables."""
