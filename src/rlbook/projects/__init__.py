@@ -1,1 +1,1 @@
-"""Code shared by the PyTorch projects part: data checks, models' helpers, shipped models, comparison tables."""
+"""Code shared by the PyTorch projects: data checks, shipped models, comparison tables."""
