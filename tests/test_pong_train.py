@@ -43,6 +43,8 @@ from rlbook.pong_train import (
     sparse_hidden,
 )
 
+from .scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PG = ReinforceConfig(
     games_per_update=2, updates=2, validate_every=2, validation_games=2
@@ -376,15 +378,9 @@ def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_rein
     """The run longer than a session: main carries checkpoint.pt.xz, and a runs
     folder without a checkpoint starts from it and ends where a run that never
     stopped ends; a resume under another budget or seed is refused."""
-    import importlib.util
-
     from rlbook.checkpoint import save_checkpoint
 
-    spec = importlib.util.spec_from_file_location(
-        "train_pong", ROOT / "scripts" / "train_pong.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("scripts/train_pong.py")
 
     straight = Reinforce(TINY_PG, seed=3)
     straight.train()
