@@ -29,7 +29,6 @@ from rlbook.pong import (
     numpy_backward,
     numpy_forward,
     numpy_logit_grad,
-    rmsprop_update,
 )
 from rlbook.pong_train import (
     DifferenceAgent,
@@ -101,8 +100,9 @@ def test_a_reinforce_update_is_pg_pongs_rmsprop_step_on_the_summed_gradient():
     grads = numpy_backward(
         model, x.astype(np.float64), h, numpy_logit_grad(probs, actions, adv)
     )
-    cache = {k: np.zeros_like(v) for k, v in model.items()}
-    rmsprop_update(model, grads, cache)
+    for k, g in grads.items():  # pg-pong.py's RMSProp step, from an empty cache
+        cache = 0.99 * np.zeros_like(g) + (1 - 0.99) * g**2
+        model[k] -= 1e-4 * g / (np.sqrt(cache) + 1e-5)
     after = run.policy.to_numpy()
     for k in model:
         np.testing.assert_allclose(after[k], model[k], atol=2e-6, rtol=1e-4)
