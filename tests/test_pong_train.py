@@ -426,6 +426,25 @@ def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path,
     done = run_cli("evaluate", str(out), "--episodes", "1", "--frames", "simple")
     assert done.returncode == 2 and "not to Pong" in done.stderr
 
+    # #28: metrics.json is in the manifest's SHA-256 set, so a changed byte
+    # fails on load; a manifest without the set (the folders shipped before
+    # it) still loads
+    assert set(manifest["sha256"]) == {
+        "weights.pt",
+        "weights.provenance.json",
+        "metrics.json",
+    }
+    exported = (out / "metrics.json").read_bytes()
+    (out / "metrics.json").write_bytes(
+        exported.replace(b'"best_update":', b'"best_update": ')
+    )
+    with pytest.raises(ArtifactError, match=r"metrics\.json in .*changed or damaged"):
+        load_agent(out)
+    unhashed = {k: v for k, v in manifest.items() if k != "sha256"}
+    (out / "agent.json").write_text(json.dumps(unhashed))
+    load_agent(out)
+    (out / "metrics.json").write_bytes(exported)
+
     spec["observation"]["preprocess"] = "somebody.else"
     (out / "agent.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="prepro_batch"):

@@ -645,7 +645,13 @@ def planned_updates(state: Mapping[str, Any]) -> int:
     return run_config(**config).updates
 
 
-def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> Path:
+def snapshot_pong(
+    state: Mapping[str, Any],
+    out: str | Path,
+    *,
+    command: str,
+    root: str | Path | None = None,
+) -> Path:
     """Record where an unfinished full run stands, without shipping an agent.
 
     Writes ``out/in-progress.json``: the run's curves so far (scores, log,
@@ -653,7 +659,8 @@ def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) ->
     from. No weights ship with it and nothing is tested: a chapter shows it as
     a run in progress, never as a result. :func:`export_pong` removes it once
     the finished run ships. ``scripts/train_pong.py --snapshot`` refuses a
-    tree with uncommitted changes before it calls this.
+    tree with uncommitted changes before it calls this; ``root`` is that
+    checkout, whose commit the provenance records.
     """
     from .checkpoint import atomic_write, make_provenance
 
@@ -683,6 +690,7 @@ def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) ->
             trained_at_commits=json.loads(state.get("commits", "[]")),
             resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
             cpu_count=os.cpu_count(),
+            root=root,
         ),
     }
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -692,7 +700,13 @@ def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) ->
     return target
 
 
-def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> Path:
+def export_pong(
+    state: Mapping[str, Any],
+    out: str | Path,
+    *,
+    command: str,
+    root: str | Path | None = None,
+) -> Path:
     """Ship a finished run: its best-validation weights as the agent, both tested.
 
     The rule, fixed before the runs: the shipped weights are those of the
@@ -700,10 +714,12 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
     at the final update; ties go to the earlier); the final weights ship
     beside them and both are tested on :data:`TEST_GAMES` games.
     ``scripts/train_pong.py --export`` refuses a tree with uncommitted changes
-    before it calls this.
+    before it calls this; ``root`` is that checkout, whose commit the
+    provenance records. The manifest lists the SHA-256 of ``metrics.json``
+    too, so a changed curve fails on load.
     """
     from .agents import save_agent
-    from .checkpoint import atomic_write, git_commit, make_provenance
+    from .checkpoint import git_commit, make_provenance
 
     config = json.loads(state["config"])
     updates = planned_updates(state)
@@ -762,7 +778,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
         score=score,
         trained_at_commits=json.loads(state.get("commits", "[]")),
         resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
-        exported_at_commit=git_commit(),
+        exported_at_commit=git_commit(root),
         env_steps=state["env_steps"],
         cpu_count=os.cpu_count(),
         cpu_time_s=round(state.get("cpu_seconds", 0.0), 1),
@@ -771,14 +787,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
         running_mean_games=RUNNING_GAMES,
         first_running_mean_at_least_18=at_game(reached),
         first_running_mean_at_least_0=at_game(reached_zero),
-    )
-    save_agent(
-        out,
-        kind=kind,
-        env_id=config["settings"]["env_id"],
-        spec=spec,
-        weights={"policy": best, "final_policy": final},
-        provenance=provenance,
+        root=root,
     )
     metrics = {
         "kind": kind,
@@ -789,7 +798,15 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
         "best_update": state["best"]["update"],
     }
     text = json.dumps(metrics, separators=(",", ":")) + "\n"
-    atomic_write(Path(out) / "metrics.json", lambda handle: handle.write(text.encode()))
+    save_agent(
+        out,
+        kind=kind,
+        env_id=config["settings"]["env_id"],
+        spec=spec,
+        weights={"policy": best, "final_policy": final},
+        provenance=provenance,
+        files={"metrics.json": text.encode()},  # listed in the manifest, written last
+    )
     # the finished run replaces any snapshot of it in progress
     (Path(out) / PROGRESS_FILE).unlink(missing_ok=True)
     return Path(out)
