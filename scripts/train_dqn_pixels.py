@@ -150,7 +150,6 @@ def run_one(
     from rlbook.chapters.dqn_pixels import PixelDQN
     from rlbook.checkpoint import (
         atomic_write,
-        git_commit,
         make_provenance,
         save_checkpoint,
     )
@@ -234,10 +233,12 @@ def run_one(
             budget=budget,
             device=dev,
             wall_time_s=run.seconds,
-            git_commit=os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(),
+            root=ROOT,
         ),
         **run.history,
     }
+    if os.environ.get("RLBOOK_GIT_COMMIT"):  # a copy without git, told its commit
+        record["provenance"]["git_commit"] = os.environ["RLBOOK_GIT_COMMIT"]
     if not ablation:  # an ablation's result is its curves: no weights, no tests
 
         def as_shipped(state: dict) -> dict:  # float16, as the weights ship

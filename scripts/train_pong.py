@@ -131,10 +131,10 @@ def main() -> int:
             budget = state.get("budget", "full")
             command = f"python scripts/train_pong.py {args.agent} --budget {budget}"
             if args.export:
-                written = export_pong(state, shipped, command=command)
+                written = export_pong(state, shipped, command=command, root=ROOT)
                 committed.unlink(missing_ok=True)
             else:
-                written = snapshot_pong(state, shipped, command=command)
+                written = snapshot_pong(state, shipped, command=command, root=ROOT)
                 packed = pack(checkpoint.read_bytes())
                 atomic_write(committed, lambda h: h.write(packed))
                 print(f"wrote {committed} ({committed.stat().st_size / 1e6:.1f} MB)")
@@ -184,7 +184,7 @@ def main() -> int:
         print(f"resuming {checkpoint} at update {run.update}", flush=True)
     else:
         run = Run(make_config(budget), 0 if args.seed is None else args.seed)
-    commit = os.environ.get("RLBOOK_GIT_COMMIT") or git_commit()
+    commit = os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(ROOT)
 
     def save(r: Run) -> None:
         state = r.state_dict()

@@ -8,6 +8,8 @@ import yaml
 
 from rlbook.paths import repo_root
 
+from .scripts import load_script
+
 ROOT = repo_root()
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -131,14 +133,7 @@ def test_colab_notebook_twins_match_their_chapters():
 
 
 def _sync_notebooks():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "sync_notebooks", ROOT / "scripts" / "sync_notebooks.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/sync_notebooks.py")
 
 
 def test_generated_chapter_modules_match_their_pages():

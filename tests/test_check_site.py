@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .scripts import load_script
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
@@ -34,17 +35,8 @@ if not Path(CHROMIUM).is_file():
     )
 
 
-def load_script(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-check_site = load_script("check_site", ROOT / ".ci" / "check_site.py")
-vendor_mathjax = load_script("vendor_mathjax", ROOT / "scripts" / "vendor_mathjax.py")
+check_site = load_script(".ci/check_site.py")
+vendor_mathjax = load_script("scripts/vendor_mathjax.py")
 
 OWNER_REPO = "example/book"
 COLAB = "https://colab.research.google.com/github/example/book/blob/main"

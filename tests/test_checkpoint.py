@@ -194,6 +194,22 @@ def test_clean_tree_exports_with_its_commit(book_repo):
     assert provenance(require_clean=True)["git_commit"] == head
 
 
+def test_provenance_records_the_commit_of_the_root_it_is_given(
+    book_repo, tmp_path, monkeypatch
+):
+    """#28: a script passes its own checkout; the book's default is not asked."""
+    head = git(book_repo, "rev-parse", "HEAD").strip()
+    monkeypatch.setattr(rlbook.paths, "repo_root", lambda: tmp_path / "elsewhere")
+    record = provenance(require_clean=True, root=book_repo)
+    assert record["git_commit"] == head
+    (book_repo / "src" / "rlbook" / "train.py").write_text("LR = 0.2\n")
+    with pytest.raises(DirtyTreeError):
+        provenance(require_clean=True, root=book_repo)
+    assert provenance(root=book_repo)["git_commit"] == head + "+dirty"
+    with pytest.raises(TypeError, match="pass root="):
+        provenance(git_commit="0" * 40)
+
+
 @pytest.mark.parametrize(
     "change",
     [

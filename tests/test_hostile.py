@@ -18,6 +18,8 @@ from rlbook import evaluate as evaluate_module
 from rlbook.agents import Agent, load_agent
 from rlbook.evaluate import evaluate_artifact, evaluate_batched
 
+from .scripts import load_script
+
 
 def run_cli(*args: str, **options) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -334,7 +336,6 @@ def test_epoch_run_checkpoint_of_the_right_format_but_foreign_content(tmp_path):
 def test_project_script_with_a_corrupt_checkpoint_is_one_error_line(
     tmp_path, monkeypatch, capsys
 ):
-    import importlib.util
     from types import SimpleNamespace
 
     import torch
@@ -346,10 +347,7 @@ def test_project_script_with_a_corrupt_checkpoint_is_one_error_line(
     (runs / "checkpoint.pt").write_bytes(b"not a checkpoint")
     digits = SimpleNamespace(images=torch.zeros((20, 1, 28, 28), dtype=torch.uint8))
     monkeypatch.setattr(script, "load", lambda loader: (digits, digits))
-    path = ROOT / "scripts" / "train_vae.py"
-    spec = importlib.util.spec_from_file_location("train_vae_corrupt", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("scripts/train_vae.py", "train_vae_corrupt")
     argv = ["train_vae.py", "--budget", "smoke", "--threads", "1", "--runs", str(runs)]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as stop:
@@ -362,14 +360,7 @@ ONE = ("--variants", "baseline", "--seeds", "0", "--budget", "full", "--runs")
 
 
 def pixel_script_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "train_dqn_pixels", ROOT / "scripts" / "train_dqn_pixels.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/train_dqn_pixels.py")
 
 
 def test_pixel_script_refuses_to_resume_another_budget_or_seed(
@@ -839,8 +830,6 @@ def test_missing_data_says_when_the_data_folder_itself_does_not_exist(
 
 @pytest.mark.parametrize("name", ["resnet", "sentiment", "vae"])
 def test_project_scripts_start_in_their_own_checkout(name, monkeypatch):
-    import importlib.util
-
     from rlbook.projects import script
 
     seen = []
@@ -852,9 +841,7 @@ def test_project_scripts_start_in_their_own_checkout(name, monkeypatch):
     monkeypatch.setattr(script, "start", start)
     monkeypatch.setattr(sys, "argv", [f"train_{name}.py", "--budget", "smoke"])
     path = ROOT / "scripts" / f"train_{name}.py"
-    spec = importlib.util.spec_from_file_location(f"train_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(f"scripts/train_{name}.py")
     with pytest.raises(SystemExit):
         module.main()
     assert seen == [path.resolve().parents[1]]
@@ -935,8 +922,6 @@ def hold_in_another_process(folder: Path) -> subprocess.Popen:
 
 
 def test_a_second_run_in_a_runs_folder_is_refused(tmp_path, monkeypatch, capsys):
-    import importlib.util
-
     from rlbook.runlock import RunsFolderBusy, hold_runs_folder
 
     runs = tmp_path / "runs"
@@ -946,10 +931,7 @@ def test_a_second_run_in_a_runs_folder_is_refused(tmp_path, monkeypatch, capsys)
         with pytest.raises(RunsFolderBusy, match=f"process {first.pid}"):
             hold_runs_folder(runs)
         # the project scripts: refused before loading any data
-        path = ROOT / "scripts" / "train_vae.py"
-        spec = importlib.util.spec_from_file_location("train_vae", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_script("scripts/train_vae.py")
         monkeypatch.setattr(
             sys, "argv", ["train_vae.py", "--budget", "smoke", "--runs", str(runs)]
         )

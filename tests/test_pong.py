@@ -4,7 +4,6 @@ the chapter's Pong setting, and the batched rollout."""
 import json
 import subprocess
 import sys
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,6 @@ from rlbook.pong import (
     ACTIONS_2,
     ACTIONS_3,
     PONG_SETTINGS,
-    discount_rewards_batch,
-    finished_rallies,
     frame_difference,
     init_numpy_policy,
     make_pong,
@@ -33,7 +30,6 @@ from rlbook.pong import (
     numpy_logit_grad,
     prepro,
     prepro_batch,
-    rmsprop_update,
     rollout,
     sample_actions,
     time_numpy_vs_torch,
@@ -194,28 +190,6 @@ def test_discount_rewards_resets_the_sum_at_every_point():
     np.testing.assert_allclose(discount_rewards(r, gamma=0.0), r)
 
 
-def test_batched_discounting_equals_per_game_discounting():
-    rng = np.random.default_rng(3)
-    rewards = rng.choice([0.0, 0.0, 0.0, 0.0, 1.0, -1.0], (50, 4))
-    done = np.zeros((50, 4), bool)
-    done[20, 1] = True  # a game cut off by the time limit: no point scored
-    rewards[20, 1] = 0.0
-    got = discount_rewards_batch(rewards, 0.9, done)
-    for lane in range(4):
-        cuts = [0, 21, 50] if lane == 1 else [0, 50]
-        want = np.concatenate(
-            [discount_rewards(rewards[a:b, lane], 0.9) for a, b in pairwise(cuts)]
-        )
-        np.testing.assert_allclose(got[:, lane], want)
-
-
-def test_finished_rallies_marks_steps_up_to_each_lanes_last_boundary():
-    rewards = np.array([[0, 0], [1, 0], [0, 0], [0, 0.0]])
-    done = np.array([[0, 0], [0, 0], [0, 1], [0, 0]], bool)
-    expected = np.array([[1, 1], [1, 1], [0, 1], [0, 0]], bool)
-    np.testing.assert_array_equal(finished_rallies(rewards, done), expected)
-
-
 def test_standardise_gives_zero_mean_unit_std():
     z = standardise(np.array([1.0, 2.0, 3.0, 10.0]))
     assert abs(z.mean()) < 1e-12 and abs(z.std() - 1) < 1e-12
@@ -308,29 +282,6 @@ def test_init_is_karpathys_randn_over_sqrt_fan_in():
     assert abs(model["W2"].std() * np.sqrt(200) - 1) < 0.15
     again = init_numpy_policy(np.random.default_rng(0), actions=2)
     np.testing.assert_array_equal(model["W1"], again["W1"])
-
-
-def test_rmsprop_update_is_pg_pongs_step():
-    rng = np.random.default_rng(0)
-    model = {"W1": rng.standard_normal((3, 4)), "W2": rng.standard_normal(3)}
-    mine = {k: v.copy() for k, v in model.items()}
-    cache = {k: np.zeros_like(v) for k, v in model.items()}
-    pg_cache = {k: np.zeros_like(v) for k, v in model.items()}
-    for _ in range(2):  # the second step uses the cache the first left
-        grads = {k: rng.standard_normal(v.shape) for k, v in model.items()}
-        rmsprop_update(mine, grads, cache, lr=1e-3)
-        for k in model:  # pg-pong.py, climbing the log-likelihood's gradient
-            g = -grads[k]
-            pg_cache[k] = 0.99 * pg_cache[k] + (1 - 0.99) * g**2
-            model[k] += 1e-3 * g / (np.sqrt(pg_cache[k]) + 1e-5)
-        for k in model:
-            np.testing.assert_allclose(mine[k], model[k], rtol=1e-12)
-            np.testing.assert_allclose(cache[k], pg_cache[k], rtol=1e-12)
-    one, c = {"W": np.array([2.0])}, {"W": np.array([0.0])}
-    rmsprop_update(one, {"W": np.array([1.0])}, c, lr=0.1, decay=0.9, eps=0.0)
-    # by hand: cache 0.1 * 1**2 = 0.1; step 0.1 * 1 / sqrt(0.1), downhill
-    np.testing.assert_allclose(c["W"], [0.1])
-    np.testing.assert_allclose(one["W"], [2.0 - 0.1 / np.sqrt(0.1)])
 
 
 def test_time_numpy_vs_torch_reports_both():

@@ -29,7 +29,6 @@ from rlbook.pong import (
     numpy_backward,
     numpy_forward,
     numpy_logit_grad,
-    rmsprop_update,
 )
 from rlbook.pong_train import (
     DifferenceAgent,
@@ -42,6 +41,8 @@ from rlbook.pong_train import (
     snapshot_pong,
     sparse_hidden,
 )
+
+from .scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PG = ReinforceConfig(
@@ -99,8 +100,9 @@ def test_a_reinforce_update_is_pg_pongs_rmsprop_step_on_the_summed_gradient():
     grads = numpy_backward(
         model, x.astype(np.float64), h, numpy_logit_grad(probs, actions, adv)
     )
-    cache = {k: np.zeros_like(v) for k, v in model.items()}
-    rmsprop_update(model, grads, cache)
+    for k, g in grads.items():  # pg-pong.py's RMSProp step, from an empty cache
+        cache = 0.99 * np.zeros_like(g) + (1 - 0.99) * g**2
+        model[k] -= 1e-4 * g / (np.sqrt(cache) + 1e-5)
     after = run.policy.to_numpy()
     for k in model:
         np.testing.assert_allclose(after[k], model[k], atol=2e-6, rtol=1e-4)
@@ -222,14 +224,98 @@ def test_play_games_keeps_a_bounded_number_of_emulators_and_is_reproducible(
     )
     torch.manual_seed(0)
     net = PongActorCritic()
-    a = play_games(StackAgent(net), 3, seed=9, lanes=2)
-    b = play_games(StackAgent(net), 3, seed=9, lanes=2)
+    a = play_games(StackAgent(net), 3, seed=9, lanes=2, keep_scores=True).scores
+    b = play_games(StackAgent(net), 3, seed=9, lanes=2, keep_scores=True).scores
     assert opened == [2, 2] and a.shape == (3,)
     np.testing.assert_array_equal(a, b)
     # a game ends when one side reaches 21: our score minus theirs
     assert np.all((np.abs(a) >= 1) & (np.abs(a) <= 21))
     with pytest.raises(ValueError, match="games >= 1"):
         play_games(StackAgent(net), 0, seed=0)
+
+
+class InstantPong:
+    """A stand-in for the emulators: lane ``i``'s games last ``i + 1`` steps
+    (``length`` steps if given), and its ``k``-th game ends ``100 i + k``, so a
+    score says which game it was."""
+
+    def __init__(self, lanes: int, length: int | None = None) -> None:
+        self.lanes = lanes
+        self.length = np.full(lanes, length) if length else np.arange(1, lanes + 1)
+        self.steps = np.zeros(lanes, dtype=np.int64)
+        self.games = np.zeros(lanes, dtype=np.int64)
+        self.scores = np.zeros(lanes)  # the score so far: 0 until the last step
+
+    def reset(self) -> np.ndarray:
+        return np.zeros((self.lanes, 1))
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        self.steps += 1
+        done = self.steps >= self.length
+        reward = np.where(done, 100.0 * np.arange(self.lanes) + self.games, 0.0)
+        self.games += done
+        self.steps[done] = 0
+        return self.reset(), reward, done, np.zeros(self.lanes, dtype=bool)
+
+    def close(self) -> None:
+        pass
+
+
+class IdleAgent:
+    action_set = (0,)
+
+    def start(self, frames: np.ndarray) -> None:
+        pass
+
+    def act(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.zeros(len(frames), dtype=np.int64)
+
+    def step_frames(self, frames: np.ndarray) -> None:
+        pass
+
+    def new_games(self, frames: np.ndarray, mask: np.ndarray) -> None:
+        pass
+
+
+def test_play_games_statistics_are_numpys_of_the_scores_in_play_order(monkeypatch):
+    import rlbook.pong_train as pt
+
+    monkeypatch.setattr(pt, "make_pong_vector", lambda n, *a, **k: InstantPong(n))
+    played = play_games(IdleAgent(), 23, seed=0, lanes=4, keep_scores=True)
+    # game g is lane g % 4's (g // 4)-th, though the lanes end games at
+    # different paces
+    order = np.array([100.0 * (g % 4) + g // 4 for g in range(23)])
+    np.testing.assert_array_equal(played.scores, order)
+    assert played.count == 23 and played.won == 22  # game 0 scores 0
+    assert played.mean == float(order.mean())  # bit for bit
+    assert played.std == pytest.approx(float(order.std()), rel=1e-15, abs=0)
+    assert (played.lowest, played.highest) == (order.min(), order.max())
+    plain = play_games(IdleAgent(), 23, seed=0, lanes=4)
+    assert (plain.mean, plain.std, plain.won) == (
+        played.mean,
+        played.std,
+        played.won,
+    )
+    with pytest.raises(ValueError, match="keep_scores=True"):
+        _ = plain.scores
+
+
+def test_play_games_memory_does_not_grow_with_the_games(monkeypatch):
+    """#28: 50,000 games once kept 50,000 scores (over a megabyte in
+    Python floats and lists); the statistics alone take a few numbers."""
+    import tracemalloc
+
+    import rlbook.pong_train as pt
+
+    monkeypatch.setattr(pt, "make_pong_vector", lambda n, *a, **k: InstantPong(n, 1))
+    tracemalloc.start()
+    try:
+        played = play_games(IdleAgent(), 50_000, seed=0, lanes=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert played.count == 50_000
+    assert peak < 256 * 1024, f"peak {peak / 1024:.0f} KiB"
 
 
 def test_running_mean_and_first_reaching():
@@ -314,18 +400,50 @@ def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path,
     assert provenance["score"]["test_best"] == metrics["test"]["best"]
 
     agent = load_agent(out)
-    played = play_games(agent.policy.make_agent(), 2, seed=4, lanes=1)
+    played = play_games(
+        agent.policy.make_agent(),
+        2,
+        seed=4,
+        purpose="evaluate",
+        lanes=1,
+        settings=spec["settings"],
+        keep_scores=True,
+    )
     done = run_cli(
         "evaluate", str(out), "--episodes", "2", "--envs", "1", "--seed", "4"
     )
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["games"] == 2 and record["kind"] == manifest["kind"]
-    assert np.all(np.abs(record["scores"]) <= 21)
-    assert record["scores"] != [] and len(played) == 2
+    # the command line lists no scores (its memory stays bounded), only their
+    # statistics: those of the same games played here
+    assert "scores" not in record and np.all(np.abs(played.scores) <= 21)
+    assert record["mean_score"] == float(played.scores.mean())
+    assert record["games_won"] == int((played.scores > 0).sum())
+    assert record["min_score"] == played.scores.min()
+    assert record["max_score"] == played.scores.max()
 
     done = run_cli("evaluate", str(out), "--episodes", "1", "--frames", "simple")
     assert done.returncode == 2 and "not to Pong" in done.stderr
+
+    # #28: metrics.json is in the manifest's SHA-256 set, so a changed byte
+    # fails on load; a manifest without the set (the folders shipped before
+    # it) still loads
+    assert set(manifest["sha256"]) == {
+        "weights.pt",
+        "weights.provenance.json",
+        "metrics.json",
+    }
+    exported = (out / "metrics.json").read_bytes()
+    (out / "metrics.json").write_bytes(
+        exported.replace(b'"best_update":', b'"best_update": ')
+    )
+    with pytest.raises(ArtifactError, match=r"metrics\.json in .*changed or damaged"):
+        load_agent(out)
+    unhashed = {k: v for k, v in manifest.items() if k != "sha256"}
+    (out / "agent.json").write_text(json.dumps(unhashed))
+    load_agent(out)
+    (out / "metrics.json").write_bytes(exported)
 
     spec["observation"]["preprocess"] = "somebody.else"
     (out / "agent.json").write_text(json.dumps(manifest))
@@ -376,15 +494,9 @@ def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_rein
     """The run longer than a session: main carries checkpoint.pt.xz, and a runs
     folder without a checkpoint starts from it and ends where a run that never
     stopped ends; a resume under another budget or seed is refused."""
-    import importlib.util
-
     from rlbook.checkpoint import save_checkpoint
 
-    spec = importlib.util.spec_from_file_location(
-        "train_pong", ROOT / "scripts" / "train_pong.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("scripts/train_pong.py")
 
     straight = Reinforce(TINY_PG, seed=3)
     straight.train()

@@ -1,6 +1,5 @@
 """The build's time guard (_ext/rlbook_timeguard.py): a slow chapter fails the CI build."""
 
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -10,12 +9,10 @@ import pytest
 
 from rlbook.paths import repo_root
 
+from .scripts import load_script
+
 ROOT = repo_root()
-spec = importlib.util.spec_from_file_location(
-    "rlbook_timeguard", ROOT / "_ext" / "rlbook_timeguard.py"
-)
-timeguard = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(timeguard)
+timeguard = load_script("_ext/rlbook_timeguard.py")
 
 
 def fake_app(tmp_path: Path, chapters: dict[str, tuple[str, float]]) -> SimpleNamespace:

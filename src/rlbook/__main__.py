@@ -108,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed,
             frames=args.frames,
             envs=args.envs,
+            scores=False,  # a Pong record's statistics only: memory stays bounded
         )
     except (ArtifactError, UnknownEnvironmentError, EvaluationError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -295,6 +295,7 @@ def make_provenance(
     wall_time_s: float,
     score: Mapping[str, Any] | None = None,
     require_clean: bool = False,
+    root: str | Path | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """A provenance record: everything needed to say where a result came from.
@@ -308,14 +309,22 @@ def make_provenance(
         score: the final evaluation (e.g. mean and std of return).
         require_clean: refuse a tree with uncommitted changes outside
             ``artifacts/``; pass ``True`` when writing shipped results.
+        root: the checkout that made the result, whose commit is recorded
+            (and, with ``require_clean``, checked); a script passes its own.
+            By default the book's (:func:`rlbook.paths.repo_root`).
         **extra: anything else worth recording.
 
     Raises:
         DirtyTreeError: with ``require_clean``, if the tree is dirty (the
             message lists what changed); CheckpointError if git cannot tell.
     """
+    if "git_commit" in extra:
+        raise TypeError(
+            "make_provenance records the commit of its root: pass root=, the "
+            "checkout that made the result, not git_commit="
+        )
     if require_clean:
-        require_clean_tree()
+        require_clean_tree(root)
     is_record = is_dataclass(config) and not isinstance(config, type)
     config_dict = asdict(config) if is_record else dict(config)
     return {
@@ -325,7 +334,7 @@ def make_provenance(
         "device": str(device),
         "device_detail": _device_detail(torch.device(device)),
         "wall_time_s": round(float(wall_time_s), 2),
-        "git_commit": git_commit(),
+        "git_commit": git_commit(root),
         "packages": package_versions(),
         "platform": f"{platform.system()} {platform.machine()}, python {sys.version.split()[0]}",
         "machine": machine_fingerprint(),

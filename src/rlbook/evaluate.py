@@ -232,6 +232,7 @@ def evaluate_artifact(
     seed: int,
     frames: str | None = None,
     envs: int = 8,
+    scores: bool = True,
 ) -> dict[str, Any]:
     """Load a shipped agent folder and evaluate it: what ``python -m rlbook evaluate`` prints.
 
@@ -242,7 +243,9 @@ def evaluate_artifact(
     it, one trained on ``"simple"`` frames only those), with at most ``envs``
     environments alive. The others play in chunks of ``envs`` episodes; the
     statistics are kept as they come, so memory does not grow with
-    ``episodes``.
+    ``episodes``. A Pong agent's record also lists every game's score unless
+    ``scores`` is false (the command line's way, whose memory then does not
+    grow with ``episodes`` either).
     """
     if episodes < 1:
         raise EvaluationError(f"episodes must be >= 1, got {episodes}")
@@ -259,7 +262,13 @@ def evaluate_artifact(
         )
     try:
         return _evaluate_agent(
-            agent, path, episodes=episodes, seed=seed, frames=frames, envs=envs
+            agent,
+            path,
+            episodes=episodes,
+            seed=seed,
+            frames=frames,
+            envs=envs,
+            scores=scores,
         )
     except (ArtifactError, EvaluationError, UnknownEnvironmentError):
         raise
@@ -355,6 +364,7 @@ def _evaluate_agent(
     seed: int,
     frames: str | None,
     envs: int,
+    scores: bool = True,
 ) -> dict[str, Any]:
     """:func:`evaluate_artifact` for a loaded agent."""
     record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
@@ -362,7 +372,12 @@ def _evaluate_agent(
         return {
             **record,
             **_evaluate_pong(
-                agent, games=episodes, seed=seed, envs=envs, frames=frames
+                agent,
+                games=episodes,
+                seed=seed,
+                envs=envs,
+                frames=frames,
+                scores=scores,
             ),
         }
     observation = agent.spec.get("observation")
@@ -408,9 +423,16 @@ def _evaluate_agent(
 
 
 def _evaluate_pong(
-    agent: Any, *, games: int, seed: int, envs: int, frames: str | None
+    agent: Any,
+    *,
+    games: int,
+    seed: int,
+    envs: int,
+    frames: str | None,
+    scores: bool = True,
 ) -> dict[str, Any]:
-    """Whole games of Pong with a shipped agent, at most ``envs`` emulators alive."""
+    """Whole games of Pong with a shipped agent, at most ``envs`` emulators alive;
+    every game's score listed too if ``scores``."""
     from .pong_train import play_games
 
     if frames is not None:
@@ -421,22 +443,27 @@ def _evaluate_pong(
         raise EvaluationError(
             f"need --episodes >= 1, --envs >= 1 and --seed >= 0, got {games}, {envs}, {seed}"
         )
-    scores = play_games(
+    played = play_games(
         agent.policy.make_agent(),
         games,
         seed=seed,
         purpose="evaluate",
         settings=agent.spec["settings"],
         lanes=envs,
+        keep_scores=scores,
     )
-    return {
+    record = {
         "env_id": agent.env_id,
         "settings": agent.spec["settings"],
         "play": "actions sampled from the policy",
         "seed": seed,
         "games": games,
-        "mean_score": float(scores.mean()),
-        "std_score": float(scores.std()),
-        "games_won": int((scores > 0).sum()),
-        "scores": scores.tolist(),
+        "mean_score": played.mean,
+        "std_score": played.std,
+        "games_won": played.won,
+        "min_score": played.lowest,
+        "max_score": played.highest,
     }
+    if scores:
+        record["scores"] = played.scores.tolist()
+    return record

@@ -6,9 +6,10 @@ halved and turned into black and white (:func:`prepro`); the policy sees the
 difference of two consecutive frames (:func:`frame_difference`); every rally
 ends with a point of +1 or -1, and the return of a step is the discounted sum
 of the rewards up to the end of its rally; the gradient is written by hand
-(:func:`numpy_backward`) and applied with RMSProp (:func:`rmsprop_update`).
-This module keeps his NumPy pieces, generalised to a batch, so that the tests
-can check his backward pass against autograd. The PyTorch policy, the
+(:func:`numpy_backward`) and applied with RMSProp. This module keeps the
+NumPy pieces that the chapter times against autograd
+(:func:`time_numpy_vs_torch`) and the tests check autograd against,
+generalised to a batch. The PyTorch policy, the
 returns (``discount_rewards``, ``standardise``) and the loss
 (``policy_gradient_loss``) are written on the chapter's page and generated
 into :mod:`rlbook.chapters.pong`.
@@ -359,56 +360,6 @@ def frame_difference(
     return flat - previous.reshape(flat.shape).astype(dtype)
 
 
-# ---------------------------------------------------------------- returns
-
-
-def discount_rewards_batch(
-    rewards: np.ndarray, gamma: float = 0.99, done: np.ndarray | None = None
-) -> np.ndarray:
-    """The chapter's ``discount_rewards`` of ``N`` lanes at once: ``(T, N)`` -> ``(T, N)``.
-
-    The loop runs over time only, every lane in one NumPy operation, with the
-    rollout's layout (``steps`` first). The sum is also reset after a step with
-    ``done`` (an episode's last step, :func:`rollout`'s
-    ``terminated | truncated``), so that a lane's next game adds nothing to
-    the last one.
-
-    A rally still running at ``T`` has an unknown return: see
-    :func:`finished_rallies`.
-    """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    if rewards.ndim != 2:
-        raise ValueError(f"rewards must have shape (T, N), got {rewards.shape}")
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
-    boundary = rewards != 0
-    if done is not None:
-        if np.shape(done) != rewards.shape:
-            raise ValueError(
-                f"done must have shape {rewards.shape}, got {np.shape(done)}"
-            )
-        boundary = boundary | np.asarray(done, dtype=bool)
-    discounted = np.zeros_like(rewards)
-    running_add = np.zeros(rewards.shape[1])
-    for t in reversed(range(rewards.shape[0])):
-        running_add = np.where(boundary[t], 0.0, running_add) * gamma + rewards[t]
-        discounted[t] = running_add
-    return discounted
-
-
-def finished_rallies(rewards: np.ndarray, done: np.ndarray) -> np.ndarray:
-    """``(T, N)`` bool: steps whose rally ended within the rollout, so whose return
-    :func:`discount_rewards_batch` knows; the steps after each lane's last point
-    or game end belong to a rally still running."""
-    boundary = (np.asarray(rewards) != 0) | np.asarray(done, dtype=bool)
-    if boundary.ndim != 2:
-        raise ValueError(
-            f"rewards and done must have shape (T, N), got {boundary.shape}"
-        )
-    # a boundary at or after t, in the same lane: the reversed running "any"
-    return np.flip(np.logical_or.accumulate(np.flip(boundary, axis=0), axis=0), axis=0)
-
-
 # ---------------------------------------------------------------- NumPy policy
 
 
@@ -528,33 +479,6 @@ def numpy_backward(
     dh[h <= 0] = 0  # backprop through the ReLU: no gradient where it was off
     dW1 = dh.T @ x
     return {"W1": dW1, "W2": dW2}
-
-
-def rmsprop_update(
-    model: dict[str, np.ndarray],
-    grads: dict[str, np.ndarray],
-    cache: dict[str, np.ndarray],
-    lr: float = 1e-4,
-    decay: float = 0.99,
-    eps: float = 1e-5,
-) -> None:
-    """``pg-pong.py``'s RMSProp step, in place on ``model`` and ``cache``.
-
-    ``cache[k] = decay * cache[k] + (1 - decay) * g**2`` and
-    ``model[k] -= lr * g / (sqrt(cache[k]) + eps)``, where ``g`` is the
-    gradient of the loss (:func:`numpy_backward`). ``pg-pong.py`` accumulates
-    the gradient of the log-likelihood, ``-g``, and climbs it with ``+=``:
-    the same step, since the cache only sees ``g**2``.
-
-    Args:
-        cache: start with ``{k: np.zeros_like(v) for k, v in model.items()}``.
-    """
-    for k, v in model.items():
-        g = grads[k]
-        if g.shape != v.shape:
-            raise ValueError(f"grads[{k!r}] has shape {g.shape}, the weights {v.shape}")
-        cache[k] = decay * cache[k] + (1 - decay) * g**2
-        model[k] -= lr * g / (np.sqrt(cache[k]) + eps)
 
 
 # ---------------------------------------------------------------- PyTorch policy

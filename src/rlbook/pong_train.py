@@ -9,7 +9,8 @@ module holds the engineering around them:
   ``W1`` by its nonzero pixels only (a few dozen of 6,400);
 * :class:`DifferenceAgent`, :class:`StackAgent`: the per-lane preprocessing
   state of each agent, and :func:`play_games`, whole games in a bounded number
-  of emulators (validation, the final test, ``python -m rlbook evaluate``);
+  of emulators and bounded memory (validation, the final test,
+  ``python -m rlbook evaluate``);
 * :class:`PongRun`: a run's record (counters, curves, validation, the
   update loop's timing and checkpoints, the checkpoint's common part);
 * the shipping of a finished run (:func:`export_pong`) and the snapshot of an
@@ -25,6 +26,7 @@ one approximation, tested, and the same weights otherwise.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -230,6 +232,64 @@ class StackAgent:
         return sample_actions(torch.softmax(logits, dim=1).numpy(), rng)
 
 
+class GameScores:
+    """Count, mean, standard deviation, wins, lowest and highest of whole-number
+    game scores fed one at a time, and, only if asked, the scores themselves.
+
+    Without the scores, memory does not grow with the number of games. The
+    sums are Python integers, so exact: the mean is the one NumPy gives for the
+    array of the scores (whose sum of whole numbers below 2**53 is exact in any
+    order), whatever order the games end in. The standard deviation comes from
+    the same exact sums, rounded twice (a division and a square root); NumPy's
+    ``std`` of the array can differ from it in the last bit or two, because
+    its pairwise sum rounds in an order set by the whole sequence, which only
+    the kept scores give back.
+    """
+
+    def __init__(self, games: int, *, keep_scores: bool = False) -> None:
+        self.count = 0
+        self.won = 0
+        """games with a positive score"""
+        self.lowest = math.inf
+        self.highest = -math.inf
+        self._sum = 0
+        self._squares = 0
+        self._kept = np.zeros(games) if keep_scores else None
+
+    def add(self, game: int, score: float) -> None:
+        """Game ``game`` (its index in play order) ended with ``score``."""
+        if not float(score).is_integer():
+            raise ValueError(f"a Pong score is a whole number, not {score!r}")
+        whole = int(score)
+        self.count += 1
+        self.won += whole > 0
+        self.lowest = min(self.lowest, float(score))
+        self.highest = max(self.highest, float(score))
+        self._sum += whole
+        self._squares += whole * whole
+        if self._kept is not None:
+            self._kept[game] = score
+
+    @property
+    def mean(self) -> float:
+        return self._sum / self.count if self.count else math.nan
+
+    @property
+    def std(self) -> float:
+        """The population standard deviation (NumPy's ``std``, ``ddof=0``)."""
+        if not self.count:
+            return math.nan
+        n = self.count
+        return math.sqrt((n * self._squares - self._sum * self._sum) / (n * n))
+
+    @property
+    def scores(self) -> np.ndarray:
+        """Every game's score in play order (game ``g`` at index ``g``)."""
+        if self._kept is None:
+            raise ValueError("the scores were not kept: play with keep_scores=True")
+        return self._kept
+
+
 def play_games(
     agent: DifferenceAgent | StackAgent,
     games: int,
@@ -239,8 +299,10 @@ def play_games(
     settings: Mapping[str, Any] = PONG_SETTINGS,
     lanes: int = 10,
     max_steps: int | None = None,
-) -> np.ndarray:
-    """Final scores of ``games`` whole games, at most ``lanes`` emulators alive.
+    keep_scores: bool = False,
+) -> GameScores:
+    """The final scores of ``games`` whole games, at most ``lanes`` emulators
+    alive, kept as running statistics (:class:`GameScores`).
 
     Actions are sampled from the agent's policy with the stream
     ``numpy_stream(seed, purpose)``: without sticky actions Pong is
@@ -248,10 +310,14 @@ def play_games(
     and the games differ only through the policy's own randomness. Lane ``i``
     plays games ``i``, ``i + lanes``, ...; a lane that has played its share
     steps on idle. ``max_steps`` (per lane) guards against a game that never
-    ends; unfinished games raise.
+    ends; unfinished games raise. ``keep_scores`` also keeps every game's
+    score (:attr:`GameScores.scores`); without it memory does not grow with
+    ``games``.
     """
     with torch_threads(1):
-        return _play_games(agent, games, seed, purpose, settings, lanes, max_steps)
+        return _play_games(
+            agent, games, seed, purpose, settings, lanes, max_steps, keep_scores
+        )
 
 
 def _play_games(
@@ -262,19 +328,21 @@ def _play_games(
     settings: Mapping[str, Any],
     lanes: int,
     max_steps: int | None,
-) -> np.ndarray:
+    keep_scores: bool,
+) -> GameScores:
     if games < 1 or lanes < 1:
         raise ValueError(f"need games >= 1 and lanes >= 1, got {games}, {lanes}")
     lanes = min(lanes, games)
     share = np.array([len(range(i, games, lanes)) for i in range(lanes)])
     rng = numpy_stream(seed, purpose)
     vec = make_pong_vector(lanes, settings, seed=seed)
-    scores: list[list[float]] = [[] for _ in range(lanes)]
+    played = np.zeros(lanes, dtype=np.int64)  # games each lane has finished
+    result = GameScores(games, keep_scores=keep_scores)
     try:
         frames = vec.reset()
         agent.start(frames)
         steps = 0
-        while any(len(s) < k for s, k in zip(scores, share, strict=True)):
+        while (played < share).any():
             actions = agent.act(frames, rng)
             before = vec.scores.copy()
             frames, reward, terminated, truncated = vec.step(
@@ -285,15 +353,16 @@ def _play_games(
             if done.any():
                 agent.new_games(frames, done)
                 for lane in np.flatnonzero(done):
-                    if len(scores[lane]) < share[lane]:
-                        scores[lane].append(float(before[lane] + reward[lane]))
+                    if played[lane] < share[lane]:
+                        game = lane + lanes * int(played[lane])
+                        result.add(game, float(before[lane] + reward[lane]))
+                        played[lane] += 1
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 raise RuntimeError(f"games still running after {max_steps} steps")
     finally:
         vec.close()
-    ordered = [scores[g % lanes][g // lanes] for g in range(games)]
-    return np.array(ordered)
+    return result
 
 
 # ---------------------------------------------------------------- a run's record
@@ -384,7 +453,8 @@ class PongRun:
             seed=self.seed,
             purpose=f"validation-{self.update}",
             settings=self.config.settings,
-        )
+            keep_scores=True,
+        ).scores
         net = self._network().train()  # the agent switched it to eval mode
         mean = float(scores.mean())
         self.validations.append(
@@ -558,7 +628,9 @@ def test_weights(
     kind, spec = _spec_for(state)
     agent = _agent_for(_net_for(kind, spec["network"], weights))
     settings = json.loads(state["config"])["settings"]
-    return play_games(agent, games, seed=TEST_SEED, settings=settings)
+    return play_games(
+        agent, games, seed=TEST_SEED, settings=settings, keep_scores=True
+    ).scores
 
 
 PROGRESS_FILE = "in-progress.json"
@@ -573,7 +645,13 @@ def planned_updates(state: Mapping[str, Any]) -> int:
     return run_config(**config).updates
 
 
-def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> Path:
+def snapshot_pong(
+    state: Mapping[str, Any],
+    out: str | Path,
+    *,
+    command: str,
+    root: str | Path | None = None,
+) -> Path:
     """Record where an unfinished full run stands, without shipping an agent.
 
     Writes ``out/in-progress.json``: the run's curves so far (scores, log,
@@ -581,7 +659,8 @@ def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) ->
     from. No weights ship with it and nothing is tested: a chapter shows it as
     a run in progress, never as a result. :func:`export_pong` removes it once
     the finished run ships. ``scripts/train_pong.py --snapshot`` refuses a
-    tree with uncommitted changes before it calls this.
+    tree with uncommitted changes before it calls this; ``root`` is that
+    checkout, whose commit the provenance records.
     """
     from .checkpoint import atomic_write, make_provenance
 
@@ -611,6 +690,7 @@ def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) ->
             trained_at_commits=json.loads(state.get("commits", "[]")),
             resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
             cpu_count=os.cpu_count(),
+            root=root,
         ),
     }
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -620,7 +700,13 @@ def snapshot_pong(state: Mapping[str, Any], out: str | Path, *, command: str) ->
     return target
 
 
-def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> Path:
+def export_pong(
+    state: Mapping[str, Any],
+    out: str | Path,
+    *,
+    command: str,
+    root: str | Path | None = None,
+) -> Path:
     """Ship a finished run: its best-validation weights as the agent, both tested.
 
     The rule, fixed before the runs: the shipped weights are those of the
@@ -628,10 +714,12 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
     at the final update; ties go to the earlier); the final weights ship
     beside them and both are tested on :data:`TEST_GAMES` games.
     ``scripts/train_pong.py --export`` refuses a tree with uncommitted changes
-    before it calls this.
+    before it calls this; ``root`` is that checkout, whose commit the
+    provenance records. The manifest lists the SHA-256 of ``metrics.json``
+    too, so a changed curve fails on load.
     """
     from .agents import save_agent
-    from .checkpoint import atomic_write, git_commit, make_provenance
+    from .checkpoint import git_commit, make_provenance
 
     config = json.loads(state["config"])
     updates = planned_updates(state)
@@ -690,7 +778,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
         score=score,
         trained_at_commits=json.loads(state.get("commits", "[]")),
         resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
-        exported_at_commit=git_commit(),
+        exported_at_commit=git_commit(root),
         env_steps=state["env_steps"],
         cpu_count=os.cpu_count(),
         cpu_time_s=round(state.get("cpu_seconds", 0.0), 1),
@@ -699,14 +787,7 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
         running_mean_games=RUNNING_GAMES,
         first_running_mean_at_least_18=at_game(reached),
         first_running_mean_at_least_0=at_game(reached_zero),
-    )
-    save_agent(
-        out,
-        kind=kind,
-        env_id=config["settings"]["env_id"],
-        spec=spec,
-        weights={"policy": best, "final_policy": final},
-        provenance=provenance,
+        root=root,
     )
     metrics = {
         "kind": kind,
@@ -717,7 +798,15 @@ def export_pong(state: Mapping[str, Any], out: str | Path, *, command: str) -> P
         "best_update": state["best"]["update"],
     }
     text = json.dumps(metrics, separators=(",", ":")) + "\n"
-    atomic_write(Path(out) / "metrics.json", lambda handle: handle.write(text.encode()))
+    save_agent(
+        out,
+        kind=kind,
+        env_id=config["settings"]["env_id"],
+        spec=spec,
+        weights={"policy": best, "final_policy": final},
+        provenance=provenance,
+        files={"metrics.json": text.encode()},  # listed in the manifest, written last
+    )
     # the finished run replaces any snapshot of it in progress
     (Path(out) / PROGRESS_FILE).unlink(missing_ok=True)
     return Path(out)

@@ -23,7 +23,6 @@ import torch
 
 from ..checkpoint import (
     CheckpointError,
-    git_commit,
     make_provenance,
     require_clean_tree,
 )
@@ -196,7 +195,7 @@ def ship(
         wall_time_s=metrics["seconds"],
         score=score,
         data=metrics["data"],
-        git_commit=git_commit(root),  # this checkout's, checked clean above
+        root=root,  # this checkout's commit, checked clean above
     )
     text = json.dumps(metrics, indent=1) + "\n"
     save_model(
