@@ -202,3 +202,28 @@ def test_torch_stream_draws_match_its_stream_seed(device):
         torch.rand(10, generator=generator, device=device),
         torch.rand(10, generator=expected, device=device),
     )
+
+
+def test_the_books_seed_ranges_never_overlap():
+    """Each purpose's seeds, as used (episodes per evaluation, games per test):
+    no seed serves two purposes, CartPole's or Pong's."""
+    from rlbook import seeding
+
+    episodes = 1_000  # far more than any evaluation plays
+    cartpole = {
+        "validation": range(seeding.VALIDATION_SEED, seeding.VALIDATION_SEED + episodes),
+        "test": range(seeding.TEST_SEED, seeding.TEST_SEED + episodes),
+        "hold-out": range(seeding.HOLDOUT_SEED, seeding.HOLDOUT_SEED + episodes),
+        "training": range(seeding.train_seed(0, 0), seeding.train_seed(99, 999_999) + 1),
+    }
+    pong = {
+        "test": range(seeding.PONG_TEST_SEED, seeding.PONG_TEST_SEED + 3),
+        "hold-out": range(seeding.PONG_HOLDOUT_SEED, seeding.PONG_HOLDOUT_SEED + 1),
+        "training": range(0, 100),
+    }
+    ranges = [(f"CartPole {k}", r) for k, r in cartpole.items()]
+    ranges += [(f"Pong {k}", r) for k, r in pong.items()]
+    for i, (name_a, a) in enumerate(ranges):
+        for name_b, b in ranges[i + 1 :]:
+            overlap = max(a.start, b.start) < min(a.stop, b.stop)
+            assert not overlap, f"{name_a} seeds {a} overlap {name_b} seeds {b}"

@@ -34,9 +34,15 @@ from torch import nn
 from .cartpole import TEST_EPISODES, CartPoleBatch, evaluate_greedy, test_record
 from .chapters.dqn_state import DQNConfig, epsilon_at, make_buffer, td_loss
 from .dqn import QNetwork
-from .evaluate import TEST_SEED, VALIDATION_SEED, train_seed
 from .replay import Batch
-from .seeding import numpy_stream, stream_seed, torch_stream
+from .seeding import (
+    TEST_SEED,
+    VALIDATION_SEED,
+    numpy_stream,
+    stream_seed,
+    torch_stream,
+    train_seed,
+)
 
 
 def config_from(fields_or_config: Mapping[str, Any] | Any) -> DQNConfig:

@@ -17,32 +17,9 @@ import numpy as np
 from .agents import ArtifactError, load_agent, one_line
 from .envs import UnknownEnvironmentError, make_env
 
-# The book's three disjoint uses of environment seeds.
-VALIDATION_SEED = 5_000
-"""Validation episodes (choosing checkpoints) reset with 5000, 5001, ..."""
-TEST_SEED = 10_000
-"""Final evaluations reset with 10000, 10001, ...: never used in training."""
-HOLDOUT_SEED = 20_000
-"""Reserved for ``tests/test_artifacts.py`` (20000, 20001, ...): no chapter trains,
-validates, chooses or reports on these, so a shipped agent's score on them is
-independent of everything that produced it."""
-
 
 class EvaluationError(ValueError):
     """Evaluation options that do not fit the agent (``--frames``, ``--envs``)."""
-
-
-def train_seed(run_seed: int, episode: int) -> int:
-    """Reset seed of training episode ``episode`` of run ``run_seed``.
-
-    ``1_000_000 * (run_seed + 1) + episode``: disjoint from :data:`VALIDATION_SEED`
-    and :data:`TEST_SEED` episodes for runs of fewer than a million episodes.
-    """
-    if episode >= 1_000_000 or run_seed < 0:
-        raise ValueError(
-            f"train_seed needs 0 <= episode < 1e6 and run_seed >= 0, got {episode}"
-        )
-    return 1_000_000 * (run_seed + 1) + episode
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import torch
 from .agents import register_kind
 from .chapters.dqn_pixels import PixelDQN, PixelDQNConfig, PixelQNetwork
 from .checkpoint import load_checkpoint
-from .evaluate import TEST_SEED
 from .pixels import evaluate_pixels, pipeline_for
+from .seeding import TEST_SEED
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from .pong import (
     prepro_batch,
     sample_actions,
 )
-from .seeding import numpy_stream
+from .seeding import PONG_TEST_SEED, numpy_stream
 
 RUNNING_GAMES = 20
 """The running score of a training run is the mean final score of its last
@@ -511,9 +511,6 @@ def check_kind(state: Mapping[str, Any], kind: str) -> None:
 
 TEST_GAMES = 10
 """Games each shipped agent is tested on (the chapter's table)."""
-TEST_SEED = 20_000
-"""Seed of the test games' action stream, apart from training's (runs use seeds
-below 100) and validation's (a purpose per update)."""
 OBSERVATIONS = {
     "difference": {
         "preprocess": "rlbook.pong.prepro_batch",
@@ -629,7 +626,7 @@ def test_weights(
     agent = _agent_for(_net_for(kind, spec["network"], weights))
     settings = json.loads(state["config"])["settings"]
     return play_games(
-        agent, games, seed=TEST_SEED, settings=settings, keep_scores=True
+        agent, games, seed=PONG_TEST_SEED, settings=settings, keep_scores=True
     ).scores
 
 
@@ -767,7 +764,7 @@ def export_pong(
         "test_best": tests["best"].tolist(),
         "test_final": tests["final"].tolist(),
         "games": TEST_GAMES,
-        "seed": TEST_SEED,
+        "seed": PONG_TEST_SEED,
     }
     provenance = make_provenance(
         command=command,

@@ -1,6 +1,8 @@
-"""One call to seed Python, NumPy, torch and an environment.
+"""The book's seeds: every seed constant, one call to seed everything, and
+independent random streams derived from a run's seed.
 
-Introduced in the chapter *How to run this book*.
+Introduced in the chapter *How to run this book*. No two purposes share a seed:
+``tests/test_seeding.py`` checks that the ranges below are disjoint.
 """
 
 from __future__ import annotations
@@ -13,6 +15,40 @@ from typing import Any
 import numpy as np
 import torch
 
+# CartPole episodes: the environment's reset seeds, one per episode.
+VALIDATION_SEED = 5_000
+"""Validation episodes (choosing checkpoints) reset with 5000, 5001, ..."""
+TEST_SEED = 10_000
+"""Test episodes (every score a chapter reports) reset with 10000, 10001, ...:
+never used in training or validation."""
+HOLDOUT_SEED = 30_000
+"""Reserved for ``tests/test_artifacts.py`` (30000, 30001, ...): no chapter
+trains, validates, chooses or reports on these, so a shipped agent's score on
+them is independent of everything that produced it."""
+TRAIN_SEED_BASE = 1_000_000
+"""Training episodes reset from here up (see :func:`train_seed`)."""
+
+# Pong games: the seed of the action stream (the emulators are deterministic;
+# the policy's sampled actions are the randomness).
+PONG_TEST_SEED = 20_000
+"""The exported agents' test games (the chapter's table); the chapter's live
+games use ``PONG_TEST_SEED + 1`` and ``+ 2``. Runs train on seeds below 100 and
+validate on a stream per update."""
+PONG_HOLDOUT_SEED = 31_337
+"""Reserved for ``tests/test_artifacts.py``'s games of a shipped Pong agent."""
+
+
+def train_seed(run_seed: int, episode: int) -> int:
+    """Reset seed of training episode ``episode`` of run ``run_seed``.
+
+    ``1_000_000 * (run_seed + 1) + episode``: disjoint from the validation,
+    test and hold-out episodes for runs of fewer than a million episodes.
+    """
+    if episode >= 1_000_000 or run_seed < 0:
+        raise ValueError(
+            f"train_seed needs 0 <= episode < 1e6 and run_seed >= 0, got {episode}"
+        )
+    return TRAIN_SEED_BASE * (run_seed + 1) + episode
 
 def seed_everything(
     seed: int,

@@ -23,7 +23,6 @@ from rlbook.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from rlbook.evaluate import VALIDATION_SEED, train_seed
 from rlbook.frames import FrameBatch, FrameReplayMemory
 from rlbook.pixels import (
     FRAME_SIZE,
@@ -31,7 +30,13 @@ from rlbook.pixels import (
     PixelCartPole,
     evaluate_pixels,
 )
-from rlbook.seeding import numpy_stream, stream_seed, torch_stream
+from rlbook.seeding import (
+    VALIDATION_SEED,
+    numpy_stream,
+    stream_seed,
+    torch_stream,
+    train_seed,
+)
 
 
 class PixelQNetwork(nn.Module):

@@ -17,9 +17,13 @@ from torch import nn
 from rlbook.chapters.dqn_state import td_loss
 from rlbook.dqn import QNetwork
 from rlbook.envs import make_env
-from rlbook.evaluate import train_seed
 from rlbook.replay import ReplayBuffer
-from rlbook.seeding import numpy_stream, stream_seed, torch_stream
+from rlbook.seeding import (
+    numpy_stream,
+    stream_seed,
+    torch_stream,
+    train_seed,
+)
 
 
 @dataclass(frozen=True)

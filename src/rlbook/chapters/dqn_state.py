@@ -16,9 +16,15 @@ from torch import nn
 from rlbook.cartpole import TEST_EPISODES, evaluate_greedy, test_record
 from rlbook.dqn import QNetwork
 from rlbook.envs import make_env
-from rlbook.evaluate import TEST_SEED, VALIDATION_SEED, train_seed
 from rlbook.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer
-from rlbook.seeding import numpy_stream, stream_seed, torch_stream
+from rlbook.seeding import (
+    TEST_SEED,
+    VALIDATION_SEED,
+    numpy_stream,
+    stream_seed,
+    torch_stream,
+    train_seed,
+)
 
 
 def td_loss(
