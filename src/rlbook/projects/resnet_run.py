@@ -44,21 +44,20 @@ class ResNetConfig:
     The rest of the recipe (Nesterov momentum 0.9, weight decay 5e-4 without
     decay on BatchNorm and biases, label smoothing 0.1, a one-cycle schedule
     stepped every batch) is :class:`~rlbook.projects.resnet.TrainConfig`'s.
-
-    Attributes:
-        validation_share: share of the training images held out to pick the epoch.
-        train_images: use only the first this many of the remaining training
-            images (None: all of them); for quick runs.
-        width: channels of the first stage (64 is ResNet-18).
-        epochs, batch_size, lr: the training; the schedule spans ``epochs``.
     """
 
     validation_share: float = 0.1
+    """share of the training images held out to pick the epoch"""
     train_images: int | None = None
+    """use only the first this many remaining training images (None: all)"""
     width: int = 64
+    """channels of the first stage (64 is ResNet-18)"""
     epochs: int = 30
+    """passes over the training images; the schedule spans all of them"""
     batch_size: int = 128
+    """images per SGD step"""
     lr: float = 0.1
+    """peak learning rate of the one-cycle schedule"""
 
     def train_config(self) -> TrainConfig:
         """The recipe of :mod:`~rlbook.projects.resnet` with these settings."""

@@ -56,31 +56,36 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SentimentConfig:
-    """Every setting of the LSTM's run (and of the data it reads).
-
-    Attributes:
-        validation_share: share of the training reviews held out to pick the epoch.
-        min_freq, max_size: the vocabulary (see :meth:`Vocabulary.build`).
-        max_len: most tokens read per review (head and tail kept, see
-            :func:`~rlbook.projects.sentiment.truncate`).
-        embed_dim, hidden_size, num_layers, dropout, pooling: the model.
-        epochs, batch_size, lr, weight_decay, grad_clip: the training.
-    """
+    """Every setting of the LSTM's run (and of the data it reads)."""
 
     validation_share: float = 0.1
+    """share of the training reviews held out to pick the epoch"""
     min_freq: int = 2
+    """vocabulary: least count of a kept word (see :meth:`Vocabulary.build`)"""
     max_size: int = 20_000
+    """vocabulary: most words kept, the most frequent first"""
     max_len: int = 400
+    """most tokens read per review, head and tail kept (see ``truncate``)"""
     embed_dim: int = 128
+    """size of a word's embedding"""
     hidden_size: int = 128
+    """LSTM hidden units per direction"""
     num_layers: int = 2
+    """stacked LSTM layers"""
     dropout: float = 0.3
+    """dropout probability in the model"""
     pooling: str = "max"
+    """how the outputs over a review become one vector: "last" state or "max" over tokens"""
     epochs: int = 8
+    """passes over the training reviews"""
     batch_size: int = 32
+    """reviews per Adam step"""
     lr: float = 2e-3
+    """Adam's learning rate"""
     weight_decay: float = 0.0
+    """Adam's weight decay"""
     grad_clip: float = 1.0
+    """largest gradient norm; larger gradients are scaled down to it"""
 
 
 FULL_CONFIG = SentimentConfig(

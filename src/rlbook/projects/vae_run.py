@@ -41,20 +41,20 @@ __all__ = [
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """Every setting of the VAE's run.
-
-    Attributes:
-        validation_share: share of the training images held out to pick the epoch.
-        hidden, latent: the model (784-512-256-20 by default).
-        epochs, batch_size, lr: Adam's training, as in the PyTorch example.
-    """
+    """Every setting of the VAE's run (Adam's training as in the PyTorch example)."""
 
     validation_share: float = 0.1
+    """share of the training images held out to pick the epoch"""
     hidden: tuple[int, ...] = (512, 256)
+    """the encoder's hidden widths, mirrored by the decoder (784-512-256-20)"""
     latent: int = 20
+    """dimensions of the latent code"""
     epochs: int = 50
+    """passes over the training images"""
     batch_size: int = 128
+    """images per Adam step"""
     lr: float = 1e-3
+    """Adam's learning rate"""
 
 
 FULL_CONFIG = VAEConfig(epochs=50)
