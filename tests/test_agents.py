@@ -6,12 +6,7 @@ import torch
 
 from rlbook.agents import ArtifactError, TabularPolicy, _builder, load_agent
 from rlbook.envs import UnknownEnvironmentError
-from rlbook.evaluate import (
-    evaluate_artifact,
-    evaluate_batched,
-    evaluate_policy,
-    train_seed,
-)
+from rlbook.evaluate import evaluate_artifact, evaluate_batched, evaluate_policy
 
 from .conftest import CARTPOLE_DISCRETIZER, hand_made_cartpole_table, needs_cuda
 
@@ -99,13 +94,6 @@ def test_batched_evaluation_matches_one_by_one(tabular_agent_dir):
 def test_batched_evaluation_of_unknown_environment():
     with pytest.raises(UnknownEnvironmentError):
         evaluate_batched(lambda obs: obs[:, 0] > 0, "CartPole-v9", episodes=2, seed=0)
-
-
-def test_train_seeds_never_reach_validation_or_test_seeds():
-    assert train_seed(0, 0) > 10_000 + 1_000
-    assert train_seed(1, 0) > train_seed(0, 999_999)
-    with pytest.raises(ValueError):
-        train_seed(0, 1_000_000)
 
 
 class OffCpuTensor(torch.Tensor):

@@ -227,3 +227,11 @@ def test_the_books_seed_ranges_never_overlap():
         for name_b, b in ranges[i + 1 :]:
             overlap = max(a.start, b.start) < min(a.stop, b.stop)
             assert not overlap, f"{name_a} seeds {a} overlap {name_b} seeds {b}"
+
+
+def test_train_seeds_of_two_runs_never_meet():
+    from rlbook.seeding import train_seed
+
+    assert train_seed(1, 0) > train_seed(0, 999_999)
+    with pytest.raises(ValueError):
+        train_seed(0, 1_000_000)
