@@ -593,12 +593,12 @@ def test_config_without_validation_or_decay_is_a_clear_error(fields, message):
         DQNConfig(**fields)
 
 
-def test_empty_stacked_buffer_and_uniform_set_beta_are_clear_errors():
+def test_empty_stacked_buffer_and_uniform_beta_are_clear_errors():
     buffer = StackedReplayBuffer(DQNConfig(), [0, 1])
     with pytest.raises(ValueError, match="empty replay buffer"):
         buffer.sample(4)
     with pytest.raises(ValueError, match="prioritized"):
-        buffer.set_beta(0.5)
+        buffer.beta = 0.5
 
 
 def test_run_sweep_in_process_leaves_the_callers_thread_count_alone():

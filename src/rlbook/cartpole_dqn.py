@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .cartpole import TEST_EPISODES, CartPoleBatch, evaluate_greedy, test_record
-from .chapters.dqn_state import DQNConfig, epsilon_at, make_buffer, td_loss
+from .chapters.dqn_state import DQNConfig, epsilon_at, make_buffer, update
 from .dqn import QNetwork
 from .replay import Batch
 from .seeding import (
@@ -190,10 +190,17 @@ class StackedReplayBuffer:
         self.pos = (self.pos + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def set_beta(self, beta: float) -> None:
-        """Set every run's importance-sampling exponent (prioritized replay only)."""
+    @property
+    def beta(self) -> float:
+        """Every run's importance-sampling exponent (prioritized replay only)."""
         if not self.prioritized:
-            raise ValueError("set_beta needs a prioritized StackedReplayBuffer")
+            raise ValueError("beta needs a prioritized StackedReplayBuffer")
+        return self.buffers[0].beta
+
+    @beta.setter
+    def beta(self, beta: float) -> None:
+        if not self.prioritized:
+            raise ValueError("beta needs a prioritized StackedReplayBuffer")
         for buffer in self.buffers:
             buffer.beta = beta
 
@@ -292,28 +299,18 @@ def train_dqn_batched(
         obs = next_obs
 
         if step >= config.learning_starts and step % config.train_every == 0:
-            if config.prioritized:
-                remaining = 1.0 - config.per_beta_start
-                buffer.set_beta(
-                    config.per_beta_start + remaining * step / config.total_steps
-                )
-            batch = buffer.sample(config.batch_size)
-            loss, td_error = td_loss(
+            # the chapter's step; td_loss averages over runs too, so times n
+            # each run's gradient is that of its own mean loss, as in train_dqn
+            update(
                 q_net,
                 target_net,
-                batch,
-                gamma=config.gamma,
-                double=config.double,
-                huber=config.huber,
+                optimizer,
+                buffer,
+                config,
+                step,
+                clip=clip_grad_norm_per_run_,
+                loss_scale=n,
             )
-            optimizer.zero_grad(set_to_none=True)
-            # td_loss averages over runs too; times n, each run's gradient is
-            # the gradient of its own mean loss, as in train_dqn.
-            (loss * n).backward()
-            clip_grad_norm_per_run_(q_net.parameters(), config.max_grad_norm)
-            optimizer.step()
-            if config.prioritized:
-                buffer.update_priorities(batch.indices, td_error)
             updates += 1
             if config.target_every and updates % config.target_every == 0:
                 target_net.load_state_dict(q_net.state_dict())

@@ -163,9 +163,21 @@ def make_buffer(
 
 
 def update(
-    q_net, target_net, optimizer, buffer, config: DQNConfig, step: int
+    q_net,
+    target_net,
+    optimizer,
+    buffer,
+    config: DQNConfig,
+    step: int,
+    clip=None,
+    loss_scale: float = 1.0,
 ):
-    """One minibatch gradient step on the TD loss (eq-dqn-loss)."""
+    """One minibatch gradient step on the TD loss (eq-dqn-loss).
+
+    The seed sweep trains many stacked networks with this same step: it
+    clips each network's gradient apart (``clip``) and scales the loss by
+    their number, so each gets the gradient of its own mean loss.
+    """
     if config.prioritized:  # anneal beta to 1 by the end of the run
         remaining = 1.0 - config.per_beta_start
         buffer.beta = (
@@ -181,8 +193,11 @@ def update(
         huber=config.huber,
     )
     optimizer.zero_grad(set_to_none=True)
+    if loss_scale != 1.0:
+        loss = loss * loss_scale
     loss.backward()
-    nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
+    clip = clip or nn.utils.clip_grad_norm_
+    clip(q_net.parameters(), config.max_grad_norm)
     optimizer.step()
     if config.prioritized:  # the new TD errors become the new priorities
         buffer.update_priorities(batch.indices, td_error)
