@@ -20,12 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = ROOT / "src" / "rlbook" / "chapters"
 
 
-def exported_module(chapter: Path) -> str | None:
-    """The text of ``rlbook.chapters.NAME`` for ``chapter``, or ``None`` when no
-    cell of it is tagged ``export``."""
+def exported_module(chapter: Path, notebook=None) -> str | None:
+    """The text of ``rlbook.chapters.NAME`` for ``chapter`` (read from
+    ``notebook`` when given, the page already read), or ``None`` when no cell
+    of it is tagged ``export``."""
+    notebook = notebook if notebook is not None else jupytext.read(chapter)
     cells = [
         cell.source.strip("\n")
-        for cell in jupytext.read(chapter).cells
+        for cell in notebook.cells
         if cell.cell_type == "code" and "export" in cell.metadata.get("tags", [])
     ]
     if not cells:
@@ -41,17 +43,18 @@ def exported_module(chapter: Path) -> str | None:
 
 def main() -> None:
     for chapter in sorted((ROOT / "chapters").glob("*.md")):
-        if "jupytext:" not in chapter.read_text():
+        text = chapter.read_text()
+        if "jupytext:" not in text:
             continue  # a plain page, not a notebook
-        notebook = jupytext.read(chapter)
+        notebook = jupytext.reads(text, fmt="md:myst")
         for index, cell in enumerate(notebook.cells):
             cell["id"] = f"cell-{index:03d}"  # stable ids: no churn in git
         jupytext.write(notebook, chapter.with_suffix(".ipynb"))
         print(f"wrote {chapter.with_suffix('.ipynb').relative_to(ROOT)}")
         module = MODULES / f"{chapter.stem}.py"
-        text = exported_module(chapter)
-        if text is not None:
-            module.write_text(text)
+        generated = exported_module(chapter, notebook)
+        if generated is not None:
+            module.write_text(generated)
             print(f"wrote {module.relative_to(ROOT)}")
         elif module.exists():
             module.unlink()
