@@ -1,6 +1,7 @@
 """rlbook.pong_train: REINFORCE as pg-pong, PPO's pieces, resuming, playing whole
 games in bounded emulators, and shipping an agent the CLI rebuilds."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from rlbook.pong_train import (
     StackAgent,
     export_pong,
     first_reaching,
+    planned_updates,
     play_games,
     policy_probs_sparse,
     running_mean,
@@ -109,13 +111,30 @@ def test_a_reinforce_update_is_pg_pongs_rmsprop_step_on_the_summed_gradient():
 
 
 @pytest.fixture(scope="module")
-def tiny_reinforce() -> tuple[Reinforce, dict]:
-    """A tiny REINFORCE run to its end, and the same run's state after update 1."""
+def tiny_reinforce_runs() -> tuple[Reinforce, dict]:
+    """A tiny REINFORCE run to its end, and the same run's state after update 1:
+    trained once for every test of this module that needs them (#28)."""
     straight = Reinforce(TINY_PG, seed=3)
     straight.train()
     first = Reinforce(TINY_PG, seed=3)
     first.train(until=1)
-    return straight, first.state_dict()
+    return straight, copy.deepcopy(first.state_dict())
+
+
+@pytest.fixture
+def tiny_reinforce(tiny_reinforce_runs) -> tuple[Reinforce, dict]:
+    """The shared runs, with a fresh copy of the halfway state for each test: a run
+    resumed from it trains its optimizer's tensors in place."""
+    straight, halfway = tiny_reinforce_runs
+    return straight, copy.deepcopy(halfway)
+
+
+@pytest.fixture(scope="module")
+def tiny_ppo() -> PPO:
+    """A tiny PPO run to its end, shared by the resume and export tests (#28)."""
+    run = PPO(TINY_PPO, seed=1)
+    run.train()
+    return run
 
 
 def test_reinforce_resumed_from_a_checkpoint_is_the_run_that_never_stopped(
@@ -172,7 +191,7 @@ def test_gae_matches_a_step_by_step_reference():
             assert got[t, lane] == pytest.approx(total, abs=1e-5)
 
 
-def test_ppo_resumed_restarts_its_games_and_otherwise_continues_exactly():
+def test_ppo_resumed_restarts_its_games_and_otherwise_continues_exactly(tiny_ppo):
     # One object trained in two calls restarts its games at the second call,
     # as a resumed run does: the two must agree to the bit.
     assert TINY_PPO.updates == 4
@@ -192,8 +211,7 @@ def test_ppo_resumed_restarts_its_games_and_otherwise_continues_exactly():
 
     assert drop(resumed.log) == drop(two_calls.log)
     # the approximation is real: a run that never stopped plays on its games
-    straight = PPO(TINY_PPO, seed=1)
-    straight.train()
+    straight = tiny_ppo
     assert not torch.equal(straight.net.policy.weight, resumed.net.policy.weight)
 
 
@@ -346,23 +364,41 @@ def test_budgets_only_change_the_length_and_unknown_ones_are_refused():
         ppo_config("huge")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rlbook", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+def evaluate_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """``python -m rlbook ARGS`` in this process: its status, stdout and stderr
+    (test_cli.py runs the command itself in a fresh interpreter)."""
+    from rlbook.__main__ import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.mark.parametrize("kind", ["reinforce", "ppo"])
-def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path, kind):
-    run = (
-        Reinforce(TINY_PG)
-        if kind == "reinforce"
-        else PPO(replace(TINY_PPO, validate_every=2))
+def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(
+    tmp_path, kind, request, monkeypatch, capsys
+):
+    import rlbook.pong_train as pt
+
+    # The finished tiny runs the other tests train (#28), and 2 test games
+    # instead of TEST_GAMES' 10: the export must play and record as many as
+    # TEST_GAMES says, whatever it is.
+    run = request.getfixturevalue(
+        "tiny_reinforce" if kind == "reinforce" else "tiny_ppo"
     )
-    early = run.state_dict()
+    if kind == "reinforce":
+        run = run[0]
+    real_test_weights = pt.test_weights
+    monkeypatch.setattr(pt, "TEST_GAMES", 2)
+    monkeypatch.setattr(
+        pt,
+        "test_weights",
+        lambda state, weights, games=None: real_test_weights(
+            state, weights, pt.TEST_GAMES if games is None else games
+        ),
+    )
+    early = (Reinforce(TINY_PG) if kind == "reinforce" else PPO(TINY_PPO)).state_dict()
     with pytest.raises(ValueError, match="finish it before exporting"):
         export_pong(early, tmp_path / "early", command="test")
     # an unfinished run may only be recorded as in progress, without weights
@@ -374,7 +410,7 @@ def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path,
     assert sorted(p.name for p in (tmp_path / "agent").iterdir()) == [
         "in-progress.json"
     ]
-    run.train()
+    assert run.update == planned_updates(run.state_dict())  # finished
     with pytest.raises(ValueError, match="export it"):
         snapshot_pong(run.state_dict(), tmp_path / "late", command="test")
     # the same run seen as halfway through a plan twice as long
@@ -395,9 +431,10 @@ def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path,
     assert manifest["env_id"] == "ALE/Pong-v5" and spec["settings"]["frameskip"] == 4
     assert spec["observation"]["preprocess"] == "rlbook.pong.prepro_batch"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert len(metrics["test"]["best"]) == len(metrics["test"]["final"]) == 10
+    assert len(metrics["test"]["best"]) == len(metrics["test"]["final"]) == 2
     provenance = json.loads((out / "weights.provenance.json").read_text())
     assert provenance["score"]["test_best"] == metrics["test"]["best"]
+    assert provenance["score"]["games"] == 2
 
     agent = load_agent(out)
     played = play_games(
@@ -409,11 +446,12 @@ def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path,
         settings=spec["settings"],
         keep_scores=True,
     )
-    done = run_cli(
-        "evaluate", str(out), "--episodes", "2", "--envs", "1", "--seed", "4"
+    code, stdout, stderr = evaluate_in_process(
+        capsys, "evaluate", str(out), "--episodes", "2", "--envs", "1", "--seed", "4"
     )
-    assert done.returncode == 0, done.stderr
-    record = json.loads(done.stdout)
+    assert code == 0, stderr
+    assert len(stdout.splitlines()) == 1
+    record = json.loads(stdout)
     assert record["games"] == 2 and record["kind"] == manifest["kind"]
     # the command line lists no scores (its memory stays bounded), only their
     # statistics: those of the same games played here
@@ -423,8 +461,10 @@ def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path,
     assert record["min_score"] == played.scores.min()
     assert record["max_score"] == played.scores.max()
 
-    done = run_cli("evaluate", str(out), "--episodes", "1", "--frames", "simple")
-    assert done.returncode == 2 and "not to Pong" in done.stderr
+    code, _, stderr = evaluate_in_process(
+        capsys, "evaluate", str(out), "--episodes", "1", "--frames", "simple"
+    )
+    assert code == 2 and "not to Pong" in stderr
 
     # #28: metrics.json is in the manifest's SHA-256 set, so a changed byte
     # fails on load; a manifest without the set (the folders shipped before
@@ -452,8 +492,10 @@ def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(tmp_path,
     spec["observation"]["preprocess"] = "rlbook.pong.prepro_batch"
     spec["settings"]["env_id"] = "ALE/Pongg-v5"
     (out / "agent.json").write_text(json.dumps(manifest))
-    done = run_cli("evaluate", str(out), "--episodes", "1")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    code, _, stderr = evaluate_in_process(
+        capsys, "evaluate", str(out), "--episodes", "1"
+    )
+    assert code == 2 and stderr.startswith("error:")  # an uncaught error raises here
 
 
 def test_difference_agent_sees_zero_at_a_new_game():
@@ -498,12 +540,9 @@ def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_rein
 
     script = load_script("scripts/train_pong.py")
 
-    straight = Reinforce(TINY_PG, seed=3)
-    straight.train()
-    first = Reinforce(TINY_PG, seed=3)
-    first.train(until=1)
+    straight, halfway = tiny_reinforce  # trained once for the module (#28)
     state = {
-        **first.state_dict(),
+        **halfway,
         "budget": "smoke",
         "commits": "[]",
         "resumed_at": "[]",
@@ -512,9 +551,11 @@ def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_rein
     shipped = tmp_path / "artifacts"
     shipped.mkdir()
     data = (tmp_path / "old" / "checkpoint.pt").read_bytes()
-    for odd in (b"", b"x", b"xy", b"xyz", data):  # every padding, and a checkpoint
+    for odd in (b"", b"x", b"xy", b"xyz"):  # every padding
         assert script.unpack(script.pack(odd)) == odd
-    (shipped / script.COMMITTED_CHECKPOINT).write_bytes(script.pack(data))
+    packed = script.pack(data)  # and a checkpoint, compressed once (seconds, #28)
+    assert script.unpack(packed) == data
+    (shipped / script.COMMITTED_CHECKPOINT).write_bytes(packed)
     runs = tmp_path / "runs"
     said = []
     for option in (["--seed", "7"], ["--budget", "full"]):
