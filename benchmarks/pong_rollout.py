@@ -13,11 +13,11 @@ the reward.
   an action drawn with one uniform, ``env.step``; the per-step records kept in
   lists, as ``pg-pong.py`` keeps them until the game ends (the backward pass
   at the end of each game is left out of both ways).
-* ``vector``: :func:`rlbook.pong.rollout` on :func:`rlbook.pong.make_pong_vector`:
+* ``vector``: :func:`rollout` on :func:`rlbook.pong.make_pong_vector`:
   ``N`` games stepped by ALE's C++ thread pool, ``prepro_batch`` on all
   frames, one float32 forward pass over the ``N`` difference frames a step
   that adds up only the weights of their nonzero pixels
-  (:func:`rlbook.pong_train.policy_probs_sparse`), on one torch thread.
+  (``policy_probs_sparse`` of :mod:`rlbook.chapters.pong`), on one torch thread.
 * the ceiling, ``emulator_only_steps_per_s``: ALE alone, one game and ``N``
   games, random actions, nothing else. No rollout can beat ``N`` games of
   ALE alone, so ``ceiling_ratio`` (that rate over ``single``'s) bounds what
@@ -39,23 +39,89 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from importlib.metadata import version
+from typing import Any
 
 import numpy as np
 
-from rlbook.chapters.pong import TorchPolicy
+from rlbook.chapters.pong import (
+    TorchPolicy,
+    init_numpy_policy,
+    numpy_forward,
+    policy_probs_sparse,
+    sample_actions,
+    torch_threads,
+)
 from rlbook.pong import (
     ACTIONS_2,
     ACTIONS_3,
+    INPUTS,
     frame_difference,
-    init_numpy_policy,
     make_pong,
     make_pong_vector,
-    numpy_forward,
     prepro,
-    rollout,
 )
-from rlbook.pong_train import policy_probs_sparse, torch_threads
+
+
+def rollout(
+    policy_fn: Callable[[np.ndarray], np.ndarray],
+    vec_env: Any,
+    steps: int,
+    rng: np.random.Generator,
+    action_set: tuple[int, ...] = ACTIONS_3,
+) -> dict[str, np.ndarray]:
+    """Play ``steps`` steps in every lane of ``vec_env`` (a
+    :class:`rlbook.pong.PongVector`), the policy in one batch a step.
+
+    Continues where the last call stopped (resetting ``vec_env`` first if it
+    never was). Give ``rng`` its own stream, apart from the environment's
+    seeds: ``numpy_stream(seed, "actions")``.
+
+    Args:
+        policy_fn: ``(N, 6400)`` float32 difference frames -> ``(N, A)``
+            probabilities, e.g. ``lambda x: numpy_forward(model, x)[0]``.
+        steps: steps per lane, ``T``.
+        action_set: the ALE action of each of the policy's ``A`` actions.
+
+    Returns:
+        ``x``: ``(T, N, 6400)`` int8, the difference frames acted on (exact,
+        at an eighth of float64's memory); ``action``: ``(T, N)`` int64 indices
+        into ``action_set``; ``reward``: ``(T, N)`` float32; ``terminated``,
+        ``truncated``: ``(T, N)`` bool (the game ended at that step and the
+        next step is a new game's first); ``episode_returns``: the final
+        scores of the games that ended, in the order they ended.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if vec_env.frames is None:
+        vec_env.reset()
+    n = vec_env.num_envs
+    ale_actions = np.asarray(action_set, dtype=np.int64)
+    x = np.zeros((steps, n, INPUTS), np.int8)
+    action = np.zeros((steps, n), np.int64)
+    reward = np.zeros((steps, n), np.float32)
+    terminated = np.zeros((steps, n), bool)
+    truncated = np.zeros((steps, n), bool)
+    already_finished = len(vec_env.finished)
+    for t in range(steps):
+        obs = vec_env.observation()
+        probs = np.asarray(policy_fn(obs))
+        if probs.shape != (n, len(action_set)):
+            raise ValueError(
+                f"policy_fn returned shape {probs.shape}, expected ({n}, {len(action_set)})"
+            )
+        x[t] = obs
+        action[t] = sample_actions(probs, rng)
+        _, reward[t], terminated[t], truncated[t] = vec_env.step(ale_actions[action[t]])
+    return {
+        "x": x,
+        "action": action,
+        "reward": reward,
+        "terminated": terminated,
+        "truncated": truncated,
+        "episode_returns": np.array(vec_env.finished[already_finished:]),
+    }
 
 
 def single(steps: int, seed: int, actions: int) -> tuple[float, float]:

@@ -7,7 +7,7 @@
 Each run keeps its whole state in ``<runs>/<agent>/checkpoint.pt``, written
 every ``--checkpoint-seconds`` and at the end, always between updates: run the
 same command again after any interruption and the run goes on from its last
-checkpoint (see :mod:`rlbook.pong_train` for what a resumed PPO run
+checkpoint (see the chapter's *The full runs* for what a resumed PPO run
 restarts). ``progress.json`` beside it has the curves so far.
 
 ``--export`` tests the best and the final weights of a finished run on 10
@@ -32,7 +32,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_CHECKPOINT = "checkpoint.pt.xz"
@@ -65,6 +71,250 @@ def unpack(packed: bytes) -> bytes:
     pad, planes = packed[0], lzma.decompress(packed[1:])
     data = np.frombuffer(planes, np.uint8).reshape(4, -1).T.tobytes()
     return data[: len(data) - pad]
+
+
+# ---------------------------------------------------------------- shipping a run
+
+PROGRESS_FILE = "in-progress.json"
+"""Written by ``--snapshot`` into the agent's artifacts folder; the chapter reads it."""
+TEST_GAMES = 10
+"""Games each shipped agent is tested on (the chapter's table)."""
+
+
+def first_reaching(
+    scores: np.ndarray, level: float, window: int | None = None
+) -> int | None:
+    """Index of the first game at which the running mean of ``window`` full
+    games (the chapter's ``RUNNING_GAMES``) reaches ``level``; ``None`` if it
+    never does."""
+    import numpy as np
+
+    from rlbook.chapters.pong import RUNNING_GAMES, running_mean
+
+    window = window or RUNNING_GAMES
+    means = running_mean(scores, window)
+    hit = np.flatnonzero(means[window - 1 :] >= level)
+    return int(hit[0]) + window - 1 if hit.size else None
+
+
+def planned_updates(state: Mapping[str, Any]) -> int:
+    """How many updates the run ``state`` was configured for."""
+    from rlbook.chapters.pong import PPOConfig, ReinforceConfig
+
+    config = json.loads(state["config"])
+    run_config = ReinforceConfig if state["kind"] == "pong-reinforce" else PPOConfig
+    return run_config(**config).updates
+
+
+def spec_for(state: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The agent kind and the manifest's spec of the run ``state``."""
+    from rlbook.chapters.pong import OBSERVATIONS
+    from rlbook.pong import INPUTS
+
+    config = json.loads(state["config"])
+    if state["kind"] == "pong-reinforce":
+        network = {
+            "inputs": INPUTS,
+            "hidden": config["hidden"],
+            "actions": config["actions"],
+        }
+        return "pong-pg", {
+            "network": network,
+            "observation": dict(OBSERVATIONS["difference"]),
+        }
+    network = {"frames": config["frames"], "actions": config["actions"]}
+    observation = {**OBSERVATIONS["stack"], "frames": config["frames"]}
+    return "pong-actor-critic", {"network": network, "observation": observation}
+
+
+def score_weights(
+    state: Mapping[str, Any],
+    weights: Mapping[str, torch.Tensor],
+    games: int = TEST_GAMES,
+) -> np.ndarray:
+    """Scores of ``games`` test games with ``weights`` of the run ``state``."""
+    from rlbook.chapters.pong import _agent_for, _net_for, play_games
+    from rlbook.seeding import PONG_TEST_SEED
+
+    kind, spec = spec_for(state)
+    agent = _agent_for(_net_for(kind, spec["network"], weights))
+    settings = json.loads(state["config"])["settings"]
+    return play_games(
+        agent, games, seed=PONG_TEST_SEED, settings=settings, keep_scores=True
+    ).scores
+
+
+def snapshot_pong(
+    state: Mapping[str, Any],
+    out: str | Path,
+    *,
+    command: str,
+    root: str | Path | None = None,
+) -> Path:
+    """Record where an unfinished full run stands, without shipping an agent.
+
+    Writes ``out/in-progress.json``: the run's curves so far (scores, log,
+    validations), how far it has gone of its planned updates, and where it came
+    from. No weights ship with it and nothing is tested: a chapter shows it as
+    a run in progress, never as a result. :func:`export_pong` removes it once
+    the finished run ships. ``scripts/train_pong.py --snapshot`` refuses a
+    tree with uncommitted changes before it calls this; ``root`` is that
+    checkout, whose commit the provenance records.
+    """
+    import numpy as np
+
+    from rlbook.checkpoint import atomic_write, make_provenance
+
+    config = json.loads(state["config"])
+    planned = planned_updates(state)
+    if state["update"] >= planned:
+        raise ValueError(
+            f"the run has finished ({state['update']} of {planned} updates): "
+            "export it with --export instead"
+        )
+    record = {
+        "kind": state["kind"],
+        "update": int(state["update"]),
+        "planned_updates": int(planned),
+        "env_steps": int(state["env_steps"]),
+        "wall_seconds": round(float(state["wall_seconds"]), 1),
+        "cpu_seconds": round(float(state.get("cpu_seconds", 0.0)), 1),
+        "scores": np.asarray(state["scores"]).tolist(),
+        "log": json.loads(state["log"]),
+        "validations": json.loads(state["validations"]),
+        "provenance": make_provenance(
+            command=command,
+            config=config,
+            budget=state.get("budget", "full"),
+            device="cpu",
+            wall_time_s=state["wall_seconds"],
+            trained_at_commits=json.loads(state.get("commits", "[]")),
+            resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
+            cpu_count=os.cpu_count(),
+            root=root,
+        ),
+    }
+    Path(out).mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, separators=(",", ":")) + "\n"
+    target = Path(out) / PROGRESS_FILE
+    atomic_write(target, lambda handle: handle.write(text.encode()))
+    return target
+
+
+def export_pong(
+    state: Mapping[str, Any],
+    out: str | Path,
+    *,
+    command: str,
+    root: str | Path | None = None,
+) -> Path:
+    """Ship a finished run: its best-validation weights as the agent, both tested.
+
+    The rule, fixed before the runs: the shipped weights are those of the
+    run's best validation (10 games every ``validate_every`` updates, the last
+    at the final update; ties go to the earlier); the final weights ship
+    beside them and both are tested on :data:`TEST_GAMES` games.
+    ``scripts/train_pong.py --export`` refuses a tree with uncommitted changes
+    before it calls this; ``root`` is that checkout, whose commit the
+    provenance records. The manifest lists the SHA-256 of ``metrics.json``
+    too, so a changed curve fails on load.
+    """
+    import numpy as np
+
+    from rlbook.agents import save_agent
+    from rlbook.chapters.pong import RUNNING_GAMES, action_set
+    from rlbook.checkpoint import git_commit, make_provenance
+    from rlbook.seeding import PONG_TEST_SEED
+
+    config = json.loads(state["config"])
+    updates = planned_updates(state)
+    if state["update"] < updates:
+        raise ValueError(
+            f"the run is at update {state['update']} of {updates}: finish it before exporting"
+        )
+
+    def half(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+
+    net_key = "policy" if state["kind"] == "pong-reinforce" else "net"
+    best, final = half(state["best"]["state"]), half(state[net_key])
+    tests = {"best": score_weights(state, best), "final": score_weights(state, final)}
+    kind, spec = spec_for(state)
+    spec.update(
+        settings=config["settings"],
+        action_set=list(action_set(config["actions"])),
+        play="actions sampled from the policy (greedy play repeats one game: Pong "
+        "without sticky actions is deterministic)",
+        best_update=state["best"]["update"],
+    )
+    log = json.loads(state["log"])
+    scores = np.asarray(state["scores"])
+    reached = first_reaching(scores, 18.0) if kind == "pong-actor-critic" else None
+    reached_zero = first_reaching(scores, 0.0)
+    game_update = np.searchsorted(
+        [e["games"] for e in log], np.arange(1, scores.size + 1)
+    )
+
+    def at_game(g: int | None) -> dict[str, Any] | None:
+        if g is None:
+            return None
+        entry = log[int(game_update[g])]
+        return {
+            "game": g + 1,
+            "env_steps": entry["env_steps"],
+            "wall_seconds": entry["wall_seconds"],
+            "cpu_seconds": entry.get("cpu_seconds"),
+        }
+
+    score = {
+        "test_best_mean": float(tests["best"].mean()),
+        "test_final_mean": float(tests["final"].mean()),
+        "test_best": tests["best"].tolist(),
+        "test_final": tests["final"].tolist(),
+        "games": TEST_GAMES,
+        "seed": PONG_TEST_SEED,
+    }
+    provenance = make_provenance(
+        command=command,
+        config=config,
+        budget=state.get("budget", "full"),
+        device="cpu",
+        wall_time_s=state["wall_seconds"],
+        score=score,
+        trained_at_commits=json.loads(state.get("commits", "[]")),
+        resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
+        exported_at_commit=git_commit(root),
+        env_steps=state["env_steps"],
+        cpu_count=os.cpu_count(),
+        cpu_time_s=round(state.get("cpu_seconds", 0.0), 1),
+        updates=state["update"],
+        chosen_by="the weights of the best validation (10 games each); ties to the earlier",
+        running_mean_games=RUNNING_GAMES,
+        first_running_mean_at_least_18=at_game(reached),
+        first_running_mean_at_least_0=at_game(reached_zero),
+        root=root,
+    )
+    metrics = {
+        "kind": kind,
+        "scores": scores.tolist(),
+        "log": log,
+        "validations": json.loads(state["validations"]),
+        "test": {k: v.tolist() for k, v in tests.items()},
+        "best_update": state["best"]["update"],
+    }
+    text = json.dumps(metrics, separators=(",", ":")) + "\n"
+    save_agent(
+        out,
+        kind=kind,
+        env_id=config["settings"]["env_id"],
+        spec=spec,
+        weights={"policy": best, "final_policy": final},
+        provenance=provenance,
+        files={"metrics.json": text.encode()},  # listed in the manifest, written last
+    )
+    # the finished run replaces any snapshot of it in progress
+    (Path(out) / PROGRESS_FILE).unlink(missing_ok=True)
+    return Path(out)
 
 
 def main() -> int:
@@ -113,7 +363,6 @@ def main() -> int:
 
     if args.export or args.snapshot:
         from rlbook.checkpoint import require_clean_tree
-        from rlbook.pong_train import export_pong, snapshot_pong
 
         try:
             require_clean_tree(ROOT)

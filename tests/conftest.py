@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny trained-looking tabular agent folder."""
+"""Shared fixtures: a tiny trained-looking tabular agent folder, tiny Pong runs."""
 
 from __future__ import annotations
 
@@ -75,3 +75,59 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def tiny_pong_configs():
+    """``(ReinforceConfig, PPOConfig)`` of the tiny Pong runs the tests train."""
+    from rlbook.chapters.pong import PPOConfig, ReinforceConfig
+
+    reinforce = ReinforceConfig(
+        games_per_update=2, updates=2, validate_every=2, validation_games=2
+    )
+    ppo = PPOConfig(
+        envs=2,
+        steps=32,
+        minibatches=2,
+        epochs=2,
+        total_steps=256,
+        validate_every=4,
+        validation_games=2,
+    )
+    return reinforce, ppo
+
+
+@pytest.fixture(scope="session")
+def tiny_reinforce_runs():
+    """A tiny REINFORCE run to its end, and the same run's state after update 1:
+    trained once for every test of the session that needs them (#28), those of
+    the chapter's module and those of its full-run script."""
+    import copy
+
+    from rlbook.chapters.pong import Reinforce
+
+    config, _ = tiny_pong_configs()
+    straight = Reinforce(config, seed=3)
+    straight.train()
+    first = Reinforce(config, seed=3)
+    first.train(until=1)
+    return straight, copy.deepcopy(first.state_dict())
+
+
+@pytest.fixture
+def tiny_reinforce(tiny_reinforce_runs):
+    """The shared runs, with a fresh copy of the halfway state for each test: a run
+    resumed from it trains its optimizer's tensors in place."""
+    import copy
+
+    straight, halfway = tiny_reinforce_runs
+    return straight, copy.deepcopy(halfway)
+
+
+@pytest.fixture(scope="session")
+def tiny_ppo():
+    """A tiny PPO run to its end, shared by the resume and export tests (#28)."""
+    from rlbook.chapters.pong import PPO
+
+    run = PPO(tiny_pong_configs()[1], seed=1)
+    run.train()
+    return run

@@ -24,8 +24,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.frames``         a replay memory of uint8 frames, each stored once
 ``rlbook.pixels``         CartPole from pixels: preprocessing and a batched renderer
 ``rlbook.pixel_dqn``      the pixel DQN's full run: variants, winner rule, export
-``rlbook.pong``           Pong: emulator, preprocessing, NumPy pg-pong, batched rollout
-``rlbook.pong_train``     playing whole Pong games; a run's record; shipping a run
+``rlbook.pong``           Pong: the emulator in the book's setting, Karpathy's preprocessing
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
 ``rlbook.projects``       the PyTorch projects: data, recipes, shipping, comparison tables
 ``rlbook.chapters``       generated: each page's cells tagged ``export`` (not hand-written)
@@ -60,7 +59,6 @@ _SUBMODULES = {
     "pixels",
     "plotting",
     "pong",
-    "pong_train",
     "projects",
     "replay",
     "report",

@@ -84,8 +84,8 @@ _BUILDERS: dict[str, Builder] = {}
 _LAZY_KINDS = {
     "q-network": "rlbook.dqn",
     "pixel-q-network": "rlbook.pixel_dqn",
-    "pong-pg": "rlbook.pong_train",
-    "pong-actor-critic": "rlbook.pong_train",
+    "pong-pg": "rlbook.chapters.pong",
+    "pong-actor-critic": "rlbook.chapters.pong",
 }
 
 

@@ -410,7 +410,7 @@ def _evaluate_pong(
 ) -> dict[str, Any]:
     """Whole games of Pong with a shipped agent, at most ``envs`` emulators alive;
     every game's score listed too if ``scores``."""
-    from .pong_train import play_games
+    from .chapters.pong import play_games
 
     if frames is not None:
         raise EvaluationError(

@@ -5,34 +5,32 @@ page, then run scripts/sync_notebooks.py.
 """
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlbook.agents import register_kind
 from rlbook.budget import validate_budget
 from rlbook.chapters import add_to_class
 from rlbook.pong import (
+    ACTIONS_2,
+    ACTIONS_3,
     INPUTS,
     PONG_SETTINGS,
     SIZE,
     PongVector,
+    check_settings,
     make_pong_vector,
-    sample_actions,
-)
-from rlbook.pong_train import (
-    DifferenceAgent,
-    PongRun,
-    StackAgent,
-    check_kind,
-    rng_state,
-    set_rng_state,
-    sparse_hidden,
-    torch_threads,
+    prepro_batch,
 )
 from rlbook.seeding import numpy_stream, stream_seed
 
@@ -154,6 +152,185 @@ def policy_gradient_loss(
     return weighted.sum() if reduction == "sum" else weighted.mean()
 
 
+# pg-pong's NumPy network and hand-written backward pass, for both of its
+# shapes (Karpathy's sigmoid, actions=2; the softmax above, actions >= 3)
+# and a batch of frames: the tests check autograd against it, and the
+# cell after this one times the two.
+def init_numpy_policy(
+    rng: np.random.Generator,
+    hidden: int = 200,
+    inputs: int = INPUTS,
+    actions: int = 3,
+    dtype: npt.DTypeLike = np.float64,
+) -> dict[str, np.ndarray]:
+    """Karpathy's bias-free two-layer policy, "Xavier" initialised.
+
+    W1 then W2 from rng, standard_normal / sqrt(fan_in): W1 (hidden,
+    inputs), W2 (hidden,) for actions=2 (pg-pong's P(UP)), else
+    (actions, hidden).
+    """
+    if actions < 2 or hidden < 1 or inputs < 1:
+        raise ValueError(
+            "need actions >= 2, hidden >= 1, inputs >= 1, got "
+            f"{actions}, {hidden}, {inputs}"
+        )
+    w2_shape = (hidden,) if actions == 2 else (actions, hidden)
+    w1 = rng.standard_normal((hidden, inputs)) / np.sqrt(inputs)
+    w2 = rng.standard_normal(w2_shape) / np.sqrt(hidden)
+    return {"W1": w1.astype(dtype), "W2": w2.astype(dtype)}
+
+
+def numpy_forward(
+    model: dict[str, np.ndarray], x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Action probabilities (B, A) of frames x (B, inputs), and the
+    hidden layer (B, hidden). For the sigmoid network the columns are
+    P(UP) and 1 - P(UP), in the order of ACTIONS_2."""
+    if x.ndim != 2 or x.shape[1] != model["W1"].shape[1]:
+        raise ValueError(
+            f"x must have shape (B, {model['W1'].shape[1]}), "
+            f"got {x.shape}"
+        )
+    h = x @ model["W1"].T
+    h[h < 0] = 0  # ReLU nonlinearity
+    logits = h @ model["W2"].T
+    if model["W2"].ndim == 1:  # pg-pong's log-odds of UP
+        # 1 / (1 + exp(-z)), written so that exp never overflows
+        p = np.exp(-np.logaddexp(0.0, -logits))
+        return np.stack([p, 1.0 - p], axis=1), h
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True), h
+
+
+def numpy_logit_grad(
+    probs: np.ndarray, actions: np.ndarray, advantages: np.ndarray
+) -> np.ndarray:
+    """d/d logits of -sum_t A_t log pi(a_t | x_t).
+
+    Softmax: A_t (pi_t - onehot(a_t)), (B, A). Sigmoid (probs with two
+    columns): A_t (p_t - y_t), (B,), y_t = 1 for UP (action 0).
+    pg-pong's epdlogp is its negative: it climbs, we descend.
+    """
+    actions = np.asarray(actions)
+    advantages = np.asarray(advantages, dtype=probs.dtype)
+    batch = probs.shape[0]
+    if actions.shape != (batch,) or advantages.shape != (batch,):
+        raise ValueError(
+            f"actions and advantages must have shape ({batch},), got "
+            f"{actions.shape} and {advantages.shape}"
+        )
+    if probs.shape[1] == 2:
+        return advantages * (probs[:, 0] - (actions == 0))
+    dlogits = probs.copy()
+    dlogits[np.arange(batch), actions] -= 1.0
+    return dlogits * advantages[:, None]
+
+
+def numpy_backward(
+    model: dict[str, np.ndarray],
+    x: np.ndarray,
+    h: np.ndarray,
+    dlogits: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """pg-pong's policy_backward for a batch: the gradients of the
+    loss summed over it, {"W1", "W2"}, from numpy_logit_grad's."""
+    if model["W2"].ndim == 1:
+        dW2 = h.T @ dlogits  # (hidden,)
+        dh = np.outer(dlogits, model["W2"])  # (B, hidden)
+    else:
+        dW2 = dlogits.T @ h  # (A, hidden)
+        dh = dlogits @ model["W2"]
+    dh[h <= 0] = 0  # backprop through the ReLU
+    dW1 = dh.T @ x
+    return {"W1": dW1, "W2": dW2}
+
+
+def time_numpy_vs_torch(
+    batch: int = 1000,
+    *,
+    actions: int = 3,
+    hidden: int = 200,
+    dtype: npt.DTypeLike = np.float32,
+    repeats: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Best of `repeats` forward and backward passes on `batch` sparse
+    difference frames, by hand and by autograd, with the same weights;
+    torch on its current threads. Times in ms and their ratio."""
+    if batch < 1 or repeats < 1:
+        raise ValueError(
+            f"need batch >= 1 and repeats >= 1, got {batch}, {repeats}"
+        )
+    rng = np.random.default_rng(seed)
+    model = init_numpy_policy(
+        rng, hidden=hidden, actions=actions, dtype=dtype
+    )
+    # difference frames are sparse: a few dozen pixels of 6,400 are +-1
+    shape = (batch, INPUTS)
+    x = (rng.random(shape) < 0.01) * rng.choice([-1.0, 1.0], shape)
+    x = x.astype(dtype)
+    chosen = rng.integers(0, actions, batch)
+    adv = rng.standard_normal(batch).astype(dtype)
+    policy = TorchPolicy.from_numpy(model)
+    xt, at = torch.from_numpy(x), torch.from_numpy(chosen)
+    advt = torch.from_numpy(adv)
+
+    def by_hand() -> None:
+        probs, h = numpy_forward(model, x)
+        dlogits = numpy_logit_grad(probs, chosen, adv)
+        numpy_backward(model, x, h, dlogits)
+
+    def by_autograd() -> None:
+        policy.zero_grad(set_to_none=True)
+        policy_gradient_loss(policy(xt), at, advt).backward()
+
+    best = {"numpy": np.inf, "torch": np.inf}
+    for _ in range(repeats):
+        for name, run in (("numpy", by_hand), ("torch", by_autograd)):
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {
+        "numpy_ms": 1e3 * best["numpy"],
+        "torch_ms": 1e3 * best["torch"],
+        "ratio": best["numpy"] / best["torch"],
+        "batch": batch,
+        "actions": actions,
+        "hidden": hidden,
+        "dtype": np.dtype(dtype).name,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+# The forward pass over the moving pixels only, for playing and learning.
+def sparse_hidden(w1_t: torch.Tensor, x: np.ndarray) -> torch.Tensor:
+    """x @ W1.T, adding only the rows of W1.T (inputs, hidden) at the
+    nonzero pixels of the difference frames x (B, inputs): a few
+    thousand additions a frame against 1.28 million multiply-adds."""
+    rows, cols = np.nonzero(x)
+    offsets = np.searchsorted(rows, np.arange(x.shape[0]))
+    weights = torch.from_numpy(x[rows, cols].astype(np.float32))
+    return F.embedding_bag(
+        torch.from_numpy(cols),
+        w1_t,
+        torch.from_numpy(offsets),
+        mode="sum",
+        per_sample_weights=weights.to(w1_t.dtype),
+    )
+
+
+@torch.no_grad()
+def policy_probs_sparse(
+    policy: nn.Module, w1_t: torch.Tensor, x: np.ndarray
+) -> np.ndarray:
+    """policy.probs of difference frames x, through sparse_hidden."""
+    logits = policy.out(torch.relu(sparse_hidden(w1_t, x)))
+    if policy.actions == 2:
+        p = torch.sigmoid(logits[:, 0])
+        return torch.stack([p, 1 - p], dim=1).numpy()
+    return torch.softmax(logits, dim=1).numpy()
+
+
 @dataclass(frozen=True)
 class ReinforceConfig:
     """pg-pong.py's hyperparameters (three actions, as TensorLayer's)."""
@@ -194,6 +371,415 @@ REINFORCE_BUDGETS = {
 def reinforce_config(budget: str) -> ReinforceConfig:
     """The configuration of a budget: only the run's length changes."""
     return ReinforceConfig(**REINFORCE_BUDGETS[validate_budget(budget)])
+
+
+# How the agents play, lane by lane: the preprocessing state of each
+# lane and an action from its policy. DifferenceAgent keeps the last
+# two frames (REINFORCE), StackAgent the last `frames` (PPO).
+def sample_actions(
+    probs: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """One action index per row of probs (N, A), one uniform each
+    (for the sigmoid policy, pg-pong's `2 if uniform() < p else 3`)."""
+    u = rng.random(probs.shape[0])
+    index = (np.cumsum(probs, axis=1) < u[:, None]).sum(axis=1)
+    # in case the sum rounds below u
+    return np.minimum(index, probs.shape[1] - 1)
+
+
+def action_set(actions: int) -> tuple[int, ...]:
+    """ALE actions of a policy with `actions` outputs: Karpathy's
+    UP/DOWN sigmoid for 2, NOOP/UP/DOWN for 3."""
+    if actions not in (2, 3):
+        raise ValueError(
+            f"Pong policies have 2 or 3 actions, not {actions}"
+        )
+    return ACTIONS_2 if actions == 2 else ACTIONS_3
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on n torch threads. Playing runs a tiny forward
+    pass while ALE's threads emulate: more torch threads only fight
+    them for the cores (two made a game ten times slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class DifferenceAgent:
+    """Plays a two-layer policy on difference frames (REINFORCE)."""
+
+    def __init__(self, policy: nn.Module) -> None:
+        self.policy = policy.float().eval()
+        self.action_set = action_set(policy.actions)
+        self._w1_t = self.policy.hidden.weight.detach().t().contiguous()
+        self._current: np.ndarray | None = None
+        self._previous: np.ndarray | None = None
+
+    def start(self, frames: np.ndarray) -> None:
+        """New games in every lane: (N, 210, 160, 3) first frames."""
+        self._current = prepro_batch(frames)
+        self._previous = self._current.copy()
+
+    def difference(self) -> np.ndarray:
+        """(N, 6400) int8: the latest frames minus the ones before."""
+        assert self._current is not None and self._previous is not None
+        diff = self._current.astype(np.int8) - self._previous.astype(
+            np.int8
+        )
+        return diff.reshape(len(diff), INPUTS)
+
+    def probs(self, x: np.ndarray) -> np.ndarray:
+        """The policy's action probabilities for difference frames."""
+        return policy_probs_sparse(self.policy, self._w1_t, x)
+
+    def act(
+        self, frames: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """(N,) action indices for the latest frames."""
+        return sample_actions(self.probs(self.difference()), rng)
+
+    def step_frames(self, frames: np.ndarray) -> None:
+        assert self._current is not None, "start() first"
+        self._previous = self._current
+        self._current = prepro_batch(frames)
+
+    def new_games(self, frames: np.ndarray, mask: np.ndarray) -> None:
+        """Lanes `mask` started a new game, whose first frame shows."""
+        assert self._current is not None and self._previous is not None
+        self._previous[mask] = self._current[mask]
+
+
+class StackAgent:
+    """Plays an actor-critic on the last `frames` frames (PPO)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net.float().eval()
+        self.action_set = action_set(net.actions)
+        self.stack: np.ndarray | None = None
+
+    def start(self, frames: np.ndarray) -> None:
+        first = prepro_batch(frames)
+        self.stack = np.repeat(first[:, None], self.net.frames, axis=1)
+
+    def step_frames(self, frames: np.ndarray) -> None:
+        assert self.stack is not None, "start() first"
+        self.stack = np.roll(self.stack, -1, axis=1)
+        self.stack[:, -1] = prepro_batch(frames)
+
+    def new_games(self, frames: np.ndarray, mask: np.ndarray) -> None:
+        assert self.stack is not None
+        self.stack[mask] = prepro_batch(frames[mask])[:, None]
+
+    @torch.no_grad()
+    def act(
+        self, frames: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        assert self.stack is not None
+        logits, _ = self.net(torch.from_numpy(self.stack))
+        probs = torch.softmax(logits, dim=1).numpy()
+        return sample_actions(probs, rng)
+
+
+# Whole games in a bounded number of emulators and bounded memory: for
+# validation, the final test and `python -m rlbook evaluate`.
+class GameScores:
+    """Count, mean, standard deviation, wins, lowest and highest of
+    whole-number scores fed one at a time; the scores themselves only
+    if asked, so that memory need not grow with the games.
+
+    The sums are exact Python integers: the mean is NumPy's of the
+    scores in any order; the std, rounded twice, can differ from
+    NumPy's pairwise one in the last bit or two.
+    """
+
+    def __init__(self, games: int, *, keep_scores: bool = False) -> None:
+        self.count = 0
+        self.won = 0
+        """games with a positive score"""
+        self.lowest = math.inf
+        self.highest = -math.inf
+        self._sum = 0
+        self._squares = 0
+        self._kept = np.zeros(games) if keep_scores else None
+
+    def add(self, game: int, score: float) -> None:
+        """Game `game` (its index in play order) ended with `score`."""
+        if not float(score).is_integer():
+            raise ValueError(
+                f"a Pong score is a whole number, not {score!r}"
+            )
+        whole = int(score)
+        self.count += 1
+        self.won += whole > 0
+        self.lowest = min(self.lowest, float(score))
+        self.highest = max(self.highest, float(score))
+        self._sum += whole
+        self._squares += whole * whole
+        if self._kept is not None:
+            self._kept[game] = score
+
+    @property
+    def mean(self) -> float:
+        return self._sum / self.count if self.count else math.nan
+
+    @property
+    def std(self) -> float:
+        """The population standard deviation (NumPy's, ddof=0)."""
+        if not self.count:
+            return math.nan
+        n, total = self.count, self._sum
+        return math.sqrt((n * self._squares - total * total) / (n * n))
+
+    @property
+    def scores(self) -> np.ndarray:
+        """Every game's score in play order (game g at index g)."""
+        if self._kept is None:
+            raise ValueError(
+                "the scores were not kept: play with keep_scores=True"
+            )
+        return self._kept
+
+
+def play_games(
+    agent: DifferenceAgent | StackAgent,
+    games: int,
+    *,
+    seed: int,
+    purpose: str = "test",
+    settings: Mapping[str, Any] = PONG_SETTINGS,
+    lanes: int = 10,
+    max_steps: int | None = None,
+    keep_scores: bool = False,
+) -> GameScores:
+    """The final scores of `games` games, at most `lanes` emulators.
+
+    Actions are sampled with numpy_stream(seed, purpose): Pong without
+    sticky actions is deterministic, so the games differ only through
+    the policy's randomness. Lane i plays games i, i + lanes, ...; a
+    lane done with its share steps on idle. A game still running after
+    `max_steps` steps (per lane) raises.
+    """
+    if games < 1 or lanes < 1:
+        raise ValueError(
+            f"need games >= 1 and lanes >= 1, got {games}, {lanes}"
+        )
+    lanes = min(lanes, games)
+    share = np.array([len(range(i, games, lanes)) for i in range(lanes)])
+    rng = numpy_stream(seed, purpose)
+    played = np.zeros(lanes, dtype=np.int64)  # games each lane finished
+    result = GameScores(games, keep_scores=keep_scores)
+    with torch_threads(1):
+        vec = make_pong_vector(lanes, settings, seed=seed)
+        try:
+            frames = vec.reset()
+            agent.start(frames)
+            steps = 0
+            while (played < share).any():
+                actions = agent.act(frames, rng)
+                before = vec.scores.copy()
+                frames, reward, terminated, truncated = vec.step(
+                    np.asarray(agent.action_set)[actions]
+                )
+                done = terminated | truncated
+                agent.step_frames(frames)
+                if done.any():
+                    agent.new_games(frames, done)
+                for lane in np.flatnonzero(done):
+                    if played[lane] < share[lane]:
+                        game = lane + lanes * int(played[lane])
+                        score = float(before[lane] + reward[lane])
+                        result.add(game, score)
+                        played[lane] += 1
+                steps += 1
+                if max_steps is not None and steps >= max_steps:
+                    raise RuntimeError(
+                        f"games still running after {max_steps} steps"
+                    )
+        finally:
+            vec.close()
+    return result
+
+
+# A run's record, shared by REINFORCE and PPO: counters, curves,
+# validations and the best weights, the update loop's timing and
+# checkpoints, and the checkpoint's common part. A subclass sets KIND
+# and NET_KEY and provides _network and _agent.
+RUNNING_GAMES = 20
+"""A run's running score: the mean of its last 20 games' final scores."""
+
+
+def running_mean(
+    scores: np.ndarray, window: int = RUNNING_GAMES
+) -> np.ndarray:
+    """Mean of the last `window` scores at each game (fewer at first)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1:
+        raise ValueError(
+            f"scores must have shape (G,), got {scores.shape}"
+        )
+    cumulative = np.concatenate([[0.0], np.cumsum(scores)])
+    index = np.arange(1, scores.size + 1)
+    start = np.maximum(0, index - window)
+    return (cumulative[index] - cumulative[start]) / (index - start)
+
+
+def rng_state(rng: np.random.Generator) -> str:
+    return json.dumps(rng.bit_generator.state)
+
+
+def set_rng_state(rng: np.random.Generator, state: str) -> None:
+    rng.bit_generator.state = json.loads(state)
+
+
+def check_kind(state: Mapping[str, Any], kind: str) -> None:
+    if state.get("kind") != kind:
+        raise ValueError(
+            f"not a {kind} checkpoint: kind {state.get('kind')!r}"
+        )
+
+
+class PongRun:
+    """The record both runs keep; see the comment above."""
+
+    KIND: str
+    NET_KEY: str
+    config: Any
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+
+    def _start_record(self, config: Any, seed: int) -> None:
+        self.config = config
+        self.seed = seed
+        self.update = 0
+        self.env_steps = 0
+        self.wall_seconds = 0.0
+        # CPU time of every thread (ALE's too): unlike the wall time,
+        # other jobs and a paused process do not add to it
+        self.cpu_seconds = 0.0
+        self.scores: list[float] = []
+        # per update: update, env_steps, wall_seconds, cpu_seconds,
+        # games, and the run's own statistics
+        self.log: list[dict[str, float]] = []
+        self.validations: list[dict[str, Any]] = []
+        # {"update", "mean", "state"} of the best validation so far
+        self.best: dict[str, Any] | None = None
+
+    def _network(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _agent(self) -> DifferenceAgent | StackAgent:
+        raise NotImplementedError
+
+    def _loop(
+        self,
+        until: int,
+        one_update: Callable[[], dict[str, float]],
+        checkpoint: Callable[[Any], None] | None,
+        checkpoint_seconds: float,
+        progress: Callable[[Any], None] | None,
+    ) -> None:
+        """Update until `until` updates are done, timing each,
+        validating every validate_every updates and at the run's last,
+        logging, and checkpointing every checkpoint_seconds and at the
+        end."""
+        last_save = time.perf_counter()
+        while self.update < until:
+            start, cpu = time.perf_counter(), time.process_time()
+            stats = one_update()
+            self.update += 1
+            self.wall_seconds += time.perf_counter() - start
+            self.cpu_seconds += time.process_time() - cpu
+            if (
+                self.update % self.config.validate_every == 0
+                or self.update == self.config.updates
+            ):
+                self.validate()
+            self.log.append(
+                {
+                    "update": self.update,
+                    "env_steps": self.env_steps,
+                    "wall_seconds": round(self.wall_seconds, 3),
+                    "cpu_seconds": round(self.cpu_seconds, 3),
+                    "games": len(self.scores),
+                    **{k: round(v, 5) for k, v in stats.items()},
+                }
+            )
+            if progress is not None:
+                progress(self)
+            if checkpoint is not None and (
+                time.perf_counter() - last_save >= checkpoint_seconds
+                or self.update == until
+            ):
+                checkpoint(self)
+                last_save = time.perf_counter()
+
+    def validate(self) -> None:
+        """Score the weights on validation games; keep the best."""
+        start, cpu = time.perf_counter(), time.process_time()
+        scores = play_games(
+            self._agent(),
+            self.config.validation_games,
+            seed=self.seed,
+            purpose=f"validation-{self.update}",
+            settings=self.config.settings,
+            keep_scores=True,
+        ).scores
+        net = self._network().train()  # the agent set it to eval mode
+        mean = float(scores.mean())
+        self.validations.append(
+            {
+                "update": self.update,
+                "mean": mean,
+                "scores": scores.tolist(),
+            }
+        )
+        if self.best is None or mean > self.best["mean"]:
+            self.best = {
+                "update": self.update,
+                "mean": mean,
+                "state": {
+                    k: v.clone() for k, v in net.state_dict().items()
+                },
+            }
+        self.wall_seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole run between two updates, for save_checkpoint."""
+        return {
+            "kind": self.KIND,
+            "config": json.dumps(asdict(self.config)),
+            "seed": self.seed,
+            self.NET_KEY: self._network().state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(self.rng),
+            "update": self.update,
+            "env_steps": self.env_steps,
+            "wall_seconds": self.wall_seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "scores": self.scores,
+            "log": json.dumps(self.log),
+            "validations": json.dumps(self.validations),
+            "best": self.best,
+        }
+
+    def _load_record(self, state: Mapping[str, Any]) -> None:
+        self._network().load_state_dict(state[self.NET_KEY])
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(self.rng, state["rng"])
+        self.update = state["update"]
+        self.env_steps = state["env_steps"]
+        self.wall_seconds = state["wall_seconds"]
+        self.cpu_seconds = state.get("cpu_seconds", 0.0)
+        self.scores = list(state["scores"])
+        self.log = json.loads(state["log"])
+        self.validations = json.loads(state["validations"])
+        self.best = state["best"]
 
 
 class Reinforce(PongRun):
@@ -684,3 +1270,90 @@ def from_state(cls, state: Mapping[str, Any]) -> PPO:
     run._load_record(state)
     set_rng_state(run.minibatch_rng, state["minibatch_rng"])
     return run
+
+
+# A shipped agent rebuilt from its manifest (`rlbook.agents.load_agent`
+# and `python -m rlbook evaluate` find it by its kind): the network with
+# its weights, checked against the Pong setting, the preprocessing and
+# the actions the manifest records.
+OBSERVATIONS = {
+    "difference": {
+        "preprocess": "rlbook.pong.prepro_batch",
+        "input": "difference of the last two preprocessed frames, zero "
+        "at a game's start",
+    },
+    "stack": {
+        "preprocess": "rlbook.pong.prepro_batch",
+        "input": "the last `frames` preprocessed frames, the first "
+        "repeated at a game's start",
+    },
+}
+
+
+@dataclass(frozen=True)
+class PongPolicy:
+    """A shipped Pong agent; make_agent gives a fresh one per match."""
+
+    kind: str
+    net: nn.Module
+    """TorchPolicy or PongActorCritic"""
+
+    def make_agent(self) -> DifferenceAgent | StackAgent:
+        return _agent_for(self.net)
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        raise TypeError(
+            "Pong agents play whole games: use "
+            "rlbook.chapters.pong.play_games"
+        )
+
+    def act(self, obs: np.ndarray) -> int:
+        raise TypeError(
+            "Pong agents play whole games: use "
+            "rlbook.chapters.pong.play_games"
+        )
+
+
+def _net_for(
+    kind: str,
+    network: Mapping[str, Any],
+    weights: Mapping[str, torch.Tensor],
+) -> nn.Module:
+    """The network of a shipped kind holding weights, in float32."""
+    net_class = TorchPolicy if kind == "pong-pg" else PongActorCritic
+    net = net_class(**network)
+    net.load_state_dict(weights)
+    return net.float().eval()
+
+
+def _agent_for(net: nn.Module) -> DifferenceAgent | StackAgent:
+    if isinstance(net, TorchPolicy):
+        return DifferenceAgent(net)
+    return StackAgent(net)
+
+
+def _build_pong(
+    kind: str, spec: Mapping[str, Any], weights: Mapping[str, Any]
+) -> PongPolicy:
+    check_settings(spec["settings"])
+    seen = "difference" if kind == "pong-pg" else "stack"
+    expected = OBSERVATIONS[seen]["preprocess"]
+    if spec["observation"]["preprocess"] != expected:
+        raise ValueError(
+            f"{kind} agents see frames through {expected}, not "
+            f"{spec['observation']['preprocess']!r}"
+        )
+    net = _net_for(kind, spec["network"], weights["policy"])
+    if tuple(spec["action_set"]) != action_set(net.actions):
+        raise ValueError(
+            f"action_set {spec['action_set']} is not the "
+            f"{net.actions}-action policy's "
+            f"{list(action_set(net.actions))}"
+        )
+    return PongPolicy(kind, net)
+
+
+for _kind in ("pong-pg", "pong-actor-critic"):
+    register_kind(_kind)(
+        lambda spec, weights, kind=_kind: _build_pong(kind, spec, weights)
+    )

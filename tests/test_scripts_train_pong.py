@@ -1,0 +1,229 @@
+"""scripts/train_pong.py: shipping a finished run and recording an unfinished one,
+the agent the CLI rebuilds from the manifest, going on from the committed
+checkpoint, and one run per runs folder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlbook.agents import ArtifactError, load_agent
+from rlbook.chapters.pong import PPO, Reinforce, play_games
+
+from .conftest import tiny_pong_configs
+from .scripts import load_script
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_PG, TINY_PPO = tiny_pong_configs()
+
+
+def test_first_reaching_needs_a_full_window():
+    first_reaching = load_script("scripts/train_pong.py").first_reaching
+    scores = np.array([-21.0, -1.0, 19.0, 21.0, 21.0])
+    assert first_reaching(scores, 18.0, window=2) == 3
+    assert first_reaching(scores, 21.0, window=3) is None
+    assert first_reaching(scores, -11.0, window=2) == 1  # needs a full window
+
+
+def evaluate_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """``python -m rlbook ARGS`` in this process: its status, stdout and stderr
+    (test_cli.py runs the command itself in a fresh interpreter)."""
+    from rlbook.__main__ import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("kind", ["reinforce", "ppo"])
+def test_export_ships_an_agent_that_the_cli_rebuilds_from_its_manifest(
+    tmp_path, kind, request, monkeypatch, capsys
+):
+    pt = load_script("scripts/train_pong.py")
+
+    # The finished tiny runs the other tests train (#28), and 2 test games
+    # instead of TEST_GAMES' 10: the export must play and record as many as
+    # TEST_GAMES says, whatever it is.
+    run = request.getfixturevalue(
+        "tiny_reinforce" if kind == "reinforce" else "tiny_ppo"
+    )
+    if kind == "reinforce":
+        run = run[0]
+    real_score_weights = pt.score_weights
+    monkeypatch.setattr(pt, "TEST_GAMES", 2)
+    monkeypatch.setattr(
+        pt,
+        "score_weights",
+        lambda state, weights, games=None: real_score_weights(
+            state, weights, pt.TEST_GAMES if games is None else games
+        ),
+    )
+    early = (Reinforce(TINY_PG) if kind == "reinforce" else PPO(TINY_PPO)).state_dict()
+    with pytest.raises(ValueError, match="finish it before exporting"):
+        pt.export_pong(early, tmp_path / "early", command="test")
+    # an unfinished run may only be recorded as in progress, without weights
+    snapshot = json.loads(
+        pt.snapshot_pong(early, tmp_path / "agent", command="test").read_text()
+    )
+    assert snapshot["update"] == 0 < snapshot["planned_updates"]
+    assert snapshot["scores"] == [] and snapshot["provenance"]["command"] == "test"
+    assert sorted(p.name for p in (tmp_path / "agent").iterdir()) == [
+        "in-progress.json"
+    ]
+    assert run.update == pt.planned_updates(run.state_dict())  # finished
+    with pytest.raises(ValueError, match="export it"):
+        pt.snapshot_pong(run.state_dict(), tmp_path / "late", command="test")
+    # the same run seen as halfway through a plan twice as long
+    config = json.loads(run.state_dict()["config"])
+    config["updates" if kind == "reinforce" else "total_steps"] *= 2
+    halfway = {**run.state_dict(), "config": json.dumps(config)}
+    path = pt.snapshot_pong(halfway, tmp_path / "halfway", command="test")
+    snapshot = json.loads(path.read_text())
+    assert snapshot["planned_updates"] == 2 * snapshot["update"] > 0
+    assert snapshot["log"][-1]["games"] == len(snapshot["scores"])
+    assert snapshot["scores"] or kind == "ppo"  # tiny PPO ends no game
+    assert snapshot["log"][-1]["env_steps"] == snapshot["env_steps"]
+    assert snapshot["validations"] and snapshot["cpu_seconds"] > 0
+    out = pt.export_pong(run.state_dict(), tmp_path / "agent", command="test")
+    assert not (out / "in-progress.json").exists()  # the finished run replaces it
+    manifest = json.loads((out / "agent.json").read_text())
+    spec = manifest["spec"]
+    assert manifest["env_id"] == "ALE/Pong-v5" and spec["settings"]["frameskip"] == 4
+    assert spec["observation"]["preprocess"] == "rlbook.pong.prepro_batch"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["test"]["best"]) == len(metrics["test"]["final"]) == 2
+    provenance = json.loads((out / "weights.provenance.json").read_text())
+    assert provenance["score"]["test_best"] == metrics["test"]["best"]
+    assert provenance["score"]["games"] == 2
+
+    agent = load_agent(out)
+    played = play_games(
+        agent.policy.make_agent(),
+        2,
+        seed=4,
+        purpose="evaluate",
+        lanes=1,
+        settings=spec["settings"],
+        keep_scores=True,
+    )
+    code, stdout, stderr = evaluate_in_process(
+        capsys, "evaluate", str(out), "--episodes", "2", "--envs", "1", "--seed", "4"
+    )
+    assert code == 0, stderr
+    assert len(stdout.splitlines()) == 1
+    record = json.loads(stdout)
+    assert record["games"] == 2 and record["kind"] == manifest["kind"]
+    # the command line lists no scores (its memory stays bounded), only their
+    # statistics: those of the same games played here
+    assert "scores" not in record and np.all(np.abs(played.scores) <= 21)
+    assert record["mean_score"] == float(played.scores.mean())
+    assert record["games_won"] == int((played.scores > 0).sum())
+    assert record["min_score"] == played.scores.min()
+    assert record["max_score"] == played.scores.max()
+
+    code, _, stderr = evaluate_in_process(
+        capsys, "evaluate", str(out), "--episodes", "1", "--frames", "simple"
+    )
+    assert code == 2 and "not to Pong" in stderr
+
+    # #28: metrics.json is in the manifest's SHA-256 set, so a changed byte
+    # fails on load; a manifest without the set (the folders shipped before
+    # it) still loads
+    assert set(manifest["sha256"]) == {
+        "weights.pt",
+        "weights.provenance.json",
+        "metrics.json",
+    }
+    exported = (out / "metrics.json").read_bytes()
+    (out / "metrics.json").write_bytes(
+        exported.replace(b'"best_update":', b'"best_update": ')
+    )
+    with pytest.raises(ArtifactError, match=r"metrics\.json in .*changed or damaged"):
+        load_agent(out)
+    unhashed = {k: v for k, v in manifest.items() if k != "sha256"}
+    (out / "agent.json").write_text(json.dumps(unhashed))
+    load_agent(out)
+    (out / "metrics.json").write_bytes(exported)
+
+    spec["observation"]["preprocess"] = "somebody.else"
+    (out / "agent.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="prepro_batch"):
+        load_agent(out)
+    spec["observation"]["preprocess"] = "rlbook.pong.prepro_batch"
+    spec["settings"]["env_id"] = "ALE/Pongg-v5"
+    (out / "agent.json").write_text(json.dumps(manifest))
+    code, _, stderr = evaluate_in_process(
+        capsys, "evaluate", str(out), "--episodes", "1"
+    )
+    assert code == 2 and stderr.startswith("error:")  # an uncaught error raises here
+
+
+def train_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_pong.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_reinforce):
+    """The run longer than a session: main carries checkpoint.pt.xz, and a runs
+    folder without a checkpoint starts from it and ends where a run that never
+    stopped ends; a resume under another budget or seed is refused."""
+    from rlbook.checkpoint import save_checkpoint
+
+    script = load_script("scripts/train_pong.py")
+
+    straight, halfway = tiny_reinforce  # trained once for the module (#28)
+    state = {
+        **halfway,
+        "budget": "smoke",
+        "commits": "[]",
+        "resumed_at": "[]",
+    }
+    save_checkpoint(tmp_path / "old" / "checkpoint.pt", state)
+    shipped = tmp_path / "artifacts"
+    shipped.mkdir()
+    data = (tmp_path / "old" / "checkpoint.pt").read_bytes()
+    for odd in (b"", b"x", b"xy", b"xyz"):  # every padding
+        assert script.unpack(script.pack(odd)) == odd
+    packed = script.pack(data)  # and a checkpoint, compressed once (seconds, #28)
+    assert script.unpack(packed) == data
+    (shipped / script.COMMITTED_CHECKPOINT).write_bytes(packed)
+    runs = tmp_path / "runs"
+    said = []
+    for option in (["--seed", "7"], ["--budget", "full"]):
+        refused = train_script(
+            "reinforce", "--runs", str(runs), "--out", str(shipped), *option
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.startswith("error:") and option[0] in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        said.append(refused.stdout)
+    assert "starting from" in said[0]  # the refused run was the committed one
+    done = train_script("reinforce", "--runs", str(runs), "--out", str(shipped))
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stdout
+    resumed = torch.load(runs / "reinforce" / "checkpoint.pt", weights_only=True)
+    assert resumed["budget"] == "smoke" and resumed["update"] == 2
+    assert json.loads(resumed["resumed_at"]) == [1]
+    for k, v in straight.policy.state_dict().items():
+        assert torch.equal(v, resumed["policy"][k]), k
+
+
+def test_a_second_run_in_the_same_runs_folder_is_refused(tmp_path):
+    from rlbook.runlock import hold_runs_folder
+
+    hold_runs_folder(tmp_path / "runs" / "reinforce")  # this process is the first run
+    second = train_script(
+        "reinforce", "--runs", str(tmp_path / "runs"), "--budget", "smoke"
+    )
+    assert second.returncode == 2
+    assert second.stderr.startswith("error: another run") and "--runs" in second.stderr
+    assert not (tmp_path / "runs" / "reinforce" / "checkpoint.pt").exists()
