@@ -1,0 +1,368 @@
+"""Where one PPO update on Pong spends its time, and the machine's two limits.
+
+    .venv/bin/python benchmarks/pong_ppo_profile.py [--updates 3] [--out FILE]
+
+Runs the chapter's PPO (:class:`rlbook.chapters.pong.PPO`, the full recipe's
+settings: 16 games x 128 steps an update, 4 epochs of 4 minibatches) for one
+warm-up update and then ``--updates`` timed ones, and charges the wall and the
+CPU time (all threads) of each to its part, by wrapping the functions the
+update calls (nothing in the update changes):
+
+* collection: the emulators' step (``PongVector.step``, which includes
+  preprocessing its frames), preprocessing (``prepro_batch``, every call, in
+  the step and in the frame stack), the frame stack, the policy's forward
+  pass, sampling actions, and the rest (Python and buffer writes);
+* learning: GAE, the network's forward pass, the loss, ``backward``, gradient
+  clipping, Adam's step, and the rest.
+
+Beside it, the two limits of this machine: the emulators alone (ALE's vector
+environment stepping 16 games with random actions, nothing else: no
+collection can be faster), and the learner's floating-point work (counted
+with ``torch.utils.flop_counter.FlopCounterMode``) against the measured
+matrix-multiply rate in float32 and bfloat16 on one and on all cores.
+
+With ``--variants``, it also times the learner alone on one fixed buffer of
+experience, in each of the ways #26 of the book's issues lists (bfloat16
+autocast, ``channels_last``, ``torch.compile``, fewer epochs, fewer frames,
+a smaller hidden layer), ``--repeats`` times each, interleaved (ABCABC...),
+and reports each one's CPU seconds per update and its ratio to float32's with
+a 95% bootstrap interval. These say how much each change could save per
+update, not whether the agent still learns as fast per step: only training
+runs can say that.
+
+Prints one JSON line (and writes it to ``--out``): every part's seconds per
+update, the limits, the variants, and the machine (CPU model and flags,
+cores, load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import rlbook.chapters.pong as page
+import rlbook.pong as pong
+from rlbook.checkpoint import atomic_write
+from rlbook.stats import bootstrap_ratio
+
+_clock: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+_phase = ["none"]
+
+
+def timed(name: str, fn: Callable[..., Any], *, phased: bool = False):
+    """``fn``, charging its wall and CPU seconds to ``name`` (and to its phase's
+    ``name`` when ``phased``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = f"{_phase[0]}.{name}" if phased else name
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _clock[key][0] += time.perf_counter() - wall
+            _clock[key][1] += time.process_time() - cpu
+
+    return wrapper
+
+
+def phase(name: str, fn: Callable[..., Any]):
+    timed_fn = timed(name, fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _phase[0] = name
+        try:
+            return timed_fn(*args, **kwargs)
+        finally:
+            _phase[0] = "none"
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def instrumented(run: page.PPO) -> Iterator[None]:
+    """Within the block, what one update calls is wrapped in clocks; the
+    computation is unchanged, and everything is restored after it."""
+    prepro = timed("prepro", pong.prepro_batch, phased=True)
+    wraps = [
+        (pong, "prepro_batch", prepro),  # PongVector.step's
+        (page, "prepro_batch", prepro),  # StackAgent's
+        (pong.PongVector, "step", timed("emulator_step", pong.PongVector.step)),
+        *(
+            (page.StackAgent, n, timed("frame_stack", getattr(page.StackAgent, n)))
+            for n in ("step_frames", "new_games")
+        ),
+        (page, "sample_actions", timed("sample_actions", page.sample_actions)),
+        (page, "gae", timed("gae", page.gae)),
+        (run.net, "forward", timed("forward", run.net.forward, phased=True)),
+        (run.optimizer, "step", timed("optimizer_step", run.optimizer.step)),
+        (nn.utils, "clip_grad_norm_", timed("clip_grad", nn.utils.clip_grad_norm_)),
+        (torch.Tensor, "backward", timed("backward", torch.Tensor.backward)),
+        (run, "collect", phase("collect", run.collect)),
+        (run, "learn", phase("learn", run.learn)),
+    ]
+    with contextlib.ExitStack() as stack:
+        for target, name, wrapper in wraps:
+            stack.enter_context(mock.patch.object(target, name, wrapper))
+        yield
+
+
+def profile_updates(run: page.PPO, updates: int) -> dict[str, Any]:
+    """One warm-up update, then ``updates`` timed ones: each part's wall and
+    CPU seconds per update, and the whole update's."""
+    with instrumented(run):
+        run.train(until=run.update + 1)  # warm-up: emulators, first passes
+        _clock.clear()
+        wall, cpu = time.perf_counter(), time.process_time()
+        run.train(until=run.update + updates)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    per = {k: [w / updates, c / updates] for k, (w, c) in _clock.items()}
+    zero = [0.0, 0.0]
+    step = per.get("emulator_step", zero)
+    prep_step = per.get("collect.prepro", zero)  # inside PongVector.step
+    prep_stack = per.get("none.prepro", zero)  # the frame stack's own
+    parts = {
+        "collect": {
+            "emulator": np.subtract(step, prep_step).tolist(),
+            "preprocess": np.add(prep_step, prep_stack).tolist(),
+            "frame_stack": np.subtract(
+                per.get("frame_stack", zero), prep_stack
+            ).tolist(),
+            "policy_forward": per.get("collect.forward", zero),
+            "sample_actions": per.get("sample_actions", zero),
+        },
+        "learn": {
+            "gae": per.get("gae", zero),
+            "forward": per.get("learn.forward", zero),
+            "backward": per.get("backward", zero),
+            "clip_grad": per.get("clip_grad", zero),
+            "optimizer_step": per.get("optimizer_step", zero),
+        },
+    }
+    for ph in ("collect", "learn"):
+        total = per[ph]
+        parts[ph]["other"] = np.subtract(
+            total, np.sum(list(parts[ph].values()), axis=0)
+        ).tolist()
+        parts[ph]["total"] = total
+    return {
+        "seconds_per_update": {"wall": wall / updates, "cpu": cpu / updates},
+        "parts_wall_cpu_seconds": parts,
+    }
+
+
+def matmul_rate(dtype: torch.dtype, threads: int, n: int = 1024) -> float:
+    """Best GFLOP/s of an n x n matrix product over 5 timings of 10, per
+    CPU-second of the process (all threads): on a busy machine wall time
+    counts the other jobs, CPU time much less."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(3):
+            a @ b
+        best = float("inf")
+        for _ in range(5):
+            start = time.process_time()
+            for _ in range(10):
+                a @ b
+            best = min(best, (time.process_time() - start) / 10)
+    finally:
+        torch.set_num_threads(before)
+    # CPU seconds over all threads: per core, times the threads for the total
+    return 2 * n**3 / best / 1e9 * threads
+
+
+def emulator_ceiling(envs: int, steps: int, seed: int) -> dict[str, float]:
+    """ALE's vector environment alone: random actions, no preprocessing."""
+    vec = pong.make_pong_vector(envs, seed=seed)
+    vec.reset()
+    rng = np.random.default_rng(seed)
+    per_lane = max(1, steps // envs)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(per_lane):
+        vec._env.step(rng.integers(0, 3, envs))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    vec.close()
+    return {
+        "steps_per_s": per_lane * envs / wall,
+        "cpu_s_per_step": cpu / (per_lane * envs),
+    }
+
+
+def learner_flops(config: page.PPOConfig) -> dict[str, float]:
+    """FLOPs of one collection forward pass over all lanes, and of one learning
+    minibatch's forward and backward pass (counted, not estimated)."""
+    net = page.PongActorCritic(config.frames, config.actions)
+    x = torch.randint(0, 2, (config.envs, config.frames, 80, 80), dtype=torch.uint8)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(x)
+    collect = counter.get_total_flops()
+    size = config.batch // config.minibatches
+    xb = torch.randint(0, 2, (size, config.frames, 80, 80), dtype=torch.uint8)
+    with FlopCounterMode(display=False) as counter:
+        logits, value = net(xb)
+        (logits.sum() + value.sum()).backward()
+    minibatch = counter.get_total_flops()
+    return {
+        "collect_forward_per_step": collect,
+        "learn_per_minibatch": minibatch,
+        "collect_per_update": collect * config.steps,
+        "learn_per_update": minibatch * config.minibatches * config.epochs,
+    }
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "fp32": {},
+    "bf16_autocast": {"autocast": True},
+    "channels_last": {"channels_last": True},
+    "compile": {"compile": True},
+    "epochs_2": {"config": {"epochs": 2}},
+    "minibatches_2": {"config": {"minibatches": 2}},
+    "frames_2": {"config": {"frames": 2}},
+    "bf16_compile_frames_2": {
+        "autocast": True,
+        "compile": True,
+        "config": {"frames": 2},
+    },
+}
+
+
+def learner_variants(config: page.PPOConfig, seed: int, repeats: int) -> dict[str, Any]:
+    """CPU seconds of one learning phase (``PPO.learn``) per variant, on one
+    buffer collected once, interleaved across variants."""
+    runs, buffers = {}, {}
+    for name, v in VARIANTS.items():
+        c = replace(config, **v.get("config", {}))
+        run = page.PPO(c, seed=seed)
+        if v.get("channels_last"):
+            run.net = run.net.to(memory_format=torch.channels_last)
+        if v.get("compile"):
+            run.net = torch.compile(run.net)
+        if v.get("autocast"):  # the network in bfloat16, the loss in float32
+            forward = run.net.forward
+
+            def bf16_forward(x: torch.Tensor, forward=forward):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits, value = forward(x)
+                return logits.float(), value.float()
+
+            run.net.forward = bf16_forward
+        key = (c.frames, c.envs, c.steps)
+        if key not in buffers:  # the same experience for every variant
+            vec = pong.make_pong_vector(c.envs, c.settings, seed=seed)
+            agent = page.StackAgent(page.PongActorCritic(c.frames, c.actions))
+            frames = vec.reset()
+            agent.start(frames)
+            run._start = np.ones(c.envs, np.float32)
+            buf, _ = run.collect(vec, agent, frames)
+            vec.close()
+            buffers[key] = (buf, agent, run._start)
+        runs[name] = (run, v)
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    compile_s: dict[str, float] = {}
+    for rep in range(repeats + 1):  # the first round warms up (and compiles)
+        for name, (run, _) in runs.items():
+            c = run.config
+            buf, agent, start = buffers[(c.frames, c.envs, c.steps)]
+            run._start = start
+            cpu, wall = time.process_time(), time.perf_counter()
+            run.learn(buf, agent)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            if rep == 0:
+                compile_s[name] = wall
+            else:
+                samples[name].append(cpu)
+    out: dict[str, Any] = {}
+    for name, xs in samples.items():
+        ratio = bootstrap_ratio(xs, samples["fp32"], seed=seed)
+        out[name] = {
+            "cpu_s_per_update": xs,
+            "first_call_wall_s": compile_s[name],
+            "ratio_to_fp32": ratio.mean,
+            "ratio_95ci": [ratio.low, ratio.high],
+        }
+    return out
+
+
+def cpu_model() -> dict[str, Any]:
+    flags: set[str] = set()
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
+    return {
+        "model": model,
+        "cores": os.cpu_count(),
+        "isa": [f for f in wanted if f in flags],
+        "loadavg_1min": os.getloadavg()[0],
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--updates", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--variants", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    config = replace(page.ppo_config("full"), validate_every=10**9)
+    run = page.PPO(config, seed=args.seed)
+    profile = profile_updates(run, args.updates)
+    learn_cpu = profile["parts_wall_cpu_seconds"]["learn"]["total"][1]
+    flops = learner_flops(config)
+    record = {
+        "benchmark": "pong_ppo_profile",
+        "updates_timed": args.updates,
+        "steps_per_update": config.batch,
+        **profile,
+        "emulator_ceiling": emulator_ceiling(config.envs, 4096, args.seed),
+        "flops": flops,
+        # per CPU-second: the learner's rate per busy core, comparable with
+        # the matrix-multiply rate per core below on a machine others share
+        "learn_gflops_per_cpu_s": flops["learn_per_update"] / learn_cpu / 1e9,
+        "matmul_gflops_per_s": {
+            f"{name}_{t}thread": matmul_rate(dtype, t)
+            for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+            for t in sorted({1, os.cpu_count() or 1})
+        },
+        "machine": cpu_model(),
+    }
+    if args.variants:
+        record["learner_variants"] = learner_variants(config, args.seed, args.repeats)
+    line = json.dumps(record)
+    print(line)
+    if args.out is not None:
+        atomic_write(args.out, lambda f: f.write(line.encode() + b"\n"))
+
+
+if __name__ == "__main__":
+    main()
