@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -54,6 +55,7 @@ from dataclasses import asdict
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import torch
@@ -522,21 +524,32 @@ def cpp_build_flags() -> list[str]:
 
 
 def build_cpp_runner(out_dir: str | Path, *, compiler: str | None = None) -> Path:
-    """Compile ``deploy/cpp/aoti_infer.cpp`` into ``out_dir/aoti_infer``; its path.
+    """Compile ``deploy/cpp/aoti_infer.cpp`` into ``out_dir/aoti_infer``; its path
+    (see :func:`build_cpp_program`)."""
+    return build_cpp_program(RUNNER_NAME, out_dir, compiler=compiler)
+
+
+def build_cpp_program(
+    name: str, out_dir: str | Path, *, compiler: str | None = None
+) -> Path:
+    """Compile ``deploy/cpp/NAME.cpp`` against the wheel's libtorch into
+    ``out_dir/NAME``; its path.
 
     Skips the build when the binary is newer than the source and was built from
     the same source with the same compiler and flags (recorded beside it in
-    ``aoti_infer.build.json``). The compiler's warnings are not shown.
+    ``NAME.build.json``). The compiler's warnings are not shown.
 
     Raises:
         DeployError: if no compiler is found or the build fails (the message
             quotes the command and the last lines the compiler wrote).
     """
-    source = repo_root() / RUNNER_SOURCE
+    source = repo_root() / RUNNER_SOURCE.parent / f"{name}.cpp"
+    if not source.is_file():
+        raise DeployError(f"no C++ program {source}")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    binary = folder / RUNNER_NAME
-    stamp_path = folder / f"{RUNNER_NAME}.build.json"
+    binary = folder / name
+    stamp_path = folder / f"{name}.build.json"
     cxx, flags = find_cxx(compiler), cpp_build_flags()
     stamp = {
         "compiler": cxx,
@@ -552,7 +565,7 @@ def build_cpp_runner(out_dir: str | Path, *, compiler: str | None = None) -> Pat
             and stamp_path.read_text() == text
         ):
             return binary
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{RUNNER_NAME}.", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
     os.close(fd)
     command = [*cxx, str(source), "-o", tmp_name, *flags]
     try:
@@ -561,7 +574,7 @@ def build_cpp_runner(out_dir: str | Path, *, compiler: str | None = None) -> Pat
             output = (result.stderr + result.stdout).strip().splitlines()
             tail = "\n".join(output[-COMPILER_LINES:]) or "(no output)"
             raise DeployError(
-                f"building the C++ runner failed (exit {result.returncode}):\n"
+                f"building {source.name} failed (exit {result.returncode}):\n"
                 f"  {shlex.join(command)}\nlast lines from the compiler:\n{tail}"
             )
         os.chmod(tmp_name, 0o755)
@@ -575,6 +588,105 @@ def build_cpp_runner(out_dir: str | Path, *, compiler: str | None = None) -> Pat
 
 
 # ---------------------------------------------------------------- timing
+
+
+class Clocks:
+    """Wall and CPU seconds (all threads) charged to named parts of a program,
+    by wrapping the functions it calls; nothing they compute changes.
+
+    ``with clocks.patched([(target, "name", "part"), ...]):`` replaces each
+    ``target.name`` by a clocked wrapper for the block and restores it after.
+    A part marked as a phase (``phase=True``) names the calls inside it: a
+    clocked call made during phase ``P`` is charged to ``"P.part"`` when its
+    part is ``phased`` (the network's forward pass while collecting and while
+    learning).
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {}
+        self._phase = "none"
+
+    def wrap(
+        self,
+        fn: Callable[..., Any],
+        part: str,
+        *,
+        phased: bool = False,
+        phase: bool = False,
+    ) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def clocked(*args: Any, **kwargs: Any) -> Any:
+            key = f"{self._phase}.{part}" if phased else part
+            before = self._phase
+            if phase:
+                self._phase = part
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = self.seconds.setdefault(key, [0.0, 0.0])
+                spent[0] += time.perf_counter() - wall
+                spent[1] += time.process_time() - cpu
+                self._phase = before
+
+        return clocked
+
+    @contextlib.contextmanager
+    def patched(
+        self, targets: Sequence[tuple[Any, str, str] | tuple[Any, str, str, dict]]
+    ) -> Iterator[Clocks]:
+        with contextlib.ExitStack() as stack:
+            for target, name, part, *options in targets:
+                wrapper = self.wrap(getattr(target, name), part, **(options or [{}])[0])
+                stack.enter_context(mock.patch.object(target, name, wrapper))
+            yield self
+
+    def get(self, key: str) -> list[float]:
+        """``[wall, cpu]`` seconds charged to ``key`` (zeros if none)."""
+        return list(self.seconds.get(key, [0.0, 0.0]))
+
+
+def matmul_gflops(dtype: torch.dtype, threads: int, n: int = 1024) -> float:
+    """This CPU's matrix-multiply rate: GFLOP/s of an ``n x n`` product, best of
+    5 timings of 10, per CPU-second times ``threads`` (on a machine shared with
+    other jobs, wall time counts them too, CPU time much less)."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(3):
+            a @ b
+        best = float("inf")
+        for _ in range(5):
+            start = time.process_time()
+            for _ in range(10):
+                a @ b
+            best = min(best, (time.process_time() - start) / 10)
+    finally:
+        torch.set_num_threads(before)
+    return 2 * n**3 / best / 1e9 * threads
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU by name, its cores and the vector and matrix instruction sets
+    that decide PyTorch's speed on it (AVX-512, its bf16 and VNNI extensions,
+    AMX), from ``/proc/cpuinfo`` where there is one."""
+    flags: set[str] = set()
+    model = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+    return {
+        "model": model,
+        "cores": os.cpu_count(),
+        "isa": [f for f in wanted if f in flags],
+        "loadavg_1min": os.getloadavg()[0],
+    }
 
 
 def latency_stats(samples_ms: Sequence[float]) -> dict[str, float]:

@@ -38,19 +38,14 @@ cores, load).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import json
 import os
-import platform
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
+import harness
 import numpy as np
 import torch
 from torch import nn
@@ -61,83 +56,42 @@ import rlbook.pong as pong
 from rlbook.checkpoint import atomic_write
 from rlbook.stats import bootstrap_ratio
 
-_clock: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-_phase = ["none"]
 
-
-def timed(name: str, fn: Callable[..., Any], *, phased: bool = False):
-    """``fn``, charging its wall and CPU seconds to ``name`` (and to its phase's
-    ``name`` when ``phased``)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        key = f"{_phase[0]}.{name}" if phased else name
-        wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _clock[key][0] += time.perf_counter() - wall
-            _clock[key][1] += time.process_time() - cpu
-
-    return wrapper
-
-
-def phase(name: str, fn: Callable[..., Any]):
-    timed_fn = timed(name, fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _phase[0] = name
-        try:
-            return timed_fn(*args, **kwargs)
-        finally:
-            _phase[0] = "none"
-
-    return wrapper
-
-
-@contextlib.contextmanager
-def instrumented(run: page.PPO) -> Iterator[None]:
-    """Within the block, what one update calls is wrapped in clocks; the
-    computation is unchanged, and everything is restored after it."""
-    prepro = timed("prepro", pong.prepro_batch, phased=True)
-    wraps = [
-        (pong, "prepro_batch", prepro),  # PongVector.step's
-        (page, "prepro_batch", prepro),  # StackAgent's
-        (pong.PongVector, "step", timed("emulator_step", pong.PongVector.step)),
-        *(
-            (page.StackAgent, n, timed("frame_stack", getattr(page.StackAgent, n)))
-            for n in ("step_frames", "new_games")
-        ),
-        (page, "sample_actions", timed("sample_actions", page.sample_actions)),
-        (page, "gae", timed("gae", page.gae)),
-        (run.net, "forward", timed("forward", run.net.forward, phased=True)),
-        (run.optimizer, "step", timed("optimizer_step", run.optimizer.step)),
-        (nn.utils, "clip_grad_norm_", timed("clip_grad", nn.utils.clip_grad_norm_)),
-        (torch.Tensor, "backward", timed("backward", torch.Tensor.backward)),
-        (run, "collect", phase("collect", run.collect)),
-        (run, "learn", phase("learn", run.learn)),
+def clock_targets(run: page.PPO) -> list[tuple]:
+    """What one update calls, as :meth:`harness.Clocks.patched` takes it."""
+    phased = {"phased": True}
+    return [
+        (pong, "prepro_batch", "prepro_step", phased),  # PongVector.step's
+        (page, "prepro_batch", "prepro_stack", phased),  # StackAgent's
+        (pong.PongVector, "step", "emulator_step"),
+        (page.StackAgent, "step_frames", "frame_stack"),
+        (page.StackAgent, "new_games", "frame_stack"),
+        (page, "sample_actions", "sample_actions"),
+        (page, "gae", "gae"),
+        (run.net, "forward", "forward", phased),
+        (run.optimizer, "step", "optimizer_step"),
+        (nn.utils, "clip_grad_norm_", "clip_grad"),
+        (torch.Tensor, "backward", "backward"),
+        (run, "collect", "collect", {"phase": True}),
+        (run, "learn", "learn", {"phase": True}),
     ]
-    with contextlib.ExitStack() as stack:
-        for target, name, wrapper in wraps:
-            stack.enter_context(mock.patch.object(target, name, wrapper))
-        yield
 
 
 def profile_updates(run: page.PPO, updates: int) -> dict[str, Any]:
     """One warm-up update, then ``updates`` timed ones: each part's wall and
     CPU seconds per update, and the whole update's."""
-    with instrumented(run):
+    clocks = harness.Clocks()
+    with clocks.patched(clock_targets(run)):
         run.train(until=run.update + 1)  # warm-up: emulators, first passes
-        _clock.clear()
+        clocks.seconds.clear()
         wall, cpu = time.perf_counter(), time.process_time()
         run.train(until=run.update + updates)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    per = {k: [w / updates, c / updates] for k, (w, c) in _clock.items()}
+    per = {k: [w / updates, c / updates] for k, (w, c) in clocks.seconds.items()}
     zero = [0.0, 0.0]
     step = per.get("emulator_step", zero)
-    prep_step = per.get("collect.prepro", zero)  # inside PongVector.step
-    prep_stack = per.get("none.prepro", zero)  # the frame stack's own
+    prep_step = per.get("collect.prepro_step", zero)  # in PongVector.step
+    prep_stack = per.get("collect.prepro_stack", zero)  # the frame stack's
     parts = {
         "collect": {
             "emulator": np.subtract(step, prep_step).tolist(),
@@ -166,29 +120,6 @@ def profile_updates(run: page.PPO, updates: int) -> dict[str, Any]:
         "seconds_per_update": {"wall": wall / updates, "cpu": cpu / updates},
         "parts_wall_cpu_seconds": parts,
     }
-
-
-def matmul_rate(dtype: torch.dtype, threads: int, n: int = 1024) -> float:
-    """Best GFLOP/s of an n x n matrix product over 5 timings of 10, per
-    CPU-second of the process (all threads): on a busy machine wall time
-    counts the other jobs, CPU time much less."""
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        for _ in range(3):
-            a @ b
-        best = float("inf")
-        for _ in range(5):
-            start = time.process_time()
-            for _ in range(10):
-                a @ b
-            best = min(best, (time.process_time() - start) / 10)
-    finally:
-        torch.set_num_threads(before)
-    # CPU seconds over all threads: per core, times the threads for the total
-    return 2 * n**3 / best / 1e9 * threads
 
 
 def emulator_ceiling(envs: int, steps: int, seed: int) -> dict[str, float]:
@@ -303,28 +234,6 @@ def learner_variants(config: page.PPOConfig, seed: int, repeats: int) -> dict[st
     return out
 
 
-def cpu_model() -> dict[str, Any]:
-    flags: set[str] = set()
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
-    return {
-        "model": model,
-        "cores": os.cpu_count(),
-        "isa": [f for f in wanted if f in flags],
-        "loadavg_1min": os.getloadavg()[0],
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--updates", type=int, default=3)
@@ -350,11 +259,15 @@ def main() -> None:
         # the matrix-multiply rate per core below on a machine others share
         "learn_gflops_per_cpu_s": flops["learn_per_update"] / learn_cpu / 1e9,
         "matmul_gflops_per_s": {
-            f"{name}_{t}thread": matmul_rate(dtype, t)
+            f"{name}_{t}thread": harness.matmul_gflops(dtype, t)
             for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
             for t in sorted({1, os.cpu_count() or 1})
         },
-        "machine": cpu_model(),
+        "machine": {
+            **harness.cpu_description(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
     }
     if args.variants:
         record["learner_variants"] = learner_variants(config, args.seed, args.repeats)

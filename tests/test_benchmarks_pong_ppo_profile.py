@@ -1,6 +1,7 @@
 """benchmarks/pong_ppo_profile.py: the clocks it wraps around one PPO update
 change nothing the update computes, and come off again."""
 
+import sys
 from dataclasses import replace
 
 import torch
@@ -9,8 +10,9 @@ from torch import nn
 import rlbook.chapters.pong as page
 import rlbook.pong as pong
 
-from .scripts import load_script
+from .scripts import ROOT, load_script
 
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports harness
 profile = load_script("benchmarks/pong_ppo_profile.py")
 
 TINY = replace(
