@@ -20,7 +20,6 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
 ``rlbook.replay``         replay buffers: uniform ring buffer, prioritized sum tree
 ``rlbook.dqn``            Q-networks, the lecture's replay memory, Q-network agents
-``rlbook.cartpole_dqn``   the state DQN chapter's batched seed sweep
 ``rlbook.frames``         a replay memory of uint8 frames, each stored once
 ``rlbook.pixels``         CartPole from pixels: preprocessing and a batched renderer
 ``rlbook.pixel_dqn``      the pixel DQN's full run: variants, winner rule, export
@@ -46,7 +45,6 @@ _SUBMODULES = {
     "agents",
     "budget",
     "cartpole",
-    "cartpole_dqn",
     "chapters",
     "checkpoint",
     "data",
