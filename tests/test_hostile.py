@@ -637,7 +637,7 @@ def test_q_table_with_more_actions_than_the_environment(tmp_path, capsys):
 
 
 def test_discretizer_of_another_observation_size(tmp_path, capsys):
-    from rlbook.tabular import Discretizer
+    from rlbook.chapters.tabular_cartpole import Discretizer
 
     three = Discretizer.uniform([-1.0] * 3, [1.0] * 3, 4)
     folder = tabular_with(tmp_path, np.zeros((three.n_states, 2)), three)

@@ -16,7 +16,6 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.runlock``        one run per runs folder
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation, in chunks
-``rlbook.tabular``        discretizing continuous states for Q-tables
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
 ``rlbook.replay``         replay buffers: uniform ring buffer, prioritized sum tree
 ``rlbook.dqn``            Q-networks, the lecture's replay memory, Q-network agents
@@ -66,7 +65,6 @@ _SUBMODULES = {
     "safeload",
     "seeding",
     "stats",
-    "tabular",
 }
 
 
