@@ -218,7 +218,7 @@ def test_frames_option_is_refused_for_agents_that_do_not_see_pixels(tabular_agen
 
 
 def test_the_loss_is_the_n_step_double_dqn_target():
-    from rlbook.frames import FrameBatch
+    from rlbook.replay import FrameBatch
 
     config = replace(TINY, shift=0, huber=False)
     run = PixelDQN(config, seed=0)

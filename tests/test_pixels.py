@@ -79,8 +79,8 @@ def test_bad_states_are_a_clear_error():
 def test_pixel_cartpole_runs_gymnasium_episodes_and_stacks_their_frames():
     """Lane by lane, the same states and returns as Gymnasium's CartPole-v1 with
     the same reset seeds and actions; the stacks hold the last k frames."""
-    from rlbook.frames import FrameReplayMemory
     from rlbook.pixels import PixelCartPole
+    from rlbook.replay import FrameReplayMemory
 
     envs, k = 3, 4
     env = PixelCartPole(envs, k, episode_seed=lambda i: 100 + i)

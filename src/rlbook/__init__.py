@@ -17,9 +17,8 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation, in chunks
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
-``rlbook.replay``         replay buffers: uniform ring buffer, prioritized sum tree
+``rlbook.replay``         uniform and prioritized replay; uint8 frame replay
 ``rlbook.dqn``            Q-networks, the lecture's replay memory, Q-network agents
-``rlbook.frames``         a replay memory of uint8 frames, each stored once
 ``rlbook.pixels``         CartPole from pixels: preprocessing and a batched renderer
 ``rlbook.pixel_dqn``      the pixel DQN's full run: variants, winner rule, export
 ``rlbook.pong``           Pong: emulator, preprocessing, NumPy pg-pong, batched rollout
@@ -51,7 +50,6 @@ _SUBMODULES = {
     "dqn",
     "envs",
     "evaluate",
-    "frames",
     "paths",
     "pixel_dqn",
     "pixels",

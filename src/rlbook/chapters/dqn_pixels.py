@@ -23,13 +23,13 @@ from rlbook.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from rlbook.frames import FrameBatch, FrameReplayMemory
 from rlbook.pixels import (
     FRAME_SIZE,
     RENDERERS,
     PixelCartPole,
     evaluate_pixels,
 )
+from rlbook.replay import FrameBatch, FrameReplayMemory
 from rlbook.seeding import (
     VALIDATION_SEED,
     numpy_stream,
