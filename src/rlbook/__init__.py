@@ -19,8 +19,6 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
 ``rlbook.replay``         uniform and prioritized replay; uint8 frame replay
 ``rlbook.dqn``            Q-networks, the lecture's replay memory, Q-network agents
-``rlbook.pixels``         CartPole from pixels: preprocessing and a batched renderer
-``rlbook.pixel_dqn``      the pixel DQN's full run: variants, winner rule, export
 ``rlbook.pong``           Pong: emulator, preprocessing, NumPy pg-pong, batched rollout
 ``rlbook.pong_train``     playing whole Pong games; a run's record; shipping a run
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
@@ -51,8 +49,6 @@ _SUBMODULES = {
     "envs",
     "evaluate",
     "paths",
-    "pixel_dqn",
-    "pixels",
     "plotting",
     "pong",
     "pong_train",

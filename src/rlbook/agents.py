@@ -83,7 +83,7 @@ _BUILDERS: dict[str, Builder] = {}
 # Kinds whose builder lives in a heavier module, imported only when needed.
 _LAZY_KINDS = {
     "q-network": "rlbook.dqn",
-    "pixel-q-network": "rlbook.pixel_dqn",
+    "pixel-q-network": "rlbook.chapters.dqn_pixels",
     "pong-pg": "rlbook.pong_train",
     "pong-actor-critic": "rlbook.pong_train",
 }
