@@ -31,7 +31,7 @@ import time
 
 import torch
 
-from rlbook.cartpole_dqn import run_sweep, train_dqn_batched
+from rlbook.chapters.dqn_improvements import run_sweep, train_dqn_batched
 from rlbook.chapters.dqn_state import DQNConfig, train_dqn
 
 FULL_SWEEP_RUNS = 60

@@ -8,11 +8,11 @@ produces the preprocessed 80x80 frame of every step, which is what a pixel
 agent's data collection costs before the network:
 
 * ``single``: one Gymnasium environment, ``env.step``, ``env.render()`` (pygame
-  draws a 600x400 frame) and :func:`rlbook.pixels.preprocess` (OpenCV);
+  draws a 600x400 frame) and :func:`rlbook.chapters.dqn_pixels.preprocess` (OpenCV);
 * ``async``: Gymnasium's ``AsyncVectorEnv`` with one worker process per core,
   each rendering and preprocessing its own frames;
 * ``batched``: :class:`rlbook.cartpole.CartPoleBatch` (the same physics over
-  arrays) and :func:`rlbook.pixels.render_batch`, every environment's frame
+  arrays) and :func:`rlbook.chapters.dqn_pixels.render_batch`, every environment's frame
   drawn in one batch.
 
 The ways alternate, ``--repeats`` times each; the best rate of each is kept.
@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from rlbook.cartpole import CartPoleBatch
+from rlbook.chapters.dqn_pixels import preprocess, render_batch
 from rlbook.envs import make_env
-from rlbook.pixels import preprocess, render_batch
 
 
 class Preprocessed(gym.ObservationWrapper):

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/train_dqn_pixels.py --runs _build/dqn-pixels --workers 12
 
-trains each variant of ``rlbook.pixel_dqn.VARIANTS`` with seeds 0, 1 and 2,
+trains each variant of ``rlbook.chapters.dqn_pixels.VARIANTS`` with seeds 0, 1 and 2,
 ``--workers`` runs at a time in separate processes (one CPU thread each, all
 on ``--device``). Each run keeps its whole state in
 ``<runs>/<variant>-s<seed>/checkpoint.pt`` (written every ``--checkpoint-every``
@@ -13,7 +13,7 @@ and the test returns of its best and final weights) and ``weights.pt``
 (both, in float16, as they would ship).
 
 ``--ablations`` trains instead the lecture's choices this book did not take
-(``rlbook.pixel_dqn.ABLATIONS``: its network, 8 frames), each applied alone to
+(``rlbook.chapters.dqn_pixels.ABLATIONS``: its network, 8 frames), each applied alone to
 the shipped variant and stopped at half the run's steps, into
 ``<runs>/ablations/``; with ``--export`` it then writes their curves to
 ``artifacts/dqn-pixels/ablations.json`` and leaves the agent as it is::
@@ -21,7 +21,7 @@ the shipped variant and stopped at half the run's steps, into
     .venv/bin/python scripts/train_dqn_pixels.py --runs _build/dqn-pixels --ablations --export
 
 ``--export`` picks the shipped agent by the rule fixed in
-``rlbook.pixel_dqn.choose_winner`` and writes ``artifacts/dqn-pixels/``
+``rlbook.chapters.dqn_pixels.choose_winner`` and writes ``artifacts/dqn-pixels/``
 (agent, provenance, and every run's curves in ``metrics.json``); it refuses a
 tree with uncommitted changes outside ``artifacts/``.
 """
@@ -83,8 +83,8 @@ def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
     memory it also holds is not read)."""
     import torch
 
-    from rlbook.chapters.dqn_pixels import PixelDQNConfig
-    from rlbook.pixel_dqn import (
+    from rlbook.chapters.dqn_pixels import (
+        PixelDQNConfig,
         ablation_config,
         base_config,
         variant_config,
@@ -147,20 +147,20 @@ def run_one(
 ) -> None:
     import torch
 
-    from rlbook.chapters.dqn_pixels import PixelDQN
-    from rlbook.checkpoint import (
-        atomic_write,
-        make_provenance,
-        save_checkpoint,
-    )
-    from rlbook.device import select_device
-    from rlbook.pixel_dqn import (
+    from rlbook.chapters.dqn_pixels import (
+        PixelDQN,
         ablation_config,
         ablation_steps,
         base_config,
         test_weights,
         variant_config,
     )
+    from rlbook.checkpoint import (
+        atomic_write,
+        make_provenance,
+        save_checkpoint,
+    )
+    from rlbook.device import select_device
 
     torch.set_num_threads(1)
     folder.mkdir(parents=True, exist_ok=True)
@@ -265,7 +265,7 @@ def main() -> int:
     # PYTHONPATH), so that the export checks and records this checkout.
     if str(ROOT / "src") not in sys.path:
         sys.path.insert(0, str(ROOT / "src"))
-    from rlbook.pixel_dqn import ABLATIONS, VARIANTS
+    from rlbook.chapters.dqn_pixels import ABLATIONS, VARIANTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "_build" / "dqn-pixels")
@@ -384,14 +384,14 @@ def main() -> int:
         print(f"error: runs failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     if args.export and ablation:
-        from rlbook.pixel_dqn import export_ablations
+        from rlbook.chapters.dqn_pixels import export_ablations
 
         path = export_ablations(
             args.runs, ROOT / "artifacts" / "dqn-pixels", command=" ".join(sys.argv)
         )
         print(f"exported {path}")
     elif args.export:
-        from rlbook.pixel_dqn import export_artifact
+        from rlbook.chapters.dqn_pixels import export_artifact
 
         path = export_artifact(
             args.runs, ROOT / "artifacts" / "dqn-pixels", command=" ".join(sys.argv)

@@ -13,8 +13,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from rlbook.agents import save_agent
+from rlbook.chapters.tabular_cartpole import Discretizer
 from rlbook.checkpoint import make_provenance
-from rlbook.tabular import Discretizer
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU"

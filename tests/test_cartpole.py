@@ -15,7 +15,7 @@ from rlbook.cartpole import (
     evaluate_greedy,
     start_state,
 )
-from rlbook.cartpole_dqn import StackedQNetwork
+from rlbook.chapters.dqn_improvements import StackedQNetwork
 from rlbook.dqn import QNetwork, QNetworkPolicy
 from rlbook.evaluate import evaluate_batched
 

@@ -90,7 +90,7 @@ class _Stop(Exception):
 def test_pixel_evaluation_memory_does_not_grow_with_episodes(monkeypatch, tmp_path):
     """A trillion episodes: nothing of that size is allocated; the run goes on
     until the policy stops it (the old code asked for an 8 TB array)."""
-    from rlbook.pixels import pipeline_for
+    from rlbook.chapters.dqn_pixels import pipeline_for
 
     calls = itertools.count()
 
@@ -116,7 +116,7 @@ def test_pixel_evaluation_memory_does_not_grow_with_episodes(monkeypatch, tmp_pa
 
 
 def test_pixel_returns_stream_in_finishing_order():
-    from rlbook.pixels import evaluate_pixels, pixel_returns
+    from rlbook.chapters.dqn_pixels import evaluate_pixels, pixel_returns
 
     def left(obs):
         return np.zeros(len(obs), dtype=np.int64)
@@ -370,7 +370,7 @@ def test_pixel_script_refuses_to_resume_another_budget_or_seed(
 
     import torch
 
-    from rlbook.pixel_dqn import base_config, variant_config
+    from rlbook.chapters.dqn_pixels import base_config, variant_config
 
     script = pixel_script_module()
     folder = tmp_path / "baseline-s0"
@@ -637,7 +637,7 @@ def test_q_table_with_more_actions_than_the_environment(tmp_path, capsys):
 
 
 def test_discretizer_of_another_observation_size(tmp_path, capsys):
-    from rlbook.tabular import Discretizer
+    from rlbook.chapters.tabular_cartpole import Discretizer
 
     three = Discretizer.uniform([-1.0] * 3, [1.0] * 3, 4)
     folder = tabular_with(tmp_path, np.zeros((three.n_states, 2)), three)

@@ -16,14 +16,9 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.runlock``        one run per runs folder
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation, in chunks
-``rlbook.tabular``        discretizing continuous states for Q-tables
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
-``rlbook.replay``         replay buffers: uniform ring buffer, prioritized sum tree
+``rlbook.replay``         uniform and prioritized replay; uint8 frame replay
 ``rlbook.dqn``            Q-networks, the lecture's replay memory, Q-network agents
-``rlbook.cartpole_dqn``   the state DQN chapter's batched seed sweep
-``rlbook.frames``         a replay memory of uint8 frames, each stored once
-``rlbook.pixels``         CartPole from pixels: preprocessing and a batched renderer
-``rlbook.pixel_dqn``      the pixel DQN's full run: variants, winner rule, export
 ``rlbook.pong``           Pong: the emulator in the book's setting, Karpathy's preprocessing
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
 ``rlbook.projects``       the PyTorch projects: data, recipes, shipping, comparison tables
@@ -45,7 +40,6 @@ _SUBMODULES = {
     "agents",
     "budget",
     "cartpole",
-    "cartpole_dqn",
     "chapters",
     "checkpoint",
     "data",
@@ -53,10 +47,7 @@ _SUBMODULES = {
     "dqn",
     "envs",
     "evaluate",
-    "frames",
     "paths",
-    "pixel_dqn",
-    "pixels",
     "plotting",
     "pong",
     "projects",
@@ -66,7 +57,6 @@ _SUBMODULES = {
     "safeload",
     "seeding",
     "stats",
-    "tabular",
 }
 
 

@@ -32,7 +32,6 @@ from .safeload import (
     non_finite,
     write_files,
 )
-from .tabular import Discretizer
 
 FORMAT = "rlbook-agent/1"
 MANIFEST = "agent.json"
@@ -54,9 +53,10 @@ class Policy(Protocol):
 
 @dataclass(frozen=True)
 class TabularPolicy:
-    """Greedy action of a Q-table indexed by a :class:`~rlbook.tabular.Discretizer`."""
+    """Greedy action of a Q-table indexed by a
+    :class:`~rlbook.chapters.tabular_cartpole.Discretizer`."""
 
-    discretizer: Discretizer
+    discretizer: Any  # the tabular chapter's Discretizer
     q_table: np.ndarray  # (n_states, n_actions)
 
     def act(self, obs: np.ndarray) -> int:
@@ -83,7 +83,7 @@ _BUILDERS: dict[str, Builder] = {}
 # Kinds whose builder lives in a heavier module, imported only when needed.
 _LAZY_KINDS = {
     "q-network": "rlbook.dqn",
-    "pixel-q-network": "rlbook.pixel_dqn",
+    "pixel-q-network": "rlbook.chapters.dqn_pixels",
     "pong-pg": "rlbook.chapters.pong",
     "pong-actor-critic": "rlbook.chapters.pong",
 }
@@ -114,6 +114,9 @@ def register_kind(kind: str) -> Callable[[Builder], Builder]:
 def _build_q_table(
     spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
 ) -> Policy:
+    # The binning is the tabular chapter's, generated from its page.
+    from .chapters.tabular_cartpole import Discretizer
+
     discretizer = Discretizer.from_dict(dict(spec["discretizer"]))
     # Detached and on the CPU whatever device the weights were loaded to:
     # the table is read with NumPy.

@@ -373,7 +373,11 @@ def _evaluate_agent(
         ):
             stats.add(chunk)
         return {**record, **stats.summary(agent.env_id, seed)}
-    from .pixels import check_pipeline, pixel_returns, playable_frames
+    from .chapters.dqn_pixels import (
+        check_pipeline,
+        pixel_returns,
+        playable_frames,
+    )
 
     try:
         check_pipeline(observation)

@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-import rlbook.cartpole_dqn as cartpole_dqn
+import rlbook.chapters.dqn_improvements as dqn_improvements
 import rlbook.chapters.dqn_state as dqn_state
 from rlbook.cartpole import MAX_EPISODE_STEPS
-from rlbook.cartpole_dqn import (
+from rlbook.chapters.dqn_improvements import (
     StackedQNetwork,
     StackedReplayBuffer,
     clip_grad_norm_per_run_,
@@ -454,7 +454,7 @@ def test_first_updates_have_train_dqns_gradients(monkeypatch):
         return norm
 
     batched_norms: list[list[float]] = []
-    original_per_run = cartpole_dqn.clip_grad_norm_per_run_
+    original_per_run = dqn_improvements.clip_grad_norm_per_run_
 
     def record_batched(parameters, max_norm):
         parameters = list(parameters)
@@ -463,7 +463,7 @@ def test_first_updates_have_train_dqns_gradients(monkeypatch):
         original_per_run(parameters, max_norm)
 
     monkeypatch.setattr(nn.utils, "clip_grad_norm_", record_single)
-    monkeypatch.setattr(cartpole_dqn, "clip_grad_norm_per_run_", record_batched)
+    monkeypatch.setattr(dqn_improvements, "clip_grad_norm_per_run_", record_batched)
     train_dqn_batched(config, [0, 1])
     per_seed = []
     for seed in (0, 1):
@@ -501,7 +501,7 @@ def test_runs_store_train_dqns_transitions_through_truncations(monkeypatch):
         epsilon_end=0.0,
         validate_every=600,
     )
-    monkeypatch.setattr(cartpole_dqn, "QNetwork", balancing_q_network)
+    monkeypatch.setattr(dqn_improvements, "QNetwork", balancing_q_network)
     monkeypatch.setattr(dqn_state, "QNetwork", balancing_q_network)
     stored_alone: list[tuple] = []
     original_add = ReplayBuffer.add

@@ -1,23 +1,8 @@
-"""The state DQN chapter's seed sweep: many seeds of its DQN at once.
+"""Generated from chapters/dqn_improvements.md by scripts/sync_notebooks.py: do not edit.
 
-The DQN itself (``DQNConfig``, ``td_loss``, ``epsilon_at``, ``make_buffer``,
-``update``, ``train_dqn``) is written on the chapter's page,
-``chapters/dqn_state.md``, and generated into :mod:`rlbook.chapters.dqn_state`.
-
-:func:`train_dqn_batched` is how the chapter's variant sweep was run: the same
-algorithm for ``S`` seeds at once, with ``S`` CartPoles in one
-:class:`~rlbook.cartpole.CartPoleBatch`, ``S`` networks stacked into one
-:class:`StackedQNetwork` (one batched matrix product per layer instead of
-``S``), ``S`` replay buffers in one :class:`StackedReplayBuffer`, and one Adam
-over the stacked parameters (Adam is elementwise, so that is ``S`` independent
-Adams). Seed ``s`` of a batch draws its initial weights, its exploration
-coins, its replay indices and its episode start states from the same
-independent streams as ``train_dqn(config, s)``; what differs is only the
-order of floating-point operations in the batched matrix products.
-:func:`run_sweep` spreads variants over worker processes.
+The page's code cells tagged ``export``, in page order. Edit them on the
+page, then run scripts/sync_notebooks.py.
 """
-
-from __future__ import annotations
 
 import copy
 import multiprocessing
@@ -31,11 +16,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cartpole import TEST_EPISODES, CartPoleBatch, evaluate_greedy, test_record
-from .chapters.dqn_state import DQNConfig, epsilon_at, make_buffer, update
-from .dqn import QNetwork
-from .replay import Batch
-from .seeding import (
+from rlbook.cartpole import (
+    TEST_EPISODES,
+    CartPoleBatch,
+    evaluate_greedy,
+    test_record,
+)
+from rlbook.chapters.dqn_state import (
+    DQNConfig,
+    epsilon_at,
+    make_buffer,
+    update,
+)
+from rlbook.dqn import QNetwork
+from rlbook.replay import Batch
+from rlbook.seeding import (
     TEST_SEED,
     VALIDATION_SEED,
     numpy_stream,
@@ -46,7 +41,8 @@ from .seeding import (
 
 
 def config_from(fields_or_config: Mapping[str, Any] | Any) -> DQNConfig:
-    """A :class:`DQNConfig` from a mapping or any dataclass with the same fields.
+    """A :class:`DQNConfig` from a mapping or any dataclass with the same
+    fields.
 
     A config made by the chapter's own cells is of the page's class, which
     worker processes cannot import; configs travel as plain fields.
@@ -59,22 +55,22 @@ def config_from(fields_or_config: Mapping[str, Any] | Any) -> DQNConfig:
     known = {f.name for f in fields(DQNConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown DQNConfig fields: {', '.join(unknown)}")
+        raise ValueError(
+            f"unknown DQNConfig fields: {', '.join(unknown)}"
+        )
     if "hidden" in values:
         values["hidden"] = tuple(values["hidden"])
     return DQNConfig(**values)
 
 
-# --- many seeds at once ----------------------------------------------------------
-
-
 class StackedQNetwork(nn.Module):
-    """``S`` :class:`~rlbook.dqn.QNetwork` s of one architecture, evaluated together.
+    """``S`` :class:`~rlbook.dqn.QNetwork` s of one architecture,
+    evaluated together.
 
-    Each linear layer's weights are stacked into one ``(S, in, out)`` tensor,
-    so a forward pass over observations ``(S, B, obs_dim)`` is one batched
-    matrix product per layer, and returns ``(S, B, n_actions)``: network
-    ``s`` sees only ``obs[s]``.
+    Each linear layer's weights are stacked into one ``(S, in, out)``
+    tensor, so a forward pass over observations ``(S, B, obs_dim)`` is one
+    batched matrix product per layer, and returns ``(S, B, n_actions)``:
+    network ``s`` sees only ``obs[s]``.
 
     Args:
         networks: the ``S`` networks; their weights are copied.
@@ -86,22 +82,33 @@ class StackedQNetwork(nn.Module):
             raise ValueError("need at least one network to stack")
         self.spec = dict(networks[0].spec)
         if any(net.spec != self.spec for net in networks):
-            raise ValueError("every stacked network must have the same spec")
+            raise ValueError(
+                "every stacked network must have the same spec"
+            )
         if self.spec["batch_norm"]:
             raise ValueError("BatchNorm networks cannot be stacked")
         self.n = len(networks)
         self.layer_names = [
-            name for name, m in networks[0].named_modules() if isinstance(m, nn.Linear)
+            name
+            for name, m in networks[0].named_modules()
+            if isinstance(m, nn.Linear)
         ]
         linears = [
-            [m for m in net.modules() if isinstance(m, nn.Linear)] for net in networks
+            [m for m in net.modules() if isinstance(m, nn.Linear)]
+            for net in networks
         ]
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([net[k].weight.detach().T for net in linears]))
+            nn.Parameter(
+                torch.stack([net[k].weight.detach().T for net in linears])
+            )
             for k in range(len(self.layer_names))
         )
         self.biases = nn.ParameterList(
-            nn.Parameter(torch.stack([net[k].bias.detach()[None] for net in linears]))
+            nn.Parameter(
+                torch.stack(
+                    [net[k].bias.detach()[None] for net in linears]
+                )
+            )
             for k in range(len(self.layer_names))
         )
         self.n_hidden = len(self.spec["hidden"])
@@ -110,7 +117,8 @@ class StackedQNetwork(nn.Module):
         return torch.baddbmm(self.biases[k], x, self.weights[k])
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Q-values ``(S, B, n_actions)`` of observations ``(S, B, obs_dim)``."""
+        """Q-values ``(S, B, n_actions)`` of observations
+        ``(S, B, obs_dim)``."""
         x = obs
         for k in range(self.n_hidden):
             x = self._linear(k, x).relu_()
@@ -121,29 +129,42 @@ class StackedQNetwork(nn.Module):
         return value + advantage - advantage.mean(dim=-1, keepdim=True)
 
     def state_of(self, run: int) -> dict[str, torch.Tensor]:
-        """Network ``run``'s weights as a :class:`~rlbook.dqn.QNetwork` ``state_dict``."""
+        """Network ``run``'s weights as a :class:`~rlbook.dqn.QNetwork`
+        ``state_dict``."""
         state = {}
         for k, name in enumerate(self.layer_names):
-            state[f"{name}.weight"] = self.weights[k][run].detach().T.clone()
-            state[f"{name}.bias"] = self.biases[k][run, 0].detach().clone()
+            state[f"{name}.weight"] = (
+                self.weights[k][run].detach().T.clone()
+            )
+            state[f"{name}.bias"] = (
+                self.biases[k][run, 0].detach().clone()
+            )
         return state
 
-    def load_state_of(self, run: int, state: Mapping[str, torch.Tensor]) -> None:
-        """Overwrite network ``run`` with a :class:`~rlbook.dqn.QNetwork` ``state_dict``."""
+    def load_state_of(
+        self, run: int, state: Mapping[str, torch.Tensor]
+    ) -> None:
+        """Overwrite network ``run`` with a :class:`~rlbook.dqn.QNetwork`
+        ``state_dict``."""
         with torch.no_grad():
             for k, name in enumerate(self.layer_names):
                 self.weights[k][run].copy_(state[f"{name}.weight"].T)
                 self.biases[k][run, 0].copy_(state[f"{name}.bias"])
 
 
-def clip_grad_norm_per_run_(parameters: Iterable[torch.Tensor], max_norm: float) -> None:
-    """:func:`torch.nn.utils.clip_grad_norm_` applied to each run ``s`` on its own.
+def clip_grad_norm_per_run_(
+    parameters: Iterable[torch.Tensor], max_norm: float
+) -> None:
+    """:func:`torch.nn.utils.clip_grad_norm_` applied to each run ``s`` on
+    its own.
 
-    Every parameter has a leading run dimension; run ``s``'s gradient norm is
-    taken over all its parameters, and only its gradients are scaled.
+    Every parameter has a leading run dimension; run ``s``'s gradient norm
+    is taken over all its parameters, and only its gradients are scaled.
     """
     grads = [p.grad for p in parameters if p.grad is not None]
-    squares = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0)
+    squares = torch.stack(
+        [g.pow(2).flatten(1).sum(1) for g in grads]
+    ).sum(0)
     scale = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
@@ -152,37 +173,57 @@ def clip_grad_norm_per_run_(parameters: Iterable[torch.Tensor], max_norm: float)
 class StackedReplayBuffer:
     """``S`` replay buffers, one per run, filled in lockstep.
 
-    Storage is ``(S, capacity, ...)``; every step adds one transition to each
-    run at the same slot. Uniform buffers sample run ``s``'s indices with its
-    own generator; prioritized ones keep one
+    Storage is ``(S, capacity, ...)``; every step adds one transition to
+    each run at the same slot. Uniform buffers sample run ``s``'s indices
+    with its own generator; prioritized ones keep one
     :class:`~rlbook.replay.PrioritizedReplayBuffer` per run.
     """
 
     def __init__(
-        self, config: DQNConfig, seeds: Sequence[int], device: torch.device | str = "cpu"
+        self,
+        config: DQNConfig,
+        seeds: Sequence[int],
+        device: torch.device | str = "cpu",
     ) -> None:
         self.n = len(seeds)
         self.device = torch.device(device)
         self.prioritized = config.prioritized
         if self.prioritized:
-            self.buffers = [make_buffer(config, seed, device) for seed in seeds]
+            self.buffers = [
+                make_buffer(config, seed, device) for seed in seeds
+            ]
             return
         self.generators = [torch_stream(seed, "replay") for seed in seeds]
         capacity = config.buffer_size
         # One row per transition, (obs 4, next_obs 4, action, reward,
         # terminated): a batch is one gather instead of five.
-        self.storage = torch.zeros(self.n, capacity, 11, device=self.device)
+        self.storage = torch.zeros(
+            self.n, capacity, 11, device=self.device
+        )
         self.capacity, self.pos, self.size = capacity, 0, 0
         self.rows = torch.arange(self.n, device=self.device)[:, None]
 
     def add(self, obs, action, reward, next_obs, terminated) -> None:
-        """One transition per run: ``obs`` ``(S, 4)``, ``action`` ``(S,)``, ..."""
+        """One transition per run: ``obs`` ``(S, 4)``, ``action``
+        ``(S,)``, ..."""
         if self.prioritized:
             for i, buffer in enumerate(self.buffers):
-                buffer.add(obs[i], action[i], reward[i], next_obs[i], terminated[i])
+                buffer.add(
+                    obs[i],
+                    action[i],
+                    reward[i],
+                    next_obs[i],
+                    terminated[i],
+                )
             return
         row = np.concatenate(
-            (obs, next_obs, action[:, None], reward[:, None], terminated[:, None]),
+            (
+                obs,
+                next_obs,
+                action[:, None],
+                reward[:, None],
+                terminated[:, None],
+            ),
             axis=1,
             dtype=np.float32,
         )
@@ -192,25 +233,41 @@ class StackedReplayBuffer:
 
     @property
     def beta(self) -> float:
-        """Every run's importance-sampling exponent (prioritized replay only)."""
+        """Every run's importance-sampling exponent (prioritized replay
+        only)."""
         if not self.prioritized:
-            raise ValueError("beta needs a prioritized StackedReplayBuffer")
+            raise ValueError(
+                "beta needs a prioritized StackedReplayBuffer"
+            )
         return self.buffers[0].beta
 
     @beta.setter
     def beta(self, beta: float) -> None:
         if not self.prioritized:
-            raise ValueError("beta needs a prioritized StackedReplayBuffer")
+            raise ValueError(
+                "beta needs a prioritized StackedReplayBuffer"
+            )
         for buffer in self.buffers:
             buffer.beta = beta
 
     def sample(self, batch_size: int) -> Batch:
-        """A :class:`~rlbook.replay.Batch` whose fields are ``(S, batch_size, ...)``."""
+        """A :class:`~rlbook.replay.Batch` whose fields are
+        ``(S, batch_size, ...)``."""
         if self.prioritized:
-            batches = [buffer.sample(batch_size) for buffer in self.buffers]
-            return Batch(*(torch.stack(field) for field in zip(*batches, strict=True)))
+            batches = [
+                buffer.sample(batch_size) for buffer in self.buffers
+            ]
+            return Batch(
+                *(
+                    torch.stack(field)
+                    for field in zip(*batches, strict=True)
+                )
+            )
         if self.size == 0:
-            raise ValueError("cannot sample from an empty replay buffer; add transitions first")
+            raise ValueError(
+                "cannot sample from an empty replay buffer; "
+                "add transitions first"
+            )
         indices = torch.stack(
             [
                 torch.randint(0, self.size, (batch_size,), generator=g)
@@ -228,28 +285,40 @@ class StackedReplayBuffer:
             weights=torch.ones(self.n, batch_size, device=self.device),
         )
 
-    def update_priorities(self, indices: torch.Tensor, td_error: torch.Tensor) -> None:
+    def update_priorities(
+        self, indices: torch.Tensor, td_error: torch.Tensor
+    ) -> None:
         for i, buffer in enumerate(self.buffers):
             buffer.update_priorities(indices[i], td_error[i])
 
 
 def train_dqn_batched(
-    config: DQNConfig, seeds: Sequence[int], device: torch.device | str = "cpu"
+    config: DQNConfig,
+    seeds: Sequence[int],
+    device: torch.device | str = "cpu",
 ) -> list[dict]:
-    """``[train_dqn(config, s) for s in seeds]``, computed together; one record per seed.
+    """``[train_dqn(config, s) for s in seeds]``, computed together; one
+    record per seed.
 
-    Each record has the keys of :func:`train_dqn`; ``seconds`` is the wall time
-    of the whole batch, and ``runs_in_batch`` says how many runs shared it.
+    Each record has the keys of :func:`train_dqn`; ``seconds`` is the wall
+    time of the whole batch, and ``runs_in_batch`` says how many runs
+    shared it.
     """
     seeds = [int(s) for s in seeds]
     n = len(seeds)
     networks = []
     for seed in seeds:
-        torch.manual_seed(stream_seed(seed, "init"))  # seed s's train_dqn init
-        networks.append(QNetwork(4, 2, config.hidden, dueling=config.dueling))
+        torch.manual_seed(
+            stream_seed(seed, "init")
+        )  # seed s's train_dqn init
+        networks.append(
+            QNetwork(4, 2, config.hidden, dueling=config.dueling)
+        )
     q_net = StackedQNetwork(networks).to(device)
     target_net = copy.deepcopy(q_net) if config.target_every else q_net
-    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(
+        q_net.parameters(), lr=config.learning_rate
+    )
     buffer = StackedReplayBuffer(config, seeds, device)
     explore = [numpy_stream(seed, "explore") for seed in seeds]
     env = CartPoleBatch(n)
@@ -273,11 +342,13 @@ def train_dqn_batched(
     action = np.zeros(n, dtype=np.int64)
     start = time.perf_counter()
     for step in range(config.total_steps):
-        # Act: each run draws its coin and random action from its own stream,
-        # in the same order as train_dqn; one forward pass serves every run.
+        # Act: each run draws its coin and random action from its own
+        # stream, in the same order as train_dqn; one forward pass serves
+        # every run.
         epsilon = epsilon_at(config, step)
         random_action = [
-            step < config.learning_starts or rng.random() < epsilon for rng in explore
+            step < config.learning_starts or rng.random() < epsilon
+            for rng in explore
         ]
         if not all(random_action):
             with torch.no_grad():
@@ -288,19 +359,27 @@ def train_dqn_batched(
             if random_action[i]:
                 action[i] = rng.integers(2)
         next_obs, reward, terminated, truncated = env.step(action)
-        buffer.add(obs, action, reward.astype(np.float32), next_obs, terminated)
+        buffer.add(
+            obs, action, reward.astype(np.float32), next_obs, terminated
+        )
         episode_return += reward
         for i in np.flatnonzero(terminated | truncated):
             history[i]["episode_end"].append(step + 1)
             history[i]["episode_return"].append(float(episode_return[i]))
             episode[i] += 1
             episode_return[i] = 0.0
-            next_obs[i] = env.reset_one(i, train_seed(seeds[i], int(episode[i])))
+            next_obs[i] = env.reset_one(
+                i, train_seed(seeds[i], int(episode[i]))
+            )
         obs = next_obs
 
-        if step >= config.learning_starts and step % config.train_every == 0:
-            # the chapter's step; td_loss averages over runs too, so times n
-            # each run's gradient is that of its own mean loss, as in train_dqn
+        if (
+            step >= config.learning_starts
+            and step % config.train_every == 0
+        ):
+            # the chapter's step; td_loss averages over runs too, so
+            # times n each run's gradient is that of its own mean loss, as
+            # in train_dqn
             update(
                 q_net,
                 target_net,
@@ -332,13 +411,21 @@ def train_dqn_batched(
     seconds = time.perf_counter() - start
     final_state = [q_net.state_of(i) for i in range(n)]
     final_test = evaluate_greedy(
-        q_net, runs=n, episodes=TEST_EPISODES, seed=TEST_SEED, gamma=config.gamma
+        q_net,
+        runs=n,
+        episodes=TEST_EPISODES,
+        seed=TEST_SEED,
+        gamma=config.gamma,
     )
     for i, state in enumerate(best_state):
         if state is not None:
             q_net.load_state_of(i, state)
     best_test = evaluate_greedy(
-        q_net, runs=n, episodes=TEST_EPISODES, seed=TEST_SEED, gamma=config.gamma
+        q_net,
+        runs=n,
+        episodes=TEST_EPISODES,
+        seed=TEST_SEED,
+        gamma=config.gamma,
     )
     return [
         {
@@ -374,21 +461,26 @@ def run_sweep(
     threads: int = 1,
     device: torch.device | str = "cpu",
 ) -> dict[str, list[dict]]:
-    """Train every variant on every seed: one :func:`train_dqn_batched` per variant.
+    """Train every variant on every seed: one :func:`train_dqn_batched`
+    per variant.
 
     Args:
-        variants: name -> config (a :class:`DQNConfig`, the chapter's copy of
-            it, or a mapping of its fields).
-        seeds: the seeds every variant trains on (a paired design: seed ``s``
-            starts every variant from the same weights and start states).
-        workers: worker processes; with 1, everything runs in this process.
+        variants: name -> config (a :class:`DQNConfig`, the chapter's copy
+            of it, or a mapping of its fields).
+        seeds: the seeds every variant trains on (a paired design: seed
+            ``s`` starts every variant from the same weights and start
+            states).
+        workers: worker processes; with 1, everything runs in this
+            process.
         threads: torch threads per worker.
         device: where every worker trains (weights come back on it).
 
     Returns:
         name -> one record per seed, in ``variants``' order.
     """
-    jobs = {name: asdict(config_from(cfg)) for name, cfg in variants.items()}
+    jobs = {
+        name: asdict(config_from(cfg)) for name, cfg in variants.items()
+    }
     seeds = [int(s) for s in seeds]
     where = str(device)
     if workers <= 1:
@@ -399,12 +491,18 @@ def run_sweep(
                 for name, job in jobs.items()
             }
         finally:
-            torch.set_num_threads(caller_threads)  # leave the caller as it was
-    # "spawn": a fresh interpreter per worker, safe with torch's thread pools.
+            torch.set_num_threads(
+                caller_threads
+            )  # leave the caller as it was
+    # "spawn": a fresh interpreter per worker, safe with torch's thread
+    # pools. A worker cannot import what a notebook's cells define: it
+    # runs these cells as the module generated from them.
+    from rlbook.chapters.dqn_improvements import _sweep_job as work
+
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {
-            name: pool.submit(_sweep_job, job, seeds, threads, where)
+            name: pool.submit(work, job, seeds, threads, where)
             for name, job in jobs.items()
         }
         return {name: future.result() for name, future in futures.items()}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rlbook.tabular import Discretizer
+from rlbook.chapters.tabular_cartpole import Discretizer
 
 D = Discretizer.uniform([-2.4, -3.0, -0.21, -3.5], [2.4, 3.0, 0.21, 3.5], 8)
 
