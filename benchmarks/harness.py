@@ -1015,6 +1015,9 @@ def write_comparison(
 ) -> Path:
     """Write ``{"meta": meta, "records": [...]}`` as pretty JSON, keys sorted (atomically).
 
+    Other top-level keys already in the file (another benchmark's record, such
+    as the DQN's ``"cpp_training"``) are kept.
+
     Raises:
         ValueError: for no records, two records with the same mode, or a value
             JSON cannot hold (NaN or infinity: use None for a missing value).
@@ -1024,7 +1027,10 @@ def write_comparison(
     modes = [record.mode for record in records]
     if len(set(modes)) != len(modes):
         raise ValueError(f"two records have the same mode: {modes}")
-    payload = {"meta": dict(meta), "records": [asdict(record) for record in records]}
+    payload: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        payload = dict(json.loads(Path(path).read_text()))
+    payload |= {"meta": dict(meta), "records": [asdict(record) for record in records]}
     try:
         text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
     except ValueError as error:
