@@ -20,6 +20,12 @@
 // different episodes; compare their time per step, not their returns.
 //
 //   dqn_train [--episodes 500] [--seed 0] [--threads 1]
+//   dqn_train --physics X,X_DOT,THETA,THETA_DOT ACTIONS
+//
+// The second form checks the CartPole equations alone (the tests hold them
+// against Gymnasium's): from the given state it applies ACTIONS (a string
+// of 0s and 1s) and prints one JSON list with, per step, the observation
+// and whether the episode terminated.
 //
 // Prints one JSON line: episodes, environment and gradient steps, wall and
 // CPU seconds, and the wall and CPU seconds of each part (environment,
@@ -168,9 +174,36 @@ int parse_int(const char* flag, const char* value) {
   return static_cast<int>(v);
 }
 
+// `--physics`: step CartPole from a given state with given actions.
+int physics(const char* state, const char* actions) {
+  CartPole env;
+  if (std::sscanf(state, "%lf,%lf,%lf,%lf", &env.s[0], &env.s[1], &env.s[2],
+                  &env.s[3]) != 4) {
+    std::fprintf(stderr, "dqn_train: --physics needs X,X_DOT,THETA,THETA_DOT\n");
+    return 2;
+  }
+  std::printf("[");
+  for (const char* a = actions; *a; ++a) {
+    if (*a != '0' && *a != '1') {
+      std::fprintf(stderr, "dqn_train: actions are 0s and 1s, got %c\n", *a);
+      return 2;
+    }
+    bool terminated, truncated;
+    env.step(*a - '0', terminated, truncated);
+    std::printf("%s[%.17g, %.17g, %.17g, %.17g, %s]", a == actions ? "" : ", ",
+                env.s[0], env.s[1], env.s[2], env.s[3],
+                terminated ? "true" : "false");
+  }
+  std::printf("]\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--physics") {
+    return physics(argv[2], argv[3]);
+  }
   int episodes = 500, seed = 0, threads = 1;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
@@ -248,6 +281,7 @@ int main(int argc, char** argv) {
       total += 1.0;
       steps += 1;
 
+      // [learn-begin]
       if (replay.size >= batch_size) {
         auto idx = torch::randint(replay.size, {batch_size}, torch::kLong);
         auto b_obs = replay.obs.index_select(0, idx);
@@ -277,6 +311,7 @@ int main(int argc, char** argv) {
         watch.charge(t.optimizer);
         grad_steps += 1;
       }
+      // [learn-end]
       if (terminated || truncated) break;
     }
     returns.push_back(total);
