@@ -4,7 +4,7 @@
 
 reads MNIST from ``$RLBOOK_DATA`` (the shared subset, or the full dataset
 where it can be downloaded), trains the VAE of
-``rlbook.projects.vae_run.vae_config("full")`` with seed 0, one epoch at a
+``rlbook.chapters.vae_mnist.vae_config("full")`` with seed 0, one epoch at a
 time, writing ``<runs>/checkpoint.pt`` after each: run the same command
 again after an interruption and it goes on from the last finished epoch to
 the weights it would have reached without stopping. With ``--export`` it
@@ -38,9 +38,13 @@ def main() -> int:
 
     import torch
 
-    from rlbook.chapters.vae_mnist import train_vae
+    from rlbook.chapters.vae_mnist import (
+        split_digits,
+        train_vae,
+        vae_config,
+        vae_spec,
+    )
     from rlbook.data import describe, load_mnist
-    from rlbook.projects.vae_run import split_digits, vae_config, vae_spec
 
     train, test = script.load(load_mnist)
     config = vae_config(args.budget)

@@ -851,10 +851,9 @@ def test_ship_checks_and_writes_the_checkout_it_is_given(tmp_path):
     import argparse
     from types import SimpleNamespace
 
-    from rlbook.chapters.vae_mnist import VAE
+    from rlbook.chapters.vae_mnist import VAE, vae_config, vae_spec
     from rlbook.checkpoint import load_provenance
     from rlbook.projects import script
-    from rlbook.projects.vae_run import vae_config, vae_spec
 
     root = tmp_path / "clone"
     root.mkdir()
