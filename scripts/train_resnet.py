@@ -4,7 +4,7 @@
 
 reads CIFAR-10 from ``$RLBOOK_DATA`` (the shared subset, or the full
 dataset where it can be downloaded), trains the ResNet-18 of
-``rlbook.projects.resnet_run.resnet_config("full")`` with seed 0, one epoch
+``rlbook.chapters.resnet_cifar.resnet_config("full")`` with seed 0, one epoch
 at a time, writing ``<runs>/checkpoint.pt`` after each: run the same command
 again after an interruption and it goes on from the last finished epoch to
 the weights it would have reached without stopping. With ``--export`` it
@@ -39,14 +39,14 @@ def main() -> int:
 
     import torch
 
-    from rlbook.chapters.resnet_cifar import train_resnet
-    from rlbook.data import describe, load_cifar10
-    from rlbook.projects.resnet_run import (
+    from rlbook.chapters.resnet_cifar import (
         SHIPPED_WEIGHTS,
         resnet_config,
         resnet_spec,
         split_images,
+        train_resnet,
     )
+    from rlbook.data import describe, load_cifar10
 
     train, test = script.load(load_cifar10)
     config = resnet_config(args.budget)

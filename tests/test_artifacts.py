@@ -72,8 +72,8 @@ def test_shipped_sentiment_model_keeps_its_promise_on_the_shared_test_reviews(
 
 
 def test_shipped_resnet_scores_what_its_manifest_says(shared_data):
+    from rlbook.chapters.resnet_cifar import evaluate
     from rlbook.data import load_cifar10
-    from rlbook.projects.resnet import evaluate
     from rlbook.projects.shipping import load_model
 
     shipped = load_model(artifacts_dir() / "resnet18-cifar", kind="resnet18-cifar")

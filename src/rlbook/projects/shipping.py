@@ -127,8 +127,7 @@ def _build_sentiment_lstm(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str,
 
 
 def _build_resnet18_cifar(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from ..chapters.resnet_cifar import ResNet18
-    from .resnet import CIFAR10_MEAN, CIFAR10_STD
+    from ..chapters.resnet_cifar import CIFAR10_MEAN, CIFAR10_STD, ResNet18
 
     model = ResNet18(**dict(spec["model"]))
     classes = spec["classes"]
