@@ -4,7 +4,7 @@
 
 reads IMDb from ``$RLBOOK_DATA`` (the shared subset, or the full dataset
 where it can be downloaded), trains the BiLSTM of
-``rlbook.projects.sentiment_run.sentiment_config("full")`` with seed 0, one epoch at
+``rlbook.chapters.sentiment_imdb.sentiment_config("full")`` with seed 0, one epoch at
 a time, writing ``<runs>/checkpoint.pt`` after each: run the same command
 again after an interruption and it goes on from the last finished epoch to
 the weights it would have reached without stopping. Then it fits the
@@ -37,14 +37,14 @@ def main() -> int:
     device, runs = script.start(args, "sentiment", ROOT)
     script.hold(runs)  # one run per runs folder
 
-    from rlbook.chapters.sentiment_imdb import train_sentiment_lstm
-    from rlbook.data import describe, load_imdb
-    from rlbook.projects.sentiment_run import (
+    from rlbook.chapters.sentiment_imdb import (
         bag_of_words_baseline,
         prepare_reviews,
         sentiment_config,
         sentiment_spec,
+        train_sentiment_lstm,
     )
+    from rlbook.data import describe, load_imdb
 
     train, test = script.load(load_imdb)
     config = sentiment_config(args.budget)

@@ -14,10 +14,10 @@ import subprocess
 import pytest
 
 from rlbook.cartpole import REWARD_THRESHOLD
+from rlbook.chapters.sentiment_imdb import classify_reviews
 from rlbook.data import load_imdb, write_review_folder
 from rlbook.evaluate import evaluate_artifact
 from rlbook.paths import artifacts_dir, repo_root
-from rlbook.projects.sentiment import classify_reviews
 from rlbook.seeding import HOLDOUT_SEED, PONG_HOLDOUT_SEED
 
 # agent folder -> the mean return over 100 held-out episodes its chapter promises

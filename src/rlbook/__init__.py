@@ -27,7 +27,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.pong``           Pong: emulator, preprocessing, NumPy pg-pong, batched rollout
 ``rlbook.pong_train``     playing whole Pong games; a run's record; shipping a run
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
-``rlbook.projects``       the PyTorch projects: data, recipes, shipping, comparison tables
+``rlbook.projects``       what the PyTorch projects share: epoch runs, shipped models, tables
 ``rlbook.chapters``       generated: each page's cells tagged ``export`` (not hand-written)
 ========================  =====================================================
 

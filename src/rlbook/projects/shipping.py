@@ -103,8 +103,7 @@ Builder = Callable[[Mapping[str, Any]], tuple[nn.Module, dict[str, Any]]]
 
 
 def _build_sentiment_lstm(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from ..chapters.sentiment_imdb import SentimentLSTM
-    from .sentiment import Vocabulary
+    from ..chapters.sentiment_imdb import SentimentLSTM, Vocabulary
 
     vocabulary = Vocabulary.from_dict(dict(spec["vocabulary"]))
     model = SentimentLSTM(**dict(spec["model"]))
