@@ -19,7 +19,7 @@ from torch import nn
 
 from rlbook.budget import validate_budget
 from rlbook.device import synchronize
-from rlbook.projects.runs import fit_epochs, hold_out
+from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
 from rlbook.projects.shipping import round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
 
@@ -138,19 +138,8 @@ class ResNet18(nn.Module):
 
     def __init__(self, num_classes: int = 10, *, width: int = 64) -> None:
         super().__init__()
-        for name, value in (
-            ("num_classes", num_classes),
-            ("width", width),
-        ):
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"{name} must be a positive int, got {value!r} "
-                    "(ResNet18's defaults are num_classes=10, width=64)"
-                )
+        check_positive_int(num_classes, "num_classes")
+        check_positive_int(width, "width")
         self.stem = nn.Sequential(
             nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False),
             nn.BatchNorm2d(width),
@@ -291,15 +280,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"{name} must be a positive int, got {value!r}"
-                )
+            check_positive_int(getattr(self, name), name)
         ranges = {  # field: (the test, what it must be)
             "lr": (lambda v: v > 0, "be > 0"),
             "momentum": (lambda v: 0 <= v < 1, "lie in [0, 1)"),
@@ -366,15 +347,7 @@ def make_optimizer(
     """SGD and its schedule over config.epochs * steps_per_epoch steps,
     both stepped once per batch; no weight decay on parameters of one
     dimension (BatchNorm's and the biases)."""
-    if (
-        not isinstance(steps_per_epoch, int)
-        or isinstance(steps_per_epoch, bool)
-        or steps_per_epoch < 1
-    ):
-        raise ValueError(
-            "steps_per_epoch must be a positive int, got "
-            f"{steps_per_epoch!r}; use config.steps_per_epoch(n_images)"
-        )
+    check_positive_int(steps_per_epoch, "steps_per_epoch")
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("model has no trainable parameters")
@@ -570,14 +543,7 @@ def predict_logits(
     """float32 logits (N, classes) on device: eval mode, no augmentation,
     batch_size images at a time; the model's mode is restored after."""
     check_images(images_u8, "images_u8")
-    if (
-        not isinstance(batch_size, int)
-        or isinstance(batch_size, bool)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"batch_size must be a positive int, got {batch_size!r}"
-        )
+    check_positive_int(batch_size, "batch_size")
     device = torch.device(device)
     check_autocast_dtype(autocast_dtype)
     memory_format = (

@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rlbook.budget import validate_budget
 from rlbook.chapters import add_to_class
 from rlbook.data import DataError, read_review
-from rlbook.projects.runs import fit_epochs, hold_out
+from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
 from rlbook.projects.shipping import load_model, round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
 
@@ -106,10 +106,7 @@ class Vocabulary:
     ) -> "Vocabulary":
         """Count the tokens of the training reviews; keep those seen
         min_freq times, at most max_size entries with the specials."""
-        if not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(
-                f"min_freq must be an int >= 1, got {min_freq!r}"
-            )
+        check_positive_int(min_freq, "min_freq")
         if max_size is not None and (
             not isinstance(max_size, int) or max_size < 2
         ):
@@ -219,8 +216,7 @@ def truncate(
 ) -> list[int]:
     """Keep a long review's first head ids and its last max_len - head
     (default head: max_len // 4); cut out the middle."""
-    if not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"max_len must be an int >= 1, got {max_len!r}")
+    check_positive_int(max_len, "max_len")
     if head is None:
         head = max_len // 4
     if not isinstance(head, int) or not 0 <= head <= max_len:
@@ -565,10 +561,7 @@ def train_bow(
     check_labels(labels, inputs.offsets.shape[0])
     if not l2 >= 0:
         raise ValueError(f"l2 must be >= 0, got {l2!r}")
-    if not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(
-            f"max_iter must be an int >= 1, got {max_iter!r}"
-        )
+    check_positive_int(max_iter, "max_iter")
     device = model_device(model, None)
     inputs = inputs.to(device)
     y = labels.to(device, torch.float32)
@@ -645,10 +638,7 @@ def predict(
     """Probabilities (N,) float32 on the CPU that each review is
     positive, in eval mode (no dropout): an LSTM in batches of reviews of
     similar length, a bag-of-words model all at once."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"batch_size must be an int >= 1, got {batch_size!r}"
-        )
+    check_positive_int(batch_size, "batch_size")
     device = model_device(model, device)
     was_training = model.training
     model.eval()
@@ -752,14 +742,7 @@ class SentimentLSTM(nn.Module):
             ("hidden_size", hidden_size),
             ("num_layers", num_layers),
         ):
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"{name} must be a positive int, got {value!r}"
-                )
+            check_positive_int(value, name)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(
                 f"dropout must be in [0, 1), got {dropout!r}"
@@ -941,14 +924,8 @@ def train_lstm_epoch(
     n = tokens.shape[0]
     check_batch(tokens, lengths)
     check_labels(labels, n)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"batch_size must be an int >= 1, got {batch_size!r}"
-        )
-    if not isinstance(pool_batches, int) or pool_batches < 1:
-        raise ValueError(
-            f"pool_batches must be an int >= 1, got {pool_batches!r}"
-        )
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(pool_batches, "pool_batches")
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(
             f"grad_clip must be > 0 or None, got {grad_clip!r}"

@@ -17,19 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlbook.budget import validate_budget
-from rlbook.projects.runs import fit_epochs, hold_out
+from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
 from rlbook.projects.shipping import round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
-
-
-def check_positive_int(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-IMAGE_SHAPE = (1, 28, 28)  # one MNIST image: channel, height, width
-PIXELS = 28 * 28  # the encoder's input and the decoder's output width
 
 
 def check_images(images: object, name: str = "images") -> torch.Tensor:
@@ -51,6 +41,10 @@ def check_images(images: object, name: str = "images") -> torch.Tensor:
     if len(images) == 0:
         raise ValueError(f"{name} holds no images")
     return images
+
+
+IMAGE_SHAPE = (1, 28, 28)  # one MNIST image: channel, height, width
+PIXELS = 28 * 28  # the encoder's input and the decoder's output width
 
 
 def model_device(model: nn.Module) -> torch.device:

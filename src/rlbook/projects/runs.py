@@ -29,7 +29,7 @@ from torch import nn
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..seeding import torch_stream
 
-__all__ = ["FitResult", "fit_epochs", "hold_out"]
+__all__ = ["FitResult", "check_positive_int", "fit_epochs", "hold_out"]
 
 RUN_FORMAT = "rlbook.epoch-run/1"
 
@@ -55,6 +55,13 @@ class FitResult:
     best_state: dict[str, torch.Tensor]
     final_state: dict[str, torch.Tensor]
     resumed_from: int
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """``value``, or a ValueError unless it is an int >= 1 (not a bool)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
 
 
 def hold_out(
