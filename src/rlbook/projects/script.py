@@ -42,41 +42,30 @@ class Report:
     """What a finished run reports, besides the seed, config, device, threads
     and seconds that every ``metrics.json`` holds."""
 
-    metrics: dict[str, Any]
-    """``metrics.json``'s project entries (data, history, test figures)"""
-    summary: dict[str, Any]
-    """the printed line and the shipped manifest's metrics"""
-    score: dict[str, Any]
-    """the provenance's score"""
-    spec: dict[str, Any]
-    """the shipped model's spec (see :mod:`rlbook.projects.shipping`)"""
-    printed: dict[str, Any] = field(default_factory=dict)
-    """more for the printed line only"""
-    save_options: dict[str, Any] = field(default_factory=dict)
-    """for :func:`rlbook.projects.shipping.save_model` (a weight format)"""
+    metrics: dict[str, Any]  # metrics.json's own entries: data, history, tests
+    summary: dict[str, Any]  # the printed line; the shipped manifest's metrics
+    score: dict[str, Any]  # the provenance's score
+    spec: dict[str, Any]  # the shipped model's spec (rlbook.projects.shipping)
+    printed: dict[str, Any] = field(default_factory=dict)  # more to print
+    save_options: dict[str, Any] = field(default_factory=dict)  # save_model's
+
+
+def _loss_and_valid(record: Mapping[str, Any]) -> Mapping[str, str]:
+    return {"loss": f"{record['loss']:.3f}", "valid": f"{record['valid']:.3f}"}
 
 
 @dataclass
 class Project:
     """One project's part of its full run, from ``rlbook.chapters.NAME``."""
 
-    load: Callable[[str], Any]
-    """the dataset's loader: ``load("train")``, ``load("test")``"""
-    config: Callable[[str], Any]
-    """the settings at a budget"""
-    prepare: Callable[[Any, Any, Any, int], Any]
-    """``(train, test, config, seed)`` to the split the run reads"""
-    train: Callable[..., Any]
-    """``(split, config, seed, device=, checkpoint=, on_epoch=)`` to the run"""
-    bar: str
-    """the progress bar's label"""
+    load: Callable[[str], Any]  # the dataset's loader: "train" or "test"
+    config: Callable[[str], Any]  # the settings at a budget
+    prepare: Callable[[Any, Any, Any, int], Any]  # (train, test, config, seed)
+    train: Callable[..., Any]  # (split, config, seed, device=, checkpoint=, on_epoch=)
+    bar: str  # the progress bar's label
+    # (train, test, split, config, run) to what it reports
     report: Callable[[Any, Any, Any, Any, Any], Report]
-    """``(train, test, split, config, run)`` to its :class:`Report`"""
-    postfix: Callable[[Mapping[str, Any]], Mapping[str, str]] = lambda r: {
-        "loss": f"{r['loss']:.3f}",
-        "valid": f"{r['valid']:.3f}",
-    }
-    """an epoch's record to the bar's postfix"""
+    postfix: Callable[[Mapping[str, Any]], Mapping[str, str]] = _loss_and_valid
 
 
 def run(
