@@ -63,9 +63,9 @@ from torch import nn
 
 from rlbook.checkpoint import atomic_write, git_commit
 from rlbook.data import describe
+from rlbook.device import synchronize
 from rlbook.paths import repo_root
 from rlbook.projects.deploy import ComparisonRecord, comparison_path
-from rlbook.projects.resnet import synchronize
 
 
 class DeployError(RuntimeError):

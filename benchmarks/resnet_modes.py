@@ -32,16 +32,19 @@ from dataclasses import asdict, replace
 import harness
 import torch
 
-from rlbook.chapters.resnet_cifar import ResNet18, build_resnet, train_epoch
-from rlbook.data import load_cifar10
-from rlbook.paths import artifacts_dir
-from rlbook.projects.resnet import evaluate, make_optimizer, normalize
-from rlbook.projects.resnet_run import (
-    FULL_CONFIG,
+from rlbook.chapters.resnet_cifar import (
+    ResNet18,
     ResNetConfig,
+    build_resnet,
+    evaluate,
+    make_optimizer,
+    normalize,
     resnet_config,
     split_images,
+    train_epoch,
 )
+from rlbook.data import load_cifar10
+from rlbook.paths import artifacts_dir
 from rlbook.projects.shipping import load_model
 from rlbook.seeding import stream_seed, torch_stream
 
@@ -158,7 +161,7 @@ def main() -> int:
         {"steps": 2, "warmup": 1, "batch": 8, "iters": 3},
     )
     smoke = args.budget == "smoke"
-    config = resnet_config("smoke") if smoke else FULL_CONFIG
+    config = resnet_config("smoke" if smoke else "full")
     test = load_cifar10("test")
     with harness.Bench(PROJECT, __file__, args) as bench:
         bench.train_steps(

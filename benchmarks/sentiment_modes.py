@@ -32,22 +32,19 @@ import harness
 import torch
 import torch.nn.functional as F
 
-from rlbook.chapters.sentiment_imdb import build_lstm
-from rlbook.data import load_imdb
-from rlbook.paths import artifacts_dir
-from rlbook.projects.sentiment import (
+from rlbook.chapters.sentiment_imdb import (
+    SentimentConfig,
     accuracy,
+    build_lstm,
     encode_texts,
     export_lstm,
     length_batches,
     predict,
-)
-from rlbook.projects.sentiment_run import (
-    FULL_CONFIG,
-    SentimentConfig,
     prepare_reviews,
     sentiment_config,
 )
+from rlbook.data import load_imdb
+from rlbook.paths import artifacts_dir
 from rlbook.projects.shipping import load_model
 from rlbook.seeding import stream_seed, torch_stream
 
@@ -147,7 +144,7 @@ def main() -> int:
         {"steps": 60, "warmup": 5, "batch": 64, "iters": 30},
         {"steps": 3, "warmup": 1, "iters": 3},
     )
-    config = sentiment_config("smoke") if args.budget == "smoke" else FULL_CONFIG
+    config = sentiment_config("smoke" if args.budget == "smoke" else "full")
     test = load_imdb("test")
     with harness.Bench(PROJECT, __file__, args) as bench:
         bench.train_steps(

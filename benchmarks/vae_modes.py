@@ -28,12 +28,18 @@ from dataclasses import asdict, replace
 import harness
 import torch
 
-from rlbook.chapters.vae_mnist import build_vae, test_losses, train_epoch
+from rlbook.chapters.vae_mnist import (
+    VAEConfig,
+    build_vae,
+    export_decoder,
+    split_digits,
+    test_losses,
+    train_epoch,
+    vae_config,
+)
 from rlbook.data import describe, load_mnist
 from rlbook.paths import artifacts_dir
 from rlbook.projects.shipping import load_model
-from rlbook.projects.vae import export_program
-from rlbook.projects.vae_run import FULL_CONFIG, VAEConfig, split_digits
 from rlbook.seeding import stream_seed, torch_stream
 
 PROJECT = "vae"
@@ -113,7 +119,7 @@ def main() -> int:
         bench.train(
             train_mode,
             TRAIN_MODES,
-            asdict(replace(FULL_CONFIG, epochs=args.warmup + args.epochs)),
+            asdict(replace(vae_config("full"), epochs=args.warmup + args.epochs)),
             args.epochs,
             args.warmup,
             args.threads,
@@ -130,7 +136,7 @@ def main() -> int:
             args.batch, model.latent, generator=torch_stream(0, "codes")
         )
         package = harness.compile_aoti(
-            export_program(model, "decoder"),
+            export_decoder(model),
             bench.folder / "decoder.pt2",
             model_name="vae",
         )

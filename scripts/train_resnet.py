@@ -4,7 +4,7 @@
 
 reads CIFAR-10 from ``$RLBOOK_DATA`` (the shared subset, or the full
 dataset where it can be downloaded), trains the ResNet-18 of
-``rlbook.projects.resnet_run.resnet_config("full")`` with seed 0, one epoch
+``rlbook.chapters.resnet_cifar.resnet_config("full")`` with seed 0, one epoch
 at a time, writing ``<runs>/checkpoint.pt`` after each: run the same command
 again after an interruption and it goes on from the last finished epoch to
 the weights it would have reached without stopping. With ``--export`` it
@@ -18,7 +18,6 @@ weights. ``--export`` refuses a tree with uncommitted changes outside
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -28,95 +27,68 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> int:
-    if str(ROOT / "src") not in sys.path:
-        sys.path.insert(0, str(ROOT / "src"))
-    from rlbook.projects import script
-
-    args = script.parser(__doc__, "resnet", "resnet18-cifar").parse_args()
-    device, runs = script.start(args, "resnet", ROOT)
-    script.hold(runs)  # one run per runs folder
-
-    import torch
-
-    from rlbook.chapters.resnet_cifar import train_resnet
-    from rlbook.data import describe, load_cifar10
-    from rlbook.projects.resnet_run import (
+def project():
+    """The ResNet chapter's part of the run (rlbook.projects.script.run does the rest)."""
+    from rlbook.chapters.resnet_cifar import (
         SHIPPED_WEIGHTS,
         resnet_config,
         resnet_spec,
         split_images,
+        train_resnet,
     )
+    from rlbook.data import describe, load_cifar10
+    from rlbook.projects.script import Project, Report
 
-    train, test = script.load(load_cifar10)
-    config = resnet_config(args.budget)
-    split = split_images(
-        train.images, train.labels, test.images, test.labels, config, args.seed
-    )
-    with (
-        script.resuming(runs / "checkpoint.pt"),
-        script.epoch_bar(
-            config.epochs,
-            "ResNet-18 epochs",
-            lambda r: {"loss": f"{r['loss']:.3f}", "valid": f"{r['valid']:.3f}"},
-        ) as on_epoch,
-    ):
-        run = train_resnet(
-            split,
-            config,
-            args.seed,
-            device=device,
-            checkpoint=runs / "checkpoint.pt",
-            on_epoch=on_epoch,
-        )
-    data = {
-        "train": describe(train),
-        "train_images": int(split.train_labels.numel()),
-        "valid_images": int(split.valid_labels.numel()),
-        "test": describe(test),
-        "test_images": int(split.test_labels.numel()),
-    }
-    metrics = {
-        "seed": args.seed,
-        "config": asdict(config),
-        "recipe": asdict(config.train_config()),
-        "data": data,
-        "classes": list(train.classes),
-        "history": run.history,
-        "best_epoch": run.best_epoch,
-        "best_test_accuracy": run.best_test_accuracy,
-        "final_test_accuracy": run.final_test_accuracy,
-        "best_confusion": run.best_confusion.tolist(),
-        "final_confusion": run.final_confusion.tolist(),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "seconds": script.epoch_seconds(run.history),
-    }
-    summary = {
-        k: metrics[k]
-        for k in ("best_epoch", "best_test_accuracy", "final_test_accuracy")
-    }
-    print(json.dumps(summary))
-    if args.export:
-        script.ship(
-            "resnet18-cifar",
-            root=ROOT,
-            script="train_resnet.py",
-            args=args,
-            config=config,
-            device=device,
-            run=run,
-            metrics=metrics,
+    def report(train, test, split, config, run) -> Report:
+        data = {
+            "train": describe(train),
+            "train_images": int(split.train_labels.numel()),
+            "valid_images": int(split.valid_labels.numel()),
+            "test": describe(test),
+            "test_images": int(split.test_labels.numel()),
+        }
+        summary = {
+            "best_epoch": run.best_epoch,
+            "best_test_accuracy": run.best_test_accuracy,
+            "final_test_accuracy": run.final_test_accuracy,
+        }
+        return Report(
+            metrics={
+                "recipe": asdict(config.train_config()),
+                "data": data,
+                "classes": list(train.classes),
+                "history": run.history,
+                **summary,
+                "best_confusion": run.best_confusion.tolist(),
+                "final_confusion": run.final_confusion.tolist(),
+            },
             summary=summary,
             score={
                 "test_accuracy": run.best_test_accuracy,
                 "test_images": data["test_images"],
             },
-            kind="resnet18-cifar",
             spec=resnet_spec(config, train.classes),
-            weight_format=SHIPPED_WEIGHTS,
+            save_options={"weight_format": SHIPPED_WEIGHTS},
         )
-    return 0
+
+    return Project(
+        load=load_cifar10,
+        config=resnet_config,
+        prepare=lambda train, test, config, seed: split_images(
+            train.images, train.labels, test.images, test.labels, config, seed
+        ),
+        train=train_resnet,
+        bar="ResNet-18 epochs",
+        report=report,
+    )
+
+
+def main() -> int:
+    if str(ROOT / "src") not in sys.path:
+        sys.path.insert(0, str(ROOT / "src"))
+    from rlbook.projects import script
+
+    return script.run(__doc__, __file__, "resnet", "resnet18-cifar", project)
 
 
 if __name__ == "__main__":

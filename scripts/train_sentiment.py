@@ -4,7 +4,7 @@
 
 reads IMDb from ``$RLBOOK_DATA`` (the shared subset, or the full dataset
 where it can be downloaded), trains the BiLSTM of
-``rlbook.projects.sentiment_run.sentiment_config("full")`` with seed 0, one epoch at
+``rlbook.chapters.sentiment_imdb.sentiment_config("full")`` with seed 0, one epoch at
 a time, writing ``<runs>/checkpoint.pt`` after each: run the same command
 again after an interruption and it goes on from the last finished epoch to
 the weights it would have reached without stopping. Then it fits the
@@ -18,9 +18,7 @@ with uncommitted changes outside ``artifacts/``.
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 # The checkout this script belongs to: its code runs, its tree is checked, its
@@ -28,91 +26,68 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def project():
+    """The sentiment chapter's part of the run (rlbook.projects.script.run does the rest)."""
+    from rlbook.chapters.sentiment_imdb import (
+        bag_of_words_baseline,
+        prepare_reviews,
+        sentiment_config,
+        sentiment_spec,
+        train_sentiment_lstm,
+    )
+    from rlbook.data import describe, load_imdb
+    from rlbook.projects.script import Project, Report
+
+    def report(train, test, split, config, run) -> Report:
+        baseline = bag_of_words_baseline(split)
+        data = {
+            "train": describe(train),
+            "train_reviews": len(split.train_labels),
+            "valid_reviews": len(split.valid_labels),
+            "test": describe(test),
+            "test_reviews": len(split.test_labels),
+            "vocabulary": len(split.vocabulary),
+            "test_unknown_rate": split.vocabulary.unknown_rate(split.test_tokens),
+        }
+        summary = {
+            "best_epoch": run.best_epoch,
+            "best_test_accuracy": run.best_test_accuracy,
+            "final_test_accuracy": run.final_test_accuracy,
+        }
+        return Report(
+            metrics={
+                "data": data,
+                "history": run.history,
+                **summary,
+                "baseline": baseline,
+            },
+            summary=summary,
+            printed={"baseline_test_accuracy": baseline["test_accuracy"]},
+            score={
+                "test_accuracy": run.best_test_accuracy,
+                "test_reviews": data["test_reviews"],
+            },
+            spec=sentiment_spec(config, split.vocabulary),
+        )
+
+    return Project(
+        load=load_imdb,
+        config=sentiment_config,
+        prepare=lambda train, test, config, seed: prepare_reviews(
+            train.texts, train.labels, test.texts, test.labels, config, seed
+        ),
+        train=train_sentiment_lstm,
+        bar="BiLSTM epochs",
+        report=report,
+    )
+
+
 def main() -> int:
     if str(ROOT / "src") not in sys.path:
         sys.path.insert(0, str(ROOT / "src"))
     from rlbook.projects import script
 
-    args = script.parser(__doc__, "sentiment", "sentiment-lstm").parse_args()
-    device, runs = script.start(args, "sentiment", ROOT)
-    script.hold(runs)  # one run per runs folder
-
-    from rlbook.chapters.sentiment_imdb import train_sentiment_lstm
-    from rlbook.data import describe, load_imdb
-    from rlbook.projects.sentiment_run import (
-        bag_of_words_baseline,
-        prepare_reviews,
-        sentiment_config,
-        sentiment_spec,
-    )
-
-    train, test = script.load(load_imdb)
-    config = sentiment_config(args.budget)
-    split = prepare_reviews(
-        train.texts, train.labels, test.texts, test.labels, config, args.seed
-    )
-    with (
-        script.resuming(runs / "checkpoint.pt"),
-        script.epoch_bar(
-            config.epochs,
-            "BiLSTM epochs",
-            lambda r: {"loss": f"{r['loss']:.3f}", "valid": f"{r['valid']:.3f}"},
-        ) as on_epoch,
-    ):
-        run = train_sentiment_lstm(
-            split,
-            config,
-            args.seed,
-            device=device,
-            checkpoint=runs / "checkpoint.pt",
-            on_epoch=on_epoch,
-        )
-    baseline = bag_of_words_baseline(split)
-    data = {
-        "train": describe(train),
-        "train_reviews": len(split.train_labels),
-        "valid_reviews": len(split.valid_labels),
-        "test": describe(test),
-        "test_reviews": len(split.test_labels),
-        "vocabulary": len(split.vocabulary),
-        "test_unknown_rate": split.vocabulary.unknown_rate(split.test_tokens),
-    }
-    metrics = {
-        "seed": args.seed,
-        "config": asdict(config),
-        "data": data,
-        "history": run.history,
-        "best_epoch": run.best_epoch,
-        "best_test_accuracy": run.best_test_accuracy,
-        "final_test_accuracy": run.final_test_accuracy,
-        "baseline": baseline,
-        "device": str(device),
-        "seconds": script.epoch_seconds(run.history),
-    }
-    summary = {
-        k: metrics[k]
-        for k in ("best_epoch", "best_test_accuracy", "final_test_accuracy")
-    }
-    print(json.dumps({**summary, "baseline_test_accuracy": baseline["test_accuracy"]}))
-    if args.export:
-        script.ship(
-            "sentiment-lstm",
-            root=ROOT,
-            script="train_sentiment.py",
-            args=args,
-            config=config,
-            device=device,
-            run=run,
-            metrics=metrics,
-            summary=summary,
-            score={
-                "test_accuracy": run.best_test_accuracy,
-                "test_reviews": data["test_reviews"],
-            },
-            kind="sentiment-lstm",
-            spec=sentiment_spec(config, split.vocabulary),
-        )
-    return 0
+    return script.run(__doc__, __file__, "sentiment", "sentiment-lstm", project)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 reads MNIST from ``$RLBOOK_DATA`` (the shared subset, or the full dataset
 where it can be downloaded), trains the VAE of
-``rlbook.projects.vae_run.vae_config("full")`` with seed 0, one epoch at a
+``rlbook.chapters.vae_mnist.vae_config("full")`` with seed 0, one epoch at a
 time, writing ``<runs>/checkpoint.pt`` after each: run the same command
 again after an interruption and it goes on from the last finished epoch to
 the weights it would have reached without stopping. With ``--export`` it
@@ -17,9 +17,7 @@ a tree with uncommitted changes outside ``artifacts/``.
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 # The checkout this script belongs to: its code runs, its tree is checked, its
@@ -27,84 +25,62 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def project():
+    """The VAE chapter's part of the run (rlbook.projects.script.run does the rest)."""
+    from rlbook.chapters.vae_mnist import split_digits, train_vae, vae_config, vae_spec
+    from rlbook.data import describe, load_mnist
+    from rlbook.projects.script import Project, Report
+
+    def report(train, test, split, config, run) -> Report:
+        data = {
+            "train": describe(train),
+            "train_images": int(split.train.shape[0]),
+            "valid_images": int(split.valid.shape[0]),
+            "test": describe(test),
+            "test_images": int(split.test.shape[0]),
+        }
+        return Report(
+            metrics={
+                "data": data,
+                "history": run.history,
+                "best_epoch": run.best_epoch,
+                "best_test": run.best_test,
+                "final_test": run.final_test,
+            },
+            summary={
+                "best_epoch": run.best_epoch,
+                "best_test_loss": run.best_test["loss"],
+                "final_test_loss": run.final_test["loss"],
+            },
+            score={
+                "test_loss_per_image": run.best_test["loss"],
+                "test_images": data["test_images"],
+            },
+            spec=vae_spec(config),
+        )
+
+    return Project(
+        load=load_mnist,
+        config=vae_config,
+        prepare=lambda train, test, config, seed: split_digits(
+            train.images, test.images, config, seed
+        ),
+        train=train_vae,
+        bar="VAE epochs",
+        postfix=lambda r: {
+            "loss": f"{r['loss']:.1f}",
+            "valid": f"{r['valid_loss']:.1f}",
+        },
+        report=report,
+    )
+
+
 def main() -> int:
     if str(ROOT / "src") not in sys.path:
         sys.path.insert(0, str(ROOT / "src"))
     from rlbook.projects import script
 
-    args = script.parser(__doc__, "vae", "vae-mnist").parse_args()
-    device, runs = script.start(args, "vae", ROOT)
-    script.hold(runs)  # one run per runs folder
-
-    import torch
-
-    from rlbook.chapters.vae_mnist import train_vae
-    from rlbook.data import describe, load_mnist
-    from rlbook.projects.vae_run import split_digits, vae_config, vae_spec
-
-    train, test = script.load(load_mnist)
-    config = vae_config(args.budget)
-    split = split_digits(train.images, test.images, config, args.seed)
-    with (
-        script.resuming(runs / "checkpoint.pt"),
-        script.epoch_bar(
-            config.epochs,
-            "VAE epochs",
-            lambda r: {"loss": f"{r['loss']:.1f}", "valid": f"{r['valid_loss']:.1f}"},
-        ) as on_epoch,
-    ):
-        run = train_vae(
-            split,
-            config,
-            args.seed,
-            device=device,
-            checkpoint=runs / "checkpoint.pt",
-            on_epoch=on_epoch,
-        )
-    data = {
-        "train": describe(train),
-        "train_images": int(split.train.shape[0]),
-        "valid_images": int(split.valid.shape[0]),
-        "test": describe(test),
-        "test_images": int(split.test.shape[0]),
-    }
-    metrics = {
-        "seed": args.seed,
-        "config": asdict(config),
-        "data": data,
-        "history": run.history,
-        "best_epoch": run.best_epoch,
-        "best_test": run.best_test,
-        "final_test": run.final_test,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "seconds": script.epoch_seconds(run.history),
-    }
-    summary = {
-        "best_epoch": run.best_epoch,
-        "best_test_loss": run.best_test["loss"],
-        "final_test_loss": run.final_test["loss"],
-    }
-    print(json.dumps(summary))
-    if args.export:
-        script.ship(
-            "vae-mnist",
-            root=ROOT,
-            script="train_vae.py",
-            args=args,
-            config=config,
-            device=device,
-            run=run,
-            metrics=metrics,
-            summary=summary,
-            score={
-                "test_loss_per_image": run.best_test["loss"],
-                "test_images": data["test_images"],
-            },
-            kind="vae-mnist",
-            spec=vae_spec(config),
-        )
-    return 0
+    return script.run(__doc__, __file__, "vae", "vae-mnist", project)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from rlbook import data
+from rlbook.chapters.sentiment_imdb import read_review_folder
 from rlbook.data import (
     ChecksumError,
     DataError,
@@ -28,7 +29,6 @@ from rlbook.data import (
     load_mnist,
     write_review_folder,
 )
-from rlbook.projects.sentiment import read_review_folder
 
 RNG = np.random.default_rng(0)
 

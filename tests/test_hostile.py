@@ -542,8 +542,8 @@ def reviews_with(tmp_path: Path, name: str, make) -> Path:
     ids=["loop", "dangling", "folder", "fifo", "dev-zero", "huge"],
 )
 def test_hostile_review_files_are_one_clear_error(tmp_path, make, words):
+    from rlbook.chapters.sentiment_imdb import read_review_folder
     from rlbook.data import DataError
-    from rlbook.projects.sentiment import read_review_folder
 
     folder = reviews_with(tmp_path, "2_9.txt", make)
     with pytest.raises(DataError) as caught:
@@ -552,7 +552,7 @@ def test_hostile_review_files_are_one_clear_error(tmp_path, make, words):
 
 
 def test_a_link_to_a_regular_file_is_read(tmp_path):
-    from rlbook.projects.sentiment import read_review_folder
+    from rlbook.chapters.sentiment_imdb import read_review_folder
 
     (tmp_path / "elsewhere.txt").write_text("linked review")
     folder = reviews_with(
@@ -675,9 +675,8 @@ def test_a_manifest_without_a_hash_still_loads(tabular_agent_dir):
 
 
 def test_model_vocabulary_and_weights_are_hashed(tmp_path):
-    from rlbook.chapters.sentiment_imdb import SentimentLSTM
+    from rlbook.chapters.sentiment_imdb import SentimentLSTM, Vocabulary
     from rlbook.checkpoint import make_provenance
-    from rlbook.projects.sentiment import Vocabulary
     from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
 
     vocabulary = Vocabulary.build([["good", "bad", "good", "film", "bad"]], min_freq=1)
@@ -851,10 +850,9 @@ def test_ship_checks_and_writes_the_checkout_it_is_given(tmp_path):
     import argparse
     from types import SimpleNamespace
 
-    from rlbook.chapters.vae_mnist import VAE
+    from rlbook.chapters.vae_mnist import VAE, vae_config, vae_spec
     from rlbook.checkpoint import load_provenance
     from rlbook.projects import script
-    from rlbook.projects.vae_run import vae_config, vae_spec
 
     root = tmp_path / "clone"
     root.mkdir()

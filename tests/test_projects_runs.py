@@ -8,18 +8,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlbook.chapters.sentiment_imdb import SentimentLSTM, train_lstm_epoch
-from rlbook.checkpoint import CheckpointError
-from rlbook.projects.runs import fit_epochs
-from rlbook.projects.sentiment import (
+from rlbook.chapters.sentiment_imdb import (
+    SentimentLSTM,
     Vocabulary,
     accuracy,
     encode_batch,
     predict,
+    train_lstm_epoch,
 )
+from rlbook.checkpoint import CheckpointError
+from rlbook.projects.runs import fit_epochs
 from rlbook.seeding import stream_seed, torch_stream
 
-from .test_projects_sentiment import synthetic_reviews
+from .test_sentiment_imdb import synthetic_reviews
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

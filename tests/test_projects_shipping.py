@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlbook.chapters.sentiment_imdb import SentimentLSTM
-from rlbook.checkpoint import make_provenance
-from rlbook.data import DataError
-from rlbook.projects.sentiment import (
+from rlbook.chapters.sentiment_imdb import (
+    SentimentLSTM,
     Vocabulary,
     classify_reviews,
     encode_texts,
@@ -25,6 +23,8 @@ from rlbook.projects.sentiment import (
     read_review_folder,
     tokenize,
 )
+from rlbook.checkpoint import make_provenance
+from rlbook.data import DataError
 from rlbook.projects.shipping import (
     MANIFEST,
     WEIGHTS,
@@ -37,7 +37,7 @@ from rlbook.projects.shipping import (
 )
 from rlbook.safeload import file_sha256
 
-from .test_projects_sentiment import lstm_run, synthetic_reviews
+from .test_sentiment_imdb import lstm_run, synthetic_reviews
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

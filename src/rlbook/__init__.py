@@ -21,7 +21,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.dqn``            Q-networks, the lecture's replay memory, Q-network agents
 ``rlbook.pong``           Pong: the emulator in the book's setting, Karpathy's preprocessing
 ``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
-``rlbook.projects``       the PyTorch projects: data, recipes, shipping, comparison tables
+``rlbook.projects``       what the PyTorch projects share: epoch runs, shipped models, tables
 ``rlbook.chapters``       generated: each page's cells tagged ``export`` (not hand-written)
 ========================  =====================================================
 

@@ -58,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _classify_reviews(args: argparse.Namespace) -> int:
+    from .chapters.sentiment_imdb import classify_reviews
     from .data import DataError
-    from .projects.sentiment import classify_reviews
     from .projects.shipping import ModelArtifactError
 
     if args.batch_size < 1:

@@ -99,3 +99,11 @@ def device_banner(device: torch.device) -> str:
     else:
         detail = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     return f"device: {device.type} ({detail}) | torch {torch.__version__}"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued work on ``device`` so that wall-clock times measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -5,28 +5,99 @@ page, then run scripts/sync_notebooks.py.
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlbook.projects.runs import fit_epochs
+from rlbook.budget import validate_budget
+from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
 from rlbook.projects.shipping import round_to_shipped
-from rlbook.projects.vae import (
-    PIXELS,
-    check_generator,
-    check_images,
-    check_model_device,
-    check_positive_int,
-    eval_mode,
-    to_input,
-)
-from rlbook.projects.vae_run import DigitSplit, VAEConfig
 from rlbook.seeding import stream_seed, torch_stream
+
+
+def check_images(images: object, name: str = "images") -> torch.Tensor:
+    """Raise unless images is a uint8 (N, 1, 28, 28) tensor, N >= 1."""
+    if not isinstance(images, torch.Tensor):
+        kind = type(images).__name__
+        raise ValueError(f"{name} must be a torch.Tensor, got {kind}")
+    if images.dtype != torch.uint8:
+        raise ValueError(
+            f"{name} must be uint8 pixels 0..255 (as load_mnist returns "
+            f"them), got {images.dtype}; pass ImageSet.images, not "
+            "images already scaled"
+        )
+    if images.dim() != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
+        raise ValueError(
+            f"{name} must have shape (N, 1, 28, 28), got "
+            f"{tuple(images.shape)}"
+        )
+    if len(images) == 0:
+        raise ValueError(f"{name} holds no images")
+    return images
+
+
+IMAGE_SHAPE = (1, 28, 28)  # one MNIST image: channel, height, width
+PIXELS = 28 * 28  # the encoder's input and the decoder's output width
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def check_model_device(
+    model: nn.Module, device: torch.device | str
+) -> torch.device:
+    device = torch.device(device)
+    if model_device(model).type != device.type:
+        raise ValueError(
+            f"the model is on {model_device(model)} but device is "
+            f"{device}: move it there with model.to(device) (before "
+            "making its optimizer)"
+        )
+    return device
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients inside; the mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def check_generator(
+    generator: object, device: torch.device, what: str
+) -> torch.Generator:
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(
+            f"{what} needs a torch.Generator (e.g. rlbook.seeding."
+            "torch_stream(seed, purpose, device)), got "
+            f"{type(generator).__name__}"
+        )
+    if generator.device.type != device.type:
+        raise ValueError(
+            f"the generator is on {generator.device} but {what} draws "
+            f"numbers on {device}: create it there, torch_stream(seed, "
+            f"purpose, {str(device)!r})"
+        )
+    return generator
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 1, 28, 28) as float32 (N, 784) in [0, 1], same device."""
+    check_images(images)
+    return images.flatten(1).float().div_(255)
 
 
 class VAE(nn.Module):
@@ -132,6 +203,70 @@ def vae_loss(
     )
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch
     return bce + kl, bce, kl
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Every setting of the VAE's run (Adam, as in PyTorch's example)."""
+
+    validation_share: float = 0.1
+    """share of the training images held out to pick the epoch"""
+    hidden: tuple[int, ...] = (512, 256)
+    """the encoder's hidden widths, mirrored by the decoder"""
+    latent: int = 20
+    """dimensions of the latent code"""
+    epochs: int = 50
+    """passes over the training images"""
+    batch_size: int = 128
+    """images per Adam step"""
+    lr: float = 1e-3
+    """Adam's learning rate"""
+
+
+VAE_CONFIGS: dict[str, VAEConfig] = {
+    # Seconds: proves the code runs; its losses mean nothing.
+    "smoke": VAEConfig(epochs=1),
+    # The first 15 epochs of the full run: what the CI build trains.
+    "ci": VAEConfig(epochs=15),
+    # The shipped model's run (scripts/train_vae.py).
+    "full": VAEConfig(epochs=50),
+}
+
+
+def vae_config(budget: str) -> VAEConfig:
+    """The VAE's settings at budget (smoke, ci or full)."""
+    return VAE_CONFIGS[validate_budget(budget)]
+
+
+def vae_spec(config: VAEConfig) -> dict[str, Any]:
+    """The vae-mnist spec of a shipped model (see projects.shipping)."""
+    model = {"hidden": list(config.hidden), "latent": config.latent}
+    return {"model": model}
+
+
+class DigitSplit(NamedTuple):
+    """uint8 images (N, 1, 28, 28) of the three parts."""
+
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+
+
+def split_digits(
+    train_images: torch.Tensor,
+    test_images: torch.Tensor,
+    config: VAEConfig,
+    seed: int,
+) -> DigitSplit:
+    """Hold out a seeded share of the training images for validation."""
+    valid, train = hold_out(
+        int(train_images.shape[0]), config.validation_share, seed
+    )
+    return DigitSplit(
+        train=train_images[train],
+        valid=train_images[valid],
+        test=test_images,
+    )
 
 
 def train_epoch(
@@ -330,3 +465,127 @@ def train_vae(
         seconds=seconds,
         resumed_from=result.resumed_from,
     )
+
+
+def images_from_codes(model: VAE, z: torch.Tensor) -> torch.Tensor:
+    """Decoded images in [0, 1], (B, 1, 28, 28), on the CPU."""
+    with eval_mode(model):
+        images = torch.sigmoid(model.decode(z)).unflatten(1, IMAGE_SHAPE)
+        return images.cpu()
+
+
+def reconstruct(
+    model: VAE,
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Reconstructions of uint8 images, (N, 1, 28, 28) in [0, 1], on the
+    CPU: z = mu, or drawn from q(z | x) with a generator."""
+    x = to_input(check_images(images).to(model_device(model)))
+    with eval_mode(model):
+        mu, logvar = model.encode(x)
+        z = mu
+        if generator is not None:
+            z = model.reparameterize(mu, logvar, generator)
+    return images_from_codes(model, z)
+
+
+def sample(
+    model: VAE, n: int, generator: torch.Generator
+) -> torch.Tensor:
+    """n new images (n, 1, 28, 28) on the CPU: z ~ N(0, I), decoded."""
+    n = check_positive_int(n, "n")
+    device = model_device(model)
+    check_generator(generator, device, "sample")
+    z = torch.randn((n, model.latent), generator=generator, device=device)
+    return images_from_codes(model, z)
+
+
+def check_code(model: VAE, z: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(z, torch.Tensor) or z.shape != (model.latent,):
+        got = getattr(z, "shape", type(z).__name__)
+        raise ValueError(
+            f"{name} must be one latent code of shape ({model.latent},),"
+            f" got {tuple(got) if isinstance(got, torch.Size) else got}"
+        )
+    return z.to(model_device(model), torch.float32)
+
+
+def latent_walk(
+    model: VAE, z_start: torch.Tensor, z_end: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """Images (steps, 1, 28, 28) along the line from z_start to z_end,
+    both ends included."""
+    steps = check_positive_int(steps, "steps")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2 (both ends): {steps}")
+    start = check_code(model, z_start, "z_start")
+    end = check_code(model, z_end, "z_end")
+    t = torch.linspace(0, 1, steps, device=start.device)[:, None]
+    # lerp is exact at t = 0 and 1
+    return images_from_codes(model, torch.lerp(start, end, t))
+
+
+def latent_grid(
+    model: VAE,
+    steps: int,
+    *,
+    dims: tuple[int, int] = (0, 1),
+    limit: float = 2.0,
+    center: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A 2-D slice of the latent space, (steps, steps, 1, 28, 28): image
+    [i, j] decodes center (default 0) with coordinates dims set to
+    values[i], values[j], values = linspace(-limit, limit, steps)."""
+    steps = check_positive_int(steps, "steps")
+    if len(dims) != 2 or dims[0] == dims[1]:
+        raise ValueError(
+            f"dims must be two different latent dimensions, got {dims}"
+        )
+    for d in dims:
+        if not isinstance(d, int) or not 0 <= d < model.latent:
+            raise ValueError(
+                f"dims must be in 0..{model.latent - 1} (the latent size "
+                f"is {model.latent}), got {dims}"
+            )
+    if not limit > 0:
+        raise ValueError(f"limit must be positive, got {limit!r}")
+    device = model_device(model)
+    if center is None:
+        origin = torch.zeros(model.latent, device=device)
+    else:
+        origin = check_code(model, center, "center")
+    values = torch.linspace(-limit, limit, steps, device=device)
+    z = origin.repeat(steps, steps, 1)
+    z[:, :, dims[0]] = values[:, None]
+    z[:, :, dims[1]] = values[None, :]
+    images = images_from_codes(model, z.flatten(0, 1))
+    return images.unflatten(0, (steps, steps))
+
+
+class DecodeImages(nn.Module):
+    """The decoder as a generator: codes (B, latent) to images
+    (B, 1, 28, 28) in [0, 1]."""
+
+    def __init__(self, model: VAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        logits = self.model.decode(z)
+        return torch.sigmoid(logits).unflatten(1, IMAGE_SHAPE)
+
+
+def export_decoder(model: VAE) -> torch.export.ExportedProgram:
+    """torch.export the decoder, for any batch size, on the model's
+    device, with the weights it has now."""
+    example = torch.zeros(2, model.latent, device=model_device(model))
+    batch = torch.export.Dim("batch", min=1)
+    with eval_mode(model):
+        return torch.export.export(
+            DecodeImages(model),
+            (example,),
+            dynamic_shapes=({0: batch},),
+            strict=False,
+        )

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..seeding import torch_stream
 
-__all__ = ["FitResult", "fit_epochs"]
+__all__ = ["FitResult", "check_positive_int", "fit_epochs", "hold_out"]
 
 RUN_FORMAT = "rlbook.epoch-run/1"
 
@@ -54,6 +55,27 @@ class FitResult:
     best_state: dict[str, torch.Tensor]
     final_state: dict[str, torch.Tensor]
     resumed_from: int
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """``value``, or a ValueError unless it is an int >= 1 (not a bool)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def hold_out(
+    n: int, share: float, seed: int, what: str = "images"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(valid, train)`` of ``n`` training items: a seeded random
+    ``share`` (stream ``split``) held out to pick the epoch, and the rest."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"validation_share must be in (0, 1), got {share!r}")
+    n_valid = max(1, round(n * share))
+    if n_valid >= n:
+        raise ValueError(f"{n} training {what} are too few to hold {n_valid} out")
+    order = torch.randperm(n, generator=torch_stream(seed, "split"))
+    return order[:n_valid], order[n_valid:]
 
 
 def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,11 +1,13 @@
-"""What the three trained projects' full-run scripts share.
+"""What the three trained projects' full-run scripts share: one skeleton.
 
 ``scripts/train_resnet.py``, ``train_sentiment.py`` and ``train_vae.py`` each
 train one model, one epoch at a time, resumable from ``<runs>/checkpoint.pt``,
-and with ``--export`` ship its best epoch. They differ in their data, model and
-metrics; this module holds the rest: the options, the checks before a run
-(a clean tree for ``--export``, the data), the progress bar, and the shipping
-(provenance, model, and an atomically written ``metrics.json``).
+and with ``--export`` ship its best epoch. Each describes its chapter's part
+as a :class:`Project` (the data, the settings, the split, the run from
+``rlbook.chapters.NAME``, and what to report); :func:`run` is the rest: the
+options, the checks before a run (a clean tree for ``--export``, the data),
+the progress bar, the summary line, and the shipping (provenance, model, and
+an atomically written ``metrics.json``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -33,6 +35,95 @@ from ..safeload import load_failure
 from .shipping import save_model
 
 T = TypeVar("T")
+
+
+@dataclass
+class Report:
+    """What a finished run reports, besides the seed, config, device, threads
+    and seconds that every ``metrics.json`` holds."""
+
+    metrics: dict[str, Any]  # metrics.json's own entries: data, history, tests
+    summary: dict[str, Any]  # the printed line; the shipped manifest's metrics
+    score: dict[str, Any]  # the provenance's score
+    spec: dict[str, Any]  # the shipped model's spec (rlbook.projects.shipping)
+    printed: dict[str, Any] = field(default_factory=dict)  # more to print
+    save_options: dict[str, Any] = field(default_factory=dict)  # save_model's
+
+
+def _loss_and_valid(record: Mapping[str, Any]) -> Mapping[str, str]:
+    return {"loss": f"{record['loss']:.3f}", "valid": f"{record['valid']:.3f}"}
+
+
+@dataclass
+class Project:
+    """One project's part of its full run, from ``rlbook.chapters.NAME``."""
+
+    load: Callable[[str], Any]  # the dataset's loader: "train" or "test"
+    config: Callable[[str], Any]  # the settings at a budget
+    prepare: Callable[[Any, Any, Any, int], Any]  # (train, test, config, seed)
+    train: Callable[..., Any]  # (split, config, seed, device=, checkpoint=, on_epoch=)
+    bar: str  # the progress bar's label
+    # (train, test, split, config, run) to what it reports
+    report: Callable[[Any, Any, Any, Any, Any], Report]
+    postfix: Callable[[Mapping[str, Any]], Mapping[str, str]] = _loss_and_valid
+
+
+def run(
+    doc: str, path: str | Path, name: str, artifact: str, project: Callable[[], Project]
+) -> int:
+    """A project's full run: the script at ``path`` (its ``__file__``)
+    trains into ``_build/<name>-<budget>`` and ships ``artifacts/<artifact>``,
+    a model of that kind. ``project()`` imports the chapter's code, after
+    the checks, so that a refused run is refused at once."""
+    path = Path(path).resolve()
+    root = path.parents[1]
+    args = parser(doc, name, artifact).parse_args()
+    device, runs = start(args, name, root)
+    hold(runs)  # one run per runs folder
+    part = project()
+    train, test = load(part.load)
+    config = part.config(args.budget)
+    split = part.prepare(train, test, config, args.seed)
+    checkpoint = runs / "checkpoint.pt"
+    with (
+        resuming(checkpoint),
+        epoch_bar(config.epochs, part.bar, part.postfix) as on_epoch,
+    ):
+        result = part.train(
+            split,
+            config,
+            args.seed,
+            device=device,
+            checkpoint=checkpoint,
+            on_epoch=on_epoch,
+        )
+    report = part.report(train, test, split, config, result)
+    metrics = {
+        "seed": args.seed,
+        "config": asdict(config),
+        **report.metrics,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "seconds": epoch_seconds(result.history),
+    }
+    print(json.dumps({**report.summary, **report.printed}))
+    if args.export:
+        ship(
+            artifact,
+            root=root,
+            script=path.name,
+            args=args,
+            config=config,
+            device=device,
+            run=result,
+            metrics=metrics,
+            summary=report.summary,
+            score=report.score,
+            kind=artifact,
+            spec=report.spec,
+            **report.save_options,
+        )
+    return 0
 
 
 def parser(doc: str, name: str, artifact: str) -> argparse.ArgumentParser:

@@ -103,8 +103,7 @@ Builder = Callable[[Mapping[str, Any]], tuple[nn.Module, dict[str, Any]]]
 
 
 def _build_sentiment_lstm(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from ..chapters.sentiment_imdb import SentimentLSTM
-    from .sentiment import Vocabulary
+    from ..chapters.sentiment_imdb import SentimentLSTM, Vocabulary
 
     vocabulary = Vocabulary.from_dict(dict(spec["vocabulary"]))
     model = SentimentLSTM(**dict(spec["model"]))
@@ -127,8 +126,7 @@ def _build_sentiment_lstm(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str,
 
 
 def _build_resnet18_cifar(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from ..chapters.resnet_cifar import ResNet18
-    from .resnet import CIFAR10_MEAN, CIFAR10_STD
+    from ..chapters.resnet_cifar import CIFAR10_MEAN, CIFAR10_STD, ResNet18
 
     model = ResNet18(**dict(spec["model"]))
     classes = spec["classes"]

@@ -1,4 +1,5 @@
-"""Sentiment project: tokens, vocabulary, padded batches, the BiLSTM's two paths, the baseline.
+"""Sentiment project: tokens, vocabulary, padded batches, the BiLSTM's two paths, the
+baseline; the run: the split, the LSTM's epochs, shipping.
 
 The models are tiny (embeddings and states of size 8) and the "reviews" are
 synthetic: filler words with one "good" or "bad" somewhere, so that a model
@@ -15,8 +16,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from rlbook.chapters.sentiment_imdb import SentimentLSTM, train_lstm_epoch
-from rlbook.projects.sentiment import (
+from rlbook.chapters.sentiment_imdb import (
     PAD,
     PAD_INDEX,
     UNK,
@@ -24,9 +24,12 @@ from rlbook.projects.sentiment import (
     BagOfWordsLogReg,
     BowInputs,
     EncodedReviews,
+    SentimentConfig,
+    SentimentLSTM,
     Vocabulary,
     accuracy,
     add_bigrams,
+    bag_of_words_baseline,
     bow_inputs,
     encode_batch,
     encode_texts,
@@ -34,10 +37,15 @@ from rlbook.projects.sentiment import (
     inverse_document_frequency,
     length_batches,
     predict,
+    prepare_reviews,
+    sentiment_spec,
     tokenize,
     train_bow,
+    train_lstm_epoch,
+    train_sentiment_lstm,
     truncate,
 )
+from rlbook.projects.shipping import load_model, save_model
 from rlbook.seeding import stream_seed, torch_stream
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -152,9 +160,8 @@ def test_vocabulary_knows_only_training_tokens_and_measures_unknown_rate() -> No
         UNK_INDEX,
         vocab.stoi["film"],
     ]
-    assert "dreadful" not in vocab
+    assert "dreadful" not in vocab.stoi
     assert vocab.unknown_rate(test_tokens) == pytest.approx(3 / 5)
-    assert vocab.decode(vocab.encode(["film", "dreadful"])) == ["film", UNK]
 
 
 def test_vocabulary_round_trips_through_json() -> None:
@@ -401,8 +408,6 @@ def test_bow_inputs_are_idf_weighted_unit_norm_bags_without_pad_or_unk() -> None
     assert bags.ids.tolist() == [2, 3, 4]
     assert bags.offsets.tolist() == [0, 2, 2]  # the empty review is an empty bag
     torch.testing.assert_close(bags.weights, torch.tensor([1, 2, 5**0.5]) / 5**0.5)
-    counts = bow_inputs([[2, 3, 3]], torch.ones(5), binary=False, normalize=False)
-    assert counts.weights.tolist() == [1.0, 2.0]
 
 
 def test_bow_logit_is_the_bias_plus_the_weighted_sum_of_its_tokens_weights() -> None:
@@ -517,3 +522,88 @@ def test_bad_arguments_raise_a_clear_value_error(
     call, message = BAD_CALLS[name]
     with pytest.raises(ValueError, match=message):
         call(parts)
+
+
+# ---------------------------------------------------------------- the run
+
+TINY = SentimentConfig(
+    validation_share=0.2,
+    min_freq=1,
+    max_len=16,
+    embed_dim=8,
+    hidden_size=8,
+    dropout=0.1,
+    epochs=3,
+    batch_size=16,
+    lr=0.02,
+)
+
+
+def texts(n: int, seed: int) -> tuple[list[str], torch.Tensor]:
+    reviews, labels = synthetic_reviews(n, seed)
+    return [" ".join(words) for words in reviews], labels
+
+
+@pytest.fixture(scope="module")
+def split():
+    torch.set_num_threads(1)
+    train_texts, train_labels = texts(200, seed=0)
+    test_texts, test_labels = texts(60, seed=1)
+    return prepare_reviews(
+        train_texts, train_labels, test_texts, test_labels, TINY, seed=0
+    )
+
+
+def test_the_validation_share_is_held_out_and_the_vocabulary_never_sees_it():
+    train_texts = [f"w{i} word{i}" for i in range(100)]
+    labels = torch.arange(100) % 2
+    split = prepare_reviews(train_texts, labels, ["w1"], labels[:1], TINY, seed=3)
+    assert len(split.valid_labels) == 20 and len(split.train_labels) == 80
+    seen = {t for tokens in split.train_tokens for t in tokens}
+    held_out = {f"word{i}" for i in range(100)} - seen
+    assert len(held_out) == 20  # the 20 held-out reviews' unique words
+    assert not held_out & set(split.vocabulary.itos)
+    again = prepare_reviews(train_texts, labels, ["w1"], labels[:1], TINY, seed=3)
+    assert torch.equal(again.valid.tokens, split.valid.tokens)
+    other = prepare_reviews(train_texts, labels, ["w1"], labels[:1], TINY, seed=4)
+    assert other.vocabulary != split.vocabulary  # another 20 reviews held out
+
+
+def test_lstm_run_learns_and_tests_its_best_and_final_weights(split, tmp_path):
+    run = train_sentiment_lstm(split, TINY, seed=0)
+    assert [r["epoch"] for r in run.history] == [1, 2, 3]
+    assert run.final_test_accuracy >= 0.9 and run.best_test_accuracy >= 0.9
+    valid = [r["valid"] for r in run.history]
+    assert run.best_epoch == valid.index(max(valid)) + 1
+    # What it returns is what ships: a saved and reloaded model scores the same.
+    folder = save_model(
+        tmp_path / "m",
+        kind="sentiment-lstm",
+        spec=sentiment_spec(TINY, split.vocabulary),
+        model=run.best,
+        provenance={},
+    )
+    shipped = load_model(folder).model
+    for name, weight in run.best.state_dict().items():
+        assert torch.equal(weight, shipped.state_dict()[name]), name
+
+
+def test_lstm_run_is_reproducible(split):
+    first = train_sentiment_lstm(split, TINY, seed=0)
+    again = train_sentiment_lstm(split, TINY, seed=0)
+    for name, weight in first.final.state_dict().items():
+        assert torch.equal(weight, again.final.state_dict()[name]), name
+
+
+def test_bag_of_words_baseline_learns_the_telling_word(split):
+    result = bag_of_words_baseline(split, bigrams=False)
+    assert result["test_accuracy"] >= 0.95
+    assert result["features"] < bag_of_words_baseline(split)["features"]
+
+
+def test_a_bad_validation_share_is_a_clear_error():
+    bad = SentimentConfig(validation_share=1.0)
+    with pytest.raises(ValueError, match="validation_share"):
+        prepare_reviews(
+            ["a b"] * 4, torch.tensor([0, 1, 0, 1]), ["a"], torch.tensor([0]), bad, 0
+        )
