@@ -131,3 +131,43 @@ def tiny_ppo():
     run = PPO(tiny_pong_configs()[1], seed=1)
     run.train()
     return run
+
+
+# The C++ programs under deploy/cpp take a while to compile against libtorch.
+# When a collected test needs one (the `cpp_program` fixture), the builds start
+# as soon as collection ends, in background threads, so the compiler uses the
+# machine's other core while the tests before them run.
+_CPP_BUILDS: dict = {}
+CPP_PROGRAMS = ("aoti_infer", "dqn_train")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if not any("cpp_program" in getattr(i, "fixturenames", ()) for i in items):
+        return
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from benchmarks.harness import build_cpp_program
+
+    folder = Path(tempfile.mkdtemp(prefix="rlbook-cpp-"))
+    pool = ThreadPoolExecutor(max_workers=len(CPP_PROGRAMS))
+    for name in CPP_PROGRAMS:
+        _CPP_BUILDS[name] = pool.submit(build_cpp_program, name, folder)
+    pool.shutdown(wait=False)
+
+
+@pytest.fixture(scope="session")
+def cpp_program():
+    """``cpp_program(name)``: the path of ``deploy/cpp/NAME`` built for this session."""
+
+    def built(name: str) -> Path:
+        if name not in _CPP_BUILDS:  # collected without the hook (a plugin run)
+            import tempfile
+
+            from benchmarks.harness import build_cpp_program
+
+            folder = Path(tempfile.mkdtemp(prefix="rlbook-cpp-"))
+            return build_cpp_program(name, folder)
+        return _CPP_BUILDS[name].result()
+
+    return built

@@ -118,8 +118,8 @@ def package(exported: tuple[Path, str, list[str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_cpp_runner(tmp_path_factory.mktemp("bin"))
+def runner(cpp_program) -> Path:
+    return cpp_program("aoti_infer")
 
 
 @pytest.fixture(scope="module")
