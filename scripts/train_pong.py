@@ -1,4 +1,5 @@
-"""The full runs of *Policy gradients on Pong from pixels*: REINFORCE, then PPO.
+"""The full runs of the Pong pages: REINFORCE (*Policy gradients on Pong from
+pixels*, ``chapters/pong.md``) and PPO (``chapters/pong_ppo.md``).
 
     .venv/bin/python scripts/train_pong.py reinforce --runs _build/pong
     .venv/bin/python scripts/train_pong.py ppo --runs _build/pong
@@ -7,7 +8,7 @@
 Each run keeps its whole state in ``<runs>/<agent>/checkpoint.pt``, written
 every ``--checkpoint-seconds`` and at the end, always between updates: run the
 same command again after any interruption and the run goes on from its last
-checkpoint (see the chapter's *The full runs* for what a resumed PPO run
+checkpoint (see the PPO page's *PPO's full run* for what a resumed PPO run
 restarts). ``progress.json`` beside it has the curves so far.
 
 ``--export`` tests the best and the final weights of a finished run on 10
@@ -99,20 +100,23 @@ def first_reaching(
 
 def planned_updates(state: Mapping[str, Any]) -> int:
     """How many updates the run ``state`` was configured for."""
-    from rlbook.chapters.pong import PPOConfig, ReinforceConfig
-
     config = json.loads(state["config"])
-    run_config = ReinforceConfig if state["kind"] == "pong-reinforce" else PPOConfig
-    return run_config(**config).updates
+    if state["kind"] == "pong-reinforce":
+        from rlbook.chapters.pong import ReinforceConfig
+
+        return ReinforceConfig(**config).updates
+    from rlbook.chapters.pong_ppo import PPOConfig
+
+    return PPOConfig(**config).updates
 
 
 def spec_for(state: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """The agent kind and the manifest's spec of the run ``state``."""
-    from rlbook.chapters.pong import OBSERVATIONS
-    from rlbook.pong import INPUTS
-
     config = json.loads(state["config"])
     if state["kind"] == "pong-reinforce":
+        from rlbook.chapters.pong import DIFFERENCE_OBSERVATION
+        from rlbook.pong import INPUTS
+
         network = {
             "inputs": INPUTS,
             "hidden": config["hidden"],
@@ -120,11 +124,27 @@ def spec_for(state: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         }
         return "pong-pg", {
             "network": network,
-            "observation": dict(OBSERVATIONS["difference"]),
+            "observation": dict(DIFFERENCE_OBSERVATION),
         }
+    from rlbook.chapters.pong_ppo import STACK_OBSERVATION
+
     network = {"frames": config["frames"], "actions": config["actions"]}
-    observation = {**OBSERVATIONS["stack"], "frames": config["frames"]}
+    observation = {**STACK_OBSERVATION, "frames": config["frames"]}
     return "pong-actor-critic", {"network": network, "observation": observation}
+
+
+def agent_for(
+    kind: str, network: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
+) -> Any:
+    """A fresh agent of ``kind`` playing a network built from ``network``
+    holding ``weights``."""
+    from rlbook.chapters.pong import DifferenceAgent, TorchPolicy, load_network
+
+    if kind == "pong-pg":
+        return DifferenceAgent(load_network(TorchPolicy, network, weights))
+    from rlbook.chapters.pong_ppo import PongActorCritic, StackAgent
+
+    return StackAgent(load_network(PongActorCritic, network, weights))
 
 
 def score_weights(
@@ -133,11 +153,11 @@ def score_weights(
     games: int = TEST_GAMES,
 ) -> np.ndarray:
     """Scores of ``games`` test games with ``weights`` of the run ``state``."""
-    from rlbook.chapters.pong import _agent_for, _net_for, play_games
+    from rlbook.chapters.pong import play_games
     from rlbook.seeding import PONG_TEST_SEED
 
     kind, spec = spec_for(state)
-    agent = _agent_for(_net_for(kind, spec["network"], weights))
+    agent = agent_for(kind, spec["network"], weights)
     settings = json.loads(state["config"])["settings"]
     return play_games(
         agent, games, seed=PONG_TEST_SEED, settings=settings, keep_scores=True
@@ -358,8 +378,8 @@ def main() -> int:
         from rlbook.chapters.pong import Reinforce as Run
         from rlbook.chapters.pong import reinforce_config as make_config
     else:
-        from rlbook.chapters.pong import PPO as Run  # type: ignore[assignment]
-        from rlbook.chapters.pong import ppo_config as make_config  # type: ignore[assignment]
+        from rlbook.chapters.pong_ppo import PPO as Run  # type: ignore[assignment]
+        from rlbook.chapters.pong_ppo import ppo_config as make_config  # type: ignore[assignment]
 
     if args.export or args.snapshot:
         from rlbook.checkpoint import require_clean_tree
