@@ -1,5 +1,4 @@
-"""The full runs of the Pong pages: REINFORCE (*Policy gradients on Pong from
-pixels*, ``chapters/pong.md``) and PPO (``chapters/pong_ppo.md``).
+"""The full runs of the two Pong pages: REINFORCE, then PPO.
 
     .venv/bin/python scripts/train_pong.py reinforce --runs _build/pong
     .venv/bin/python scripts/train_pong.py ppo --runs _build/pong
@@ -16,11 +15,14 @@ games and writes ``artifacts/pong-pg/`` or ``artifacts/pong-ppo/`` (weights,
 manifest, curves, provenance); it refuses a tree with uncommitted changes
 outside ``artifacts/``. ``--snapshot`` writes, for a run still going,
 ``in-progress.json`` into that folder (its curves so far and their
-provenance, no agent: the chapter shows it as a run in progress) and
+provenance, no agent: the pages show it as a run in progress) and
 ``checkpoint.pt.xz``, the whole resumable checkpoint, compressed, so that a
 run longer than a working session survives on ``main``: started where the
 runs folder has no checkpoint, a run goes on from the committed one. The
 export of the finished run removes both.
+
+REINFORCE is ``chapters/pong.md``'s (:mod:`rlbook.chapters.pong`), PPO
+``chapters/pong_ppo.md``'s (:mod:`rlbook.chapters.pong_ppo`).
 
 A resumed run keeps the budget and seed it started with: ``--budget`` or
 ``--seed`` that differ from the checkpoint's are refused.
@@ -77,16 +79,16 @@ def unpack(packed: bytes) -> bytes:
 # ---------------------------------------------------------------- shipping a run
 
 PROGRESS_FILE = "in-progress.json"
-"""Written by ``--snapshot`` into the agent's artifacts folder; the chapter reads it."""
+"""Written by ``--snapshot`` into the agent's artifacts folder; the pages read it."""
 TEST_GAMES = 10
-"""Games each shipped agent is tested on (the chapter's table)."""
+"""Games each shipped agent is tested on (the PPO page's table)."""
 
 
 def first_reaching(
     scores: np.ndarray, level: float, window: int | None = None
 ) -> int | None:
     """Index of the first game at which the running mean of ``window`` full
-    games (the chapter's ``RUNNING_GAMES``) reaches ``level``; ``None`` if it
+    games (the first Pong page's ``RUNNING_GAMES``) reaches ``level``; ``None`` if it
     never does."""
     import numpy as np
 
