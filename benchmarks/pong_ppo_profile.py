@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/pong_ppo_profile.py [--updates 3] [--out FILE]
 
-Runs the chapter's PPO (:class:`rlbook.chapters.pong.PPO`, the full recipe's
+Runs the PPO page's PPO (:class:`rlbook.chapters.pong_ppo.PPO`, the full recipe's
 settings: 16 games x 128 steps an update, 4 epochs of 4 minibatches) for one
 warm-up update and then ``--updates`` timed ones, and charges the wall and the
 CPU time (all threads) of each to its part, by wrapping the functions the
@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import rlbook.chapters.pong as page
+import rlbook.chapters.pong_ppo as page
 import rlbook.pong as pong
 from rlbook.checkpoint import atomic_write
 from rlbook.stats import bootstrap_ratio

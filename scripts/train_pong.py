@@ -1,4 +1,4 @@
-"""The full runs of *Policy gradients on Pong from pixels*: REINFORCE, then PPO.
+"""The full runs of the two Pong pages: REINFORCE, then PPO.
 
     .venv/bin/python scripts/train_pong.py reinforce --runs _build/pong
     .venv/bin/python scripts/train_pong.py ppo --runs _build/pong
@@ -7,7 +7,7 @@
 Each run keeps its whole state in ``<runs>/<agent>/checkpoint.pt``, written
 every ``--checkpoint-seconds`` and at the end, always between updates: run the
 same command again after any interruption and the run goes on from its last
-checkpoint (see the chapter's *The full runs* for what a resumed PPO run
+checkpoint (see the PPO page's *PPO's full run* for what a resumed PPO run
 restarts). ``progress.json`` beside it has the curves so far.
 
 ``--export`` tests the best and the final weights of a finished run on 10
@@ -15,11 +15,14 @@ games and writes ``artifacts/pong-pg/`` or ``artifacts/pong-ppo/`` (weights,
 manifest, curves, provenance); it refuses a tree with uncommitted changes
 outside ``artifacts/``. ``--snapshot`` writes, for a run still going,
 ``in-progress.json`` into that folder (its curves so far and their
-provenance, no agent: the chapter shows it as a run in progress) and
+provenance, no agent: the pages show it as a run in progress) and
 ``checkpoint.pt.xz``, the whole resumable checkpoint, compressed, so that a
 run longer than a working session survives on ``main``: started where the
 runs folder has no checkpoint, a run goes on from the committed one. The
 export of the finished run removes both.
+
+REINFORCE is ``chapters/pong.md``'s (:mod:`rlbook.chapters.pong`), PPO
+``chapters/pong_ppo.md``'s (:mod:`rlbook.chapters.pong_ppo`).
 
 A resumed run keeps the budget and seed it started with: ``--budget`` or
 ``--seed`` that differ from the checkpoint's are refused.
@@ -76,16 +79,16 @@ def unpack(packed: bytes) -> bytes:
 # ---------------------------------------------------------------- shipping a run
 
 PROGRESS_FILE = "in-progress.json"
-"""Written by ``--snapshot`` into the agent's artifacts folder; the chapter reads it."""
+"""Written by ``--snapshot`` into the agent's artifacts folder; the pages read it."""
 TEST_GAMES = 10
-"""Games each shipped agent is tested on (the chapter's table)."""
+"""Games each shipped agent is tested on (the PPO page's table)."""
 
 
 def first_reaching(
     scores: np.ndarray, level: float, window: int | None = None
 ) -> int | None:
     """Index of the first game at which the running mean of ``window`` full
-    games (the chapter's ``RUNNING_GAMES``) reaches ``level``; ``None`` if it
+    games (the first Pong page's ``RUNNING_GAMES``) reaches ``level``; ``None`` if it
     never does."""
     import numpy as np
 
@@ -99,20 +102,23 @@ def first_reaching(
 
 def planned_updates(state: Mapping[str, Any]) -> int:
     """How many updates the run ``state`` was configured for."""
-    from rlbook.chapters.pong import PPOConfig, ReinforceConfig
-
     config = json.loads(state["config"])
-    run_config = ReinforceConfig if state["kind"] == "pong-reinforce" else PPOConfig
-    return run_config(**config).updates
+    if state["kind"] == "pong-reinforce":
+        from rlbook.chapters.pong import ReinforceConfig
+
+        return ReinforceConfig(**config).updates
+    from rlbook.chapters.pong_ppo import PPOConfig
+
+    return PPOConfig(**config).updates
 
 
 def spec_for(state: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """The agent kind and the manifest's spec of the run ``state``."""
-    from rlbook.chapters.pong import OBSERVATIONS
-    from rlbook.pong import INPUTS
-
     config = json.loads(state["config"])
     if state["kind"] == "pong-reinforce":
+        from rlbook.chapters.pong import DIFFERENCE_OBSERVATION
+        from rlbook.pong import INPUTS
+
         network = {
             "inputs": INPUTS,
             "hidden": config["hidden"],
@@ -120,11 +126,27 @@ def spec_for(state: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         }
         return "pong-pg", {
             "network": network,
-            "observation": dict(OBSERVATIONS["difference"]),
+            "observation": dict(DIFFERENCE_OBSERVATION),
         }
+    from rlbook.chapters.pong_ppo import STACK_OBSERVATION
+
     network = {"frames": config["frames"], "actions": config["actions"]}
-    observation = {**OBSERVATIONS["stack"], "frames": config["frames"]}
+    observation = {**STACK_OBSERVATION, "frames": config["frames"]}
     return "pong-actor-critic", {"network": network, "observation": observation}
+
+
+def agent_for(
+    kind: str, network: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
+) -> Any:
+    """A fresh agent of ``kind`` playing a network built from ``network``
+    holding ``weights``."""
+    from rlbook.chapters.pong import DifferenceAgent, TorchPolicy, load_network
+
+    if kind == "pong-pg":
+        return DifferenceAgent(load_network(TorchPolicy, network, weights))
+    from rlbook.chapters.pong_ppo import PongActorCritic, StackAgent
+
+    return StackAgent(load_network(PongActorCritic, network, weights))
 
 
 def score_weights(
@@ -133,11 +155,11 @@ def score_weights(
     games: int = TEST_GAMES,
 ) -> np.ndarray:
     """Scores of ``games`` test games with ``weights`` of the run ``state``."""
-    from rlbook.chapters.pong import _agent_for, _net_for, play_games
+    from rlbook.chapters.pong import play_games
     from rlbook.seeding import PONG_TEST_SEED
 
     kind, spec = spec_for(state)
-    agent = _agent_for(_net_for(kind, spec["network"], weights))
+    agent = agent_for(kind, spec["network"], weights)
     settings = json.loads(state["config"])["settings"]
     return play_games(
         agent, games, seed=PONG_TEST_SEED, settings=settings, keep_scores=True
@@ -358,8 +380,8 @@ def main() -> int:
         from rlbook.chapters.pong import Reinforce as Run
         from rlbook.chapters.pong import reinforce_config as make_config
     else:
-        from rlbook.chapters.pong import PPO as Run  # type: ignore[assignment]
-        from rlbook.chapters.pong import ppo_config as make_config  # type: ignore[assignment]
+        from rlbook.chapters.pong_ppo import PPO as Run  # type: ignore[assignment]
+        from rlbook.chapters.pong_ppo import ppo_config as make_config  # type: ignore[assignment]
 
     if args.export or args.snapshot:
         from rlbook.checkpoint import require_clean_tree

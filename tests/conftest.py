@@ -79,7 +79,8 @@ def one_torch_thread():
 
 def tiny_pong_configs():
     """``(ReinforceConfig, PPOConfig)`` of the tiny Pong runs the tests train."""
-    from rlbook.chapters.pong import PPOConfig, ReinforceConfig
+    from rlbook.chapters.pong import ReinforceConfig
+    from rlbook.chapters.pong_ppo import PPOConfig
 
     reinforce = ReinforceConfig(
         games_per_update=2, updates=2, validate_every=2, validation_games=2
@@ -126,7 +127,7 @@ def tiny_reinforce(tiny_reinforce_runs):
 @pytest.fixture(scope="session")
 def tiny_ppo():
     """A tiny PPO run to its end, shared by the resume and export tests (#28)."""
-    from rlbook.chapters.pong import PPO
+    from rlbook.chapters.pong_ppo import PPO
 
     run = PPO(tiny_pong_configs()[1], seed=1)
     run.train()

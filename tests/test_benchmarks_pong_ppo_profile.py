@@ -7,7 +7,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-import rlbook.chapters.pong as page
+import rlbook.chapters.pong_ppo as page
 import rlbook.pong as pong
 
 from .scripts import ROOT, load_script

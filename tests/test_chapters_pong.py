@@ -1,6 +1,6 @@
-"""rlbook.chapters.pong, the Pong page's export cells: pg-pong's pieces and its
-hand-written gradients against autograd, REINFORCE and PPO, resuming, and playing
-whole games in bounded emulators."""
+"""rlbook.chapters.pong, the first Pong page's export cells: pg-pong's pieces and
+its hand-written gradients against autograd, REINFORCE, resuming, and playing
+whole games in bounded emulators (PPO's are in test_chapters_pong_ppo.py)."""
 
 from dataclasses import replace
 
@@ -9,14 +9,10 @@ import pytest
 import torch
 
 from rlbook.chapters.pong import (
-    PPO,
     DifferenceAgent,
-    PongActorCritic,
     Reinforce,
-    StackAgent,
     TorchPolicy,
     discount_rewards,
-    gae,
     init_numpy_policy,
     numpy_backward,
     numpy_forward,
@@ -24,7 +20,6 @@ from rlbook.chapters.pong import (
     play_games,
     policy_gradient_loss,
     policy_probs_sparse,
-    ppo_config,
     reinforce_config,
     running_mean,
     sample_actions,
@@ -36,7 +31,7 @@ from rlbook.pong import ACTIONS_2, ACTIONS_3, INPUTS, make_pong_vector
 
 from .conftest import tiny_pong_configs
 
-TINY_PG, TINY_PPO = tiny_pong_configs()
+TINY_PG, _ = tiny_pong_configs()
 
 
 # ---------------------------------------------------------------- returns
@@ -239,69 +234,6 @@ def test_a_batch_is_one_whole_game_per_lane_all_by_the_same_weights():
     assert np.all(np.diff(lane) >= 0)
 
 
-def test_gae_matches_a_step_by_step_reference():
-    rng = np.random.default_rng(0)
-    t_len, n, gamma, lam = 9, 3, 0.9, 0.8
-    rewards = rng.standard_normal((t_len, n)).astype(np.float32)
-    values = rng.standard_normal((t_len, n)).astype(np.float32)
-    starts = (rng.random((t_len, n)) < 0.2).astype(np.float32)
-    next_value = rng.standard_normal(n).astype(np.float32)
-    next_start = np.array([0, 1, 0], np.float32)
-    got = gae(rewards, values, starts, next_value, next_start, gamma, lam)
-    for lane in range(n):
-        # the advantage of step t sums discounted TD errors up to the game's end
-        v = np.append(values[:, lane], next_value[lane])
-        s = np.append(starts[:, lane], next_start[lane])
-        for t in range(t_len):
-            total, weight = 0.0, 1.0
-            for k in range(t, t_len):
-                cont = 1.0 - s[k + 1]
-                total += weight * (rewards[k, lane] + gamma * v[k + 1] * cont - v[k])
-                weight *= gamma * lam * cont
-                if cont == 0:
-                    break
-            assert got[t, lane] == pytest.approx(total, abs=1e-5)
-
-
-def test_ppo_resumed_restarts_its_games_and_otherwise_continues_exactly(tiny_ppo):
-    # One object trained in two calls restarts its games at the second call,
-    # as a resumed run does: the two must agree to the bit.
-    assert TINY_PPO.updates == 4
-    two_calls = PPO(TINY_PPO, seed=1)
-    two_calls.train(until=2)
-    two_calls.train()
-    first = PPO(TINY_PPO, seed=1)
-    first.train(until=2)
-    resumed = PPO.from_state(first.state_dict())
-    resumed.train()
-    for k, v in two_calls.net.state_dict().items():
-        assert torch.equal(v, resumed.net.state_dict()[k]), k
-    assert resumed.env_steps == two_calls.env_steps == 4 * TINY_PPO.batch
-
-    def drop(log):  # wall times differ, all else must not
-        return [{k: v for k, v in e.items() if not k.endswith("_seconds")} for e in log]
-
-    assert drop(resumed.log) == drop(two_calls.log)
-    # the approximation is real: a run that never stopped plays on its games
-    straight = tiny_ppo
-    assert not torch.equal(straight.net.policy.weight, resumed.net.policy.weight)
-
-
-def test_ppo_anneals_its_learning_rate_to_zero():
-    run = PPO(replace(TINY_PPO, total_steps=640))
-    assert run.learning_rate() == TINY_PPO.learning_rate
-    run.update = run.config.updates
-    assert run.learning_rate() == 0.0
-
-
-def test_the_actor_critic_checks_its_input():
-    net = PongActorCritic(frames=4)
-    logits, values = net(torch.zeros(5, 4, 80, 80, dtype=torch.uint8))
-    assert logits.shape == (5, 3) and values.shape == (5,)
-    with pytest.raises(ValueError, match=r"\(B, 4, 80, 80\)"):
-        net(torch.zeros(5, 2, 80, 80))
-
-
 def test_play_games_keeps_a_bounded_number_of_emulators_and_is_reproducible(
     monkeypatch,
 ):
@@ -313,15 +245,15 @@ def test_play_games_keeps_a_bounded_number_of_emulators_and_is_reproducible(
         pt, "make_pong_vector", lambda n, *a, **k: opened.append(n) or real(n, *a, **k)
     )
     torch.manual_seed(0)
-    net = PongActorCritic()
-    a = play_games(StackAgent(net), 3, seed=9, lanes=2, keep_scores=True).scores
-    b = play_games(StackAgent(net), 3, seed=9, lanes=2, keep_scores=True).scores
+    net = TorchPolicy()
+    a = play_games(DifferenceAgent(net), 3, seed=9, lanes=2, keep_scores=True).scores
+    b = play_games(DifferenceAgent(net), 3, seed=9, lanes=2, keep_scores=True).scores
     assert opened == [2, 2] and a.shape == (3,)
     np.testing.assert_array_equal(a, b)
     # a game ends when one side reaches 21: our score minus theirs
     assert np.all((np.abs(a) >= 1) & (np.abs(a) <= 21))
     with pytest.raises(ValueError, match="games >= 1"):
-        play_games(StackAgent(net), 0, seed=0)
+        play_games(DifferenceAgent(net), 0, seed=0)
 
 
 class InstantPong:
@@ -424,13 +356,8 @@ def test_budgets_only_change_the_length_and_unknown_ones_are_refused():
         )
         == full
     )
-    assert (
-        ppo_config("full").updates
-        > ppo_config("ci").updates
-        > ppo_config("smoke").updates
-    )
     with pytest.raises(ValueError, match="budget"):
-        ppo_config("huge")
+        reinforce_config("huge")
 
 
 def test_difference_agent_sees_zero_at_a_new_game():
@@ -451,6 +378,5 @@ def test_agents_play_the_actions_their_network_has():
     # Karpathy's sigmoid network moves UP or DOWN; the softmax one may also stay
     assert DifferenceAgent(TorchPolicy(actions=2)).action_set == ACTIONS_2
     assert DifferenceAgent(TorchPolicy(actions=3)).action_set == ACTIONS_3
-    assert StackAgent(PongActorCritic(actions=3)).action_set == ACTIONS_3
     with pytest.raises(ValueError, match="2 or 3 actions"):
-        StackAgent(PongActorCritic(actions=6))
+        DifferenceAgent(TorchPolicy(actions=6))

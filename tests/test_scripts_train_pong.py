@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from rlbook.agents import ArtifactError, load_agent
-from rlbook.chapters.pong import PPO, Reinforce, play_games
+from rlbook.chapters.pong import Reinforce, play_games
+from rlbook.chapters.pong_ppo import PPO
 
 from .conftest import tiny_pong_configs
 from .scripts import load_script

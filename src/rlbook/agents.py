@@ -85,7 +85,7 @@ _LAZY_KINDS = {
     "q-network": "rlbook.dqn",
     "pixel-q-network": "rlbook.chapters.dqn_pixels",
     "pong-pg": "rlbook.chapters.pong",
-    "pong-actor-critic": "rlbook.chapters.pong",
+    "pong-actor-critic": "rlbook.chapters.pong_ppo",
 }
 
 

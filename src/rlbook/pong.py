@@ -18,8 +18,9 @@ at once in ALE's own C++ thread pool, returning the full RGB frames that
 :func:`prepro_batch` needs. Karpathy's ``pg-pong.py`` (2016) crops, halves and
 turns the frame into black and white (:func:`prepro`), and his policy sees
 the difference of two consecutive frames (:func:`frame_difference`). The
-agents, their training and their playing are written on the chapter's page
-and generated into :mod:`rlbook.chapters.pong`.
+agents, their training and their playing are written on the two Pong pages
+and generated into :mod:`rlbook.chapters.pong` (REINFORCE and what both agents
+share) and :mod:`rlbook.chapters.pong_ppo` (PPO).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -21,18 +21,18 @@ from torch import nn
 from rlbook.agents import register_kind
 from rlbook.budget import validate_budget
 from rlbook.chapters import add_to_class
+from rlbook.paths import artifacts_dir
 from rlbook.pong import (
     ACTIONS_2,
     ACTIONS_3,
     INPUTS,
     PONG_SETTINGS,
-    SIZE,
     PongVector,
     check_settings,
     make_pong_vector,
     prepro_batch,
 )
-from rlbook.seeding import numpy_stream, stream_seed
+from rlbook.seeding import numpy_stream
 
 
 class TorchPolicy(nn.Module):
@@ -375,7 +375,7 @@ def reinforce_config(budget: str) -> ReinforceConfig:
 
 # How the agents play, lane by lane: the preprocessing state of each
 # lane and an action from its policy. DifferenceAgent keeps the last
-# two frames (REINFORCE), StackAgent the last `frames` (PPO).
+# two frames (REINFORCE); the PPO page's StackAgent, the last `frames`.
 def sample_actions(
     probs: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
@@ -408,6 +408,27 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class PongAgent(Protocol):
+    """What play_games needs of an agent, lane by lane."""
+
+    action_set: tuple[int, ...]
+    """the ALE action of each of the policy's outputs"""
+
+    def start(self, frames: np.ndarray) -> None:
+        """New games in every lane: (N, 210, 160, 3) first frames."""
+
+    def act(
+        self, frames: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """(N,) action indices for the latest frames."""
+
+    def step_frames(self, frames: np.ndarray) -> None:
+        """Every lane's frame after the step."""
+
+    def new_games(self, frames: np.ndarray, mask: np.ndarray) -> None:
+        """Lanes `mask` started a new game, whose first frame shows."""
 
 
 class DifferenceAgent:
@@ -452,37 +473,6 @@ class DifferenceAgent:
         """Lanes `mask` started a new game, whose first frame shows."""
         assert self._current is not None and self._previous is not None
         self._previous[mask] = self._current[mask]
-
-
-class StackAgent:
-    """Plays an actor-critic on the last `frames` frames (PPO)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        self.net = net.float().eval()
-        self.action_set = action_set(net.actions)
-        self.stack: np.ndarray | None = None
-
-    def start(self, frames: np.ndarray) -> None:
-        first = prepro_batch(frames)
-        self.stack = np.repeat(first[:, None], self.net.frames, axis=1)
-
-    def step_frames(self, frames: np.ndarray) -> None:
-        assert self.stack is not None, "start() first"
-        self.stack = np.roll(self.stack, -1, axis=1)
-        self.stack[:, -1] = prepro_batch(frames)
-
-    def new_games(self, frames: np.ndarray, mask: np.ndarray) -> None:
-        assert self.stack is not None
-        self.stack[mask] = prepro_batch(frames[mask])[:, None]
-
-    @torch.no_grad()
-    def act(
-        self, frames: np.ndarray, rng: np.random.Generator
-    ) -> np.ndarray:
-        assert self.stack is not None
-        logits, _ = self.net(torch.from_numpy(self.stack))
-        probs = torch.softmax(logits, dim=1).numpy()
-        return sample_actions(probs, rng)
 
 
 # Whole games in a bounded number of emulators and bounded memory: for
@@ -546,7 +536,7 @@ class GameScores:
 
 
 def play_games(
-    agent: DifferenceAgent | StackAgent,
+    agent: PongAgent,
     games: int,
     *,
     seed: int,
@@ -605,10 +595,10 @@ def play_games(
     return result
 
 
-# A run's record, shared by REINFORCE and PPO: counters, curves,
-# validations and the best weights, the update loop's timing and
-# checkpoints, and the checkpoint's common part. A subclass sets KIND
-# and NET_KEY and provides _network and _agent.
+# A run's record, shared by REINFORCE and the PPO page's run: counters,
+# curves, validations and the best weights, the update loop's timing
+# and checkpoints, and the checkpoint's common part. A subclass sets
+# KIND and NET_KEY and provides _network and _agent.
 RUNNING_GAMES = 20
 """A run's running score: the mean of its last 20 games' final scores."""
 
@@ -672,7 +662,7 @@ class PongRun:
     def _network(self) -> nn.Module:
         raise NotImplementedError
 
-    def _agent(self) -> DifferenceAgent | StackAgent:
+    def _agent(self) -> PongAgent:
         raise NotImplementedError
 
     def _loop(
@@ -933,361 +923,52 @@ def from_state(cls, state: Mapping[str, Any]) -> Reinforce:
     return run
 
 
-class PongActorCritic(nn.Module):
-    """A small convolutional actor-critic on stacked 80x80 frames.
-
-    (B, frames, 80, 80) uint8 in {0, 1} -> 16 filters 8x8 stride 4
-    (19x19) -> 32 filters 4x4 stride 2 (8x8) -> 256 units -> action
-    logits and a state value.
-    """
-
-    def __init__(
-        self, frames: int = 4, actions: int = 3, hidden: int = 256
-    ) -> None:
-        super().__init__()
-        self.frames = frames
-        self.actions = actions
-        self.body = nn.Sequential(
-            nn.Conv2d(frames, 16, 8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(16, 32, 4, stride=2),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(32 * 8 * 8, hidden),
-            nn.ReLU(),
-        )
-        self.policy = nn.Linear(hidden, actions)
-        self.value = nn.Linear(hidden, 1)
-        for module in self.body:
-            if isinstance(module, nn.Conv2d | nn.Linear):
-                nn.init.orthogonal_(module.weight, np.sqrt(2))
-                nn.init.zeros_(module.bias)
-        # a near-uniform first policy
-        nn.init.orthogonal_(self.policy.weight, 0.01)
-        nn.init.zeros_(self.policy.bias)
-        nn.init.orthogonal_(self.value.weight, 1.0)
-        nn.init.zeros_(self.value.bias)
-
-    def forward(
-        self, x: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, frames, 80, 80) -> logits (B, actions), values (B,)."""
-        if x.ndim != 4 or x.shape[1:] != (self.frames, SIZE, SIZE):
-            raise ValueError(
-                f"x must have shape (B, {self.frames}, {SIZE}, {SIZE}),"
-                f" got {tuple(x.shape)}"
-            )
-        h = self.body(x.float())
-        return self.policy(h), self.value(h).squeeze(1)
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """PPO's settings: CleanRL's ppo_atari's but where the page says."""
-
-    envs: int = 16
-    """games played side by side"""
-    steps: int = 128
-    """steps per lane per update: an update learns from envs * steps"""
-    epochs: int = 4
-    """passes over each update's steps"""
-    minibatches: int = 4
-    """minibatches per pass"""
-    learning_rate: float = 2.5e-4
-    """Adam's step size, annealed linearly to 0 over the run"""
-    gamma: float = 0.99
-    """discount"""
-    gae_lambda: float = 0.95
-    """GAE's lambda: 0 is one-step TD, 1 the Monte Carlo return"""
-    clip: float = 0.1
-    """the clip range epsilon of the probability ratio"""
-    entropy: float = 0.01
-    """weight c_H of the entropy bonus"""
-    value_coef: float = 0.5
-    """weight c_V of the value loss"""
-    max_grad_norm: float = 0.5
-    """gradients are clipped to this norm"""
-    frames: int = 4
-    """frames stacked per observation"""
-    actions: int = 3
-    """NOOP, UP, DOWN"""
-    total_steps: int = 2_500_000
-    """agent steps, all lanes together: 10M frames at a skip of 4"""
-    validate_every: int = 100
-    """updates between validations; the best one ships beside the final"""
-    validation_games: int = 10
-    """games per validation"""
-    settings: dict[str, Any] = field(
-        default_factory=lambda: dict(PONG_SETTINGS)
-    )
-    """the emulator's settings (rlbook.pong.PONG_SETTINGS)"""
-
-    @property
-    def batch(self) -> int:
-        return self.envs * self.steps
-
-    @property
-    def updates(self) -> int:
-        return max(1, self.total_steps // self.batch)
-
-
-PPO_BUDGETS = {
-    "smoke": {
-        "total_steps": 2 * 2048,
-        "validate_every": 2,
-        "validation_games": 2,
-    },
-    "ci": {
-        "total_steps": 30 * 2048,
-        "validate_every": 30,
-        "validation_games": 4,
-    },
-    "full": {},
-}
-
-
-def ppo_config(budget: str) -> PPOConfig:
-    """The configuration of a budget: only the run's length changes."""
-    return PPOConfig(**PPO_BUDGETS[validate_budget(budget)])
-
-
-def gae(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    starts: np.ndarray,
-    next_value: np.ndarray,
-    next_start: np.ndarray,
-    gamma: float,
-    lam: float,
-) -> np.ndarray:
-    """Generalised advantage estimates, (T, N), time first.
-
-    next_value and next_start are those of the step after the rollout.
-    """
-    steps = rewards.shape[0]
-    advantages = np.zeros_like(values)
-    running = np.zeros_like(next_value)
-    for t in reversed(range(steps)):
-        if t == steps - 1:
-            following, go_on = next_value, 1.0 - next_start
-        else:
-            following, go_on = values[t + 1], 1.0 - starts[t + 1]
-        delta = rewards[t] + gamma * following * go_on - values[t]
-        running = delta + gamma * lam * go_on * running
-        advantages[t] = running
-    return advantages
-
-
-class PPO(PongRun):
-    """A PPO run on Pong: envs games side by side."""
-
-    KIND = "pong-ppo"
-    NET_KEY = "net"
-
-    def __init__(self, config: PPOConfig, seed: int = 0) -> None:
-        self._start_record(config, seed)
-        # leave torch's global random stream be
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(stream_seed(seed, "init"))
-            self.net = PongActorCritic(config.frames, config.actions)
-        self.optimizer = torch.optim.Adam(
-            self.net.parameters(), lr=config.learning_rate, eps=1e-5
-        )
-        self.rng = numpy_stream(seed, "actions")
-        self.minibatch_rng = numpy_stream(seed, "minibatches")
-
-    def _network(self) -> PongActorCritic:
-        return self.net
-
-    def _agent(self) -> StackAgent:
-        return StackAgent(self.net)
-
-    def learning_rate(self) -> float:
-        """Linear annealing, from the configured rate towards 0."""
-        c = self.config
-        return c.learning_rate * (1.0 - self.update / c.updates)
-
-
-@add_to_class(PPO)
-def collect(
-    self, vec: PongVector, agent: StackAgent, frames: np.ndarray
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    c = self.config
-    n, t_len = c.envs, c.steps
-    buf = {
-        "obs": np.zeros((t_len, n, c.frames, SIZE, SIZE), np.uint8),
-        "action": np.zeros((t_len, n), np.int64),
-        "logp": np.zeros((t_len, n), np.float32),
-        "value": np.zeros((t_len, n), np.float32),
-        "reward": np.zeros((t_len, n), np.float32),
-        "start": np.zeros((t_len, n), np.float32),
-    }
-    ale = np.asarray(agent.action_set)
-    self.net.eval()
-    for t in range(t_len):
-        assert agent.stack is not None
-        buf["obs"][t] = agent.stack
-        buf["start"][t] = self._start
-        with torch.no_grad():
-            logits, value = self.net(torch.from_numpy(agent.stack))
-            logp_all = torch.log_softmax(logits, dim=1).numpy()
-        action = sample_actions(np.exp(logp_all), self.rng)
-        buf["action"][t] = action
-        buf["logp"][t] = logp_all[np.arange(n), action]
-        buf["value"][t] = value.numpy()
-        frames, reward, terminated, truncated = vec.step(ale[action])
-        done = terminated | truncated
-        agent.step_frames(frames)
-        if done.any():
-            agent.new_games(frames, done)
-        buf["reward"][t] = reward
-        self._start = done.astype(np.float32)
-    return buf, frames
-
-
-@add_to_class(PPO)
-def learn(
-    self, buf: dict[str, np.ndarray], agent: StackAgent
-) -> dict[str, float]:
-    c = self.config
-    assert agent.stack is not None
-    with torch.no_grad():
-        _, next_value = self.net(torch.from_numpy(agent.stack))
-    adv = gae(
-        buf["reward"],
-        buf["value"],
-        buf["start"],
-        next_value.numpy(),
-        self._start,
-        c.gamma,
-        c.gae_lambda,
-    )
-    returns = adv + buf["value"]
-    obs = torch.from_numpy(
-        buf["obs"].reshape(c.batch, c.frames, SIZE, SIZE)
-    )
-    actions = torch.from_numpy(buf["action"].reshape(-1))
-    old_logp = torch.from_numpy(buf["logp"].reshape(-1))
-    adv_t = torch.from_numpy(adv.reshape(-1))
-    ret_t = torch.from_numpy(returns.reshape(-1))
-    for group in self.optimizer.param_groups:
-        group["lr"] = self.learning_rate()
-    self.net.train()
-    size = c.batch // c.minibatches
-    stats: dict[str, float] = {}
-    for _ in range(c.epochs):
-        order = torch.from_numpy(self.minibatch_rng.permutation(c.batch))
-        for k in range(c.minibatches):
-            idx = order[k * size : (k + 1) * size]
-            logits, value = self.net(obs[idx])
-            logp_all = torch.log_softmax(logits, dim=1)
-            logp = logp_all.gather(1, actions[idx, None]).squeeze(1)
-            ratio = torch.exp(logp - old_logp[idx])
-            a = adv_t[idx]
-            a = (a - a.mean()) / (a.std() + 1e-8)
-            policy_loss = torch.max(
-                -a * ratio, -a * ratio.clamp(1 - c.clip, 1 + c.clip)
-            ).mean()
-            value_loss = 0.5 * (value - ret_t[idx]).pow(2).mean()
-            entropy = -(logp_all.exp() * logp_all).sum(1).mean()
-            loss = (
-                policy_loss
-                + c.value_coef * value_loss
-                - c.entropy * entropy
-            )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(
-                self.net.parameters(), c.max_grad_norm
-            )
-            self.optimizer.step()
-            with torch.no_grad():
-                clipped = (ratio - 1).abs() > c.clip
-                stats = {
-                    "policy_loss": policy_loss.item(),
-                    "value_loss": value_loss.item(),
-                    "entropy": entropy.item(),
-                    "clip_fraction": clipped.float().mean().item(),
-                }
-    return stats
-
-
-@add_to_class(PPO)
-def train(
-    self,
-    until: int | None = None,
-    *,
-    checkpoint: Callable[[PPO], None] | None = None,
-    checkpoint_seconds: float = 300.0,
-    progress: Callable[[PPO], None] | None = None,
-) -> None:
-    """Update until `until` updates are done (the config's `updates`).
-
-    Every call starts new games in every lane: the games a previous call
-    (or a run before a checkpoint) left unfinished are not continued.
-    """
-    c = self.config
-    until = c.updates if until is None else until
-    vec = make_pong_vector(c.envs, c.settings, seed=self.seed)
-    agent = StackAgent(self.net)
-
-    def one_update() -> dict[str, float]:
-        nonlocal frames
-        before = len(vec.finished)
-        with torch_threads(1):
-            buf, frames = self.collect(vec, agent, frames)
-        stats = self.learn(buf, agent)
-        self.scores.extend(vec.finished[before:])
-        self.env_steps += c.batch
-        return stats
-
-    try:
-        frames = vec.reset()
-        agent.start(frames)
-        self._start = np.ones(c.envs, np.float32)
-        self._loop(
-            until, one_update, checkpoint, checkpoint_seconds, progress
-        )
-    finally:
-        vec.close()
-
-
-# A run's whole state between two updates, for checkpoints: PongRun's
-# record plus the minibatch stream.
-@add_to_class(PPO)
-def state_dict(self) -> dict[str, Any]:
+# A full run's record in artifacts/: a finished run's metrics and
+# provenance, or an unfinished one's curves so far (--snapshot). The
+# PPO page reads both runs' with these.
+def load_run(name: str) -> dict[str, Any] | None:
+    """The shipped run in artifacts/NAME, or None if none ships."""
+    folder = artifacts_dir() / name
+    if not (folder / "agent.json").exists():
+        return None
     return {
-        **PongRun.state_dict(self),
-        "minibatch_rng": rng_state(self.minibatch_rng),
+        "folder": folder,
+        "metrics": json.loads((folder / "metrics.json").read_text()),
+        "provenance": json.loads(
+            (folder / "weights.provenance.json").read_text()
+        ),
     }
 
 
-@add_to_class(PPO)
-@classmethod
-def from_state(cls, state: Mapping[str, Any]) -> PPO:
-    check_kind(state, cls.KIND)
-    run = cls(PPOConfig(**json.loads(state["config"])), state["seed"])
-    run._load_record(state)
-    set_rng_state(run.minibatch_rng, state["minibatch_rng"])
-    return run
+def load_progress(name: str) -> dict[str, Any] | None:
+    """An unfinished run's curves so far (``--snapshot``), if recorded."""
+    path = artifacts_dir() / name / "in-progress.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_curve(metrics: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
+    """Running mean per game; steps and hours at each game's end."""
+    scores = np.array(metrics["scores"])
+    log = metrics["log"]
+    ended = np.searchsorted(
+        [e["games"] for e in log], np.arange(1, len(scores) + 1)
+    )
+    steps = np.array([log[i]["env_steps"] for i in ended])
+    hours = np.array([log[i]["wall_seconds"] for i in ended]) / 3600
+    return running_mean(scores), steps, hours
 
 
 # A shipped agent rebuilt from its manifest (`rlbook.agents.load_agent`
 # and `python -m rlbook evaluate` find it by its kind): the network with
 # its weights, checked against the Pong setting, the preprocessing and
-# the actions the manifest records.
-OBSERVATIONS = {
-    "difference": {
-        "preprocess": "rlbook.pong.prepro_batch",
-        "input": "difference of the last two preprocessed frames, zero "
-        "at a game's start",
-    },
-    "stack": {
-        "preprocess": "rlbook.pong.prepro_batch",
-        "input": "the last `frames` preprocessed frames, the first "
-        "repeated at a game's start",
-    },
+# the actions the manifest records. This page registers REINFORCE's
+# kind, "pong-pg"; the PPO page registers "pong-actor-critic".
+DIFFERENCE_OBSERVATION = {
+    "preprocess": "rlbook.pong.prepro_batch",
+    "input": "difference of the last two preprocessed frames, zero "
+    "at a game's start",
 }
+"""What a REINFORCE agent sees, as its manifest records it."""
 
 
 @dataclass(frozen=True)
@@ -1296,10 +977,12 @@ class PongPolicy:
 
     kind: str
     net: nn.Module
-    """TorchPolicy or PongActorCritic"""
+    """TorchPolicy, or the PPO page's PongActorCritic"""
+    agent: Callable[[nn.Module], PongAgent]
+    """what plays net: DifferenceAgent, or the PPO page's StackAgent"""
 
-    def make_agent(self) -> DifferenceAgent | StackAgent:
-        return _agent_for(self.net)
+    def make_agent(self) -> PongAgent:
+        return self.agent(self.net)
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
         raise TypeError(
@@ -1314,46 +997,55 @@ class PongPolicy:
         )
 
 
-def _net_for(
-    kind: str,
+def load_network(
+    net_class: Callable[..., nn.Module],
     network: Mapping[str, Any],
     weights: Mapping[str, torch.Tensor],
 ) -> nn.Module:
-    """The network of a shipped kind holding weights, in float32."""
-    net_class = TorchPolicy if kind == "pong-pg" else PongActorCritic
+    """A shipped network, net_class(**network), holding weights, in
+    float32."""
     net = net_class(**network)
     net.load_state_dict(weights)
     return net.float().eval()
 
 
-def _agent_for(net: nn.Module) -> DifferenceAgent | StackAgent:
-    if isinstance(net, TorchPolicy):
-        return DifferenceAgent(net)
-    return StackAgent(net)
-
-
-def _build_pong(
-    kind: str, spec: Mapping[str, Any], weights: Mapping[str, Any]
+def build_pong(
+    kind: str,
+    spec: Mapping[str, Any],
+    weights: Mapping[str, Any],
+    *,
+    net_class: Callable[..., nn.Module],
+    agent: Callable[[nn.Module], PongAgent],
+    observation: Mapping[str, str],
 ) -> PongPolicy:
+    """The agent of a manifest's spec and weights, checked against the
+    Pong setting, the preprocessing (observation's) and the actions."""
     check_settings(spec["settings"])
-    seen = "difference" if kind == "pong-pg" else "stack"
-    expected = OBSERVATIONS[seen]["preprocess"]
+    expected = observation["preprocess"]
     if spec["observation"]["preprocess"] != expected:
         raise ValueError(
             f"{kind} agents see frames through {expected}, not "
             f"{spec['observation']['preprocess']!r}"
         )
-    net = _net_for(kind, spec["network"], weights["policy"])
+    net = load_network(net_class, spec["network"], weights["policy"])
     if tuple(spec["action_set"]) != action_set(net.actions):
         raise ValueError(
             f"action_set {spec['action_set']} is not the "
             f"{net.actions}-action policy's "
             f"{list(action_set(net.actions))}"
         )
-    return PongPolicy(kind, net)
+    return PongPolicy(kind, net, agent)
 
 
-for _kind in ("pong-pg", "pong-actor-critic"):
-    register_kind(_kind)(
-        lambda spec, weights, kind=_kind: _build_pong(kind, spec, weights)
+@register_kind("pong-pg")
+def _build_pong_pg(
+    spec: Mapping[str, Any], weights: Mapping[str, Any]
+) -> PongPolicy:
+    return build_pong(
+        "pong-pg",
+        spec,
+        weights,
+        net_class=TorchPolicy,
+        agent=DifferenceAgent,
+        observation=DIFFERENCE_OBSERVATION,
     )

@@ -1,0 +1,110 @@
+"""rlbook.chapters.pong_ppo, the PPO page's export cells: GAE, the actor-critic,
+the agent that plays it, PPO's learning rate and resuming, and its budgets."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from rlbook.chapters.pong_ppo import (
+    PPO,
+    PongActorCritic,
+    StackAgent,
+    gae,
+    ppo_config,
+)
+from rlbook.pong import ACTIONS_3
+
+from .conftest import tiny_pong_configs
+
+_, TINY_PPO = tiny_pong_configs()
+
+
+def test_gae_matches_a_step_by_step_reference():
+    rng = np.random.default_rng(0)
+    t_len, n, gamma, lam = 9, 3, 0.9, 0.8
+    rewards = rng.standard_normal((t_len, n)).astype(np.float32)
+    values = rng.standard_normal((t_len, n)).astype(np.float32)
+    starts = (rng.random((t_len, n)) < 0.2).astype(np.float32)
+    next_value = rng.standard_normal(n).astype(np.float32)
+    next_start = np.array([0, 1, 0], np.float32)
+    got = gae(rewards, values, starts, next_value, next_start, gamma, lam)
+    for lane in range(n):
+        # the advantage of step t sums discounted TD errors up to the game's end
+        v = np.append(values[:, lane], next_value[lane])
+        s = np.append(starts[:, lane], next_start[lane])
+        for t in range(t_len):
+            total, weight = 0.0, 1.0
+            for k in range(t, t_len):
+                cont = 1.0 - s[k + 1]
+                total += weight * (rewards[k, lane] + gamma * v[k + 1] * cont - v[k])
+                weight *= gamma * lam * cont
+                if cont == 0:
+                    break
+            assert got[t, lane] == pytest.approx(total, abs=1e-5)
+
+
+def test_ppo_resumed_restarts_its_games_and_otherwise_continues_exactly(tiny_ppo):
+    # One object trained in two calls restarts its games at the second call,
+    # as a resumed run does: the two must agree to the bit.
+    assert TINY_PPO.updates == 4
+    two_calls = PPO(TINY_PPO, seed=1)
+    two_calls.train(until=2)
+    two_calls.train()
+    first = PPO(TINY_PPO, seed=1)
+    first.train(until=2)
+    resumed = PPO.from_state(first.state_dict())
+    resumed.train()
+    for k, v in two_calls.net.state_dict().items():
+        assert torch.equal(v, resumed.net.state_dict()[k]), k
+    assert resumed.env_steps == two_calls.env_steps == 4 * TINY_PPO.batch
+
+    def drop(log):  # wall times differ, all else must not
+        return [{k: v for k, v in e.items() if not k.endswith("_seconds")} for e in log]
+
+    assert drop(resumed.log) == drop(two_calls.log)
+    # the approximation is real: a run that never stopped plays on its games
+    straight = tiny_ppo
+    assert not torch.equal(straight.net.policy.weight, resumed.net.policy.weight)
+
+
+def test_ppo_anneals_its_learning_rate_to_zero():
+    run = PPO(replace(TINY_PPO, total_steps=640))
+    assert run.learning_rate() == TINY_PPO.learning_rate
+    run.update = run.config.updates
+    assert run.learning_rate() == 0.0
+
+
+def test_the_actor_critic_checks_its_input():
+    net = PongActorCritic(frames=4)
+    logits, values = net(torch.zeros(5, 4, 80, 80, dtype=torch.uint8))
+    assert logits.shape == (5, 3) and values.shape == (5,)
+    with pytest.raises(ValueError, match=r"\(B, 4, 80, 80\)"):
+        net(torch.zeros(5, 2, 80, 80))
+
+
+def test_budgets_only_change_the_length_and_unknown_ones_are_refused():
+    full, ci = ppo_config("full"), ppo_config("ci")
+    assert (
+        replace(
+            ci,
+            total_steps=full.total_steps,
+            validate_every=full.validate_every,
+            validation_games=full.validation_games,
+        )
+        == full
+    )
+    assert (
+        ppo_config("full").updates
+        > ppo_config("ci").updates
+        > ppo_config("smoke").updates
+    )
+    with pytest.raises(ValueError, match="budget"):
+        ppo_config("huge")
+
+
+def test_the_agent_plays_the_actions_its_network_has():
+    assert StackAgent(PongActorCritic(actions=3)).action_set == ACTIONS_3
+    with pytest.raises(ValueError, match="2 or 3 actions"):
+        StackAgent(PongActorCritic(actions=6))
