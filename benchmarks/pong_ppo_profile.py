@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -53,7 +54,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import rlbook.chapters.pong_ppo as page
 import rlbook.pong as pong
-from rlbook.checkpoint import atomic_write
+from rlbook.checkpoint import atomic_write, git_commit
 from rlbook.stats import bootstrap_ratio
 
 
@@ -263,6 +264,9 @@ def main() -> None:
             for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
             for t in sorted({1, os.cpu_count() or 1})
         },
+        "command": "python benchmarks/pong_ppo_profile.py " + " ".join(sys.argv[1:]),
+        "git_commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d"),
         "machine": {
             **harness.cpu_description(),
             "torch": torch.__version__,
