@@ -1,0 +1,78 @@
+"""Record the SHA-256 of each shipped folder's weights in its manifest.
+
+Exports since the hostile-input checks (issue #28) write ``sha256`` into
+``agent.json``/``model.json`` themselves, and loading checks it. Folders
+shipped before them lack the record; this adds it, for the files every
+export lists (``weights.pt``, ``weights.provenance.json``) and a model's
+vocabulary, without touching the files themselves. A folder is sealed only if
+it loads cleanly first (so damaged bytes are never sealed as good), and is
+loaded again after, through the digest check.
+
+    .venv/bin/python scripts/seal_artifacts.py [FOLDER ...]
+
+Without folders, every agent and model folder under ``artifacts/``. A folder
+that already has a ``sha256`` record is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from rlbook import agents  # noqa: E402
+from rlbook.checkpoint import atomic_write  # noqa: E402
+from rlbook.projects import shipping  # noqa: E402
+from rlbook.safeload import file_sha256, record_sha256  # noqa: E402
+
+
+def seal(folder: Path) -> str:
+    """Add the digests to ``folder``'s manifest; what was done, in words."""
+    is_agent = (folder / agents.MANIFEST).is_file()
+    name = agents.MANIFEST if is_agent else shipping.MANIFEST
+    load = agents.load_agent if is_agent else shipping.load_model
+    manifest = json.loads((folder / name).read_text())
+    if "sha256" in manifest:
+        return f"{folder}: already sealed"
+    load(folder)  # raises, naming the problem, for a folder that does not load
+    digests = {
+        agents.WEIGHTS: file_sha256(folder / agents.WEIGHTS),
+        agents.PROVENANCE: file_sha256(folder / agents.PROVENANCE),
+    }
+    if not is_agent and "vocabulary" in manifest["spec"]:
+        digests[shipping.VOCABULARY] = record_sha256(manifest["spec"]["vocabulary"])
+    if is_agent:  # save_agent's order and indentation
+        manifest["sha256"] = digests
+        text = json.dumps(manifest, indent=2) + "\n"
+    else:  # save_model's: sorted keys, indent 1
+        manifest = dict(sorted({**manifest, "sha256": digests}.items()))
+        text = json.dumps(manifest, indent=1) + "\n"
+    atomic_write(folder / name, lambda handle: handle.write(text.encode()))
+    load(folder)  # now through the digest check
+    return f"{folder}: sealed {', '.join(digests)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="*", type=Path)
+    args = parser.parse_args(argv)
+    folders = args.folders or sorted(
+        path.parent
+        for name in (agents.MANIFEST, shipping.MANIFEST)
+        for path in (ROOT / "artifacts").glob(f"**/{name}")
+    )
+    for folder in folders:
+        try:
+            print(seal(folder))
+        except (OSError, ValueError, agents.ArtifactError) as error:
+            print(f"error: {folder}: {error}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
