@@ -20,6 +20,16 @@ the shipped variant and stopped at half the run's steps, into
 
     .venv/bin/python scripts/train_dqn_pixels.py --runs _build/dqn-pixels --ablations --export
 
+``--course-eval`` trains nothing: it plays the shipped agent
+(``artifacts/dqn-pixels``) by NPFL139's protocol, three evaluation seeds of
+100 episodes each (``rlbook.chapters.dqn_pixels.COURSE_SEEDS``), through
+``python -m rlbook evaluate``'s code, and writes every return with its
+provenance and the weights' SHA-256 to ``<runs>/course_eval.json``; with
+``--export``, to ``artifacts/dqn-pixels/course_eval.json`` (``--budget
+smoke`` plays 2 episodes per seed, to check the command)::
+
+    .venv/bin/python scripts/train_dqn_pixels.py --course-eval --export
+
 ``--export`` picks the shipped agent by the rule fixed in
 ``rlbook.chapters.dqn_pixels.choose_winner`` and writes ``artifacts/dqn-pixels/``
 (agent, provenance, and every run's curves in ``metrics.json``); it refuses a
@@ -260,6 +270,35 @@ def run_one(
     checkpoint.unlink()  # 0.7 GB of replay memory: not needed once the run is done
 
 
+def course_eval(args: argparse.Namespace) -> int:
+    """``--course-eval``: the shipped agent by the course's protocol."""
+    import torch
+
+    from rlbook.chapters.dqn_pixels import COURSE_RECORD, export_course_evaluation
+
+    torch.set_num_threads(1)  # one core, as the shipped record says
+    agent = ROOT / "artifacts" / "dqn-pixels"
+    out = (agent if args.export else args.runs) / COURSE_RECORD
+    path = export_course_evaluation(
+        agent,
+        out,
+        command="python scripts/train_dqn_pixels.py " + " ".join(sys.argv[1:]),
+        budget=args.budget,
+        root=ROOT,
+    )
+    record = json.loads(path.read_text())
+    for seed in record["seeds"]:
+        print(
+            f"seed {seed['seed']}: mean {seed['mean']:.1f} (std {seed['std']:.1f}, "
+            f"min {seed['min']:.0f}) over {seed['n']} episodes"
+        )
+    print(
+        f"{record['cpu_seconds']:.0f} CPU seconds, {record['wall_seconds']:.0f} "
+        f"wall seconds; wrote {path}"
+    )
+    return 0
+
+
 def main() -> int:
     # This checkout's rlbook, also in this process (the runs get it through
     # PYTHONPATH), so that the export checks and records this checkout.
@@ -294,6 +333,12 @@ def main() -> int:
         "--export", action="store_true", help="write artifacts/dqn-pixels"
     )
     parser.add_argument(
+        "--course-eval",
+        action="store_true",
+        help="evaluate the shipped agent by the course's protocol (3 seeds "
+        "of 100 episodes) instead of training",
+    )
+    parser.add_argument(
         "--one", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -305,6 +350,8 @@ def main() -> int:
         fail("--workers and --checkpoint-every must be >= 1")
 
     ablation = args.ablations is not None
+    if args.course_eval and (ablation or args.one):
+        fail("--course-eval trains nothing: drop --ablations")
     names = (args.ablations or list(ABLATIONS)) if ablation else args.variants
     runs = args.runs / "ablations" if ablation else args.runs
     if args.one:
@@ -328,6 +375,8 @@ def main() -> int:
         except CheckpointError as error:
             print(f"error: --export: {error}", file=sys.stderr)
             return 2
+    if args.course_eval:
+        return course_eval(args)
     from rlbook.runlock import RunsFolderBusy, hold_runs_folder
 
     try:

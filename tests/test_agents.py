@@ -66,6 +66,16 @@ def test_evaluation_is_deterministic(tabular_agent_dir):
     assert first["episodes"] == 5 and first["env_id"] == "CartPole-v1"
 
 
+def test_evaluation_lists_every_return_only_when_asked(tabular_agent_dir):
+    policy = load_agent(tabular_agent_dir).policy
+    one_by_one = evaluate_policy(policy.act, "CartPole-v1", episodes=7, seed=3)
+    record = evaluate_artifact(
+        tabular_agent_dir, episodes=7, seed=3, envs=3, returns=True
+    )
+    assert record["returns"] == one_by_one.returns.tolist()
+    assert "returns" not in evaluate_artifact(tabular_agent_dir, episodes=7, seed=3)
+
+
 def test_evaluation_seeds_change_start_states(tabular_agent_dir):
     policy = load_agent(tabular_agent_dir).policy
     a = evaluate_policy(policy.act, "CartPole-v1", episodes=5, seed=0).returns

@@ -619,3 +619,108 @@ def test_manifests_that_name_moved_code_still_load():
     check_pipeline({**record, "renderer": "rlbook.pixels.render_simple_batch"})
     with pytest.raises(ValueError, match="renderer"):
         check_pipeline({**record, "renderer": "rlbook.elsewhere.render"})
+
+
+# -- the course's protocol: three evaluation seeds of 100 episodes ----------
+
+
+def test_course_seeds_are_the_courses_and_lie_in_the_test_episodes():
+    """As many seeds and episodes as anchors.json says the course uses, in
+    blocks that never overlap, inside the test episodes that
+    tests/test_seeding.py keeps apart from validation, hold-out and
+    training."""
+    from rlbook.chapters.dqn_pixels import COURSE_EPISODES, COURSE_SEEDS
+    from rlbook.paths import repo_root
+    from rlbook.seeding import TEST_SEED
+
+    anchors = json.loads((repo_root() / "anchors.json").read_text())
+    course = anchors["npfl139_cart_pole_pixels"]["numbers"]
+    assert len(COURSE_SEEDS) == course["seeds"]
+    assert COURSE_EPISODES == course["episodes"]
+    blocks = [range(s, s + COURSE_EPISODES) for s in sorted(COURSE_SEEDS)]
+    assert all(a.stop <= b.start for a, b in pairwise(blocks))
+    # test_the_books_seed_ranges_never_overlap checks these 1,000 test seeds
+    assert blocks[0].start >= TEST_SEED and blocks[-1].stop <= TEST_SEED + 1_000
+
+
+def test_course_evaluation_lists_every_return_in_episode_order(tmp_path):
+    """Each seed's returns are those evaluate_pixels plays (episode order,
+    not the order episodes finish in), its statistics those that
+    python -m rlbook evaluate prints, and the weights' SHA-256 is the
+    file's."""
+    import hashlib
+
+    from rlbook.agents import load_agent
+    from rlbook.chapters.dqn_pixels import course_evaluation, evaluate_pixels
+
+    write_run(tmp_path / "runs", next(iter(VARIANTS)), 0, 50.0, frames="simple")
+    out = export_artifact(tmp_path / "runs", tmp_path / "agent", command="test")
+    record = course_evaluation(out, seeds=(7, 40), episodes=6, envs=2)
+    weights = (out / "weights.pt").read_bytes()
+    assert record["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+    assert [s["seed"] for s in record["seeds"]] == [7, 40]
+    act = load_agent(out).policy.act_batch
+    for seed in record["seeds"]:
+        played = evaluate_pixels(act, 6, seed["seed"], 3, frames="simple", envs=2)
+        assert seed["returns"] == played.tolist() and seed["n"] == 6
+        done = run_cli(
+            "evaluate", str(out), "--episodes", "6", "--seed", str(seed["seed"]),
+            "--envs", "2",
+        )
+        printed = json.loads(done.stdout)
+        assert (seed["mean"], seed["std"], seed["min"], seed["max"]) == (
+            printed["mean_return"],
+            printed["std_return"],
+            printed["min_return"],
+            printed["max_return"],
+        )
+        assert seed["cpu_seconds"] > 0 and seed["wall_seconds"] > 0
+    # returns that differ between episodes, so the order is tested
+    assert len({r for s in record["seeds"] for r in s["returns"]}) > 1
+
+
+def test_the_course_evaluation_command_writes_its_record_with_provenance(tmp_path):
+    from rlbook.chapters.dqn_pixels import COURSE_SEEDS
+    from rlbook.paths import artifacts_dir
+    from rlbook.safeload import file_sha256
+
+    train_script("--course-eval", "--runs", str(tmp_path))
+    record = json.loads((tmp_path / "course_eval.json").read_text())
+    assert [s["seed"] for s in record["seeds"]] == list(COURSE_SEEDS)
+    assert all(len(s["returns"]) == s["n"] == 2 for s in record["seeds"])
+    shipped = artifacts_dir() / "dqn-pixels" / "weights.pt"
+    assert record["weights_sha256"] == file_sha256(shipped)
+    provenance = record["provenance"]
+    assert "--course-eval" in provenance["command"]
+    assert provenance["budget"] == "smoke" and provenance["git_commit"]
+    assert provenance["machine"]["cpu_model"] and provenance["packages"]["torch"]
+    assert provenance["cpu_time_s"] == record["cpu_seconds"] > 0
+    assert not list(tmp_path.glob("*-s*"))  # it trained nothing
+
+
+def test_the_shipped_course_record_is_of_the_shipped_weights_at_full_protocol():
+    """The record the page glues: the weights shipped now, every seed of the
+    protocol with all its returns, statistics that are those returns', made
+    at the full budget from a clean tree."""
+    from rlbook.chapters.dqn_pixels import (
+        COURSE_EPISODES,
+        COURSE_RECORD,
+        COURSE_SEEDS,
+    )
+    from rlbook.paths import artifacts_dir
+    from rlbook.safeload import file_sha256
+
+    folder = artifacts_dir() / "dqn-pixels"
+    record = json.loads((folder / COURSE_RECORD).read_text())
+    assert record["weights_sha256"] == file_sha256(folder / "weights.pt")
+    assert [s["seed"] for s in record["seeds"]] == list(COURSE_SEEDS)
+    for seed in record["seeds"]:
+        returns = np.array(seed["returns"])
+        assert seed["n"] == returns.size == COURSE_EPISODES
+        assert seed["mean"] == round(float(returns.mean()), 3)
+        assert seed["std"] == round(float(returns.std()), 3)
+        assert seed["min"] == returns.min() and seed["max"] == returns.max()
+        assert ((returns >= 8) & (returns <= 500)).all()
+    provenance = record["provenance"]
+    assert provenance["budget"] == "full"
+    assert not provenance["git_commit"].endswith("+dirty")

@@ -210,6 +210,7 @@ def evaluate_artifact(
     frames: str | None = None,
     envs: int = 8,
     scores: bool = True,
+    returns: bool = False,
 ) -> dict[str, Any]:
     """Load a shipped agent folder and evaluate it: what ``python -m rlbook evaluate`` prints.
 
@@ -222,7 +223,9 @@ def evaluate_artifact(
     statistics are kept as they come, so memory does not grow with
     ``episodes``. A Pong agent's record also lists every game's score unless
     ``scores`` is false (the command line's way, whose memory then does not
-    grow with ``episodes`` either).
+    grow with ``episodes`` either). With ``returns``, a CartPole agent's
+    record also lists every episode's return, in episode order (``returns``;
+    memory then grows with ``episodes``).
     """
     if episodes < 1:
         raise EvaluationError(f"episodes must be >= 1, got {episodes}")
@@ -246,6 +249,7 @@ def evaluate_artifact(
             frames=frames,
             envs=envs,
             scores=scores,
+            returns=returns,
         )
     except (ArtifactError, EvaluationError, UnknownEnvironmentError):
         raise
@@ -342,6 +346,7 @@ def _evaluate_agent(
     frames: str | None,
     envs: int,
     scores: bool = True,
+    returns: bool = False,
 ) -> dict[str, Any]:
     """:func:`evaluate_artifact` for a loaded agent."""
     record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
@@ -363,7 +368,7 @@ def _evaluate_agent(
             raise EvaluationError(
                 f"--frames applies to agents that play from pixels, not {agent.kind}"
             )
-        stats = ReturnStats()
+        stats, listed = ReturnStats(), []
         for chunk in batched_returns(
             agent.policy.act_batch,
             agent.env_id,
@@ -372,7 +377,10 @@ def _evaluate_agent(
             envs=envs,
         ):
             stats.add(chunk)
-        return {**record, **stats.summary(agent.env_id, seed)}
+            if returns:
+                listed.extend(chunk.tolist())
+        record.update(stats.summary(agent.env_id, seed))
+        return {**record, "returns": listed} if returns else record
     from .chapters.dqn_pixels import (
         check_pipeline,
         pixel_returns,
@@ -391,7 +399,8 @@ def _evaluate_agent(
             f"--frames must be one of {', '.join(playable)}, not {frames!r}"
         )
     stats = ReturnStats()
-    for _, value in pixel_returns(
+    listed = np.zeros(episodes) if returns else None
+    for index, value in pixel_returns(
         agent.policy.act_batch,
         episodes=episodes,
         seed=seed,
@@ -400,7 +409,10 @@ def _evaluate_agent(
         envs=envs,
     ):
         stats.add([value])
-    return {**record, "frames": frames, **stats.summary(observation["env_id"], seed)}
+        if listed is not None:  # they finish out of order
+            listed[index] = value
+    record.update(frames=frames, **stats.summary(observation["env_id"], seed))
+    return {**record, "returns": listed.tolist()} if listed is not None else record
 
 
 def _evaluate_pong(

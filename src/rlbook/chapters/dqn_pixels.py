@@ -26,10 +26,13 @@ from rlbook.checkpoint import (
     atomic_write,
     git_commit,
     load_checkpoint,
+    make_provenance,
     save_checkpoint,
 )
 from rlbook.envs import make_env
+from rlbook.evaluate import evaluate_artifact
 from rlbook.replay import FrameBatch, FrameReplayMemory
+from rlbook.safeload import file_sha256
 from rlbook.seeding import (
     TEST_SEED,
     VALIDATION_SEED,
@@ -1030,10 +1033,9 @@ FULL_RUN = PixelDQNConfig(
     validate_episodes=32,
     frames="simple",
 )
-"""The settings every variant of the full run shares. A first sweep with
-the same learning settings on Gymnasium's picture (``frames="batched"``,
-200,000 steps) was stopped at 80,000 steps with its best run's validation
-return at 63; the chapter measures the difference the frames make."""
+"""The settings every variant of the full run shares (learning from
+simple frames: the section *Which frames* says why, and what a first sweep
+on Gymnasium's picture reached)."""
 
 
 SMOKE_RUN = PixelDQNConfig(
@@ -1319,6 +1321,102 @@ def export_artifact(
         },  # listed in the manifest, written last
     )
     return Path(out)
+
+
+COURSE_EPISODES = 100
+"""Episodes per evaluation seed in NPFL139's protocol."""
+COURSE_SEEDS = tuple(TEST_SEED + COURSE_EPISODES * k for k in range(3))
+"""The course's three evaluation seeds, as this book seeds episodes: seed
+``s`` plays the test episodes reset with ``s``, ``s + 1``, ..., so the
+three are consecutive blocks of the test episodes."""
+COURSE_RECORD = "course_eval.json"
+"""The course evaluation's record, in the agent's folder."""
+
+
+def course_evaluation(
+    folder: str | Path,
+    *,
+    seeds: tuple[int, ...] = COURSE_SEEDS,
+    episodes: int = COURSE_EPISODES,
+    envs: int = 8,
+) -> dict[str, Any]:
+    """The agent in ``folder`` by the course's protocol: ``episodes``
+    greedy episodes on each of ``seeds``, played by
+    :func:`rlbook.evaluate.evaluate_artifact` (what ``python -m rlbook
+    evaluate`` runs). Each seed's record lists its returns, in episode
+    order, and the CPU and wall seconds it took; the SHA-256 of the
+    weights that played is recorded (and checked unchanged after)."""
+    weights = Path(folder) / "weights.pt"
+    digest = file_sha256(weights)
+    per_seed = []
+    for seed in seeds:
+        cpu, wall = time.process_time(), time.perf_counter()
+        played = evaluate_artifact(
+            folder, episodes=episodes, seed=seed, envs=envs, returns=True
+        )
+        per_seed.append(
+            {
+                "seed": seed,
+                "n": played["episodes"],
+                "mean": played["mean_return"],
+                "std": played["std_return"],
+                "min": played["min_return"],
+                "max": played["max_return"],
+                "returns": played["returns"],
+                "cpu_seconds": round(time.process_time() - cpu, 2),
+                "wall_seconds": round(time.perf_counter() - wall, 2),
+            }
+        )
+    if file_sha256(weights) != digest:
+        raise RuntimeError(f"{weights} changed while it was evaluated")
+    return {
+        "protocol": (
+            "NPFL139 cart_pole_pixels: one agent, each evaluation "
+            "seed plays episodes greedily; seed s resets episode i "
+            "with s + i; std is the population's (ddof 0)"
+        ),
+        "frames": played["frames"],
+        "episodes_per_seed": episodes,
+        "weights_sha256": digest,
+        "seeds": per_seed,
+        "cpu_seconds": round(sum(s["cpu_seconds"] for s in per_seed), 2),
+        "wall_seconds": round(
+            sum(s["wall_seconds"] for s in per_seed), 2
+        ),
+    }
+
+
+def export_course_evaluation(
+    folder: str | Path,
+    out: str | Path,
+    *,
+    command: str,
+    budget: str = "full",
+    root: str | Path | None = None,
+) -> Path:
+    """Write :func:`course_evaluation` of the agent in ``folder`` to
+    ``out`` (atomically), with its provenance: the command, the commit
+    of ``root``, the CPU, the packages. ``budget`` ``"full"`` plays the
+    course's episodes; any other, 2 per seed (to check the command)."""
+    episodes = COURSE_EPISODES if budget == "full" else 2
+    record = course_evaluation(folder, episodes=episodes)
+    record["provenance"] = make_provenance(
+        command=command,
+        config={
+            "agent": Path(folder).name,
+            "seeds": list(COURSE_SEEDS),
+            "episodes": episodes,
+        },
+        budget=budget,
+        device="cpu",
+        wall_time_s=record["wall_seconds"],
+        root=root,
+        cpu_time_s=record["cpu_seconds"],
+    )
+    path = Path(out)
+    text = json.dumps(record, indent=1) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+    return path
 
 
 ABLATION_BASE = "n-step 3 + shift 4"
