@@ -26,7 +26,7 @@ from rlbook.chapters.dqn_improvements import (
 )
 from rlbook.chapters.dqn_state import DQNConfig
 from rlbook.dqn import QNetwork
-from tests.scripts import load_script
+from tests.scripts import ROOT, load_script
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -187,3 +187,45 @@ def test_studies_write_records_the_chapter_reads(studies, tmp_path, study):
                 assert run["step"] == [500, 1000]
                 assert run["reproduces_shipped"] is False  # another budget
                 assert set(MONITOR_KEYS) <= set(run)
+
+
+# --- the shipped studies --------------------------------------------------------
+
+SHIPPED = ROOT / "artifacts" / "dqn-state"
+
+
+def shipped(name: str) -> dict:
+    return json.loads((SHIPPED / name).read_text())
+
+
+def test_shipped_truncation_runs_pair_with_the_sweeps_baseline():
+    study = shipped("truncation.json")
+    sweep = shipped("metrics.json")
+    baseline = sweep["sweep"]["variants"]["baseline"]
+    made = study["provenance"]
+    assert made["budget"] == "full" and made["same_config_as_sweep"] is True
+    assert made["config"] == sweep["config"]
+    assert "dirty" not in made["git_commit"]
+    assert [r["seed"] for r in study["runs"]] == [r["seed"] for r in baseline]
+    for run, base in zip(study["runs"], baseline, strict=True):
+        assert run["validation_step"] == base["validation_step"]
+        assert run.keys() == base.keys() - {"episode_end", "episode_return"}
+        # the variant trains differently: not a copy of the baseline
+    assert [r["validation_return"] for r in study["runs"]] != [
+        r["validation_return"] for r in baseline
+    ]
+
+
+def test_shipped_diagnostics_log_every_validation_point_of_the_sweeps_runs():
+    study = shipped("diagnostics.json")
+    sweep = shipped("metrics.json")
+    assert study["provenance"]["same_config_as_sweep"] is True
+    assert list(study["variants"]) == ["baseline", "no target network"]
+    assert (SHIPPED / "diagnostics.json").stat().st_size < 40_000
+    for name, variant in study["variants"].items():
+        swept = {r["seed"]: r for r in sweep["sweep"]["variants"][name]}
+        assert [r["seed"] for r in variant["runs"]] == sorted(swept)
+        for run in variant["runs"]:
+            assert run["step"] == swept[run["seed"]]["validation_step"]
+            assert all(len(run[key]) == len(run["step"]) for key in MONITOR_KEYS)
+            assert all(0.0 <= v <= 1.0 for v in run["near_failure"] + run["terminal"])
