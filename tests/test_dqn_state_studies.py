@@ -226,6 +226,8 @@ def test_shipped_diagnostics_log_every_validation_point_of_the_sweeps_runs():
         swept = {r["seed"]: r for r in sweep["sweep"]["variants"][name]}
         assert [r["seed"] for r in variant["runs"]] == sorted(swept)
         for run in variant["runs"]:
+            # logging changed nothing: the sweep's own runs, bit for bit
+            assert run["reproduces_shipped"] is True
             assert run["step"] == swept[run["seed"]]["validation_step"]
             assert all(len(run[key]) == len(run["step"]) for key in MONITOR_KEYS)
             assert all(0.0 <= v <= 1.0 for v in run["near_failure"] + run["terminal"])
