@@ -18,6 +18,8 @@ from torch import nn
 
 from rlbook.cartpole import (
     TEST_EPISODES,
+    THETA_THRESHOLD,
+    X_THRESHOLD,
     CartPoleBatch,
     evaluate_greedy,
     test_record,
@@ -154,12 +156,13 @@ class StackedQNetwork(nn.Module):
 
 def clip_grad_norm_per_run_(
     parameters: Iterable[torch.Tensor], max_norm: float
-) -> None:
+) -> torch.Tensor:
     """:func:`torch.nn.utils.clip_grad_norm_` applied to each run ``s`` on
     its own.
 
     Every parameter has a leading run dimension; run ``s``'s gradient norm
     is taken over all its parameters, and only its gradients are scaled.
+    Returns each run's norm before clipping, ``(S,)``.
     """
     grads = [p.grad for p in parameters if p.grad is not None]
     squares = torch.stack(
@@ -168,6 +171,7 @@ def clip_grad_norm_per_run_(
     scale = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+    return squares.sqrt()
 
 
 class StackedReplayBuffer:
@@ -296,6 +300,9 @@ def train_dqn_batched(
     config: DQNConfig,
     seeds: Sequence[int],
     device: torch.device | str = "cpu",
+    *,
+    truncation_as_termination: bool = False,
+    monitor: Any = None,
 ) -> list[dict]:
     """``[train_dqn(config, s) for s in seeds]``, computed together; one
     record per seed.
@@ -303,6 +310,12 @@ def train_dqn_batched(
     Each record has the keys of :func:`train_dqn`; ``seconds`` is the wall
     time of the whole batch, and ``runs_in_batch`` says how many runs
     shared it.
+
+    Args:
+        truncation_as_termination: store ``terminated or truncated`` as
+            the end of the bootstrap: the common bug, a measured variant.
+        monitor: a :class:`TrainingMonitor` (or ``None``): told of every
+            update and every validation point; it changes nothing.
     """
     seeds = [int(s) for s in seeds]
     n = len(seeds)
@@ -359,9 +372,12 @@ def train_dqn_batched(
             if random_action[i]:
                 action[i] = rng.integers(2)
         next_obs, reward, terminated, truncated = env.step(action)
-        buffer.add(
-            obs, action, reward.astype(np.float32), next_obs, terminated
+        done = (
+            terminated | truncated
+            if truncation_as_termination
+            else terminated
         )
+        buffer.add(obs, action, reward.astype(np.float32), next_obs, done)
         episode_return += reward
         for i in np.flatnonzero(terminated | truncated):
             history[i]["episode_end"].append(step + 1)
@@ -380,7 +396,7 @@ def train_dqn_batched(
             # the chapter's step; td_loss averages over runs too, so
             # times n each run's gradient is that of its own mean loss, as
             # in train_dqn
-            update(
+            td_error, grad_norm = update(
                 q_net,
                 target_net,
                 optimizer,
@@ -390,23 +406,29 @@ def train_dqn_batched(
                 clip=clip_grad_norm_per_run_,
                 loss_scale=n,
             )
+            if monitor is not None:
+                monitor.after_update(td_error, grad_norm)
             updates += 1
             if config.target_every and updates % config.target_every == 0:
                 target_net.load_state_dict(q_net.state_dict())
 
         if (step + 1) % config.validate_every == 0:
-            scores = evaluate_greedy(
+            validation = evaluate_greedy(
                 q_net,
                 runs=n,
                 episodes=config.validate_episodes,
                 seed=VALIDATION_SEED,
-            ).returns.mean(axis=1)
+                gamma=config.gamma,
+            )
+            scores = validation.returns.mean(axis=1)
             for i, score in enumerate(scores):
                 history[i]["validation_step"].append(step + 1)
                 history[i]["validation_return"].append(float(score))
                 if score >= best_score[i]:
                     best_score[i], best_step[i] = score, step + 1
                     best_state[i] = q_net.state_of(i)
+            if monitor is not None:
+                monitor.at_validation(step + 1, buffer, validation)
 
     seconds = time.perf_counter() - start
     final_state = [q_net.state_of(i) for i in range(n)]
@@ -506,3 +528,83 @@ def run_sweep(
             for name, job in jobs.items()
         }
         return {name: future.result() for name, future in futures.items()}
+
+
+NEAR_FAILURE = 0.75
+"""A stored state is *near failure* when its cart position or its pole
+angle is past this share of CartPole's termination limit (2.4 m, 12
+degrees): |x| > 1.8 m or |theta| > 9 degrees."""
+
+
+class TrainingMonitor:
+    """What a batched run logs at each validation point, run by run.
+
+    Between two points it collects every update's mean |TD error| and
+    gradient norm before clipping; at a point it adds the validation:
+    the mean predicted max Q at the validation start states (a fixed set)
+    and the discounted return the greedy policy collected from them; and
+    the replay buffer's shares of near-failure and terminal states. It
+    only reads what training computed anyway and draws no random
+    numbers, so the run's numbers do not change.
+    """
+
+    def __init__(self, runs: int) -> None:
+        self.log = [
+            {key: [] for key in MONITOR_KEYS} for _ in range(runs)
+        ]
+        self._td: list[torch.Tensor] = []
+        self._norm: list[torch.Tensor] = []
+
+    def after_update(
+        self, td_error: torch.Tensor, grad_norm: torch.Tensor
+    ) -> None:
+        """One update: TD errors ``(S, B)``, norms before clipping
+        ``(S,)``."""
+        self._td.append(td_error.abs().mean(-1))
+        self._norm.append(grad_norm.detach())
+
+    def at_validation(
+        self, step: int, buffer: StackedReplayBuffer, validation
+    ) -> None:
+        """One validation point: ``validation`` is the
+        :class:`~rlbook.cartpole.GreedyEvaluation` just played."""
+        if buffer.prioritized:
+            raise ValueError("the monitor reads uniform replay only")
+        stored = buffer.storage[:, : buffer.size]  # (S, size, 11)
+        near = (stored[..., 0].abs() > NEAR_FAILURE * X_THRESHOLD) | (
+            stored[..., 2].abs() > NEAR_FAILURE * THETA_THRESHOLD
+        )
+        terminal = stored[..., 10]  # the stored `terminated` flag
+        updated = bool(self._td)
+        if updated:
+            td = torch.stack(self._td).mean(0)
+            norms = torch.stack(self._norm)
+        for s, log in enumerate(self.log):
+            values = {
+                "step": step,
+                "validation_return": validation.returns[s].mean(),
+                "start_value": validation.start_values[s].mean(),
+                "discounted": validation.discounted[s].mean(),
+                "td_error": td[s] if updated else None,
+                "grad_norm": norms[:, s].mean() if updated else None,
+                "grad_norm_max": norms[:, s].max() if updated else None,
+                "near_failure": near[s].float().mean(),
+                "terminal": terminal[s].mean(),
+            }
+            for key, value in values.items():
+                log[key].append(None if value is None else float(value))
+        self._td.clear()
+        self._norm.clear()
+
+
+MONITOR_KEYS = (
+    "step",
+    "validation_return",
+    "start_value",
+    "discounted",
+    "td_error",
+    "grad_norm",
+    "grad_norm_max",
+    "near_failure",
+    "terminal",
+)

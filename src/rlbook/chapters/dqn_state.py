@@ -177,6 +177,10 @@ def update(
     The seed sweep trains many stacked networks with this same step: it
     clips each network's gradient apart (``clip``) and scales the loss by
     their number, so each gets the gradient of its own mean loss.
+
+    Returns the batch's TD errors and what ``clip`` returns (the gradient
+    norm before clipping), which the next chapter's diagnostics
+    log; training ignores them.
     """
     if config.prioritized:  # anneal beta to 1 by the end of the run
         remaining = 1.0 - config.per_beta_start
@@ -197,10 +201,11 @@ def update(
         loss = loss * loss_scale
     loss.backward()
     clip = clip or nn.utils.clip_grad_norm_
-    clip(q_net.parameters(), config.max_grad_norm)
+    grad_norm = clip(q_net.parameters(), config.max_grad_norm)
     optimizer.step()
     if config.prioritized:  # the new TD errors become the new priorities
         buffer.update_priorities(batch.indices, td_error)
+    return td_error, grad_norm
 
 
 def train_dqn(config: DQNConfig, seed: int, device="cpu") -> dict:
