@@ -113,6 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    commit = git_commit()
+    if args.out is not None and commit.endswith("+dirty"):
+        raise SystemExit("commit your changes first: --out ships a result")
     torch.set_num_threads(1)
     start, cpu = time.perf_counter(), time.process_time()
 
@@ -151,7 +154,7 @@ def main() -> None:
             "mean": float(np.mean(pg)),
         },
         "command": "python benchmarks/pong_game_lengths.py " + " ".join(sys.argv[1:]),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "date": time.strftime("%Y-%m-%d"),
         "machine": {
             "platform": platform.platform(),

@@ -1,6 +1,7 @@
 """rlbook.chapters.pong_ppo, the PPO page's export cells: GAE, the actor-critic,
 the agent that plays it, PPO's learning rate and resuming, and its budgets."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -133,15 +134,54 @@ def test_the_update_logs_its_diagnostics(tiny_ppo):
     assert max(e["approx_kl"] for e in tiny_ppo.log) > 1e-6
 
 
-def test_a2c_is_ppo_with_one_step_per_rollout():
-    # one epoch of one minibatch: every step starts from the collecting
-    # weights, so the ratio is 1, nothing is clipped, the KL is 0
-    run = PPO(replace(TINY_PPO, epochs=1, minibatches=1, gae_lambda=1.0))
-    run.train()
-    assert run.update == TINY_PPO.updates
-    for entry in run.log:
-        assert entry["clip_fraction"] == 0.0
-        assert abs(entry["approx_kl"]) < 1e-6
+def test_one_epoch_of_one_minibatch_is_an_a2c_step():
+    # PPO's update with one epoch of one minibatch takes its only step where
+    # every ratio is 1: the same step as A2C's loss, written out here
+    config = replace(TINY_PPO, epochs=1, minibatches=1, gae_lambda=1.0)
+    run = PPO(config, seed=4)
+    vec = make_pong_vector(config.envs, config.settings, seed=4)
+    agent = StackAgent(run.net)
+    try:
+        frames = vec.reset()
+        agent.start(frames)
+        run._start = np.ones(config.envs, np.float32)
+        buf, _ = run.collect(vec, agent, frames)
+    finally:
+        vec.close()
+    net = copy.deepcopy(run.net).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=run.learning_rate(), eps=1e-5)
+    with torch.no_grad():
+        _, next_value = net(torch.from_numpy(agent.stack))
+    adv = gae(
+        buf["reward"],
+        buf["value"],
+        buf["start"],
+        next_value.numpy(),
+        run._start,
+        config.gamma,
+        config.gae_lambda,
+    )
+    targets = torch.from_numpy((adv + buf["value"]).reshape(-1))
+    logits, value = net(torch.from_numpy(buf["obs"].reshape(config.batch, 4, 80, 80)))
+    logp_all = torch.log_softmax(logits, dim=1)
+    actions = torch.from_numpy(buf["action"].reshape(-1, 1))
+    logp = logp_all.gather(1, actions).squeeze(1)
+    a = torch.from_numpy(adv.reshape(-1))
+    a = (a - a.mean()) / (a.std() + 1e-8)
+    entropy = -(logp_all.exp() * logp_all).sum(1).mean()
+    loss = (
+        -(logp * a).mean()
+        + config.value_coef * 0.5 * (value - targets).pow(2).mean()
+        - config.entropy * entropy
+    )
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm)
+    optimizer.step()
+
+    stats = run.learn(buf, agent)
+    assert stats["clip_fraction"] == 0.0
+    for name, weight in run.net.state_dict().items():
+        torch.testing.assert_close(weight, net.state_dict()[name], rtol=1e-5, atol=1e-8)
 
 
 class RecordingVector:
