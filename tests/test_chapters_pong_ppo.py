@@ -1,6 +1,7 @@
 """rlbook.chapters.pong_ppo, the PPO page's export cells: GAE, the actor-critic,
 the agent that plays it, PPO's learning rate and resuming, and its budgets."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -11,10 +12,11 @@ from rlbook.chapters.pong_ppo import (
     PPO,
     PongActorCritic,
     StackAgent,
+    explained_variance,
     gae,
     ppo_config,
 )
-from rlbook.pong import ACTIONS_3
+from rlbook.pong import ACTIONS_3, PONG_SETTINGS, make_pong_vector, prepro_batch
 
 from .conftest import tiny_pong_configs
 
@@ -108,3 +110,136 @@ def test_the_agent_plays_the_actions_its_network_has():
     assert StackAgent(PongActorCritic(actions=3)).action_set == ACTIONS_3
     with pytest.raises(ValueError, match="2 or 3 actions"):
         StackAgent(PongActorCritic(actions=6))
+
+
+def test_explained_variance_of_known_critics():
+    targets = np.array([[1.0, -1.0], [3.0, 5.0]])
+    assert explained_variance(targets, targets) == 1.0
+    assert explained_variance(np.full_like(targets, targets.mean()), targets) == 0.0
+    # a constant offset explains nothing away; a critic with the wrong sign
+    # leaves four times the variance
+    assert explained_variance(targets + 7.0, targets) == 1.0
+    assert explained_variance(-targets, targets) == pytest.approx(-3.0)
+    assert np.isnan(explained_variance(targets, np.ones_like(targets)))
+
+
+def test_the_update_logs_its_diagnostics(tiny_ppo):
+    for entry in tiny_ppo.log:
+        # (r - 1) - log r is never negative, and the critic's explained
+        # variance is at most 1
+        assert entry["approx_kl"] >= 0.0
+        assert entry["explained_variance"] <= 1.0
+        assert entry["truncated_games"] == 0
+    # several epochs move the policy away from the one that collected
+    assert max(e["approx_kl"] for e in tiny_ppo.log) > 1e-6
+
+
+def test_one_epoch_of_one_minibatch_is_an_a2c_step():
+    # PPO's update with one epoch of one minibatch takes its only step where
+    # every ratio is 1: the same step as A2C's loss, written out here
+    config = replace(TINY_PPO, epochs=1, minibatches=1, gae_lambda=1.0)
+    run = PPO(config, seed=4)
+    vec = make_pong_vector(config.envs, config.settings, seed=4)
+    agent = StackAgent(run.net)
+    try:
+        frames = vec.reset()
+        agent.start(frames)
+        run._start = np.ones(config.envs, np.float32)
+        buf, _ = run.collect(vec, agent, frames)
+    finally:
+        vec.close()
+    net = copy.deepcopy(run.net).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=run.learning_rate(), eps=1e-5)
+    with torch.no_grad():
+        _, next_value = net(torch.from_numpy(agent.stack))
+    adv = gae(
+        buf["reward"],
+        buf["value"],
+        buf["start"],
+        next_value.numpy(),
+        run._start,
+        config.gamma,
+        config.gae_lambda,
+    )
+    targets = torch.from_numpy((adv + buf["value"]).reshape(-1))
+    logits, value = net(torch.from_numpy(buf["obs"].reshape(config.batch, 4, 80, 80)))
+    logp_all = torch.log_softmax(logits, dim=1)
+    actions = torch.from_numpy(buf["action"].reshape(-1, 1))
+    logp = logp_all.gather(1, actions).squeeze(1)
+    a = torch.from_numpy(adv.reshape(-1))
+    a = (a - a.mean()) / (a.std() + 1e-8)
+    entropy = -(logp_all.exp() * logp_all).sum(1).mean()
+    loss = (
+        -(logp * a).mean()
+        + config.value_coef * 0.5 * (value - targets).pow(2).mean()
+        - config.entropy * entropy
+    )
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), config.max_grad_norm)
+    optimizer.step()
+
+    stats = run.learn(buf, agent)
+    assert stats["clip_fraction"] == 0.0
+    for name, weight in run.net.state_dict().items():
+        torch.testing.assert_close(weight, net.state_dict()[name], rtol=1e-5, atol=1e-8)
+
+
+class RecordingVector:
+    """A PongVector that keeps a copy of what every step returned."""
+
+    def __init__(self, vec):
+        self.vec = vec
+        self.steps = []
+
+    @property
+    def final_frames(self):
+        return self.vec.final_frames
+
+    def step(self, actions):
+        frames, reward, terminated, truncated = self.vec.step(actions)
+        final = self.vec.final_frames
+        self.steps.append(
+            (
+                frames.copy(),
+                reward.copy(),
+                terminated.copy(),
+                truncated.copy(),
+                None if final is None else final.copy(),
+            )
+        )
+        return frames, reward, terminated, truncated
+
+
+def test_a_game_cut_by_the_time_limit_is_bootstrapped_through():
+    settings = dict(PONG_SETTINGS, max_num_frames_per_episode=160)  # 40 steps
+    config = replace(TINY_PPO, steps=48, settings=settings)
+    run = PPO(config, seed=2)
+    vec = make_pong_vector(config.envs, settings, seed=2)
+    recording = RecordingVector(vec)
+    agent = StackAgent(run.net)
+    try:
+        frames = vec.reset()
+        agent.start(frames)
+        run._start = np.ones(config.envs, np.float32)
+        buf, _ = run.collect(recording, agent, frames)
+    finally:
+        vec.close()
+    cut = 0
+    for t, (frames, raw, terminated, truncated, final) in enumerate(recording.steps):
+        for lane in range(config.envs):
+            if not truncated[lane] or terminated[lane]:
+                assert buf["reward"][t, lane] == raw[lane]
+                continue
+            cut += 1
+            # stopped: the next step starts a game, GAE stops there
+            assert buf["start"][t + 1, lane] == 1.0
+            # the cut game's last frame, not the next game's first
+            assert not np.array_equal(final[lane], frames[lane])
+            last = np.roll(buf["obs"][t, lane], -1, axis=0)
+            last[-1] = prepro_batch(final[lane][None])[0]
+            with torch.no_grad():
+                _, value = run.net(torch.from_numpy(last[None]))
+            assert abs(value.item()) > 1e-3  # the bootstrap is visible
+            expected = raw[lane] + config.gamma * value.item()
+            assert buf["reward"][t, lane] == pytest.approx(expected, abs=1e-5)
+    assert cut == config.envs == buf["truncated"].sum()

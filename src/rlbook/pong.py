@@ -225,6 +225,10 @@ class PongVector:
         """``(N,)`` the running game's score so far, per lane"""
         self.finished: list[float] = []
         """final scores of the games that ended, in the order they ended"""
+        self.final_frames: np.ndarray | None = None
+        """``(N, 210, 160, 3)`` uint8 after a step in which games ended: each
+        ended game's last frame (the lane's row in :attr:`frames` is already
+        the next game's first); ``None`` after a step in which none ended"""
 
     def reset(self) -> np.ndarray:
         """Start a game in every lane; their first frames ``(N, 210, 160, 3)``.
@@ -267,9 +271,10 @@ class PongVector:
             raise ValueError(
                 f"actions must have shape ({self.num_envs},), got {actions.shape}"
             )
-        obs, reward, terminated, truncated, _ = self._env.step(actions)
+        obs, reward, terminated, truncated, info = self._env.step(actions)
         self.frames = obs[:, 0]
         done = terminated | truncated
+        self.final_frames = info["final_obs"][:, 0] if done.any() else None
         self._previous[:] = self._current
         self._current[:] = prepro_batch(self.frames)
         # a new game's first frame: no difference, as pg-pong's prev_x = None

@@ -258,6 +258,7 @@ def collect(
         "value": np.zeros((t_len, n), np.float32),
         "reward": np.zeros((t_len, n), np.float32),
         "start": np.zeros((t_len, n), np.float32),
+        "truncated": np.zeros((t_len, n), np.float32),
     }
     ale = np.asarray(agent.action_set)
     self.net.eval()
@@ -273,6 +274,16 @@ def collect(
         buf["logp"][t] = logp_all[np.arange(n), action]
         buf["value"][t] = value.numpy()
         frames, reward, terminated, truncated = vec.step(ale[action])
+        cut = truncated & ~terminated
+        if cut.any():
+            # the time limit is not the game's end: bootstrap through
+            # it with the critic's value of the game's last observation
+            last = np.roll(agent.stack[cut], -1, axis=1)
+            last[:, -1] = prepro_batch(vec.final_frames[cut])
+            with torch.no_grad():
+                _, last_value = self.net(torch.from_numpy(last))
+            reward[cut] += c.gamma * last_value.numpy()
+        buf["truncated"][t] = cut
         done = terminated | truncated
         agent.step_frames(frames)
         if done.any():
@@ -280,6 +291,18 @@ def collect(
         buf["reward"][t] = reward
         self._start = done.astype(np.float32)
     return buf, frames
+
+
+def explained_variance(values: np.ndarray, targets: np.ndarray) -> float:
+    """1 - Var(targets - values) / Var(targets), any equal shapes.
+
+    1 is a perfect critic, 0 one no better than the targets' mean, and
+    below 0 a worse one; nan when the targets do not vary.
+    """
+    spread = float(np.var(targets))
+    if spread == 0.0:
+        return float("nan")
+    return 1.0 - float(np.var(targets - values)) / spread
 
 
 @add_to_class(PPO)
@@ -340,12 +363,18 @@ def learn(
             self.optimizer.step()
             with torch.no_grad():
                 clipped = (ratio - 1).abs() > c.clip
+                log_ratio = logp - old_logp[idx]
                 stats = {
                     "policy_loss": policy_loss.item(),
                     "value_loss": value_loss.item(),
                     "entropy": entropy.item(),
                     "clip_fraction": clipped.float().mean().item(),
+                    # KL(old || new) from the samples: (r - 1) - log r
+                    "approx_kl": (ratio - 1 - log_ratio).mean().item(),
                 }
+    stats["explained_variance"] = explained_variance(
+        buf["value"], returns
+    )
     return stats
 
 
@@ -374,6 +403,7 @@ def train(
         with torch_threads(1):
             buf, frames = self.collect(vec, agent, frames)
         stats = self.learn(buf, agent)
+        stats["truncated_games"] = int(buf["truncated"].sum())
         self.scores.extend(vec.finished[before:])
         self.env_steps += c.batch
         return stats
