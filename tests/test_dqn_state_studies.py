@@ -24,33 +24,11 @@ from rlbook.chapters.dqn_improvements import (
     clip_grad_norm_per_run_,
     train_dqn_batched,
 )
-from rlbook.chapters.dqn_state import DQNConfig
 from rlbook.dqn import QNetwork
 from tests.scripts import ROOT, load_script
+from tests.test_dqn_improvements import TINY, assert_same_records
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-TINY = DQNConfig(
-    total_steps=1_500,
-    learning_starts=500,
-    validate_every=500,
-    buffer_size=2_000,
-    batch_size=32,
-    hidden=(16,),
-)
-
-
-def same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        if key == "seconds":
-            continue
-        if key in ("state", "final_state"):
-            for name in a[key]:
-                assert torch.equal(a[key][name], b[key][name]), (key, name)
-        else:
-            assert a[key] == b[key], key
-
 
 @pytest.mark.parametrize("target_every", [100, 0], ids=["target", "no-target"])
 def test_monitoring_changes_no_number_of_the_run(target_every):
@@ -59,7 +37,7 @@ def test_monitoring_changes_no_number_of_the_run(target_every):
     monitor = TrainingMonitor(2)
     logged = train_dqn_batched(config, [0, 1], monitor=monitor)
     for a, b in zip(plain, logged, strict=True):
-        same(a, b)
+        assert_same_records(a, b)
     # ... and it logged something at every validation point
     for run, log in zip(logged, monitor.log, strict=True):
         assert set(log) == set(MONITOR_KEYS)
