@@ -48,9 +48,9 @@ def seal(folder: Path) -> str:
     if is_agent:  # save_agent's order and indentation
         manifest["sha256"] = digests
         text = json.dumps(manifest, indent=2) + "\n"
-    else:  # save_model's: sorted keys, indent 1
+    else:  # save_model's: sorted keys, compact
         manifest = dict(sorted({**manifest, "sha256": digests}.items()))
-        text = json.dumps(manifest, indent=1) + "\n"
+        text = json.dumps(manifest, separators=(",", ":")) + "\n"
     atomic_write(folder / name, lambda handle: handle.write(text.encode()))
     load(folder)  # now through the digest check
     return f"{folder}: sealed {', '.join(digests)}"

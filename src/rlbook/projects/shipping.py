@@ -303,7 +303,7 @@ def save_model(
         "spec": dict(spec),
         "weight_format": weight_format,
     }
-    text = json.dumps(manifest, indent=1) + "\n"
+    text = json.dumps(manifest, separators=(",", ":")) + "\n"
     atomic_write(folder / MANIFEST, lambda handle: handle.write(text.encode()))
     return folder
 
