@@ -302,8 +302,9 @@ def course_eval(args: argparse.Namespace) -> int:
 def main() -> int:
     # This checkout's rlbook, also in this process (the runs get it through
     # PYTHONPATH), so that the export checks and records this checkout.
-    if str(ROOT / "src") not in sys.path:
-        sys.path.insert(0, str(ROOT / "src"))
+    for folder in (ROOT, ROOT / "src"):  # fullrun, rlbook
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     from rlbook.chapters.dqn_pixels import ABLATIONS, VARIANTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -377,7 +378,7 @@ def main() -> int:
             return 2
     if args.course_eval:
         return course_eval(args)
-    from rlbook.runlock import RunsFolderBusy, hold_runs_folder
+    from fullrun.lock import RunsFolderBusy, hold_runs_folder
 
     try:
         hold_runs_folder(runs)  # one command per runs folder; its runs are its own

@@ -415,7 +415,7 @@ def main() -> int:
         print(f"wrote {written}")
         return 0
 
-    from rlbook.runlock import RunsFolderBusy, hold_runs_folder
+    from fullrun.lock import RunsFolderBusy, hold_runs_folder
 
     try:
         hold_runs_folder(folder)  # one run per runs folder
@@ -498,5 +498,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # rlbook, fullrun
     sys.exit(main())

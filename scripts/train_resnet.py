@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def project():
-    """The ResNet chapter's part of the run (rlbook.projects.script.run does the rest)."""
+    """The ResNet chapter's part of the run (fullrun.project.run does the rest)."""
+    from fullrun.project import Project, Report
     from rlbook.chapters.resnet_cifar import (
         SHIPPED_WEIGHTS,
         resnet_config,
@@ -37,7 +38,6 @@ def project():
         train_resnet,
     )
     from rlbook.data import describe, load_cifar10
-    from rlbook.projects.script import Project, Report
 
     def report(train, test, split, config, run) -> Report:
         data = {
@@ -84,11 +84,12 @@ def project():
 
 
 def main() -> int:
-    if str(ROOT / "src") not in sys.path:
-        sys.path.insert(0, str(ROOT / "src"))
-    from rlbook.projects import script
+    for folder in (ROOT, ROOT / "src"):  # fullrun, rlbook
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    from fullrun.project import run
 
-    return script.run(__doc__, __file__, "resnet", "resnet18-cifar", project)
+    return run(__doc__, __file__, "resnet", "resnet18-cifar", project)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def project():
-    """The sentiment chapter's part of the run (rlbook.projects.script.run does the rest)."""
+    """The sentiment chapter's part of the run (fullrun.project.run does the rest)."""
+    from fullrun.project import Project, Report
     from rlbook.chapters.sentiment_imdb import (
         bag_of_words_baseline,
         prepare_reviews,
@@ -36,7 +37,6 @@ def project():
         train_sentiment_lstm,
     )
     from rlbook.data import describe, load_imdb
-    from rlbook.projects.script import Project, Report
 
     def report(train, test, split, config, run) -> Report:
         baseline = bag_of_words_baseline(split)
@@ -83,11 +83,12 @@ def project():
 
 
 def main() -> int:
-    if str(ROOT / "src") not in sys.path:
-        sys.path.insert(0, str(ROOT / "src"))
-    from rlbook.projects import script
+    for folder in (ROOT, ROOT / "src"):  # fullrun, rlbook
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    from fullrun.project import run
 
-    return script.run(__doc__, __file__, "sentiment", "sentiment-lstm", project)
+    return run(__doc__, __file__, "sentiment", "sentiment-lstm", project)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def project():
-    """The VAE chapter's part of the run (rlbook.projects.script.run does the rest)."""
+    """The VAE chapter's part of the run (fullrun.project.run does the rest)."""
+    from fullrun.project import Project, Report
     from rlbook.chapters.vae_mnist import split_digits, train_vae, vae_config, vae_spec
     from rlbook.data import describe, load_mnist
-    from rlbook.projects.script import Project, Report
 
     def report(train, test, split, config, run) -> Report:
         data = {
@@ -76,11 +76,12 @@ def project():
 
 
 def main() -> int:
-    if str(ROOT / "src") not in sys.path:
-        sys.path.insert(0, str(ROOT / "src"))
-    from rlbook.projects import script
+    for folder in (ROOT, ROOT / "src"):  # fullrun, rlbook
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    from fullrun.project import run
 
-    return script.run(__doc__, __file__, "vae", "vae-mnist", project)
+    return run(__doc__, __file__, "vae", "vae-mnist", project)
 
 
 if __name__ == "__main__":

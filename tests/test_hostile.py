@@ -340,7 +340,7 @@ def test_project_script_with_a_corrupt_checkpoint_is_one_error_line(
 
     import torch
 
-    from rlbook.projects import script
+    from fullrun import project as script
 
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -455,7 +455,7 @@ def test_model_weights_that_hold_code(tmp_path):
 def test_project_script_checkpoint_that_holds_code(tmp_path, capsys):
     import torch
 
-    from rlbook.projects import script
+    from fullrun import project as script
 
     torch.save({"format": _Code()}, tmp_path / "checkpoint.pt")
     with pytest.raises(SystemExit) as stop, script.resuming(tmp_path / "checkpoint.pt"):
@@ -829,7 +829,7 @@ def test_missing_data_says_when_the_data_folder_itself_does_not_exist(
 
 @pytest.mark.parametrize("name", ["resnet", "sentiment", "vae"])
 def test_project_scripts_start_in_their_own_checkout(name, monkeypatch):
-    from rlbook.projects import script
+    from fullrun import project as script
 
     seen = []
 
@@ -850,9 +850,9 @@ def test_ship_checks_and_writes_the_checkout_it_is_given(tmp_path):
     import argparse
     from types import SimpleNamespace
 
+    from fullrun import project as script
     from rlbook.chapters.vae_mnist import VAE, vae_config, vae_spec
     from rlbook.checkpoint import load_provenance
-    from rlbook.projects import script
 
     root = tmp_path / "clone"
     root.mkdir()
@@ -906,11 +906,12 @@ def test_ship_checks_and_writes_the_checkout_it_is_given(tmp_path):
 def hold_in_another_process(folder: Path) -> subprocess.Popen:
     """A process that holds ``folder``'s lock until its stdin closes."""
     code = (
-        "import sys; from rlbook.runlock import hold_runs_folder; "
+        "import sys; from fullrun.lock import hold_runs_folder; "
         f"hold_runs_folder({str(folder)!r}); print('held', flush=True); sys.stdin.read()"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code],
+        cwd=ROOT,  # where fullrun is
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -920,7 +921,7 @@ def hold_in_another_process(folder: Path) -> subprocess.Popen:
 
 
 def test_a_second_run_in_a_runs_folder_is_refused(tmp_path, monkeypatch, capsys):
-    from rlbook.runlock import RunsFolderBusy, hold_runs_folder
+    from fullrun.lock import RunsFolderBusy, hold_runs_folder
 
     runs = tmp_path / "runs"
     monkeypatch.setenv("RLBOOK_DATA", str(tmp_path / "no-data"))  # never trains

@@ -219,7 +219,7 @@ def test_a_new_machine_goes_on_from_the_committed_checkpoint(tmp_path, tiny_rein
 
 
 def test_a_second_run_in_the_same_runs_folder_is_refused(tmp_path):
-    from rlbook.runlock import hold_runs_folder
+    from fullrun.lock import hold_runs_folder
 
     hold_runs_folder(tmp_path / "runs" / "reinforce")  # this process is the first run
     second = train_script(

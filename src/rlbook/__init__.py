@@ -13,7 +13,6 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.stats``          confidence intervals over seeds
 ``rlbook.checkpoint``     atomic, safe checkpoints; provenance and machine fingerprint
 ``rlbook.safeload``       why a file would not load safely; manifests and their hashes
-``rlbook.runlock``        one run per runs folder
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation, in chunks
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
@@ -25,9 +24,10 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.chapters``       generated: each page's cells tagged ``export`` (not hand-written)
 ========================  =====================================================
 
-What only the benchmarks use (AOTInductor export, the C++ runner, timing each
-mode in its own process, writing the comparison tables) is not in the package:
-it is ``benchmarks/harness.py``.
+What only scripts and benchmarks use is not in the package: the full-run
+scripts' shared code is ``fullrun/`` (the projects' run skeleton, the runs-folder
+lock), the benchmarks' harness (AOTInductor export, the C++ runner, timing each
+mode in its own process, the comparison tables) is ``benchmarks/harness.py``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ _SUBMODULES = {
     "projects",
     "replay",
     "report",
-    "runlock",
     "safeload",
     "seeding",
     "stats",

@@ -1,4 +1,4 @@
-"""rlbook.projects.script: what the projects' full-run scripts share."""
+"""fullrun.project: what the projects' full-run scripts share."""
 
 import json
 import os
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from fullrun import project as script
 from rlbook.checkpoint import CheckpointError
 from rlbook.data import DataError
-from rlbook.projects import script
 
 ROOT = Path(__file__).resolve().parents[1]
 

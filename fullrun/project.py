@@ -23,16 +23,16 @@ from typing import Any, NoReturn, TypeVar
 
 import torch
 
-from ..checkpoint import (
+from rlbook.checkpoint import (
     CheckpointError,
     make_provenance,
     require_clean_tree,
 )
-from ..data import DataError
-from ..device import select_device
-from ..paths import repo_root
-from ..safeload import load_failure
-from .shipping import save_model
+from rlbook.data import DataError
+from rlbook.device import select_device
+from rlbook.paths import repo_root
+from rlbook.projects.shipping import save_model
+from rlbook.safeload import load_failure
 
 T = TypeVar("T")
 
@@ -193,8 +193,8 @@ def load(loader: Callable[[str], T]) -> tuple[T, T]:
 
 def hold(runs: Path) -> None:
     """Lock the runs folder for this process; a second run in it exits 2 with
-    one line naming the first (see :mod:`rlbook.runlock`)."""
-    from ..runlock import RunsFolderBusy, hold_runs_folder
+    one line naming the first (see :mod:`fullrun.lock`)."""
+    from .lock import RunsFolderBusy, hold_runs_folder
 
     try:
         hold_runs_folder(runs)
