@@ -153,7 +153,7 @@ def assert_consistent(tree: SumTree, expected_leaves: np.ndarray) -> None:
     np.testing.assert_array_equal(
         tree.priorities(np.arange(tree.capacity)), expected_leaves
     )
-    nodes = np.arange(1, tree.first_leaf)
+    nodes = np.arange(1, tree._first_leaf)  # leaf 0's node
     np.testing.assert_array_equal(
         tree.tree[nodes], tree.tree[2 * nodes] + tree.tree[2 * nodes + 1]
     )

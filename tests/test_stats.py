@@ -10,19 +10,18 @@ import pytest
 
 from rlbook.stats import (
     Interval,
+    _t_two_sided,
     bootstrap_iqm,
     bootstrap_mean,
     bootstrap_ratio,
     holm,
     iqm,
-    paired_difference,
     paired_sign_flip_pvalue,
     paired_t,
     paired_t_pvalue,
     performance_profile,
     probability_of_improvement,
     regularized_beta,
-    t_cdf,
     t_interval,
     t_quantile,
 )
@@ -91,14 +90,6 @@ def test_95_percent_intervals_cover_the_true_mean_about_95_percent_of_the_time()
     assert np.mean(widths) == pytest.approx(2 * 1.96 * 2 / np.sqrt(10), rel=0.2)
 
 
-def test_paired_difference_of_a_shift_is_the_shift_exactly():
-    values = np.array([10.0, 250.0, 31.5, 480.0])
-    interval = paired_difference(values + 2.5, values)
-    assert (interval.mean, interval.low, interval.high) == (2.5, 2.5, 2.5)
-    assert interval.n == 4
-    assert interval.excludes(0.0)
-
-
 def test_pairing_removes_what_the_seeds_share():
     """Seeds differ by a lot (sd 100), the variant adds 5 to each (noise sd 2):
     unpaired intervals overlap, the paired one is narrow and excludes zero."""
@@ -106,7 +97,7 @@ def test_pairing_removes_what_the_seeds_share():
     per_seed = rng.normal(250.0, 100.0, size=12)
     baseline = per_seed + rng.normal(0.0, 2.0, size=12)
     variant = per_seed + 5.0 + rng.normal(0.0, 2.0, size=12)
-    paired = paired_difference(variant, baseline)
+    paired = paired_t(variant, baseline)
     alone = [bootstrap_mean(variant), bootstrap_mean(baseline)]
     assert paired.mean == pytest.approx(np.mean(variant - baseline))
     assert paired.excludes(0.0)
@@ -115,12 +106,6 @@ def test_pairing_removes_what_the_seeds_share():
         assert paired.high - paired.low < 0.1 * (interval.high - interval.low)
     # Unpaired, the two intervals overlap: they cannot tell the variants apart.
     assert alone[0].low < alone[1].high and alone[1].low < alone[0].high
-
-
-def test_paired_difference_is_values_minus_baseline():
-    interval = paired_difference([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
-    assert interval.mean == pytest.approx(-2.0)
-    assert interval.high < 0
 
 
 @pytest.mark.parametrize(
@@ -138,15 +123,6 @@ def test_paired_difference_is_values_minus_baseline():
 def test_bad_arguments_are_clear_errors(values, kwargs, message):
     with pytest.raises(ValueError, match=message):
         bootstrap_mean(values, **kwargs)
-
-
-def test_paired_scores_must_pair_up():
-    with pytest.raises(ValueError, match="got 3 and 2"):
-        paired_difference([1.0, 2.0, 3.0], [1.0, 2.0])
-    with pytest.raises(ValueError, match="finite"):
-        paired_difference([1.0, np.nan], [1.0, 2.0])
-    with pytest.raises(ValueError, match="level"):
-        paired_difference([1.0, 2.0], [1.0, 2.0], level=1.5)
 
 
 def test_format_shows_mean_and_bounds():
@@ -173,6 +149,13 @@ def test_excludes_zero_by_default():
 
 
 # --- Student's t ---------------------------------------------------------------
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t), from the two-sided tail the module's tests and intervals use."""
+    tail = 0.5 * _t_two_sided(t, df)
+    return tail if t < 0 else 1.0 - tail
+
 
 # Quantiles of Student's t computed with mpmath at 30 digits (findroot on
 # 1 - I_x(df/2, 1/2) / 2); they agree with printed tables to their 3 decimals.
@@ -235,7 +218,6 @@ def test_t_quantile_matches_mpmath_on_a_grid():
         (lambda: t_quantile(1.0, 9), r"p must lie in \(0, 1\), got 1.0"),
         (lambda: t_quantile(0.0, 9), r"p must lie in \(0, 1\), got 0.0"),
         (lambda: t_quantile(0.9, 0), "degrees of freedom must be positive, got 0"),
-        (lambda: t_cdf(1.0, -1), "degrees of freedom must be positive, got -1"),
         (lambda: regularized_beta(1.5, 1.0, 1.0), r"x must lie in \[0, 1\]"),
     ],
 )

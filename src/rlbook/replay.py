@@ -309,11 +309,6 @@ class SumTree:
         return self._capacity
 
     @property
-    def first_leaf(self) -> int:
-        """Node number of leaf 0 (a power of two, at least :attr:`capacity`)."""
-        return self._first_leaf
-
-    @property
     def total(self) -> float:
         """Sum of all priorities (the root)."""
         return float(self.tree[1])

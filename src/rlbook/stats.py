@@ -10,7 +10,7 @@ recommend interval estimates over point estimates for the same reason).
 Two kinds of interval (and :func:`bootstrap_ratio` for the ratio of two
 timings' means, which the benchmarks report):
 
-* :func:`bootstrap_mean` and :func:`paired_difference`: the percentile
+* :func:`bootstrap_mean`: the percentile
   bootstrap. It assumes nothing about the scores' distribution but is too
   narrow with few seeds (about 91% coverage for a nominal 95% at 10 seeds).
 * :func:`t_interval` and :func:`paired_t`: Student's t, exact for normal
@@ -190,24 +190,6 @@ def bootstrap_ratio(
     )
 
 
-def paired_difference(
-    values: np.ndarray | list[float],
-    baseline: np.ndarray | list[float],
-    *,
-    level: float = 0.95,
-    resamples: int = 10_000,
-    seed: int = 0,
-) -> Interval:
-    """``values - baseline`` seed by seed, with :func:`bootstrap_mean`'s interval.
-
-    Both arrays list one score per seed, in the same seed order. Pairing
-    removes the variation the two share through their seed.
-    """
-    return bootstrap_mean(
-        _differences(values, baseline), level=level, resamples=resamples, seed=seed
-    )
-
-
 # --- Student's t, without SciPy ------------------------------------------------
 
 
@@ -265,19 +247,6 @@ def _t_two_sided(t: float, df: float) -> float:
     if math.isinf(t):
         return 0.0
     return regularized_beta(df / (df + t * t), df / 2.0, 0.5)
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t distribution.
-
-    Args:
-        t: the point to evaluate the distribution function at.
-        df: the degrees of freedom, positive (n - 1 for a mean of n seeds).
-    """
-    if not df > 0:
-        raise ValueError(f"degrees of freedom must be positive, got {df}")
-    tail = 0.5 * _t_two_sided(t, df)
-    return tail if t < 0 else 1.0 - tail
 
 
 @functools.lru_cache(maxsize=1024)
