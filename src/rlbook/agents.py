@@ -1,15 +1,9 @@
 """Shipped agents: a folder that ``python -m rlbook evaluate`` can load.
 
-An agent folder holds three files::
-
-    agent.json                # format "rlbook-agent/1", kind, env_id, spec, sha256
-    weights.pt                # tensors only; loads with weights_only=True
-    weights.provenance.json   # command, config, budget, device, wall time, commit, score
-
-``kind`` says how to rebuild the greedy policy from ``spec`` and the weights;
-``sha256`` records the SHA-256 of ``weights.pt``, checked on load (folders
-written before it existed have none and load unchecked).
-Introduced in the chapter *Tabular SARSA and Q-learning on CartPole*.
+``agent.json`` (format, ``kind``: how to rebuild the greedy policy from ``spec``
+and the weights, ``env_id``, SHA-256 of every file, checked on load; folders
+written before it have none), ``weights.pt`` (``weights_only=True``) and
+``weights.provenance.json``. Introduced in *Tabular SARSA and Q-learning on CartPole*.
 """
 
 from __future__ import annotations
@@ -138,11 +132,8 @@ def save_agent(
     provenance: Mapping[str, Any],
     files: Mapping[str, bytes] | None = None,
 ) -> Path:
-    """Write an agent folder that :func:`load_agent` (and the CLI) can read.
-
-    ``files`` (name -> bytes, such as ``metrics.json``) are written into the
-    folder before its manifest, which records the SHA-256 of every file.
-    """
+    """Write an agent folder that :func:`load_agent` (and the CLI) can read;
+    ``files`` (name -> bytes) go in before the manifest, which lists their SHA-256."""
     if _builder(kind) is None:
         raise ArtifactError(
             f"unknown agent kind {kind!r}; known: {', '.join(known_kinds())}"
@@ -206,12 +197,8 @@ def one_line(error: BaseException) -> str:
 
 
 def load_agent(path: str | Path) -> Agent:
-    """Load an agent folder written by :func:`save_agent`.
-
-    Raises:
-        ArtifactError: if the folder, its manifest or its weights are missing
-            or malformed; the message says which and how to fix it.
-    """
+    """Load an agent folder written by :func:`save_agent`; :class:`ArtifactError`
+    says what is missing or malformed and how to fix it."""
     folder = Path(path)
     if not folder.is_dir():
         raise ArtifactError(

@@ -34,11 +34,8 @@ class BudgetError(ValueError):
 
 
 def validate_budget(name: str) -> str:
-    """Return ``name`` normalised (stripped, lower case) if it is a valid budget.
-
-    Raises:
-        BudgetError: naming the valid budgets and how to set one.
-    """
+    """``name`` stripped and lower-cased, or a :class:`BudgetError` naming the
+    valid budgets and how to set one."""
     normalised = name.strip().lower()
     if normalised not in BUDGETS:
         raise BudgetError(
@@ -55,14 +52,6 @@ def get_budget() -> str:
 
 
 def pick(*, smoke: T, ci: T, full: T, budget: str | None = None) -> T:
-    """Choose a value for the current budget.
-
-    >>> pick(smoke=10, ci=1_000, full=50_000, budget="ci")
-    1000
-
-    Args:
-        smoke, ci, full: the value for each budget.
-        budget: the budget to use; defaults to :func:`get_budget`.
-    """
+    """The value for ``budget`` (default: :func:`get_budget`)."""
     chosen = get_budget() if budget is None else validate_budget(budget)
     return {"smoke": smoke, "ci": ci, "full": full}[chosen]

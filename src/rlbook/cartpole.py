@@ -1,19 +1,10 @@
 """Many CartPole-v1 episodes stepped at once in NumPy, identical to Gymnasium's.
 
-Gymnasium's ``CartPole-v1`` steps one episode per Python call (about 10 µs of
-interpreter work each). :class:`CartPoleBatch` holds ``N`` episodes in arrays
-and steps them all with a dozen NumPy operations, so a sweep of many seeds, or
-an evaluation of many episodes, pays that cost once per step instead of ``N``
-times.
-
-It is Gymnasium's environment, not an approximation of it: the same physics
-constants (read from Gymnasium's class), the same Euler update in the same
-order of floating-point operations, the same float32 observations, the same
-500-step time limit (``truncated``), and episode ``i`` reset with seed ``k``
-starts from exactly the state ``gym.make("CartPole-v1").reset(seed=k)`` gives.
-``tests/test_cartpole.py`` checks all of that step for step.
-
-Introduced in the chapter *Deep Q-learning on CartPole's state*.
+One step of ``N`` episodes costs a dozen NumPy operations instead of ``N``
+Python calls. Same physics constants (read from Gymnasium's class), same Euler
+update in the same order of float operations, same float32 observations and
+500-step limit, same start state for a reset seed: ``tests/test_cartpole.py``
+checks it step for step. Introduced in *Deep Q-learning on CartPole's state*.
 """
 
 from __future__ import annotations
@@ -54,15 +45,8 @@ def start_state(seed: int) -> np.ndarray:
 
 
 class CartPoleBatch:
-    """``n`` CartPole-v1 episodes stepped together.
-
-    Args:
-        n: how many episodes run side by side.
-
-    Attributes:
-        state: ``(n, 4)`` float64, the exact physical state of each episode.
-        elapsed: ``(n,)`` steps taken in each current episode.
-    """
+    """``n`` CartPole-v1 episodes stepped together: ``state`` ``(n, 4)`` float64,
+    the exact physical state, and ``elapsed`` ``(n,)`` steps of each episode."""
 
     def __init__(self, n: int) -> None:
         if int(n) < 1:
@@ -72,11 +56,8 @@ class CartPoleBatch:
         self.elapsed = np.zeros(self.n, dtype=np.int64)
 
     def reset(self, seeds: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Start every episode anew, episode ``i`` from ``reset(seed=seeds[i])``.
-
-        Returns:
-            Observations ``(n, 4)`` float32.
-        """
+        """Start every episode anew, episode ``i`` from ``reset(seed=seeds[i])``;
+        observations ``(n, 4)`` float32."""
         seeds = np.asarray(seeds, dtype=np.int64)
         if seeds.shape != (self.n,):
             raise ValueError(f"need {self.n} seeds, got shape {seeds.shape}")
@@ -94,14 +75,9 @@ class CartPoleBatch:
     def step(
         self, action: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Apply ``action`` ``(n,)`` (0 = push left, 1 = push right) to every episode.
-
-        Returns:
-            ``(next_obs, reward, terminated, truncated)``: ``(n, 4)`` float32,
-            ``(n,)`` float64 ones, and two ``(n,)`` bool arrays. An episode that
-            ended must be reset (:meth:`reset_one`) before it is stepped again;
-            its ``next_obs`` is the last state, as Gymnasium returns it.
-        """
+        """Apply ``action`` ``(n,)`` (0 left, 1 right); ``(next_obs, reward,
+        terminated, truncated)``. An ended episode must be reset (:meth:`reset_one`)
+        before its next step; its ``next_obs`` is the last state, as Gymnasium's."""
         action = np.asarray(action)
         if action.shape != (self.n,):
             raise ValueError(f"need {self.n} actions, got shape {action.shape}")
@@ -141,19 +117,8 @@ class CartPoleBatch:
 
 @dataclass(frozen=True)
 class GreedyEvaluation:
-    """Greedy episodes of ``runs`` Q-networks, ``episodes`` each.
-
-    Episode ``j`` of every run starts from ``reset(seed=seed + j)``, so the
-    returns equal those of :func:`rlbook.evaluate.evaluate_batched` with the
-    same seed.
-
-    Attributes:
-        returns: ``(runs, episodes)`` undiscounted returns (what CartPole scores).
-        discounted: ``(runs, episodes)`` ``sum_t gamma^t r_t``, the quantity a
-            Q-value estimates.
-        start_values: ``(runs, episodes)`` ``max_a Q(s_0, a)``, what each network
-            predicted for that discounted return at the start state.
-    """
+    """``(runs, episodes)`` arrays of greedy episodes: ``returns``, ``discounted``
+    returns (what a Q-value estimates) and ``start_values``, ``max_a Q(s_0, a)``."""
 
     seed: int
     gamma: float
@@ -170,18 +135,10 @@ def evaluate_greedy(
     runs: int | None = None,
     gamma: float = 0.99,
 ) -> GreedyEvaluation:
-    """Play ``episodes`` greedy CartPole-v1 episodes with every network of ``q_net`` at once.
-
-    Args:
-        q_net: a Q-network. With ``runs=None`` it maps observations
-            ``(N, 4) -> (N, 2)`` (one network); with ``runs=R`` it maps
-            ``(R, N, 4) -> (R, N, 2)`` (``R`` networks stacked, as in a sweep).
-        episodes: episodes per network, started with seeds ``seed, seed + 1, ...``.
-        seed: the first reset seed; use validation or test seeds, never training ones.
-        runs: how many stacked networks ``q_net`` holds, or ``None`` for one.
-        gamma: discount for :attr:`GreedyEvaluation.discounted`.
-
-    The network is switched to evaluation mode for the call and restored after.
+    """Play ``episodes`` greedy CartPole-v1 episodes (reset seeds ``seed, seed + 1,
+    ...``, as :func:`rlbook.evaluate.evaluate_batched`) with every network of
+    ``q_net`` at once: ``(N, 4) -> (N, 2)``, or ``(R, N, 4) -> (R, N, 2)`` for
+    ``runs=R`` stacked networks. Eval mode for the call, restored after.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")

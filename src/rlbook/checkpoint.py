@@ -1,12 +1,8 @@
 """Checkpoints: atomic writes, safe loads, and a provenance record beside each.
 
-A checkpoint is a ``.pt`` file holding tensors and plain Python values only, so
-it loads with ``torch.load(..., weights_only=True)``: loading never runs code
-from the file. Beside ``NAME.pt`` lies ``NAME.provenance.json``: how the
-weights were made (command, config, budget, device, wall time, git commit,
-package versions, final score).
-
-Introduced in the chapter *How to run this book*.
+A checkpoint holds tensors and plain values only, so it loads with
+``weights_only=True``: loading never runs code from the file. Introduced in
+*How to run this book*.
 """
 
 from __future__ import annotations
@@ -31,13 +27,10 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``.
-
-    A crash mid-write leaves the old file (or none), never half a file. The
-    temporary file is ``.NAME.<pid>-<random>.tmp``; one that a writer killed
-    before it could clean up left behind (SIGKILL, power loss) is removed by
-    the next write to ``path`` once no live process of that id can own it.
-    """
+    """Write through ``.NAME.<pid>-<random>.tmp`` in the same folder, then rename
+    over ``path``: a crash leaves the old file (or none), never half a file. A
+    temporary file left by a killed writer is removed by the next write to
+    ``path`` once no live process of that id can own it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     fd, tmp_name = tempfile.mkstemp(
@@ -136,12 +129,8 @@ def save_checkpoint(
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
-    """Load a checkpoint saved by :func:`save_checkpoint`, with ``weights_only=True``.
-
-    Raises:
-        CheckpointError: if the file is missing, truncated, corrupt, or holds
-            objects other than tensors and plain values.
-    """
+    """Load a checkpoint saved by :func:`save_checkpoint`, with ``weights_only=True``;
+    :class:`CheckpointError` for a missing, corrupt or unsafe file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -205,17 +194,9 @@ def _root(root: str | Path | None) -> Path:
 
 
 def uncommitted_changes(root: str | Path | None = None) -> list[str]:
-    """Paths that differ from the last commit, outside ``artifacts/``.
-
-    Modified, staged, deleted and untracked files all count (``git status``);
-    ignored ones (``.venv``, ``_build``) do not.
-
-    Args:
-        root: the repository; by default the book's (:func:`rlbook.paths.repo_root`).
-
-    Raises:
-        CheckpointError: if git cannot tell (no git, or not a repository).
-    """
+    """Paths that differ from the last commit outside ``artifacts/``, untracked
+    included, ignored not (``git status``); :class:`CheckpointError` where git
+    cannot tell. ``root``: the repository, by default the book's."""
     folder = _root(root)
     try:
         status = _git(
@@ -239,11 +220,8 @@ def uncommitted_changes(root: str | Path | None = None) -> list[str]:
 
 
 def require_clean_tree(root: str | Path | None = None) -> None:
-    """Raise :class:`DirtyTreeError` unless the tree outside ``artifacts/`` is clean.
-
-    Shipped results must come from committed code, so that their provenance's
-    ``git_commit`` is the code that made them.
-    """
+    """Raise :class:`DirtyTreeError` unless the tree outside ``artifacts/`` is clean:
+    a shipped result's recorded ``git_commit`` must be the code that made it."""
     changed = uncommitted_changes(root)
     if changed:
         shown = ", ".join(changed[:DIRTY_PATHS_SHOWN])
@@ -258,11 +236,8 @@ def require_clean_tree(root: str | Path | None = None) -> None:
 
 
 def git_commit(root: str | Path | None = None) -> str:
-    """The repository's current commit, or ``unknown`` where git cannot tell.
-
-    ``+dirty`` is appended when the tree has uncommitted changes outside
-    ``artifacts/`` (see :func:`uncommitted_changes`).
-    """
+    """The current commit (``+dirty`` with uncommitted changes outside
+    ``artifacts/``), or ``unknown`` where git cannot tell."""
     try:
         folder = _root(root)
         commit = _git(["rev-parse", "HEAD"], folder).strip()
@@ -298,25 +273,12 @@ def make_provenance(
     root: str | Path | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A provenance record: everything needed to say where a result came from.
+    """A provenance record: command, config, budget, device, wall time, commit,
+    package versions, machine fingerprint, score, and ``**extra``.
 
-    Args:
-        command: the one command that reproduces the run.
-        config: the run's config (a dataclass or a mapping).
-        budget: the budget it ran with.
-        device: where it trained.
-        wall_time_s: training wall time in seconds.
-        score: the final evaluation (e.g. mean and std of return).
-        require_clean: refuse a tree with uncommitted changes outside
-            ``artifacts/``; pass ``True`` when writing shipped results.
-        root: the checkout that made the result, whose commit is recorded
-            (and, with ``require_clean``, checked); a script passes its own.
-            By default the book's (:func:`rlbook.paths.repo_root`).
-        **extra: anything else worth recording.
-
-    Raises:
-        DirtyTreeError: with ``require_clean``, if the tree is dirty (the
-            message lists what changed); CheckpointError if git cannot tell.
+    ``require_clean=True`` (shipped results) raises :class:`DirtyTreeError` for
+    a dirty tree. ``root``: the checkout whose commit is recorded (a script
+    passes its own; the installed ``rlbook`` may be another clone's).
     """
     if "git_commit" in extra:
         raise TypeError(
@@ -389,14 +351,9 @@ def _math_libraries() -> list[str]:
 
 
 def machine_fingerprint() -> dict[str, Any]:
-    """What decides whether two machines train the same bits.
-
-    A seeded CPU run is deterministic for the same code and config, but the
-    same torch can round differently on another CPU: MKL and oneDNN pick
-    kernels by vendor, model and instruction set, and reductions split
-    by thread count. Two runs can be expected to agree bit for bit only
-    where every field here is equal.
-    """
+    """What decides whether two machines train the same bits: MKL and oneDNN
+    pick kernels by CPU vendor, model and instruction set, and reductions split
+    by thread count, so runs agree bit for bit only where every field is equal."""
     cpu = _cpuinfo()
     flags = set(cpu.get("flags", "").split())
     return {
@@ -420,12 +377,8 @@ NO_FINGERPRINT = (
 def reproduction_mismatch(
     provenance: Mapping[str, Any], device: torch.device
 ) -> list[str]:
-    """How this machine differs from the one that trained a shipped result.
-
-    Returns one line per difference of :func:`machine_fingerprint` (and of the
-    device type); empty only when a bit-for-bit comparison is fair. A record
-    without a fingerprint is not comparable: :data:`NO_FINGERPRINT`.
-    """
+    """One line per difference from the machine (and device type) that trained a
+    shipped result; empty only when a bit-for-bit comparison is fair."""
     reasons = []
     shipped_type = str(provenance.get("device", "")).split(":")[0]
     if shipped_type != device.type:
@@ -480,25 +433,13 @@ def check_reproduction(
     code: list[str],
     command: str,
 ) -> str:
-    """Compare a live run's arrays with a shipped result's, where that is fair.
+    """Compare a live run's arrays (name -> tensor or array) with a shipped
+    result's; return one sentence for the page.
 
-    On a machine whose fingerprint matches the shipped record's, every array
-    must be equal: if one differs this raises :class:`ReproductionError`,
-    and says to re-export only if git shows that ``code`` changed since the
-    recorded commit. On any other machine nothing fails: the arrays are
-    still compared, for the record, and the sentence returned says how
-    this machine differs.
-
-    Args:
-        live, shipped: name -> tensor or array, with the same names.
-        provenance: the shipped record (:func:`make_provenance`).
-        device: the device the live run trained on.
-        code: the paths (relative to the repository) whose change would
-            change the result, e.g. the chapter and ``src/rlbook``.
-        command: the command that re-exports the shipped result.
-
-    Returns:
-        One sentence for the page.
+    On a machine matching the shipped fingerprint every array must be equal,
+    else :class:`ReproductionError`, which says to re-export (with ``command``)
+    only if git shows that ``code`` (paths) changed since the recorded commit.
+    Elsewhere nothing fails: the sentence says how this machine differs.
     """
     import numpy as np
 

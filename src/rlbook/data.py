@@ -1,34 +1,13 @@
 """Datasets in their official on-disk formats: CIFAR-10, MNIST and IMDb.
 
-Each loader reads the format its authors publish, from the data folder that
-:func:`rlbook.paths.data_dir` names (``$RLBOOK_DATA``, else ``data/`` in the
-repository):
-
-============  =====================================  ==========================
-dataset       what the folder holds                  download (where a network
-                                                     exists)
-============  =====================================  ==========================
-CIFAR-10      ``cifar-10-batches-bin/*.bin``: the     ``cifar-10-binary.tar.gz``
-              *binary version*, records of 1 label    from the authors' page,
-              byte and 3,072 pixel bytes              MD5-checked, then only its
-                                                      expected files extracted
-MNIST         ``MNIST/raw/*-ubyte.gz`` (or            the four IDX files, each
-              unzipped): IDX files                    MD5-checked
-IMDb          ``aclImdb/`` or ``aclImdb_v1.tar.gz``   ``aclImdb_v1.tar.gz``,
-              (any ``aclImdb*.tar.gz``): the          MD5-checked; read straight
-              ``aclImdb/{train,test}/{pos,neg}/``     from the archive
-              layout
-============  =====================================  ==========================
-
-The folder may hold a subset in the same format (the book's CI reads real but
-small subsets): every loaded set says how many items it holds and how many the
-full split has, so that a page never presents a subset's accuracy as the
-dataset's. Where the folder holds a ``SHA256SUMS`` file, every file it lists is
-checked against it before use. A file that is missing, truncated or not in the
-expected format is a :class:`DataError` that says what is wrong and what to put
-where; a download whose checksum differs is deleted and is an error too.
-
-Introduced in the part *PyTorch projects*.
+Read from :func:`rlbook.paths.data_dir`: ``cifar-10-batches-bin/*.bin``,
+``MNIST/raw/*-ubyte[.gz]``, ``aclImdb/`` or an ``aclImdb*.tar.gz`` (read straight
+from the archive); where a network exists, the authors' files are downloaded,
+MD5-checked. The folder may hold a subset (CI's): every set says how many items
+it holds and how many the full split has, so that a page never presents a
+subset's accuracy as the dataset's. Files listed in a ``SHA256SUMS`` are checked
+before use. Anything missing, truncated or malformed is a :class:`DataError`
+saying what to put where. Introduced in the part *PyTorch projects*.
 """
 
 from __future__ import annotations
@@ -243,10 +222,8 @@ def check_listed_checksums(root: Path, paths: list[Path]) -> None:
 
 
 def download(url: str, destination: Path, md5: str, *, timeout: float = 30.0) -> Path:
-    """Fetch ``url`` to ``destination`` if its MD5 is ``md5``; atomic, deleted on mismatch.
-
-    Raises :class:`DataError` when the URL cannot be reached or the bytes differ.
-    """
+    """Fetch ``url`` to ``destination`` if its MD5 is ``md5``, atomically; else
+    (unreachable, other bytes) :class:`DataError`, nothing left behind."""
     digest = hashlib.md5()
     partial = None
     try:
@@ -615,12 +592,8 @@ def read_imdb_folder(folder: Path, split: str) -> list[Review]:
 def load_imdb(
     split: str = "train", root: Path | str | None = None, *, download: bool = True
 ) -> TextSet:
-    """IMDb's labelled reviews of ``split`` (the unlabelled ``unsup`` folder is skipped).
-
-    Read from ``aclImdb/`` if the data folder has it, else straight from an
-    ``aclImdb*.tar.gz`` archive in it, else from a download of ``aclImdb_v1.tar.gz``.
-    Reviews are ordered negative first, then by review id.
-    """
+    """IMDb's labelled reviews of ``split``, negative first, then by review id,
+    from ``aclImdb/``, else an ``aclImdb*.tar.gz``, else a download."""
     check_split(split)
     root = resolve_root(root)
     folder = root / "aclImdb"

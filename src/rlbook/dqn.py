@@ -1,11 +1,6 @@
-"""Deep Q-network pieces shared by the DQN chapters and the benchmark.
-
-The chapters hold the training loops; this module holds what two or more of
-them use: the Q-network, the lecture's replay memory (a ``Dataset`` read
-through a ``DataLoader``), and the policy of a shipped Q-network agent. The
-TD loss is on the state DQN chapter's page (:mod:`rlbook.chapters.dqn_state`).
-
-Introduced in the chapter *Deep Q-learning on CartPole's state*.
+"""What the DQN chapters share: the Q-network, the lecture's replay memory, and
+a shipped Q-network agent's policy (the loops and the TD loss are on the pages).
+Introduced in *Deep Q-learning on CartPole's state*.
 """
 
 from __future__ import annotations
@@ -25,15 +20,9 @@ from .replay import Batch
 
 
 class QNetwork(nn.Module):
-    """An MLP from observations ``(B, obs_dim)`` to action values ``(B, n_actions)``.
-
-    Args:
-        obs_dim, n_actions: input and output sizes.
-        hidden: widths of the hidden layers, e.g. ``(128, 64)``.
-        batch_norm: a BatchNorm1d after each hidden linear layer (the lecture's net).
-        dueling: split the last layer into a state value and advantages,
-            ``Q = V + A - mean(A)`` (Wang et al., 2016).
-    """
+    """An MLP from observations ``(B, obs_dim)`` to action values ``(B, n_actions)``;
+    ``batch_norm`` after each hidden layer (the lecture's net); ``dueling``:
+    ``Q = V + A - mean(A)`` (Wang et al., 2016)."""
 
     def __init__(
         self,
@@ -129,12 +118,8 @@ class QNetworkPolicy:
         return int(self.act_batch(obs[None])[0])
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions of a batch ``(N, obs_dim) -> (N,)``, as a CPU NumPy array.
-
-        The observations go to the device of the network's parameters (CPU
-        for a network without any), so a policy trained on a GPU evaluates
-        there.
-        """
+        """Greedy actions of a batch ``(N, obs_dim) -> (N,)`` as a NumPy array,
+        computed on the device of the network's parameters (CPU without any)."""
         weight = next(self.q_net.parameters(), None)
         device = weight.device if weight is not None else torch.device("cpu")
         with torch.inference_mode():

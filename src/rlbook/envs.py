@@ -27,16 +27,8 @@ def _register_atari() -> None:
 
 
 def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """``gym.make`` with a headless renderer and a helpful error for unknown ids.
-
-    Args:
-        env_id: a registered id such as ``"CartPole-v1"`` or ``"ALE/Pong-v5"``.
-        render_mode: ``None`` or ``"rgb_array"`` (frames for animations).
-        **kwargs: passed on to ``gym.make``.
-
-    Raises:
-        UnknownEnvironmentError: naming the closest registered ids.
-    """
+    """``gym.make`` with a headless renderer; an unknown id is an
+    :class:`UnknownEnvironmentError` naming the closest registered ids."""
     # pygame (CartPole's renderer) must never try to open a window, nor a sound
     # card: with none (Colab, CI), SDL's ALSA probe writes errors to stderr.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -57,12 +49,9 @@ def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> g
 def record_episode(
     env_id: str, act: Callable[[np.ndarray], int], *, seed: int
 ) -> tuple[list[np.ndarray], float]:
-    """Play one episode of ``act(obs) -> action`` from ``reset(seed=seed)``, rendering it.
-
-    Returns:
-        The RGB frames ``(H, W, 3)`` (the start state and one per step) and the
-        episode's return; pass the frames to :func:`rlbook.plotting.animate`.
-    """
+    """Play one episode of ``act(obs) -> action`` from ``reset(seed=seed)``; its
+    RGB frames (start state, then one per step) for :func:`rlbook.plotting.animate`,
+    and its return."""
     env = make_env(env_id, render_mode="rgb_array")
     try:
         obs, _ = env.reset(seed=seed)

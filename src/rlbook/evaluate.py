@@ -54,12 +54,8 @@ class EvalResult:
 def evaluate_policy(
     act: Callable[[np.ndarray], int], env_id: str, *, episodes: int, seed: int
 ) -> EvalResult:
-    """Run ``act`` greedily for ``episodes`` episodes; deterministic for a given ``seed``.
-
-    Episode ``i`` starts from ``env.reset(seed=seed + i)``, so two evaluations
-    with the same seed see the same start states. Use evaluation seeds that
-    training never used.
-    """
+    """Run ``act`` greedily for ``episodes`` episodes, episode ``i`` from
+    ``env.reset(seed=seed + i)`` (use seeds that training never used)."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if seed < 0:
@@ -87,15 +83,8 @@ def evaluate_batched(
     seed: int,
     envs: int | None = None,
 ) -> EvalResult:
-    """:func:`evaluate_policy` for a policy that acts on a batch ``(N, *obs) -> (N,)``.
-
-    Runs the episodes in a synchronous vector environment whose env ``i`` is
-    reset with ``seed + i``: the same start states as :func:`evaluate_policy`,
-    so a deterministic policy gets the same returns, with one batched forward
-    pass per step instead of one per episode. ``envs`` caps the environments
-    alive at once (episodes are played in chunks of ``envs``); by default all
-    ``episodes`` run at once.
-    """
+    """:func:`evaluate_policy` (same start states, same returns) for a policy on
+    a batch ``(N, *obs) -> (N,)``, in chunks of ``envs`` environments (default: all)."""
     chunks = batched_returns(
         act_batch, env_id, episodes=episodes, seed=seed, envs=envs or episodes
     )
@@ -110,12 +99,8 @@ def batched_returns(
     seed: int,
     envs: int,
 ) -> Iterator[np.ndarray]:
-    """The returns of :func:`evaluate_batched`, one chunk of at most ``envs`` at a time.
-
-    Episode ``i`` is reset with ``seed + i``, as in :func:`evaluate_policy`; at
-    most ``envs`` environments are alive, so memory does not grow with
-    ``episodes``.
-    """
+    """The returns of :func:`evaluate_batched`, one chunk of at most ``envs`` at a
+    time, so that memory does not grow with ``episodes``."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if seed < 0:
@@ -152,11 +137,8 @@ def _play_chunk(
 
 
 class ReturnStats:
-    """Count, mean, standard deviation, min and max of returns fed in chunks.
-
-    Memory does not grow with the number of returns: chunks are merged
-    (Chan, Golub and LeVeque's pairwise update of the squared deviations).
-    """
+    """Count, mean, std, min and max of returns fed in chunks, in constant memory
+    (Chan, Golub and LeVeque's pairwise update of the squared deviations)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -214,18 +196,11 @@ def evaluate_artifact(
 ) -> dict[str, Any]:
     """Load a shipped agent folder and evaluate it: what ``python -m rlbook evaluate`` prints.
 
-    An agent that plays from pixels is evaluated through the observation
-    pipeline its manifest records (``spec["observation"]``), on
-    ``frames`` (by default those it was trained on; an agent trained on
-    Gymnasium's picture also plays ``"gymnasium"`` or ``"batched"`` frames of
-    it, one trained on ``"simple"`` frames only those), with at most ``envs``
-    environments alive. The others play in chunks of ``envs`` episodes; the
-    statistics are kept as they come, so memory does not grow with
-    ``episodes``. A Pong agent's record also lists every game's score unless
-    ``scores`` is false (the command line's way, whose memory then does not
-    grow with ``episodes`` either). With ``returns``, a CartPole agent's
-    record also lists every episode's return, in episode order (``returns``;
-    memory then grows with ``episodes``).
+    Pixel agents play through the pipeline their manifest records, on
+    ``frames`` (default: those they trained on). Episodes run in chunks of
+    ``envs``, statistics kept as they come, so memory does not grow with
+    ``episodes`` unless a record lists every Pong game's score (``scores``) or
+    every CartPole return (``returns``).
     """
     if episodes < 1:
         raise EvaluationError(f"episodes must be >= 1, got {episodes}")
@@ -263,13 +238,9 @@ def evaluate_artifact(
 
 
 def _misfit(agent: Any) -> str | None:
-    """How the agent's manifest, network and environment disagree, or None.
-
-    Pairs that would otherwise fail deep inside NumPy, torch or Gymnasium (or
-    not at all): frames per observation and the network's input, the number
-    of actions and the environment's, the observation's size and what the
-    policy reads.
-    """
+    """How the agent's manifest, network and environment disagree, or None:
+    mismatches that would otherwise fail deep inside NumPy, torch or Gymnasium,
+    or not at all."""
     spec = agent.spec
     if agent.kind in ("pong-pg", "pong-actor-critic"):
         network, observation = spec.get("network"), spec.get("observation")

@@ -12,11 +12,8 @@ DATA_ENV_VAR = "RLBOOK_DATA"
 
 
 def repo_root() -> Path:
-    """The repository root: the folder holding ``_config.yml``.
-
-    Found from this file's location (``src/rlbook/paths.py``) for an editable
-    install, else from the working directory and its parents.
-    """
+    """The folder holding ``_config.yml``: above this file (an editable install),
+    else the working directory or a parent."""
     candidates = [Path(__file__).resolve().parents[2], *Path.cwd().resolve().parents]
     candidates.insert(1, Path.cwd().resolve())
     for folder in candidates:
@@ -34,10 +31,7 @@ def artifacts_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """The dataset folder: ``$RLBOOK_DATA`` if set, else ``<repo>/data``.
-
-    The folder need not exist yet; loaders create or check it.
-    """
+    """``$RLBOOK_DATA`` if set, else ``<repo>/data`` (it may not exist yet)."""
     override = os.environ.get(DATA_ENV_VAR, "").strip()
     if override:
         return Path(override).expanduser().resolve()

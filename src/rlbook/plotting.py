@@ -32,10 +32,8 @@ def set_theme() -> None:
 
 
 def smooth(values: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average; the first ``window - 1`` points average what exists.
-
-    Returns an array of the same length as ``values``.
-    """
+    """Trailing moving average, as long as ``values``; the first ``window - 1``
+    points average what exists."""
     x = np.asarray(values, dtype=np.float64)
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
@@ -71,19 +69,11 @@ def animation_html(
     max_frames: int = 150,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> str:
-    """Encode frames as matplotlib's HTML5/JavaScript player, within a stated size.
+    """Matplotlib's HTML5 player of uint8 RGB ``frames``, at most ``max_bytes``.
 
-    Frames are shrunk to ``max_width`` pixels and, if there are more than
-    ``max_frames``, every k-th frame is kept (playback slows by the same k so
-    the clip lasts as long as the episode). If the HTML still exceeds
-    ``max_bytes``, frames are thinned further instead of letting matplotlib
-    drop the tail silently.
-
-    Args:
-        frames: RGB arrays of shape ``(H, W, 3)``, dtype uint8.
-
-    Returns:
-        The HTML of the player, at most ``max_bytes`` long.
+    Frames shrink to ``max_width``; past ``max_frames`` every k-th is kept, played
+    k times slower. Past ``max_bytes`` they are thinned further rather than let
+    matplotlib drop the tail silently.
     """
     import matplotlib as mpl
     import matplotlib.pyplot as plt

@@ -1,36 +1,17 @@
 """Replay storage: a uniform ring buffer, a prioritized one (Schaul et al., 2016),
 and a memory of uint8 frames that stores each frame once.
 
-A :class:`ReplayBuffer` preallocates one tensor per field on the training
-device and overwrites the oldest transition once it is full. Sampling draws
-all indices with one ``torch.randint`` call and gathers each field with one
-indexing operation, so a batch costs the same whatever its size.
+``terminated`` is 1.0 only where the episode reached a terminal state; a
+truncated one (time limit) stores 0.0, so its target still bootstraps.
 
-A :class:`PrioritizedReplayBuffer` samples transition ``i`` with probability
-``P(i) = p_i^alpha / sum_k p_k^alpha`` where ``p_i = |td_error_i| + eps``,
-kept in a :class:`SumTree`, and returns importance-sampling weights
-``w_i = (N P(i))^(-beta) / max_j w_j`` that undo the bias in the loss.
-
-``terminated`` is stored as 1.0 only when the episode ended by reaching a
-terminal state; a truncated episode (time limit) stores 0.0, so its target
-still bootstraps from ``next_obs``.
-
-A :class:`FrameReplayMemory` is replay for learning from pixels: a stack of
-the last ``k`` frames is the agent's state, and consecutive states share
-``k - 1`` frames. Storing every transition's ``obs`` and ``next_obs`` as
-float32 stacks keeps each frame ``2k`` times over at four bytes a pixel; this
-memory keeps each frame once, at one byte a pixel, and rebuilds stacks by
-index when it samples.
-
-Layout: ``lanes`` rings (one per environment of a vector environment) of
-``capacity // lanes`` slots. A slot holds one frame and, once the agent acted
-on it, the action, the reward and whether the episode terminated. An episode of
-``T`` steps fills ``T + 1`` slots: its last frame keeps no action, so that a
-transition cut off by a time limit still finds its next state (the target
-bootstraps from it), and no stack ever mixes two episodes. Frames from before
-an episode's first are replaced by its first frame. A transition is sampled
-only while every frame its two stacks need is still in the ring (the oldest
-ones are overwritten first).
+:class:`FrameReplayMemory` keeps each frame once, as uint8, instead of ``2k``
+float32 copies in the ``obs`` and ``next_obs`` stacks, and rebuilds stacks by
+index. It has ``lanes`` rings (one per environment) of ``capacity // lanes``
+slots, a slot holding a frame and, once acted on, the action, reward and
+``terminated``. An episode of ``T`` steps fills ``T + 1`` slots (the last frame
+keeps no action, so a truncated transition still finds its next state, and no
+stack mixes two episodes); frames before an episode's first repeat its first.
+A transition is sampled only while every frame its stacks need is in the ring.
 
 Introduced in the chapters *Deep Q-learning on CartPole's state* (the ring
 buffers) and *Deep Q-learning from CartPole's pixels* (the frame memory).
@@ -49,20 +30,10 @@ ArrayLike: TypeAlias = torch.Tensor | np.ndarray | Sequence[float] | float | int
 
 
 class Batch(NamedTuple):
-    """A batch of ``B`` transitions, every field on the buffer's device.
-
-    Attributes:
-        obs: ``(B, *obs_shape)`` in the buffer's ``obs_dtype`` (float32 by default).
-        action: ``(B,)`` int64.
-        reward: ``(B,)`` float32.
-        next_obs: ``(B, *obs_shape)``, like ``obs``.
-        terminated: ``(B,)`` float32, 1.0 where the episode terminated (not
-            where it was truncated): multiply the bootstrap term by ``1 - terminated``.
-        indices: ``(B,)`` int64, the buffer slots sampled (pass them back to
-            :meth:`PrioritizedReplayBuffer.update_priorities`).
-        weights: ``(B,)`` float32 importance-sampling weights; all ones for
-            uniform replay.
-    """
+    """A batch of ``B`` transitions on the buffer's device: ``obs``/``next_obs``
+    in the buffer's ``obs_dtype``, int64 ``action`` and ``indices`` (the slots,
+    for :meth:`PrioritizedReplayBuffer.update_priorities`), float32 ``reward``,
+    ``terminated`` and importance-sampling ``weights`` (ones for uniform replay)."""
 
     obs: torch.Tensor
     action: torch.Tensor
@@ -86,24 +57,10 @@ def _as_numpy(x: ArrayLike) -> np.ndarray:
 
 
 class ReplayBuffer:
-    """A fixed-size ring of transitions, sampled uniformly with replacement.
-
-    Args:
-        capacity: most transitions kept; the oldest is overwritten first.
-        obs_shape: shape of one observation, e.g. ``(4,)`` for CartPole.
-        device: where the storage (and every sampled batch) lives.
-        obs_dtype: storage type of ``obs`` and ``next_obs``; ``torch.uint8``
-            for image frames keeps them four times smaller (they then come
-            back as ``uint8``: scale them in the network).
-        generator: a ``torch.Generator`` for :meth:`sample`, for reproducible
-            batches. It may live on the CPU even when ``device`` is CUDA.
-
-    Attributes:
-        obs, next_obs: storage, ``(capacity, *obs_shape)``.
-        action: storage, ``(capacity,)`` int64.
-        reward, terminated: storage, ``(capacity,)`` float32.
-        pos: the slot the next transition is written to.
-    """
+    """A fixed-size ring of transitions on ``device``, sampled uniformly with
+    replacement; the oldest is overwritten first. ``obs_dtype=torch.uint8`` keeps
+    frames four times smaller (scale them in the network); ``generator`` (for
+    reproducible batches) may live on the CPU even when ``device`` is CUDA."""
 
     def __init__(
         self,
@@ -165,15 +122,8 @@ class ReplayBuffer:
         next_obs: ArrayLike,
         terminated: object,
     ) -> None:
-        """Store one transition in slot :attr:`pos`, then advance it (mod capacity).
-
-        Args:
-            obs, next_obs: ``obs_shape`` arrays or tensors.
-            action: an integer action (Python, NumPy or 0-d tensor).
-            reward: a scalar.
-            terminated: true only if ``next_obs`` is terminal; pass ``False``
-                for a truncated episode.
-        """
+        """Store one transition in slot :attr:`pos`, then advance it (mod capacity);
+        ``terminated`` is false for a truncated episode."""
         obs_t = self._obs_tensor(obs, (), "obs")
         next_obs_t = self._obs_tensor(next_obs, (), "next_obs")
         pos = self.pos
@@ -193,14 +143,7 @@ class ReplayBuffer:
         next_obs: ArrayLike,
         terminated: ArrayLike,
     ) -> None:
-        """Store ``N`` transitions at once, as ``N`` calls to :meth:`add` would.
-
-        Args:
-            obs, next_obs: ``(N, *obs_shape)``, e.g. from a vectorized environment.
-            action: ``(N,)`` integers.
-            reward: ``(N,)``.
-            terminated: ``(N,)`` booleans (or 0/1).
-        """
+        """Store ``N`` transitions at once, as ``N`` calls to :meth:`add` would."""
         obs_t = _as_tensor(obs, self.obs_dtype, self.device)
         if tuple(obs_t.shape[1:]) != self.obs_shape or obs_t.dim() != 1 + len(
             self.obs_shape
@@ -280,17 +223,12 @@ class ReplayBuffer:
 
 
 class SumTree:
-    """A binary tree whose every node holds the sum of its two children.
+    """A binary tree of non-negative leaf priorities, each node the sum of its
+    children; setting or drawing a batch of leaves takes ``O(log n)`` NumPy ops.
 
-    Leaves hold non-negative priorities. Setting a batch of leaves and drawing
-    a batch of leaves in proportion to their priority both take ``O(log n)``
-    NumPy operations, whatever the batch size.
-
-    Layout: one flat float64 array, :attr:`tree`. Node 1 is the root, node
-    ``k`` has children ``2k`` and ``2k + 1``, node 0 is unused. The number of
-    leaves is rounded up to a power of two, ``L``, so every leaf sits at the
-    same depth: leaf ``i`` is node ``L + i`` and ``tree`` has ``2L`` entries.
-    Leaves ``capacity .. L-1`` stay at zero and are never returned.
+    One flat float64 array :attr:`tree`: node 1 is the root, node ``k`` has
+    children ``2k`` and ``2k + 1``. Leaves are padded to a power of two ``L``
+    (leaf ``i`` is node ``L + i``); the padding stays zero, never returned.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -370,23 +308,10 @@ class SumTree:
         return self.priorities(indices)
 
     def find(self, values: ArrayLike) -> np.ndarray:
-        """Leaf whose prefix-sum interval contains each value.
-
-        Leaf ``i`` owns ``[sum(p[:i]), sum(p[:i+1]))``, so a value drawn
-        uniformly from ``[0, total)`` picks leaf ``i`` with probability
-        ``p[i] / total``. A leaf with priority zero is never returned, even for
-        ``value == total`` or after rounding: that value goes to the last
-        leaf with a positive priority.
-
-        Args:
-            values: any shape, each in ``[0, total]``.
-
-        Returns:
-            Leaf indices, int64, same shape as ``values``.
-
-        Raises:
-            ValueError: if every priority is zero, or a value is outside ``[0, total]``.
-        """
+        """The leaf (int64, shaped like ``values``) whose interval
+        ``[sum(p[:i]), sum(p[:i+1]))`` holds each value in ``[0, total]``. A
+        zero-priority leaf is never returned, even for ``value == total`` or after
+        rounding: that goes to the last leaf with a positive priority."""
         values = np.asarray(values, dtype=np.float64)
         total = self.total
         if total <= 0:
@@ -407,27 +332,12 @@ class SumTree:
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
-    """Proportional prioritized replay (Schaul et al., 2016, *Prioritized Experience Replay*).
+    """Proportional prioritized replay (Schaul et al., 2016).
 
-    Each stored transition has a priority ``p_i = |td_error_i| + eps``; the
-    sum tree holds ``p_i^alpha``. A new transition gets the largest priority
-    seen so far (1.0 at first), so it is sure to be replayed at least once
-    before its TD error is known.
-
-    Args:
-        capacity, obs_shape, device, obs_dtype: as for :class:`ReplayBuffer`.
-        alpha: how much prioritization is used; 0 is uniform replay.
-        beta: importance-sampling correction, 0 (none) to 1 (full); the paper
-            anneals it from 0.4 to 1. Set :attr:`beta` to change it, or pass
-            ``beta`` to :meth:`sample`.
-        eps: added to ``|td_error|`` so that no transition stops being replayed.
-        seed: seeds the NumPy generator used by :meth:`sample`.
-
-    Attributes:
-        tree: the :class:`SumTree` of ``p_i^alpha``, one leaf per slot.
-        max_priority: largest ``|td_error| + eps`` seen so far (before the power
-            ``alpha``); it never decreases, as in the paper.
-        rng: the ``numpy.random.Generator`` behind :meth:`sample`.
+    The sum tree holds ``p_i^alpha``, ``p_i = |td_error_i| + eps``. A new
+    transition gets ``max_priority`` (the largest ``p_i`` seen, never
+    decreasing; 1.0 at first), so it is replayed at least once. ``alpha=0`` is
+    uniform; ``beta`` is the importance-sampling correction, 0 (none) to 1.
     """
 
     def __init__(
@@ -554,19 +464,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
 
 class FrameBatch(NamedTuple):
-    """``B`` sampled transitions, on the memory's device.
-
-    Attributes:
-        obs: ``(B, k, H, W)`` uint8 frame stacks, oldest frame first.
-        action: ``(B,)`` int64.
-        reward: ``(B,)`` float32.
-        next_obs: ``(B, k, H, W)`` uint8.
-        terminated: ``(B,)`` float32, 1.0 where the episode reached a terminal
-            state (not where it was truncated).
-        steps: ``(B,)`` float32, the steps from ``obs`` to ``next_obs`` (1 unless
-            sampled with ``n_step > 1``): the target discounts by
-            ``gamma ** steps``.
-    """
+    """``B`` sampled transitions on the memory's device: ``(B, k, H, W)`` uint8
+    stacks (oldest frame first), and ``steps`` from ``obs`` to ``next_obs`` (1
+    unless ``n_step > 1``), by which the target discounts: ``gamma ** steps``."""
 
     obs: torch.Tensor
     action: torch.Tensor
@@ -585,14 +485,8 @@ class FrameReplayMemory:
         memory.step(actions, rewards, terminated, next_frames)
         memory.begin(reset_frames, lanes=done)     # lanes whose episode ended
 
-    Args:
-        capacity: slots in all, split evenly between the lanes.
-        frame_shape: ``(H, W)`` of one preprocessed frame.
-        stack: frames per state, ``k``.
-        lanes: environments written side by side (a vector environment's size).
-        device: where the frames live and batches are built.
-        generator: the torch generator sampling draws from (its device must
-            be ``device``); a fresh unseeded one if omitted.
+    ``capacity`` slots are split evenly between the ``lanes``; ``generator``
+    (on ``device``) is a fresh unseeded one if omitted.
     """
 
     def __init__(

@@ -41,14 +41,9 @@ def run_header(device: torch.device, budget: str | None = None) -> Any:
 
 
 def glue(name: str, value: Any, display: bool = True) -> None:
-    """Keep ``value`` under ``name`` for the page's ``{glue}`` roles.
-
-    In the book's build this is MyST-NB's ``glue``: the prose quotes the value
-    the cell computed. Where MyST-NB is not installed (Colab, a plain Jupyter)
-    nothing can read the glued values, so they are shown instead: a number or
-    short text glued with ``display=False`` as one ``name = value`` line,
-    anything else (a figure, a table) displayed as it is.
-    """
+    """MyST-NB's ``glue`` in the book's build. Without MyST-NB (Colab) nothing
+    reads glued values, so they are shown: a number or text glued with
+    ``display=False`` as a ``name = value`` line, anything else as it is."""
     try:
         from myst_nb import glue as myst_glue
     except ImportError:  # Colab: no MyST-NB
@@ -89,16 +84,9 @@ def glue_anchors(*keys: str) -> dict[str, dict[str, Any]]:
 def progress(
     iterable: Any = None, *, total: int | None = None, desc: str | None = None
 ) -> Any:
-    """A progress bar for a training loop, where a reader can watch it.
-
-    In Jupyter or Colab with ipywidgets: tqdm's notebook widget. In a
-    terminal, or a notebook without ipywidgets: tqdm's text bar (on stderr).
-    In the book's build (``RLBOOK_BUILDING=1``): a bar that draws nothing,
-    since a page is read after the run, and a bar's text on stderr would be
-    an error output on the page. The cell's printed summary says what ran.
-    Use it as ``tqdm``: ``progress(total=n)`` with ``update``/``set_postfix``,
-    or ``for x in progress(items)``.
-    """
+    """A bar used as ``tqdm``: the notebook widget where ipywidgets is, else the
+    text bar; in the book's build (``RLBOOK_BUILDING=1``) one that draws
+    nothing, since its text on stderr would be an error output on the page."""
     import os
     from importlib.util import find_spec
 

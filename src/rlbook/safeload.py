@@ -76,13 +76,8 @@ def check_listed_digests(
     listed: Any,
     records: dict[str, Callable[[], str]] | None = None,
 ) -> str | None:
-    """Why the ``sha256`` record of a manifest does not hold, or None.
-
-    ``listed`` is the manifest's ``sha256`` object: file name (a file in the
-    manifest's folder) or record name (a key of ``records``, whose function
-    computes that record's digest now) -> hex digest. A manifest without it
-    (written before it existed) is not checked: the caller passes None.
-    """
+    """Why a manifest's ``sha256`` object (file name, or a key of ``records``
+    whose function computes that digest now -> hex digest) does not hold, or None."""
     if listed is None:
         return None
     if not isinstance(listed, dict) or not all(

@@ -86,17 +86,8 @@ def seed_everything(
 
 
 def set_deterministic(enabled: bool, *, benchmark: bool = False) -> None:
-    """Set how torch picks kernels: reproducible by default, fastest only if asked.
-
-    Args:
-        enabled: turn on torch's deterministic algorithms (an op that has
-            none raises an error instead of running nondeterministically).
-        benchmark: turn on cuDNN's kernel timing (see :func:`seed_everything`).
-
-    Raises:
-        ValueError: for ``enabled`` with ``benchmark``: timing picks kernels
-            by speed, which can differ between runs.
-    """
+    """Turn torch's deterministic algorithms on or off, and cuDNN's kernel timing
+    (``benchmark``, which picks by speed and so cannot be combined with them)."""
     if enabled and benchmark:
         raise ValueError(
             "deterministic=True and benchmark=True contradict each other: cuDNN's "
@@ -111,17 +102,9 @@ def set_deterministic(enabled: bool, *, benchmark: bool = False) -> None:
     torch.backends.cudnn.deterministic = enabled
 
 def stream_seed(seed: int, purpose: str) -> int:
-    """An integer seed for one ``purpose`` of run ``seed``, independent of the others.
-
-    ``numpy.random.SeedSequence(seed, spawn_key=(crc32(purpose),))`` hashes the
-    run seed together with the purpose's name, so the streams for, say,
-    ``"init"``, ``"explore"`` and ``"replay"`` of one run are statistically
-    independent, and adding a new purpose changes none of the existing ones.
-    The result is a 63-bit integer that ``torch.manual_seed``,
-    ``torch.Generator.manual_seed`` and ``numpy.random.default_rng`` all accept.
-
-    Introduced in the chapter *Tabular SARSA and Q-learning on CartPole*.
-    """
+    """A 63-bit seed for one ``purpose`` (``"init"``, ``"replay"``...) of run ``seed``:
+    ``SeedSequence(seed, spawn_key=(crc32(purpose),))``, so purposes are
+    independent and a new one changes none of the others."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if not purpose:

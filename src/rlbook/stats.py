@@ -1,35 +1,10 @@
-"""Confidence intervals over seeds: how sure a comparison of RL runs can be.
+"""Confidence intervals over seeds, paired tests and Agarwal et al.'s (2021) metrics.
 
-A training run's score depends on its seed as much as on its algorithm
-(Henderson et al., 2018), so the book reports every comparison as a mean over
-seeds with a confidence interval, and compares variants *paired*: seed ``s``
-of every variant starts from the same weights and the same start states, so
-the per-seed differences cancel what the seeds share (Agarwal et al., 2021,
-recommend interval estimates over point estimates for the same reason).
-
-Two kinds of interval (and :func:`bootstrap_ratio` for the ratio of two
-timings' means, which the benchmarks report):
-
-* :func:`bootstrap_mean`: the percentile
-  bootstrap. It assumes nothing about the scores' distribution but is too
-  narrow with few seeds (about 91% coverage for a nominal 95% at 10 seeds).
-* :func:`t_interval` and :func:`paired_t`: Student's t, exact for normal
-  scores at any n and close to its level for paired differences at n = 10.
-
-Judging several variants against one baseline is several tests at once:
-:func:`paired_t_pvalue` gives each one's p-value (:func:`paired_sign_flip_pvalue`
-without assuming normal differences) and :func:`holm` adjusts
-them so that the chance of *any* false "different" stays below alpha
-(Holm, 1979).
-
-Agarwal et al. (2021) also recommend, beside the mean: the interquartile
-mean (:func:`iqm`, :func:`bootstrap_iqm`), the probability that a run of one
-variant beats a run of another (:func:`probability_of_improvement`), and the
-distribution of run scores (:func:`performance_profile`). They are written
-here, without SciPy, rather than taken from ``rliable``, which needs SciPy,
-``arch``, ``statsmodels`` and ``absl-py``.
-
-Introduced in the chapter *Deep Q-learning on CartPole's state*.
+The percentile bootstrap (:func:`bootstrap_mean`) is too narrow with few seeds
+(about 91% coverage for a nominal 95% at 10); Student's t (:func:`t_interval`,
+:func:`paired_t`) is exact for normal scores and close at n = 10. Written
+without SciPy rather than taken from ``rliable``, which needs SciPy, ``arch``,
+``statsmodels`` and ``absl-py``. Introduced in *Deep Q-learning on CartPole's state*.
 """
 
 from __future__ import annotations
@@ -46,16 +21,8 @@ from .seeding import numpy_stream
 
 @dataclass(frozen=True)
 class Interval:
-    """A statistic over seeds and its confidence interval.
-
-    Attributes:
-        mean: the point estimate: the mean over seeds (the IQM for :func:`bootstrap_iqm`).
-        low: the interval's lower bound.
-        high: the interval's upper bound.
-        level: the interval's confidence level, e.g. 0.95.
-        n: the number of seeds it comes from.
-        method: how the interval was made ("percentile bootstrap" or "Student t").
-    """
+    """A statistic over ``n`` seeds (the mean; the IQM for :func:`bootstrap_iqm`)
+    and its confidence interval ``[low, high]`` at ``level``."""
 
     mean: float
     low: float
@@ -109,15 +76,8 @@ def _percentile_bootstrap(
     resamples: int,
     seed: int,
 ) -> tuple[float, float]:
-    """The central ``level`` share of ``statistic`` over resampled seeds.
-
-    Args:
-        array: one checked score per seed.
-        statistic: maps a (resamples, seeds) array to one value per row.
-        level: the interval's confidence level.
-        resamples: how many times to resample the seeds with replacement.
-        seed: the seed of the resampling stream.
-    """
+    """The central ``level`` share of ``statistic`` (a (resamples, seeds) array
+    to one value per row) over seeds resampled with replacement."""
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     rng = numpy_stream(seed, "bootstrap")
@@ -135,17 +95,8 @@ def bootstrap_mean(
     resamples: int = 10_000,
     seed: int = 0,
 ) -> Interval:
-    """The mean of ``values`` (one per seed) with a percentile-bootstrap interval.
-
-    The interval resamples the seeds with replacement ``resamples`` times and
-    takes the central ``level`` share of the resampled means. It describes
-    how much the mean would move with other seeds of the same kind; with few
-    seeds it is too narrow (use :func:`t_interval` there), and with one seed
-    it is a single point.
-
-    Raises:
-        ValueError: for no values, non-finite values or a level outside (0, 1).
-    """
+    """The mean of ``values`` (one per seed) with a percentile-bootstrap interval
+    (too narrow with few seeds: use :func:`t_interval`; one seed gives a point)."""
     array = _scores(values)
     _check_level(level)
     low, high = _percentile_bootstrap(
@@ -162,18 +113,9 @@ def bootstrap_ratio(
     resamples: int = 10_000,
     seed: int = 0,
 ) -> Interval:
-    """``mean(values) / mean(baseline)`` of two independent samples (timings
-    of two ways of doing one thing), with a percentile-bootstrap interval:
-    each side resampled on its own, ``resamples`` times.
-
-    For benchmarks: an interval that contains 1 is "no measurable
-    difference" at that many repetitions.
-
-    Raises:
-        ValueError: for an empty side, non-finite values, a baseline whose
-            resampled mean can be 0 (a value not above 0), or a level
-            outside (0, 1).
-    """
+    """``mean(values) / mean(baseline)`` of two independent samples (two
+    benchmarks' timings), each side resampled on its own; the baseline must be
+    positive, so that no resampled mean is 0."""
     a, b = _scores(values), _scores(baseline)
     _check_level(level)
     if resamples < 1:
@@ -219,13 +161,7 @@ def _beta_continued_fraction(a: float, b: float, x: float) -> float:
 
 
 def regularized_beta(x: float, a: float, b: float) -> float:
-    """The regularized incomplete beta function I_x(a, b).
-
-    Args:
-        x: where to evaluate it, in [0, 1].
-        a: the first shape parameter, positive.
-        b: the second shape parameter, positive.
-    """
+    """The regularized incomplete beta function I_x(a, b), x in [0, 1], a, b > 0."""
     if not 0.0 <= x <= 1.0:
         raise ValueError(f"x must lie in [0, 1], got {x}")
     if x in (0.0, 1.0):
@@ -251,14 +187,10 @@ def _t_two_sided(t: float, df: float) -> float:
 
 @functools.lru_cache(maxsize=1024)
 def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t: the t with P(T <= t) = p.
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom.
 
-    Found by bisection on the upper tail, which keeps its precision far out
-    (about 2 ms); remembered, since a page asks for the same few many times.
-
-    Args:
-        p: the probability, in (0, 1); 0.975 for a two-sided 95% interval.
-        df: the degrees of freedom, positive.
+    Bisection on the upper tail keeps its precision far out (about 2 ms); cached,
+    since a page asks for the same few many times.
     """
     if not 0.0 < p < 1.0:
         raise ValueError(f"p must lie in (0, 1), got {p}")
@@ -282,17 +214,8 @@ def t_quantile(p: float, df: float) -> float:
 
 
 def t_interval(values: np.ndarray | list[float], *, level: float = 0.95) -> Interval:
-    """The mean of ``values`` (one per seed) with Student's t interval.
-
-    ``mean +- t_{(1 + level) / 2, n - 1} * sd / sqrt(n)``, the sd with n - 1 in
-    its denominator. Exact when the scores are normal, and close to its level
-    for means of 10 seeds of most shapes; one seed gives no information about
-    the spread, so its interval is (-inf, inf).
-
-    Args:
-        values: one score per seed.
-        level: the confidence level, in (0, 1).
-    """
+    """The mean of ``values`` (one per seed) with Student's t interval,
+    ``mean +- t_{(1 + level) / 2, n - 1} * sd / sqrt(n)``; one seed gives (-inf, inf)."""
     array = _scores(values)
     _check_level(level)
     mean, n = float(array.mean()), array.size
@@ -310,13 +233,7 @@ def paired_t(
     *,
     level: float = 0.95,
 ) -> Interval:
-    """``values - baseline`` seed by seed, with Student's t interval (:func:`t_interval`).
-
-    Args:
-        values: one score per seed for the variant.
-        baseline: one score per seed for the baseline, in the same seed order.
-        level: the confidence level, in (0, 1).
-    """
+    """``values - baseline`` seed by seed (same seed order), with :func:`t_interval`."""
     return t_interval(_differences(values, baseline), level=level)
 
 
@@ -325,13 +242,8 @@ def paired_t_pvalue(
 ) -> float:
     """The two-sided p-value of the paired t-test that ``values - baseline`` has mean 0.
 
-    :func:`paired_t` at level ``1 - alpha`` excludes 0 exactly when this is
-    below ``alpha``. One seed is no evidence (p = 1); differences that are all
-    equal give p = 0, or p = 1 when they are all 0.
-
-    Args:
-        values: one score per seed for the variant.
-        baseline: one score per seed for the baseline, in the same seed order.
+    Below ``alpha`` exactly when :func:`paired_t` at ``1 - alpha`` excludes 0. One
+    seed gives p = 1; equal differences give p = 0 (p = 1 when all are 0).
     """
     differences = _scores(_differences(values, baseline))
     n, mean = differences.size, float(differences.mean())
@@ -346,18 +258,9 @@ def paired_t_pvalue(
 def paired_sign_flip_pvalue(
     values: np.ndarray | list[float], baseline: np.ndarray | list[float]
 ) -> float:
-    """The exact two-sided p-value of the paired permutation (sign-flip) test.
-
-    If the variant changed nothing, each seed's difference was as likely to
-    come out with the other sign: the p-value is the share of the 2^n sign
-    patterns whose |sum| is at least the observed one. No normality is
-    assumed, so it checks :func:`paired_t_pvalue` where the differences are
-    skewed or bimodal; its smallest value is 2 / 2^n (0.002 at n = 10).
-
-    Args:
-        values: one score per seed for the variant (at most 16 seeds).
-        baseline: one score per seed for the baseline, in the same seed order.
-    """
+    """The exact two-sided p-value of the paired sign-flip test (at most 16 seeds):
+    the share of the 2^n sign patterns whose |sum| reaches the observed one.
+    Assumes no normality; its smallest value is 2 / 2^n."""
     differences = _scores(_differences(values, baseline))
     n = differences.size
     if n > 16:
@@ -373,18 +276,9 @@ def paired_sign_flip_pvalue(
 def holm(
     p_values: Sequence[float] | Mapping[str, float],
 ) -> np.ndarray | dict[str, float]:
-    """Holm's step-down adjusted p-values for a family of tests (Holm, 1979).
-
-    Sort the m p-values up; the i-th smallest (from 1) is multiplied by
-    m - i + 1, and each adjusted value is at least the one before it (capped at
-    1). Declaring "different" where the adjusted p-value is at most alpha keeps
-    the chance of any false "different" in the family below alpha, whatever
-    the tests' dependence; it rejects everything Bonferroni does, and more.
-
-    Args:
-        p_values: the raw p-values, as a sequence or as a mapping name -> p-value;
-            the result has the same form and order.
-    """
+    """Holm's (1979) step-down adjusted p-values, in the form and order given
+    (a sequence, or a mapping name -> p-value): the i-th smallest of m is
+    multiplied by m - i + 1, kept at least the one before, capped at 1."""
     if isinstance(p_values, Mapping):
         names = list(p_values)
         adjusted = holm([p_values[name] for name in names])
@@ -420,18 +314,10 @@ def _iqm_of_rows(rows: np.ndarray, fractional: bool) -> np.ndarray:
 def iqm(values: np.ndarray | list[float], *, fractional: bool = False) -> float:
     """The interquartile mean: the mean of the middle half of the scores.
 
-    Robust to a few outlying runs like the median, but uses half the runs
-    rather than one or two (Agarwal et al., 2021). By default it follows
-    ``rliable`` (``scipy.stats.trim_mean(values, 0.25)``): drop
-    ``floor(n / 4)`` scores from each end, so that with n = 10 it is the mean
-    of the middle 6. With ``fractional=True`` exactly a quarter of the weight
-    is dropped from each end, so the two scores that straddle the quartiles
-    count in part (with n = 10, the 3rd and 8th smallest count half). Both
-    agree when n is a multiple of 4.
-
-    Args:
-        values: one score per run.
-        fractional: drop exactly n / 4 from each end, weighting the scores cut in part.
+    By default ``rliable``'s (``scipy.stats.trim_mean(values, 0.25)``): drop
+    ``floor(n / 4)`` scores from each end. With ``fractional=True`` exactly a
+    quarter of the weight goes from each end, so the scores straddling the
+    quartiles count in part. Both agree when n is a multiple of 4.
     """
     return float(_iqm_of_rows(_scores(values), fractional))
 
@@ -444,19 +330,9 @@ def bootstrap_iqm(
     seed: int = 0,
     fractional: bool = False,
 ) -> Interval:
-    """The IQM of ``values`` (:func:`iqm`) with a percentile-bootstrap interval.
-
-    With one task, Agarwal et al.'s stratified bootstrap (resample the runs
-    within each task) is the plain bootstrap over runs used here. Its
-    ``mean`` field holds the IQM.
-
-    Args:
-        values: one score per run.
-        level: the confidence level, in (0, 1).
-        resamples: how many times to resample the runs with replacement.
-        seed: the seed of the resampling stream.
-        fractional: :func:`iqm`'s convention at the quartiles.
-    """
+    """The IQM of ``values`` (:func:`iqm`, in the ``mean`` field) with a
+    percentile-bootstrap interval: with one task, Agarwal et al.'s stratified
+    bootstrap is the plain bootstrap over runs."""
     array = _scores(values)
     _check_level(level)
     low, high = _percentile_bootstrap(
@@ -470,17 +346,8 @@ def bootstrap_iqm(
 def probability_of_improvement(
     values: np.ndarray | list[float], other: np.ndarray | list[float]
 ) -> float:
-    """P(X > Y) + P(X = Y) / 2 for a run X of ``values`` and a run Y of ``other``.
-
-    Counted over all pairs of runs, not seed by seed: the Mann-Whitney U
-    statistic divided by the number of pairs, Agarwal et al.'s (2021)
-    probability of improvement on one task. 0.5 means neither tends to score
-    higher; it says how often, not by how much.
-
-    Args:
-        values: one score per run of the variant, X.
-        other: one score per run of the variant it is compared with, Y.
-    """
+    """P(X > Y) + P(X = Y) / 2 for a run X of ``values`` and a run Y of ``other``,
+    over all pairs of runs (not seed by seed): Mann-Whitney U over the pairs."""
     x, y = _scores(values)[:, None], _scores(other)[None, :]
     return float(np.mean((x > y) + 0.5 * (x == y)))
 
@@ -488,16 +355,8 @@ def probability_of_improvement(
 def performance_profile(
     values: np.ndarray | list[float], thresholds: np.ndarray | list[float]
 ) -> np.ndarray:
-    """The fraction of runs scoring above each threshold: a run-score distribution.
-
-    Agarwal et al.'s (2021) performance profile, 1 minus the empirical
-    distribution function: plotted against the thresholds, it shows every
-    run at once, and a curve that lies above another everywhere dominates it.
-
-    Args:
-        values: one score per run.
-        thresholds: the scores tau to count ``score > tau`` at.
-    """
+    """The fraction of runs scoring above each threshold (``score > tau``):
+    Agarwal et al.'s performance profile, 1 minus the empirical CDF."""
     scores = _scores(values)
     taus = np.asarray(thresholds, dtype=np.float64).ravel()
     return (scores[None, :] > taus[:, None]).mean(axis=1)

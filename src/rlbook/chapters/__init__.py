@@ -1,13 +1,8 @@
 """The chapters' own code, generated from their pages.
 
-``rlbook.chapters.NAME`` is every code cell of ``chapters/NAME.md`` tagged
-``export``, in page order, written by ``scripts/sync_notebooks.py``. The page
-is the one source: edit the cell, run the script, and ``tests/test_book.py``
-fails while a generated module is stale. Scripts, benchmarks and tests import
-a chapter's algorithm from here; the page itself runs its own cells.
-
-:func:`add_to_class` lets a page write a class over several cells, a method
-per cell with prose between them.
+``rlbook.chapters.NAME`` is the cells of ``chapters/NAME.md`` tagged ``export``,
+written by ``scripts/sync_notebooks.py`` (``tests/test_book.py`` fails while one
+is stale). :func:`add_to_class` lets a page write a class a method per cell.
 """
 
 from __future__ import annotations
@@ -19,12 +14,8 @@ T = TypeVar("T")
 
 
 def add_to_class(cls: type) -> Callable[[T], T]:
-    """Decorator: attach the function (or classmethod) below to ``cls``.
-
-    A cell that redefines a method with it replaces the method of the class
-    the page already built, so editing a method and re-running its cell and
-    the training cell is enough.
-    """
+    """Decorator: attach the function (or classmethod) below to ``cls``, replacing
+    a method of that name, so that re-running an edited method's cell is enough."""
 
     def attach(member: T) -> T:
         function: Any = getattr(member, "__func__", member)

@@ -1,17 +1,10 @@
 """Epoch loops that survive interruption and pick their best epoch by a fixed rule.
 
-:func:`fit_epochs` runs ``train_epoch`` then ``validate`` once per epoch. After
-every epoch it can write a checkpoint holding all that the next epoch depends
-on: the model, the optimizer (and scheduler), the data-order generator,
-torch's global generator (dropout), the history, and the best weights so far.
-Run the same call again after an interruption and it goes on from the last
-finished epoch to the weights it would have reached without stopping.
-
-The best epoch is the one with the **highest validation score; ties go to the
-earlier epoch**. The rule is fixed here, before any run, and the final
-weights are always returned beside the best ones, so a page reports both.
-
-Introduced in the chapter *Sentiment analysis: an LSTM on IMDb reviews*.
+The checkpoint after each epoch holds all the next depends on (model, optimizer,
+scheduler, data-order and global generators, history, best weights), so a rerun
+reaches the same weights as an uninterrupted run. Best epoch: the **highest
+validation score, ties to the earlier**, fixed before any run; the final
+weights are returned too. Introduced in *Sentiment analysis: an LSTM on IMDb reviews*.
 """
 
 from __future__ import annotations
@@ -36,18 +29,9 @@ RUN_FORMAT = "rlbook.epoch-run/1"
 
 @dataclass
 class FitResult:
-    """What :func:`fit_epochs` returns.
-
-    Attributes:
-        history: one record per epoch: ``train_epoch``'s figures, then
-            ``epoch`` (from 1), ``valid`` (the validation score) and
-            ``seconds`` (that epoch's training and validation).
-        best_epoch: the epoch with the highest validation score (ties: the earlier).
-        best_valid: its score.
-        best_state: a copy of the model's state dict after that epoch.
-        final_state: a copy after the last epoch (the model itself also ends there).
-        resumed_from: the epochs already done when this call began (0: a fresh run).
-    """
+    """What :func:`fit_epochs` returns: per-epoch ``history`` (``train_epoch``'s
+    figures, ``epoch`` from 1, ``valid``, ``seconds``), the best and final state
+    dicts, and ``resumed_from``, the epochs done before this call."""
 
     history: list[dict[str, float]]
     best_epoch: int
@@ -107,28 +91,11 @@ def fit_epochs(
     config: Mapping[str, Any] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
-    """Train ``epochs`` epochs, resuming from ``checkpoint`` if it exists.
+    """Train to ``epochs`` epochs in all, resuming from ``checkpoint`` if it exists.
 
-    Args:
-        model, optimizer: trained in place.
-        epochs: how many epochs the run has in all (not how many more).
-        train_epoch: one pass over the training data, returning its figures
-            (e.g. :func:`rlbook.chapters.sentiment_imdb.train_lstm_epoch` bound to
-            its arguments). It must draw its data order from ``generator``.
-        validate: the validation score after an epoch, higher is better.
-        generator: the data-order generator, saved and restored with the run.
-        checkpoint: a ``.pt`` file written (atomically) after every epoch;
-            None for a run that cannot be resumed.
-        scheduler: a learning-rate scheduler stepped by ``train_epoch`` or
-            here; its state is saved too. None if there is none.
-        config: the run's settings. A checkpoint written with other settings
-            is refused rather than continued.
-        on_epoch: called with each epoch's record (a progress line, say).
-
-    Raises:
-        rlbook.checkpoint.CheckpointError: for a corrupt checkpoint, or one
-            written by a run with another ``config``.
-        ValueError: for ``epochs < 1``.
+    ``train_epoch`` (one pass, returning its figures) must draw its data order
+    from ``generator``; ``validate`` scores an epoch, higher is better. A
+    checkpoint written with another ``config`` is refused (CheckpointError).
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")

@@ -1,30 +1,13 @@
 """Shipped models of the projects part: a folder that rebuilds a trained model.
 
-A model folder holds three files::
-
-    model.json                # format "rlbook-model/1", kind, spec, weight format,
-                              # metrics, sha256 (of weights.pt and a vocabulary)
-    weights.pt                # the state dict, rounded; loads with weights_only=True
-    weights.provenance.json   # command, config, budget, device, wall time, commit, score
-
-``kind`` says which class to build from ``spec`` (its constructor's
-arguments, plus whatever else the model needs to read its input, such as a
-vocabulary). Weights ship rounded, to keep the repository small, in one of
-two :data:`WEIGHT_FORMATS`:
-
-* ``"float16"``: every floating-point tensor in half precision;
-* ``"int8"``: every floating-point tensor of two or more dimensions (the
-  weights of convolutions and linear layers) as int8 with one float32 scale
-  per output channel (symmetric: ``w = scale * q`` with ``q`` in -127..127
-  and ``scale = max |w| / 127`` over the channel), the rest in float16.
-  Half the bytes of float16; for ResNet-18, 11 MB instead of 22.
-
-:func:`load_model` puts them back into a float32 model, and whoever reports
-a shipped model's quality measures it on those rounded weights
-(:func:`round_to_shipped` with the same format), not on the float32 ones
-they came from.
-
-Introduced in the chapter *Sentiment analysis: an LSTM on IMDb reviews*.
+``model.json`` (format, ``kind``, ``spec``: the constructor's arguments and
+input settings, weight format, metrics, SHA-256 of every file), ``weights.pt``
+(loads with ``weights_only=True``) and ``weights.provenance.json``. Weights ship
+rounded to keep the repository small: ``"float16"``, or ``"int8"`` (tensors of
+2+ dimensions as int8 with a float32 scale per output channel, the rest
+float16; ResNet-18's 11 MB instead of 22). A shipped model's quality is
+measured on the rounded weights (:func:`round_to_shipped`). Introduced in
+*Sentiment analysis: an LSTM on IMDb reviews*.
 """
 
 from __future__ import annotations
@@ -80,16 +63,8 @@ class ModelArtifactError(ValueError):
 
 @dataclass(frozen=True)
 class ShippedModel:
-    """A model rebuilt from its folder, in eval mode, float32, on the CPU.
-
-    Attributes:
-        folder: where it was read from.
-        kind: e.g. ``"sentiment-lstm"``.
-        spec: the manifest's spec (constructor arguments and input settings).
-        model: the module, with the shipped weights.
-        metrics: what the manifest says the model scored when it was exported.
-        extras: what the kind needs besides the module (a vocabulary, say).
-    """
+    """A model rebuilt from its folder, in eval mode, float32, on the CPU, with
+    what its kind needs besides the module (``extras``: a vocabulary, say)."""
 
     folder: Path
     kind: str
@@ -178,11 +153,8 @@ def _quantized(tensor: torch.Tensor) -> bool:
 
 
 def quantize_int8(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(q, scale)``: int8 ``q`` shaped like ``tensor``, float32 ``scale`` per channel.
-
-    Symmetric, per output channel (dimension 0): ``scale = max |w| / 127``
-    over the channel (1 for an all-zero channel), ``q = round(w / scale)``.
-    """
+    """``(q, scale)``, symmetric per output channel (dimension 0):
+    ``scale = max |w| / 127`` (1 for an all-zero channel), ``q = round(w / scale)``."""
     flat = tensor.detach().float().reshape(tensor.shape[0], -1)
     scale = flat.abs().amax(dim=1) / 127.0
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -231,11 +203,8 @@ def _readable_state(
 
 
 def round_to_shipped(model: nn.Module, weight_format: str = "float16") -> nn.Module:
-    """Round ``model``'s weights in place to what ships in ``weight_format``, and back.
-
-    Measure a model's quality after this, so the figure is that of the
-    weights a reader downloads. Returns the model.
-    """
+    """Round ``model``'s weights in place to what ships in ``weight_format``, and
+    back, so that a measured quality is that of the weights a reader downloads."""
     _check_format(weight_format)
     readable = _readable_state(_shipped_state(model, weight_format), weight_format)
     with torch.no_grad():
@@ -256,21 +225,9 @@ def save_model(
     weight_format: str = "float16",
     files: Mapping[str, bytes] | None = None,
 ) -> Path:
-    """Write a model folder that :func:`load_model` can read.
-
-    ``files`` (name -> bytes, such as ``metrics.json``) are written into the
-    folder before its manifest, which records the SHA-256 of every file.
-
-    ``weight_format`` is one of :data:`WEIGHT_FORMATS`; measure the metrics
-    on ``round_to_shipped(model, weight_format)``.
-
-    The spec is checked by building the model from it before anything is
-    written, so a folder that cannot be loaded is never shipped.
-
-    Raises:
-        ModelArtifactError: for an unknown kind, or a spec and model that do
-            not fit each other.
-    """
+    """Write a model folder that :func:`load_model` can read; ``files`` (name ->
+    bytes) go in before the manifest, which lists every file's SHA-256. The
+    model is first built from ``spec``, so a folder that cannot load never ships."""
     if kind not in _BUILDERS:
         raise ModelArtifactError(
             f"unknown model kind {kind!r}; known: {', '.join(known_kinds())}"
@@ -309,16 +266,8 @@ def save_model(
 
 
 def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
-    """Rebuild the model in the folder ``path``, in eval mode on the CPU.
-
-    Args:
-        path: a folder written by :func:`save_model`.
-        kind: the kind the caller expects; another kind is an error.
-
-    Raises:
-        ModelArtifactError: if the folder, its manifest or its weights are
-            missing or malformed, or hold another kind; the message says which.
-    """
+    """Rebuild the model in the folder ``path`` (of ``kind``, if given), in eval
+    mode on the CPU; :class:`ModelArtifactError` says what is missing or wrong."""
     folder = Path(path)
     if not folder.is_dir():
         raise ModelArtifactError(
