@@ -23,11 +23,7 @@ from typing import Any, NoReturn, TypeVar
 
 import torch
 
-from rlbook.checkpoint import (
-    CheckpointError,
-    make_provenance,
-    require_clean_tree,
-)
+from rlbook.checkpoint import CheckpointError, make_provenance, require_clean_tree
 from rlbook.data import DataError
 from rlbook.device import select_device
 from rlbook.paths import repo_root

@@ -352,11 +352,7 @@ def _evaluate_agent(
                 listed.extend(chunk.tolist())
         record.update(stats.summary(agent.env_id, seed))
         return {**record, "returns": listed} if returns else record
-    from .chapters.dqn_pixels import (
-        check_pipeline,
-        pixel_returns,
-        playable_frames,
-    )
+    from .chapters.dqn_pixels import check_pipeline, pixel_returns, playable_frames
 
     try:
         check_pipeline(observation)
