@@ -31,22 +31,6 @@ import torch
 
 from .paths import DATA_ENV_VAR, data_dir
 
-__all__ = [
-    "CIFAR10_CLASSES",
-    "MAX_REVIEW_BYTES",
-    "ChecksumError",
-    "DataError",
-    "ImageSet",
-    "TextSet",
-    "describe",
-    "download",
-    "load_cifar10",
-    "load_imdb",
-    "load_mnist",
-    "read_review",
-    "write_review_folder",
-]
-
 CHUNK = 1 << 20
 
 
@@ -77,17 +61,8 @@ CIFAR10_FILES = {
     "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
     "test": ("test_batch.bin",),
 }
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
+CIFAR10_CLASSES = tuple(
+    "airplane automobile bird cat deer dog frog horse ship truck".split()
 )
 CIFAR10_RECORD = 1 + 3 * 32 * 32
 

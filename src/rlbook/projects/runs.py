@@ -22,8 +22,6 @@ from torch import nn
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..seeding import torch_stream
 
-__all__ = ["FitResult", "check_positive_int", "fit_epochs", "hold_out"]
-
 RUN_FORMAT = "rlbook.epoch-run/1"
 
 

@@ -32,21 +32,6 @@ from ..safeload import (
     write_files,
 )
 
-__all__ = [
-    "FORMAT",
-    "MANIFEST",
-    "WEIGHTS",
-    "WEIGHT_FORMATS",
-    "ModelArtifactError",
-    "ShippedModel",
-    "dequantize_int8",
-    "known_kinds",
-    "load_model",
-    "quantize_int8",
-    "round_to_shipped",
-    "save_model",
-]
-
 FORMAT = "rlbook-model/1"
 MANIFEST = "model.json"
 WEIGHTS = "weights.pt"
