@@ -1,9 +1,6 @@
-"""One run per runs folder: a lock that a second run is refused by.
-
-Two runs writing the same checkpoints would each resume from, and overwrite,
-what the other wrote. :func:`hold_runs_folder` takes an exclusive lock on
-``<folder>/.lock`` (``flock``) for the rest of the process; the system drops it
-when the process ends, however it ends, so a killed run leaves no stale lock.
+"""One run per runs folder: two runs would resume from, and overwrite, each
+other's checkpoints. The ``flock`` on ``<folder>/.lock`` is dropped by the
+system when the process ends, however it ends, so a killed run leaves no stale lock.
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
-"""What the three trained projects' full-run scripts share: one skeleton.
-
-``scripts/train_resnet.py``, ``train_sentiment.py`` and ``train_vae.py`` each
-train one model, one epoch at a time, resumable from ``<runs>/checkpoint.pt``,
-and with ``--export`` ship its best epoch. Each describes its chapter's part
-as a :class:`Project` (the data, the settings, the split, the run from
-``rlbook.chapters.NAME``, and what to report); :func:`run` is the rest: the
-options, the checks before a run (a clean tree for ``--export``, the data),
-the progress bar, the summary line, and the shipping (provenance, model, and
-an atomically written ``metrics.json``).
+"""The skeleton of ``scripts/train_resnet.py``, ``train_sentiment.py`` and
+``train_vae.py``: each describes its chapter's part as a :class:`Project`;
+:func:`run` does the rest (options, checks, resumable epochs, bar, shipping).
 """
 
 from __future__ import annotations
@@ -123,11 +116,7 @@ def run(
 
 
 def parser(doc: str, name: str, artifact: str) -> argparse.ArgumentParser:
-    """The options every project script takes.
-
-    ``name`` names the default checkpoint folder ``_build/<name>-<budget>``;
-    ``artifact`` the folder under ``artifacts/`` that ``--export`` writes.
-    """
+    """The options every project script takes."""
     result = argparse.ArgumentParser(description=doc.splitlines()[0])
     result.add_argument(
         "--runs", type=Path, help=f"checkpoint folder (default _build/{name}-<budget>)"
@@ -158,14 +147,9 @@ def fail(message: str) -> NoReturn:
 def start(
     args: argparse.Namespace, name: str, root: Path | None = None
 ) -> tuple[torch.device, Path]:
-    """Check what must hold before training; return the device and checkpoint folder.
-
-    ``root`` is the checkout the script belongs to (pass the script's own,
-    ``Path(__file__).resolve().parents[1]``: the installed ``rlbook`` may be
-    another clone's); by default :func:`rlbook.paths.repo_root`. With
-    ``--export`` a tree with uncommitted changes outside ``artifacts/`` is
-    refused now, before hours of training, as well as again at shipping.
-    """
+    """The device and checkpoint folder, after the checks: with ``--export`` a
+    dirty tree of ``root`` (the script's own checkout: the installed ``rlbook``
+    may be another clone's) is refused now, before hours of training."""
     root = root or repo_root()
     if args.export:
         try:
@@ -216,10 +200,8 @@ def resuming(checkpoint: Path) -> Iterator[None]:
 def epoch_bar(
     epochs: int, desc: str, postfix: Callable[[Mapping[str, Any]], Mapping[str, str]]
 ) -> Iterator[Callable[[Mapping[str, Any]], None]]:
-    """A progress bar over the run's epochs; yields the ``on_epoch`` callback.
-
-    A resumed run skips the epochs it had finished; the bar is filled on exit.
-    """
+    """A progress bar over the run's epochs, filled on exit (a resumed run skips
+    some); yields the ``on_epoch`` callback."""
     from tqdm.auto import tqdm
 
     # Shown from the first update after a second: a run refused at once (a
@@ -260,10 +242,7 @@ def ship(
     **save_options: Any,
 ) -> Path:
     """Write ``<root>/artifacts/<artifact>/``: the model of ``run.best``, its
-    provenance (which refuses a dirty tree), and ``metrics.json``.
-
-    ``root``: the script's own checkout, as for :func:`start`; its tree must be
-    clean, and its commit is the one recorded."""
+    provenance (``root``'s commit; a dirty tree is refused) and ``metrics.json``."""
     if run.resumed_from:
         metrics["seconds_note"] = (
             f"resumed after epoch {run.resumed_from}; seconds sums every epoch's time"
