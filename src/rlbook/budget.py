@@ -1,16 +1,6 @@
-"""The run's budget: how much compute a chapter may spend.
-
-Every chapter reads one budget, from the environment variable ``RLBOOK_BUDGET``:
-
-``smoke``
-    Seconds per chapter. Proves that every cell runs; the numbers mean nothing.
-``ci``
-    What the continuous-integration build (and the published site) runs on a
-    2-core CPU machine. Cheap chapters run their real experiment here.
-``full``
-    The real run. Long trainings ship its results under ``artifacts/``.
-
-Introduced in the chapter *How to run this book*.
+"""The run's budget (``RLBOOK_BUDGET``): ``smoke`` (seconds; proves every cell
+runs), ``ci`` (the site and CI, on a 2-core CPU) or ``full`` (long trainings
+ship their results in ``artifacts/``). Introduced in *How to run this book*.
 """
 
 from __future__ import annotations
