@@ -931,6 +931,305 @@ def run_in_subprocess(fn: Callable[..., Any] | str, *args: Any, **kwargs: Any) -
         return pool.submit(_call, target, args, kwargs).result()
 
 
+# ---------------------------------------------------------------- interleaved modes
+
+MEMORY_METHOD = (
+    "Linux VmHWM of the mode's own process, reset (5 written to "
+    "/proc/self/clear_refs) just before its first timed repetition; peak is "
+    "VmHWM after the last one minus VmRSS before the first; baseline is that "
+    "VmRSS (interpreter, torch, data, model, compiled code)"
+)
+"""How :func:`interleave` measures a mode's memory (stated in every record)."""
+
+_WORKER: dict[str, Any] = {}
+"""In a mode's worker process: its runner and its memory baseline."""
+
+
+def _status_mb(key: str) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's VmHWM to its VmRSS (Linux 4.0+); False where not."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [t.detach().to("cpu", torch.float32) for t in _leaves(value)]
+
+
+def _worker_start(target: str, mode: str, args: tuple, threads: int) -> list:
+    """In a fresh worker: build the mode's runner; its outputs on the fixed batch."""
+    torch.set_num_threads(threads)
+    runner = _call(target, (mode, *args), {})
+    _WORKER.clear()
+    _WORKER["runner"] = runner
+    return _tensors(runner.outputs())
+
+
+def _clocked_step(runner: Any) -> dict[str, Any]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    extra = runner.step() or {}
+    sample = {
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+    }
+    return sample | dict(extra)
+
+
+def _worker_step(timed: bool) -> dict[str, Any]:
+    """One repetition; before the first timed one, the memory baseline."""
+    if timed and "baseline_mb" not in _WORKER:
+        import gc
+
+        gc.collect()
+        _WORKER["baseline_mb"] = _status_mb("VmRSS")
+        _WORKER["reset"] = reset_peak_rss()
+    return _clocked_step(_WORKER["runner"])
+
+
+def _worker_memory() -> dict[str, Any]:
+    baseline, peak = _WORKER.get("baseline_mb"), _status_mb("VmHWM")
+    measured = _WORKER.get("reset") and baseline is not None and peak is not None
+    return {
+        "baseline_mb": baseline,
+        "peak_above_baseline_mb": peak - baseline if measured else None,
+        "method": MEMORY_METHOD if measured else "not measured on this system",
+    }
+
+
+class _ModeProcess:
+    """A mode's runner in a spawned process of its own, kept for the run."""
+
+    def __init__(self, target: str, mode: str, args: tuple, threads: int) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+        self.outputs = self.pool.submit(
+            _worker_start, target, mode, args, threads
+        ).result()
+
+    def step(self, timed: bool) -> dict[str, Any]:
+        return self.pool.submit(_worker_step, timed).result()
+
+    def memory(self) -> dict[str, Any]:
+        return self.pool.submit(_worker_memory).result()
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+class _LocalMode:
+    """A mode run in this process (one that starts its own program, the C++
+    runner): its runner's ``step`` returns the sample's clocks itself."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.outputs = _tensors(runner.outputs())
+
+    def step(self, timed: bool) -> dict[str, Any]:
+        return _clocked_step(self.runner)
+
+    def memory(self) -> dict[str, Any]:
+        return dict(self.runner.memory())
+
+    def close(self) -> None:
+        pass
+
+
+class CallRunner:
+    """An inference mode's runner: ``iters`` calls of ``fn(*inputs)`` per
+    step, under ``torch.inference_mode()``."""
+
+    def __init__(
+        self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], iters: int
+    ) -> None:
+        self.fn, self.inputs, self.iters = fn, tuple(inputs), iters
+
+    def outputs(self) -> Any:
+        with torch.inference_mode():
+            return self.fn(*self.inputs)
+
+    def step(self) -> None:
+        with torch.inference_mode():
+            for _ in range(self.iters):
+                self.fn(*self.inputs)
+
+
+class CppRunner:
+    """The C++ runner as a mode: each step is one run of the program
+    (:func:`time_cpp`, ``iters`` timed calls after its own warm-up); the
+    sample's wall time is its ``iters`` calls' as the program timed them,
+    its CPU time unknown (None)."""
+
+    def __init__(
+        self,
+        runner: Path,
+        package: Path,
+        inputs: Sequence[torch.Tensor],
+        iters: int,
+        threads: int,
+    ) -> None:
+        self.runner, self.package, self.inputs = runner, package, tuple(inputs)
+        self.iters, self.threads, self.peak = iters, threads, 0.0
+
+    def _run(self, iters: int, warmup: int) -> dict[str, Any]:
+        report = time_cpp(
+            self.runner,
+            self.package,
+            self.inputs,
+            iters=iters,
+            warmup=warmup,
+            threads=self.threads,
+        )
+        self.peak = max(self.peak, float(report["peak_memory_mb"]))
+        return report
+
+    def outputs(self) -> list[torch.Tensor]:
+        return self._run(1, 0)["outputs"]
+
+    def step(self) -> dict[str, Any]:
+        report = self._run(self.iters, max(2, self.iters // 10))
+        return {"wall_s": report["mean_ms"] * self.iters / 1000, "cpu_s": None}
+
+    def memory(self) -> dict[str, Any]:
+        return {
+            "baseline_mb": None,
+            "peak_above_baseline_mb": None,
+            "process_peak_mb": self.peak,
+            "method": "the C++ runner process's own peak resident memory, "
+            "libtorch included; no baseline apart",
+        }
+
+
+def compare_outputs(
+    outputs: Sequence[torch.Tensor],
+    reference: Sequence[torch.Tensor],
+    atol: float,
+    rtol: float,
+) -> dict[str, Any]:
+    """Whether every output is within ``atol + rtol * |reference|`` of the
+    reference's (``torch.isclose``'s rule), with the largest difference."""
+    if len(outputs) != len(reference) or any(
+        a.shape != b.shape for a, b in zip(outputs, reference, strict=False)
+    ):
+        shapes = [list(t.shape) for t in outputs], [list(t.shape) for t in reference]
+        raise DeployError(f"outputs and reference differ in shape: {shapes}")
+    worst, within = 0.0, True
+    for got, want in zip(outputs, reference, strict=True):
+        if got.numel():
+            worst = max(worst, float((got - want).abs().max()))
+            within &= bool(torch.isclose(got, want, rtol=rtol, atol=atol).all())
+    return {"max_abs_diff": worst, "atol": atol, "rtol": rtol, "passed": within}
+
+
+def _interval(values: Sequence[float], baseline: Sequence[float]) -> dict[str, Any]:
+    from rlbook.stats import bootstrap_ratio
+
+    interval = bootstrap_ratio(list(values), list(baseline))
+    return {
+        "ratio": interval.mean,
+        "low": interval.low,
+        "high": interval.high,
+        "level": interval.level,
+        "n": interval.n,
+        "method": interval.method,
+    }
+
+
+def interleave(
+    target: str,
+    modes: Sequence[str],
+    args: Sequence[Any],
+    *,
+    reps: int,
+    warmup: int,
+    threads: int,
+    tolerances: Mapping[str, tuple[float, float]],
+    local: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Time modes in repetitions interleaved across them (ABCABC..., not AABBCC).
+
+    Each mode of ``modes`` runs in a spawned process of its own, kept for the
+    whole run: ``target`` (``"module:function"``) called as
+    ``target(mode, *args)`` there returns its runner, an object with
+    ``outputs()`` (the mode's outputs on one fixed batch, before any step)
+    and ``step()`` (one repetition of the timed work). A mode of ``local``
+    is such a runner built here (it must also have ``memory()``), for work
+    that starts a program of its own. Every mode's first step is timed
+    apart (it holds compilation); ``warmup - 1`` more untimed steps follow;
+    then ``reps`` rounds, each one step of every mode in turn.
+
+    Returns:
+        ``{mode: {"first_call", "samples", "warmup", "memory",
+        "same_computation", "ratio"}}``: each sample's ``wall_s``, ``cpu_s``
+        (None where the runner cannot tell) and ``order`` (its place in the
+        run); the check of the mode's outputs against the first mode's
+        within ``tolerances[mode] = (atol, rtol)``; the ratio of the mean
+        time per step to the first mode's, with a 95% bootstrap interval,
+        on CPU seconds (``"clock": "cpu"``) where both modes have them, else
+        on wall seconds.
+    """
+    if reps < 2 or warmup < 1:
+        raise ValueError(f"need reps >= 2 and warmup >= 1, got {reps}, {warmup}")
+    order = [*modes, *(local or {})]
+    if len(set(order)) != len(order) or set(tolerances) != set(order):
+        raise ValueError(f"one tolerance per mode, each mode once: {order}")
+    processes: dict[str, Any] = {}
+    try:
+        for mode in modes:
+            processes[mode] = _ModeProcess(target, mode, tuple(args), threads)
+        for mode, runner in (local or {}).items():
+            processes[mode] = _LocalMode(runner)
+        reference = processes[order[0]].outputs
+        results: dict[str, dict[str, Any]] = {
+            mode: {
+                "same_computation": compare_outputs(
+                    processes[mode].outputs, reference, *tolerances[mode]
+                ),
+                "warmup": warmup,
+                "samples": [],
+            }
+            for mode in order
+        }
+        for mode in order:
+            results[mode]["first_call"] = processes[mode].step(False)
+            for _ in range(warmup - 1):
+                processes[mode].step(False)
+        count = 0
+        for _ in range(reps):
+            for mode in order:
+                sample = processes[mode].step(True)
+                results[mode]["samples"].append(sample | {"order": count})
+                count += 1
+        for mode in order:
+            results[mode]["memory"] = processes[mode].memory()
+    finally:
+        for process in processes.values():
+            process.close()
+    base = results[order[0]]["samples"]
+    for mode in order:
+        samples = results[mode]["samples"]
+        clock = (
+            "cpu_s"
+            if all(s.get("cpu_s") is not None for s in samples + base)
+            else "wall_s"
+        )
+        results[mode]["ratio"] = {
+            "to": order[0],
+            "clock": clock.removesuffix("_s"),
+            **_interval([s[clock] for s in samples], [s[clock] for s in base]),
+        }
+    return results
+
+
 # ---------------------------------------------------------------- comparison tables
 
 
@@ -1090,6 +1389,9 @@ def time_inputs(
     return report
 
 
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
 class Bench:
     """One run of a ``benchmarks/*_modes.py`` script: its records and figures.
 
@@ -1112,9 +1414,16 @@ class Bench:
     def __enter__(self) -> Bench:
         self._scratch = tempfile.TemporaryDirectory()
         self.folder = Path(self._scratch.name)
+        # An empty Inductor cache: a mode's first call compiles from cold.
+        self._cache = os.environ.get(INDUCTOR_CACHE_ENV)
+        os.environ[INDUCTOR_CACHE_ENV] = str(self.folder / "inductor-cache")
         return self
 
     def __exit__(self, *_: object) -> None:
+        if self._cache is None:
+            os.environ.pop(INDUCTOR_CACHE_ENV, None)
+        else:
+            os.environ[INDUCTOR_CACHE_ENV] = self._cache
         self._scratch.cleanup()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -1255,6 +1564,106 @@ class Bench:
                 self.ratios[f"{mode} / {modes[0]}, {name}"] = (
                     figures[f"{mode} {name} ms"] / base
                 )
+
+    def interleaved(
+        self,
+        fn: Callable[..., Any],
+        modes: Sequence[str],
+        *args: Any,
+        prefix: str,
+        unit: str,
+        scale: float = 1.0,
+        items: int,
+        tolerances: Mapping[str, tuple[float, float]],
+        data: Mapping[str, int],
+        notes: str,
+        local: Mapping[str, Any] | None = None,
+    ) -> None:
+        """:func:`interleave` the modes (``--reps`` rounds after ``--warmup``
+        steps; ``fn(mode, *args)`` builds a mode's runner in its process), one
+        record per mode: ``time`` the mean seconds per step on the ratio's
+        clock times ``scale`` (in ``unit``), ``throughput`` ``items`` per
+        second of it, ``peak_memory_mb`` the timed region's peak above the
+        process's baseline, and every sample in ``repetitions``."""
+        reps, warmup = self.args.reps, self.args.warmup
+        results = interleave(
+            f"{self.script.stem}:{fn.__name__}",
+            modes,
+            args,
+            reps=reps,
+            warmup=warmup,
+            threads=self.threads,
+            tolerances=tolerances,
+            local=local,
+        )
+        cpu = cpu_description()
+        for mode, result in results.items():
+            clock = result["ratio"]["clock"]
+            seconds = float(
+                np.mean([sample[f"{clock}_s"] for sample in result["samples"]])
+            )
+            figure = f"{prefix} {mode} {unit}"
+            self.add(
+                figure,
+                mode=f"{prefix}: {mode}",
+                time=seconds * scale,
+                time_unit=f"{unit} ({clock} time, mean of {reps})",
+                throughput=items / seconds,
+                peak_memory_mb=result["memory"]["peak_above_baseline_mb"],
+                data=dict(data),
+                notes=notes,
+                cpu=cpu,
+                repetitions=result,
+            )
+            ratio = result["ratio"]
+            if mode != ratio["to"]:
+                self.ratios[f"{prefix} {mode} / {ratio['to']}"] = [
+                    round(ratio[key], 4) for key in ("ratio", "low", "high")
+                ]
+
+    def infer_interleaved(
+        self,
+        fn: Callable[..., Any],
+        modes: Sequence[str],
+        inputs: Mapping[str, Sequence[torch.Tensor]],
+        package: Path,
+        *args: Any,
+        prefix: str,
+        notes: str,
+        atol: float = 1e-5,
+        rtol: float = 1e-4,
+    ) -> None:
+        """Per named input tuple, :meth:`interleaved` latency (ms per call,
+        ``--iters`` calls a step) of each Python mode, in its own process
+        (``fn(mode, *args, package, inputs_path, name, iters)`` returns a
+        :class:`CallRunner`), and of the package in the C++ runner
+        (``"aoti-cpp"``); outputs checked against the first mode's within
+        ``atol`` and ``rtol``."""
+        iters = self.args.iters
+        path = self.folder / "inputs.pt"
+        torch.save({name: tuple(x) for name, x in inputs.items()}, path)
+        runner = build_cpp_runner(self.folder / "runner")
+        for name, x in inputs.items():
+            tolerances = {mode: (atol, rtol) for mode in (*modes, "aoti-cpp")}
+            tolerances[modes[0]] = (0.0, 0.0)
+            cpp = CppRunner(runner, package, x, iters, self.threads)
+            self.interleaved(
+                fn,
+                modes,
+                *args,
+                str(package),
+                str(path),
+                name,
+                iters,
+                prefix=f"{prefix} {name}",
+                unit="ms/call",
+                scale=1000 / iters,
+                items=len(x[0]) * iters,
+                tolerances=tolerances,
+                data={"batch": len(x[0]), "calls_per_step": iters},
+                notes=notes,
+                local={"aoti-cpp": cpp},
+            )
 
     def finish(self) -> int:
         """Write the table (unless smoke or ``--no-write``), print the JSON line; 0."""

@@ -50,6 +50,13 @@ class ComparisonRecord:
     """Data sizes, e.g. ``{"train": 50000, "test": 10000, "batch": 64}``."""
     notes: str = ""
     """Anything a reader needs to read the row right (budget, threads, subset)."""
+    cpu: Mapping[str, Any] = field(default_factory=dict)
+    """The CPU it ran on: model, cores, vector and matrix instruction sets."""
+    repetitions: Mapping[str, Any] = field(default_factory=dict)
+    """Interleaved repetitions: every sample's wall and CPU seconds, the
+    first (compiling) call, peak memory of the timed region above the
+    process's baseline, the check against the baseline mode's outputs and
+    the ratio to the baseline mode with its interval; empty in older tables."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, str) or not self.mode:
