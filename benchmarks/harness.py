@@ -966,13 +966,24 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return [t.detach().to("cpu", torch.float32) for t in _leaves(value)]
 
 
-def _worker_start(target: str, mode: str, args: tuple, threads: int) -> list:
-    """In a fresh worker: build the mode's runner; its outputs on the fixed batch."""
+def _first_outputs(runner: Any) -> tuple[list[torch.Tensor], dict[str, float]]:
+    """A runner's outputs on the fixed batch, and that first call's clocks
+    (a compiled mode compiles its forward pass there)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    outputs = _tensors(runner.outputs())
+    return outputs, {
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+    }
+
+
+def _worker_start(target: str, mode: str, args: tuple, threads: int) -> tuple:
+    """In a fresh worker: build the mode's runner; :func:`_first_outputs`."""
     torch.set_num_threads(threads)
     runner = _call(target, (mode, *args), {})
     _WORKER.clear()
     _WORKER["runner"] = runner
-    return _tensors(runner.outputs())
+    return _first_outputs(runner)
 
 
 def _clocked_step(runner: Any) -> dict[str, Any]:
@@ -1012,7 +1023,7 @@ class _ModeProcess:
     def __init__(self, target: str, mode: str, args: tuple, threads: int) -> None:
         spawn = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
-        self.outputs = self.pool.submit(
+        self.outputs, self.check_call = self.pool.submit(
             _worker_start, target, mode, args, threads
         ).result()
 
@@ -1032,7 +1043,7 @@ class _LocalMode:
 
     def __init__(self, runner: Any) -> None:
         self.runner = runner
-        self.outputs = _tensors(runner.outputs())
+        self.outputs, self.check_call = _first_outputs(runner)
 
     def step(self, timed: bool) -> dict[str, Any]:
         return _clocked_step(self.runner)
@@ -1168,8 +1179,11 @@ def interleave(
     then ``reps`` rounds, each one step of every mode in turn.
 
     Returns:
-        ``{mode: {"first_call", "samples", "warmup", "memory",
-        "same_computation", "ratio"}}``: each sample's ``wall_s``, ``cpu_s``
+        ``{mode: {"check_call", "first_call", "samples", "warmup", "memory",
+        "same_computation", "ratio"}}``: the clocks of the first ``outputs()``
+        and of the first step (a compiled mode compiles in both: its forward
+        pass without gradients, then its training graphs), each sample's
+        ``wall_s``, ``cpu_s``
         (None where the runner cannot tell) and ``order`` (its place in the
         run); the check of the mode's outputs against the first mode's
         within ``tolerances[mode] = (atol, rtol)``; the ratio of the mean
@@ -1194,6 +1208,7 @@ def interleave(
                 "same_computation": compare_outputs(
                     processes[mode].outputs, reference, *tolerances[mode]
                 ),
+                "check_call": processes[mode].check_call,
                 "warmup": warmup,
                 "samples": [],
             }
@@ -1407,6 +1422,7 @@ class Bench:
         self.args = args
         self.threads: int = args.threads
         self.versions = software_versions()
+        self.commit = git_commit()  # the tree the run started from
         self.records: list[ComparisonRecord] = []
         self.figures: dict[str, float] = {}
         self.ratios: dict[str, float] = {}
@@ -1669,6 +1685,7 @@ class Bench:
         """Write the table (unless smoke or ``--no-write``), print the JSON line; 0."""
         command = f"python benchmarks/{self.script.name}"
         meta = benchmark_meta(command, self.args.budget, self.threads)
+        meta["git_commit"] = self.commit
         if self.args.budget != "smoke" and not self.args.no_write:
             write_comparison(comparison_path(self.project), self.records, meta)
         figures, ratios = self.figures, self.ratios

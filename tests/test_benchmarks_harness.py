@@ -701,3 +701,95 @@ def test_bench_never_writes_the_table_at_smoke(
             bench.finish()
         assert json.loads(capsys.readouterr().out)["figures"] == {"x s": 1.0}
     assert not written.exists()
+
+
+# ---------------------------------------------------------------- interleaved modes
+
+
+def _burn(cpu_seconds: float) -> None:
+    start = time.process_time()
+    while time.process_time() - start < cpu_seconds:
+        pass
+
+
+class FakeRunner:
+    """A mode for :func:`harness.interleave`: ``slow`` burns twice the CPU,
+    ``off`` computes outputs 1.0 away, ``big`` touches 60 MiB while timed;
+    every mode held 150 MiB once while it was built."""
+
+    def __init__(self, mode: str, work: float) -> None:
+        block = np.ones(150 * 2**20, dtype=np.uint8)  # a high-water mark
+        del block
+        self.mode, self.work = mode, work
+
+    def outputs(self) -> torch.Tensor:
+        return torch.tensor([1.0, 2.0]) + (1.0 if self.mode == "off" else 0.0)
+
+    def step(self) -> dict:
+        if self.mode == "big":
+            block = np.ones(60 * 2**20, dtype=np.uint8)
+            del block
+        _burn(self.work * (2 if self.mode == "slow" else 1))
+        return {"pid": os.getpid()}
+
+
+def fake_mode(mode: str, work: float) -> FakeRunner:
+    return FakeRunner(mode, work)
+
+
+FAKE = "tests.test_benchmarks_harness:fake_mode"
+
+
+def test_interleave_alternates_modes_each_in_a_process_of_its_own() -> None:
+    modes = ("eager", "slow", "off")
+    results = harness.interleave(
+        FAKE,
+        modes,
+        (0.01,),
+        reps=3,
+        warmup=2,
+        threads=1,
+        tolerances={mode: (0.0, 0.0) for mode in modes},
+    )
+    orders = {mode: [s["order"] for s in results[mode]["samples"]] for mode in modes}
+    assert orders == {"eager": [0, 3, 6], "slow": [1, 4, 7], "off": [2, 5, 8]}
+    pids = {mode: {s["pid"] for s in results[mode]["samples"]} for mode in modes}
+    assert all(len(p) == 1 for p in pids.values())  # one process a mode...
+    assert len(set.union(*pids.values()) | {os.getpid()}) == 4  # ...its own
+    for mode in modes:
+        for call in ("check_call", "first_call"):
+            assert results[mode][call]["cpu_s"] > 0 < results[mode][call]["wall_s"]
+        assert results[mode]["warmup"] == 2
+        assert all(s["cpu_s"] > 0 for s in results[mode]["samples"])
+
+
+def test_interleave_checks_outputs_and_gives_ratios_with_intervals() -> None:
+    modes = ("eager", "slow", "off")
+    tolerances = {"eager": (0.0, 0.0), "slow": (0.0, 0.0), "off": (0.5, 0.0)}
+    results = harness.interleave(
+        FAKE, modes, (0.05,), reps=5, warmup=1, threads=1, tolerances=tolerances
+    )
+    check = results["off"]["same_computation"]
+    assert check == {"max_abs_diff": 1.0, "atol": 0.5, "rtol": 0.0, "passed": False}
+    assert results["slow"]["same_computation"]["passed"]
+    ratio = results["slow"]["ratio"]
+    assert ratio["to"] == "eager" and ratio["clock"] == "cpu" and ratio["n"] == 5
+    assert 1.5 < ratio["low"] <= ratio["ratio"] <= ratio["high"] < 2.6
+
+
+def test_interleave_peak_memory_is_the_timed_regions_above_the_baseline() -> None:
+    results = harness.interleave(
+        FAKE,
+        ("eager", "big"),
+        (0.001,),
+        reps=2,
+        warmup=1,
+        threads=1,
+        tolerances={"eager": (0.0, 0.0), "big": (0.0, 0.0)},
+    )
+    memory = results["big"]["memory"]
+    assert memory["method"] == harness.MEMORY_METHOD
+    assert memory["baseline_mb"] > 20  # the interpreter and torch
+    # 60 MiB touched while timed; not the 150 MiB held while building.
+    assert 50 < memory["peak_above_baseline_mb"] < 100
+    assert results["eager"]["memory"]["peak_above_baseline_mb"] < 20
