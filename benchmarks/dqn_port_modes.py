@@ -93,14 +93,18 @@ class LearnerRunner:
         self.buffer = fill_buffer(buffer_size, seed)
         self.q_net = _network(seed)
         self.target_net = copy.deepcopy(self.q_net)
-        compiled = mode == "torch.compile"
-        self.forward = torch.compile(self.q_net) if compiled else self.q_net
         self.dtype = torch.bfloat16 if mode == "bf16 autocast" else None
         self.optimizer = torch.optim.Adam(
             self.q_net.parameters(), lr=self.config.learning_rate
         )
         self.steps = steps
         self.check_batch = self.buffer.sample(self.config.batch_size)
+        self.forward, self.compiled = self.q_net, None
+        if mode == "torch.compile":
+            # The Q-network, one graph; the target network stays eager.
+            report = harness.explain(self.q_net, self.check_batch.obs)
+            self.compiled = {"what": "Q-network, fullgraph=True", **report}
+            self.forward = torch.compile(self.q_net, fullgraph=True)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:

@@ -16,9 +16,10 @@ chapters read with :mod:`rlbook.projects.deploy`.
    sides (warm-up calls, timed calls, the same thread count, the same
    statistics); :func:`run_in_subprocess` and :func:`peak_memory_mb` measure
    each mode in a process of its own.
-4. :class:`Bench` is a script's skeleton: each training mode and each Python
-   inference mode in its own process, the package in the C++ runner, one
-   record per mode, the ratios to eager, the table written, one JSON line.
+4. :func:`interleave` times modes in rounds interleaved across them, each
+   in a process kept for the run; :class:`Bench` is a script's skeleton on
+   it: one record per mode with its samples, the ratios to the baseline
+   mode with intervals, the table written, one JSON line.
 
 Tensors cross to C++ as files in one format both sides read and write
 (:func:`save_tensor`, :func:`load_tensor`)::
@@ -62,7 +63,6 @@ import torch
 from torch import nn
 
 from rlbook.checkpoint import atomic_write, git_commit
-from rlbook.data import describe
 from rlbook.device import synchronize
 from rlbook.paths import repo_root
 from rlbook.projects.deploy import ComparisonRecord, comparison_path
@@ -293,6 +293,7 @@ def compile_aoti(
     if threads is not None and (isinstance(threads, bool) or threads < 1):
         raise ValueError(f"threads must be None or a positive int, got {threads!r}")
     signature, max_batch = _program_signature(program)
+    _progress(f"AOTInductor compiling {model_name or path.name}")
     configs: dict[str, Any] = {
         # Batch 1 is in range: export refines a dynamic size's lower bound to 2,
         # which the package would otherwise enforce when inputs are checked.
@@ -931,6 +932,47 @@ def run_in_subprocess(fn: Callable[..., Any] | str, *args: Any, **kwargs: Any) -
         return pool.submit(_call, target, args, kwargs).result()
 
 
+# ---------------------------------------------------------------- what compiled
+
+
+def explain(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """What ``torch.compile`` makes of ``fn(*args, **kwargs)``:
+    ``torch._dynamo.explain``'s graph count, graph breaks, operators in the
+    graphs and the distinct reasons for the breaks (first line of each, at
+    most 5). Dynamo's caches are reset afterwards, so a compile that follows
+    starts cold."""
+    import torch._dynamo
+
+    try:
+        report = torch._dynamo.explain(fn)(*args, **kwargs)
+    finally:
+        torch._dynamo.reset()
+    reasons: list[str] = []
+    for item in report.break_reasons:
+        line = str(getattr(item, "reason", item)).strip().splitlines()[0][:160]
+        if line not in reasons:
+            reasons.append(line)
+    return {
+        "graphs": int(report.graph_count),
+        "graph_breaks": int(report.graph_break_count),
+        "ops": int(report.op_count),
+        "break_reasons": reasons[:5],
+    }
+
+
+def _progress(message: str) -> None:
+    """A line on stderr, so a long run shows where it is."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def dynamo_graphs() -> int:
+    """Graphs ``torch.compile`` has compiled in this process so far (Dynamo's
+    own count): 0 means a "compiled" mode ran eagerly."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
 # ---------------------------------------------------------------- interleaved modes
 
 MEMORY_METHOD = (
@@ -978,12 +1020,16 @@ def _first_outputs(runner: Any) -> tuple[list[torch.Tensor], dict[str, float]]:
 
 
 def _worker_start(target: str, mode: str, args: tuple, threads: int) -> tuple:
-    """In a fresh worker: build the mode's runner; :func:`_first_outputs`."""
+    """In a fresh worker: build the mode's runner; :func:`_first_outputs`
+    and the runner's ``compiled`` (what a compiled mode compiles), if any."""
     torch.set_num_threads(threads)
     runner = _call(target, (mode, *args), {})
     _WORKER.clear()
     _WORKER["runner"] = runner
-    return _first_outputs(runner)
+    # Graphs compiled from here on: not explain's, made while building.
+    _WORKER["graphs_before"] = dynamo_graphs()
+    _progress(f"{mode}: built")
+    return (*_first_outputs(runner), getattr(runner, "compiled", None))
 
 
 def _clocked_step(runner: Any) -> dict[str, Any]:
@@ -1014,6 +1060,7 @@ def _worker_memory() -> dict[str, Any]:
         "baseline_mb": baseline,
         "peak_above_baseline_mb": peak - baseline if measured else None,
         "method": MEMORY_METHOD if measured else "not measured on this system",
+        "graphs_compiled": dynamo_graphs() - _WORKER.get("graphs_before", 0),
     }
 
 
@@ -1023,7 +1070,7 @@ class _ModeProcess:
     def __init__(self, target: str, mode: str, args: tuple, threads: int) -> None:
         spawn = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
-        self.outputs, self.check_call = self.pool.submit(
+        self.outputs, self.check_call, self.compiled = self.pool.submit(
             _worker_start, target, mode, args, threads
         ).result()
 
@@ -1044,6 +1091,7 @@ class _LocalMode:
     def __init__(self, runner: Any) -> None:
         self.runner = runner
         self.outputs, self.check_call = _first_outputs(runner)
+        self.compiled = None
 
     def step(self, timed: bool) -> dict[str, Any]:
         return _clocked_step(self.runner)
@@ -1174,16 +1222,19 @@ def interleave(
     ``outputs()`` (the mode's outputs on one fixed batch, before any step)
     and ``step()`` (one repetition of the timed work). A mode of ``local``
     is such a runner built here (it must also have ``memory()``), for work
-    that starts a program of its own. Every mode's first step is timed
-    apart (it holds compilation); ``warmup - 1`` more untimed steps follow;
-    then ``reps`` rounds, each one step of every mode in turn.
+    that starts a program of its own. A runner of a compiled mode also has
+    ``compiled``, a dict saying what it compiles (:func:`explain`'s figures);
+    the run fails if its process then compiles no graph. Every mode's first
+    step is timed apart (it holds compilation); ``warmup - 1`` more untimed
+    steps follow; then ``reps`` rounds, each one step of every mode in turn.
 
     Returns:
         ``{mode: {"check_call", "first_call", "samples", "warmup", "memory",
-        "same_computation", "ratio"}}``: the clocks of the first ``outputs()``
-        and of the first step (a compiled mode compiles in both: its forward
-        pass without gradients, then its training graphs), each sample's
-        ``wall_s``, ``cpu_s``
+        "same_computation", "ratio"}}`` (and ``"compiled"``, with
+        ``graphs_compiled`` counted in the process, for a compiled mode):
+        the clocks of the first ``outputs()`` and of the first step (a
+        compiled mode compiles in both: its forward pass without gradients,
+        then its training graphs), each sample's ``wall_s``, ``cpu_s``
         (None where the runner cannot tell) and ``order`` (its place in the
         run); the check of the mode's outputs against the first mode's
         within ``tolerances[mode] = (atol, rtol)``; the ratio of the mean
@@ -1219,13 +1270,26 @@ def interleave(
             for _ in range(warmup - 1):
                 processes[mode].step(False)
         count = 0
-        for _ in range(reps):
+        for rep in range(reps):
+            _progress(f"round {rep + 1} of {reps}: {', '.join(order)}")
             for mode in order:
                 sample = processes[mode].step(True)
                 results[mode]["samples"].append(sample | {"order": count})
                 count += 1
         for mode in order:
-            results[mode]["memory"] = processes[mode].memory()
+            memory = dict(processes[mode].memory())
+            graphs = memory.pop("graphs_compiled", 0)
+            results[mode]["memory"] = memory
+            compiled = processes[mode].compiled
+            if compiled is not None:
+                if not graphs:
+                    raise DeployError(
+                        f"mode {mode!r} says it compiles ({compiled}) but "
+                        "torch.compile compiled no graph in its process: it ran "
+                        "eagerly (Module.compile() compiles nothing in torch "
+                        "2.13; use torch.compile(module))"
+                    )
+                results[mode]["compiled"] = {**compiled, "graphs_compiled": graphs}
     finally:
         for process in processes.values():
             process.close()
@@ -1267,49 +1331,6 @@ def software_versions(compiler: str | None = None) -> dict[str, str]:
     }
 
 
-def latency_records(
-    latency: Mapping[str, Mapping[str, Any]],
-    batches: Mapping[str, int],
-    *,
-    prefix: str,
-    threads: int,
-    versions: Mapping[str, str],
-    notes: str,
-    data: Mapping[str, Mapping[str, int]] | None = None,
-) -> tuple[list[ComparisonRecord], dict[str, float]]:
-    """One record per mode and input of an inference latency table.
-
-    Args:
-        latency: ``{mode: {input name: a latency report, "peak_memory_mb": MB}}``.
-        batches: ``{input name: its batch size}``, in the table's order.
-        prefix: the records' mode reads ``"<prefix> <input name>: <mode>"``.
-        data: extra data sizes per input name, beside ``batch``.
-
-    Returns:
-        ``(records, figures)``, the figures keyed ``"<mode> <input name> ms"``
-        (median latency).
-    """
-    records, figures = [], {}
-    for mode, report in latency.items():
-        for name, size in batches.items():
-            median = report[name]["median_ms"]
-            figures[f"{mode} {name} ms"] = median
-            records.append(
-                ComparisonRecord(
-                    mode=f"{prefix} {name}: {mode}",
-                    time=median,
-                    time_unit="ms/call (median)",
-                    throughput=1000 * size / median,
-                    peak_memory_mb=report["peak_memory_mb"],
-                    device=f"cpu ({threads} thread(s))",
-                    versions=versions,
-                    data={"batch": size, **(data or {}).get(name, {})},
-                    notes=notes,
-                )
-            )
-    return records, figures
-
-
 def benchmark_meta(command: str, budget: str, threads: int) -> dict[str, Any]:
     """How a comparison was made: command, budget, commit, date, threads, load."""
     return {
@@ -1327,7 +1348,7 @@ def benchmark_meta(command: str, budget: str, threads: int) -> dict[str, Any]:
 def write_comparison(
     path: str | Path, records: Sequence[ComparisonRecord], meta: Mapping[str, Any]
 ) -> Path:
-    """Write ``{"meta": meta, "records": [...]}`` as pretty JSON, keys sorted (atomically).
+    """Write ``{"meta": meta, "records": [...]}`` as compact JSON, keys sorted (atomically).
 
     Other top-level keys already in the file (another benchmark's record, such
     as the DQN's ``"cpp_training"``) are kept.
@@ -1346,7 +1367,9 @@ def write_comparison(
         payload = dict(json.loads(Path(path).read_text()))
     payload |= {"meta": dict(meta), "records": [asdict(record) for record in records]}
     try:
-        text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        text = json.dumps(
+            payload, separators=(",", ":"), sort_keys=True, allow_nan=False
+        )
     except ValueError as error:
         raise ValueError(
             f"a record or meta holds NaN or infinity ({error}); use None for a "
@@ -1378,32 +1401,6 @@ def parse_args(
     return args
 
 
-def measured(**result: Any) -> dict[str, Any]:
-    """A mode's result, in its own process, with its peak memory and threads."""
-    return {
-        **result,
-        "peak_memory_mb": peak_memory_mb(),
-        "threads": torch.get_num_threads(),
-    }
-
-
-def time_inputs(
-    fn: Callable[..., Any],
-    inputs: Mapping[str, Sequence[torch.Tensor]],
-    iters: int,
-    threads: int,
-) -> dict[str, Any]:
-    """In a mode's own process: :func:`time_python` per named input, and the peak."""
-    report: dict[str, Any] = {
-        name: time_python(
-            fn, args, iters=iters, warmup=max(2, iters // 10), threads=threads
-        )
-        for name, args in inputs.items()
-    }
-    report["peak_memory_mb"] = peak_memory_mb()
-    return report
-
-
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
@@ -1411,8 +1408,8 @@ class Bench:
     """One run of a ``benchmarks/*_modes.py`` script: its records and figures.
 
     ``with Bench(project, __file__, args) as bench:`` gives a scratch folder
-    (``bench.folder``) for the run; :meth:`train`, :meth:`infer` and
-    :meth:`add` fill the table, and :meth:`finish` writes it (not at the
+    (``bench.folder``) for the run; :meth:`interleaved` and
+    :meth:`infer_interleaved` fill the table, and :meth:`finish` writes it (not at the
     smoke budget, nor with ``--no-write``) and prints one JSON line.
     """
 
@@ -1442,10 +1439,6 @@ class Bench:
             os.environ[INDUCTOR_CACHE_ENV] = self._cache
         self._scratch.cleanup()
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` in a fresh process; ``fn`` is a top-level function of the script."""
-        return run_in_subprocess(f"{self.script.stem}:{fn.__name__}", *args)
-
     def add(self, figure: str, *, threads: int | None = None, **fields: Any) -> None:
         """A record on ``threads`` (default ``--threads``); its time is ``figure`` too."""
         self.figures[figure] = fields["time"]
@@ -1456,130 +1449,6 @@ class Bench:
                 **fields,
             )
         )
-
-    def train(
-        self,
-        fn: Callable[..., Any],
-        modes: Sequence[str],
-        *args: Any,
-        figure: str,
-        time_unit: str,
-        quality_name: str,
-        data: Mapping[str, int],
-        notes: str = "",
-    ) -> None:
-        """Each mode in its own process: ``fn(mode, *args)`` returns :func:`measured`
-        ``time``, ``throughput`` and ``quality`` (and maybe ``data``, ``notes``,
-        more ``figures``); the ratios are to the first mode."""
-        for mode in modes:
-            result = self.call(fn, mode, *args)
-            self.add(
-                f"train {mode} {figure}",
-                threads=result["threads"],
-                mode=f"train: {mode}",
-                time=result["time"],
-                time_unit=time_unit,
-                throughput=result["throughput"],
-                peak_memory_mb=result["peak_memory_mb"],
-                quality=result["quality"],
-                quality_name=quality_name,
-                data={**data, **result.get("data", {})},
-                notes=result.get("notes", notes),
-            )
-            self.figures.update(result.get("figures", {}))
-        base = self.figures[f"train {modes[0]} {figure}"]
-        for mode in modes[1:]:
-            self.ratios[f"train {mode} / eager"] = (
-                self.figures[f"train {mode} {figure}"] / base
-            )
-
-    def train_steps(
-        self,
-        fn: Callable[..., Any],
-        modes: Sequence[str],
-        config: Mapping[str, Any],
-        train: int,
-        test: Any,
-        data: Mapping[str, int],
-    ) -> None:
-        """:meth:`train` with ``fn(mode, config, steps, warmup, threads, seed=0)``:
-        ``--warmup`` untimed steps, ``--steps`` timed ones, then the validation
-        accuracy; ``train`` images or reviews, a ``test`` set."""
-        steps, warmup = self.args.steps, self.args.warmup
-        self.train(
-            fn,
-            modes,
-            config,
-            steps,
-            warmup,
-            self.threads,
-            0,
-            figure="s",
-            time_unit=f"s/{steps} steps",
-            quality_name=f"validation accuracy after {warmup + steps} steps",
-            data={"train": train, "test": len(test), **data},
-            notes=f"{describe(test)} for testing; budget {self.args.budget}",
-        )
-
-    def infer(
-        self,
-        fn: Callable[..., Any],
-        modes: Sequence[str],
-        inputs: Mapping[str, Sequence[torch.Tensor]],
-        package: Path,
-        *args: Any,
-        reference: Callable[..., Any],
-        atol: float,
-        rtol: float,
-        prefix: str,
-        notes: str,
-        data: Mapping[str, Mapping[str, int]] | None = None,
-    ) -> None:
-        """Latency of each named input tuple in each Python mode, each in its own
-        process (``fn(mode, *args, package, inputs_path, iters, threads)``), then
-        in the C++ runner (``"aoti-cpp"``, outputs checked against
-        ``reference``); the ratios are to the first mode."""
-        iters, threads = self.args.iters, self.threads
-        path = self.folder / "inputs.pt"
-        torch.save(dict(inputs), path)
-        runner = build_cpp_runner(self.folder / "runner")
-        latency = {
-            mode: self.call(fn, mode, *args, str(package), str(path), iters, threads)
-            for mode in modes
-        }
-        cpp: dict[str, Any] = {}
-        with torch.no_grad():
-            for name, x in inputs.items():
-                cpp[name] = time_cpp(
-                    runner,
-                    package,
-                    x,
-                    iters=iters,
-                    warmup=max(2, iters // 10),
-                    threads=threads,
-                    reference=reference(*x),
-                    atol=atol,
-                    rtol=rtol,
-                )
-        cpp["peak_memory_mb"] = max(r["peak_memory_mb"] for r in cpp.values())
-        latency["aoti-cpp"] = cpp
-        records, figures = latency_records(
-            latency,
-            {name: len(x[0]) for name, x in inputs.items()},
-            prefix=prefix,
-            threads=threads,
-            versions=self.versions,
-            notes=notes,
-            data=data,
-        )
-        self.records += records
-        self.figures.update(figures)
-        for name in inputs:
-            base = figures[f"{modes[0]} {name} ms"]
-            for mode in (*modes[1:], "aoti-cpp"):
-                self.ratios[f"{mode} / {modes[0]}, {name}"] = (
-                    figures[f"{mode} {name} ms"] / base
-                )
 
     def interleaved(
         self,

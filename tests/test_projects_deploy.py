@@ -51,11 +51,14 @@ def test_a_missing_or_foreign_table_is_a_clear_error(tmp_path: Path) -> None:
         load_comparison(tmp_path / "comparison.json")
 
 
-@pytest.mark.parametrize("project", ["dqn", "vae"])
+@pytest.mark.parametrize("project", ["dqn", "resnet", "sentiment", "vae"])
 def test_the_interleaved_tables_meet_the_targets(project: str) -> None:
     """At least 5 samples a mode, taken in turns; an interval on every ratio;
-    the CPU named; the output check and the memory method recorded."""
-    records, _ = load_comparison(comparison_path(project))
+    the CPU named; the output check and the memory method recorded; a
+    compiled mode says what compiled and compiled something; measured from
+    a committed tree."""
+    records, meta = load_comparison(comparison_path(project))
+    assert not meta["git_commit"].endswith("+dirty")
     groups: dict[str, list[ComparisonRecord]] = {}
     for record in records:
         groups.setdefault(record.mode.rsplit(": ", 1)[0], []).append(record)
@@ -74,6 +77,10 @@ def test_the_interleaved_tables_meet_the_targets(project: str) -> None:
             )
             assert rep["memory"]["method"]
             assert rep["first_call"]["wall_s"] > 0
+            if record.mode.endswith("torch.compile"):
+                compiled = rep["compiled"]
+                assert compiled["graphs_compiled"] >= 1
+                assert {"graphs", "graph_breaks", "what"} <= set(compiled)
 
 
 def test_verdict_reads_the_interval() -> None:
