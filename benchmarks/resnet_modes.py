@@ -176,8 +176,8 @@ def main() -> int:
             "reps": 5,
             "warmup": 2,
             "steps-per-sample": 1,
-            "batch": 64,
-            "iters": 5,
+            "batch": 32,
+            "iters": 3,
         },
         {"reps": 2, "warmup": 1, "batch": 8, "iters": 3},
     )

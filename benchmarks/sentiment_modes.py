@@ -179,7 +179,7 @@ def infer_mode(
 def main() -> int:
     args = harness.parse_args(
         __doc__,
-        {"reps": 5, "warmup": 2, "steps-per-sample": 10, "batch": 64, "iters": 10},
+        {"reps": 5, "warmup": 2, "steps-per-sample": 5, "batch": 32, "iters": 5},
         {"reps": 2, "warmup": 1, "steps_per_sample": 2, "iters": 3},
     )
     config = sentiment_config("smoke" if args.budget == "smoke" else "full")
