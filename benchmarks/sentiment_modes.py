@@ -151,11 +151,11 @@ class TextRunner:
         self.texts = load_imdb("test").texts[:n]
 
     def outputs(self) -> torch.Tensor:
-        return self.step()
-
-    def step(self) -> torch.Tensor:
         inputs = encode_texts(self.texts, self.vocabulary, self.max_len)
         return predict(self.model, inputs, batch_size=64)
+
+    def step(self) -> None:
+        self.outputs()  # a step returns nothing, or a dict of extra fields
 
 
 def text_mode(mode: str, artifact: str, n: int) -> TextRunner:
