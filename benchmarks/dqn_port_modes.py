@@ -2,115 +2,195 @@
 
     .venv/bin/python benchmarks/dqn_port_modes.py
 
-Training, each mode in a fresh process (so its peak memory is its own): the
-ported classic loop (``rlbook.chapters.dqn_port.train_port``, from the
-chapter's page, seed 0) for ``--episodes`` episodes in ``eager fp32``, under
-``torch.compile`` and under ``bf16 autocast``. The modes' numerics differ, so
-their episodes differ in length: time is reported per 1,000 environment steps
-(one gradient step each), beside the whole loop's seconds; quality is the mean
-return of the last 100 episodes.
+Training, the same work in every mode: the port's learner step (a batch of
+64 drawn from replay, ``td_loss`` from the chapter's page, Adam) on one
+fixed replay buffer (``--buffer`` CartPole transitions of a seeded random
+policy, filled alike in every mode's process), from the same initial
+weights, with the batches drawn from the same seeded stream, against a
+target network held at those weights. A step is ``--learner-steps`` learner
+steps; ``eager fp32``, ``torch.compile`` (the Q-network compiled, as
+``train_port(compile_network=True)`` does) and ``bf16 autocast``, each in a
+process of its own kept for the run. Each mode's first step is timed apart
+(it holds compilation, with an empty Inductor cache), ``--warmup`` steps in
+all are untimed, then ``--reps`` rounds time one step of every mode in turn
+(ABCABC...): wall and CPU seconds of every step are stored, and each mode's
+ratio to eager fp32 comes with a 95% bootstrap interval (on CPU seconds).
+Before training, each mode's Q-values and TD loss on one fixed batch of 64
+transitions are compared with eager fp32's within a stated tolerance.
 
-Inference: latency of the eager run's final Q-network for one state (the
-acting call) and for a batch of ``--batch`` states, for ``eager``,
-``aoti-python`` (the AOTInductor package run from Python) and ``aoti-cpp``
-(the same package run by ``deploy/cpp/aoti_infer.cpp``, a process with no
-Python in it), all on ``--threads`` threads, outputs checked against eager.
+Inference: latency of the port's Q-network (its seeded initial weights:
+latency does not depend on their values) for one state (the acting call)
+and for a batch of ``--batch`` states, ``--iters`` calls a step,
+interleaved the same way, for ``eager``, ``aoti-python`` (the AOTInductor
+package run from Python) and ``aoti-cpp`` (the same package run by
+``deploy/cpp/aoti_infer.cpp``, a process with no Python in it), all on
+``--threads`` threads.
 
-Its table, ``artifacts/projects/dqn/comparison.json``, and its JSON line
-are :class:`harness.Bench`'s. ``--budget smoke`` checks the script quickly.
+Its table, ``artifacts/projects/dqn/comparison.json`` (the key
+``cpp_training``, written by ``benchmarks/dqn_cpp_training.py``, is kept),
+and its JSON line are :class:`harness.Bench`'s. ``--budget smoke`` checks
+the script quickly.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import sys
 
 import harness
 import torch
 
-from rlbook.chapters.dqn_port import PortConfig, train_port
+from rlbook.chapters.dqn_port import PortConfig
+from rlbook.chapters.dqn_state import td_loss
 from rlbook.dqn import QNetwork
-from rlbook.seeding import torch_stream
+from rlbook.envs import make_env
+from rlbook.replay import ReplayBuffer
+from rlbook.seeding import numpy_stream, stream_seed, torch_stream, train_seed
 
 PROJECT = "dqn"
 TRAIN_MODES = ("eager fp32", "torch.compile", "bf16 autocast")
 INFER_MODES = ("eager", "aoti-python")
+TOLERANCES = {
+    "eager fp32": (0.0, 0.0),
+    "torch.compile": (1e-5, 1e-4),
+    # bf16 keeps 8 significant bits: a relative error of 2^-8 per rounding.
+    "bf16 autocast": (5e-2, 5e-2),
+}
+"""(atol, rtol) of each mode's outputs against eager fp32's."""
 
 
-def train_mode(mode: str, episodes: int, threads: int, budget: str, save: str) -> dict:
-    """One training mode, in its own process; eager saves its final network."""
-    torch.set_num_threads(threads)
-    run = train_port(
-        PortConfig(episodes=episodes),
-        seed=0,
-        compile_network=mode == "torch.compile",
-        autocast_dtype=torch.bfloat16 if mode == "bf16 autocast" else None,
-    )
-    if mode == TRAIN_MODES[0]:
-        torch.save(run.q_net.state_dict(), save)
-    last = run.returns[-100:]
-    played = len(run.returns)
-    return harness.measured(
-        time=1000 * run.seconds / run.steps,
-        throughput=run.steps / run.seconds,
-        quality=sum(last) / len(last),
-        figures={f"train {mode} s": run.seconds},
-        data={"episodes": played, "steps": run.steps},
-        notes=f"{played} episodes in {run.seconds:.1f} s; budget {budget}",
-    )
+def _network(seed: int) -> QNetwork:
+    torch.manual_seed(stream_seed(seed, "init"))
+    return QNetwork(4, 2, PortConfig().hidden)
 
 
-def _network(weights: str) -> QNetwork:
-    net = QNetwork(4, 2, PortConfig().hidden)
-    net.load_state_dict(torch.load(weights, weights_only=True))
-    return net.eval()
+def fill_buffer(size: int, seed: int) -> ReplayBuffer:
+    """``size`` CartPole transitions of a uniformly random policy (seeded)."""
+    buffer = ReplayBuffer(size, (4,), "cpu", generator=torch_stream(seed, "replay"))
+    env = make_env("CartPole-v1")
+    coins = numpy_stream(seed, "explore")
+    episode = 0
+    obs, _ = env.reset(seed=train_seed(seed, episode))
+    while len(buffer) < size:
+        action = int(coins.integers(2))
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        # The port's rule: only termination drops the bootstrap.
+        buffer.add(obs, action, reward, next_obs, terminated)
+        obs = next_obs
+        if terminated or truncated:
+            episode += 1
+            obs, _ = env.reset(seed=train_seed(seed, episode))
+    env.close()
+    return buffer
+
+
+class LearnerRunner:
+    """One training mode in its process: a step is ``steps`` learner steps."""
+
+    def __init__(self, mode: str, buffer_size: int, steps: int, seed: int) -> None:
+        self.config = PortConfig()
+        self.buffer = fill_buffer(buffer_size, seed)
+        self.q_net = _network(seed)
+        self.target_net = copy.deepcopy(self.q_net)
+        self.dtype = torch.bfloat16 if mode == "bf16 autocast" else None
+        self.optimizer = torch.optim.Adam(
+            self.q_net.parameters(), lr=self.config.learning_rate
+        )
+        self.steps = steps
+        self.check_batch = self.buffer.sample(self.config.batch_size)
+        self.forward, self.compiled = self.q_net, None
+        if mode == "torch.compile":
+            # The Q-network, one graph; the target network stays eager.
+            report = harness.explain(self.q_net, self.check_batch.obs)
+            self.compiled = {"what": "Q-network, fullgraph=True", **report}
+            self.forward = torch.compile(self.q_net, fullgraph=True)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=self.dtype)
+
+    def outputs(self) -> tuple[torch.Tensor, ...]:
+        with torch.no_grad(), self.autocast():
+            q_values = self.forward(self.check_batch.obs)
+            loss, _ = td_loss(
+                self.forward,
+                self.target_net,
+                self.check_batch,
+                gamma=self.config.gamma,
+            )
+        return q_values, loss
+
+    def step(self) -> None:
+        for _ in range(self.steps):
+            batch = self.buffer.sample(self.config.batch_size)
+            with self.autocast():
+                loss, _ = td_loss(
+                    self.forward, self.target_net, batch, gamma=self.config.gamma
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+
+def train_mode(mode: str, buffer_size: int, steps: int, seed: int) -> LearnerRunner:
+    """Build a training mode's runner (in its own process)."""
+    return LearnerRunner(mode, buffer_size, steps, seed)
 
 
 def infer_mode(
-    mode: str, weights: str, package: str, inputs_path: str, iters: int, threads: int
-) -> dict:
-    """Latency of one Python inference mode, in its own process."""
-    inputs = torch.load(inputs_path, weights_only=True)
+    mode: str, seed: int, package: str, inputs_path: str, name: str, iters: int
+) -> harness.CallRunner:
+    """One Python inference mode's runner (in its own process)."""
+    inputs = torch.load(inputs_path, weights_only=True)[name]
     if mode == "aoti-python":
         fn = harness.load_aoti(package, check_inputs=False)
     else:
-        fn = _network(weights)
-    return harness.time_inputs(fn, inputs, iters, threads)
+        fn = _network(seed).eval()
+    return harness.CallRunner(fn, inputs, iters)
 
 
 def main() -> int:
     args = harness.parse_args(
         __doc__,
-        {"episodes": 500, "batch": 64, "iters": 500},
-        {"episodes": 5, "iters": 3},
+        {
+            "reps": 10,
+            "warmup": 2,
+            "learner-steps": 1000,
+            "buffer": 10_000,
+            "batch": 64,
+            "iters": 500,
+        },
+        {"reps": 2, "warmup": 1, "learner_steps": 20, "buffer": 500, "iters": 3},
     )
+    steps = args.learner_steps
     with harness.Bench(PROJECT, __file__, args) as bench:
-        weights = bench.folder / "q_net.pt"
-        bench.train(
+        bench.interleaved(
             train_mode,
             TRAIN_MODES,
-            args.episodes,
-            args.threads,
-            args.budget,
-            str(weights),
-            figure="s/1k steps",
-            time_unit="s/1,000 steps",
-            quality_name="mean return of the last 100 episodes",
-            data={"batch": 64},
+            args.buffer,
+            steps,
+            0,
+            prefix="train",
+            unit="s/1,000 learner steps",
+            scale=1000 / steps,
+            items=steps,
+            tolerances=TOLERANCES,
+            data={"buffer": args.buffer, "learner_steps": steps, "batch": 64},
+            notes=f"fixed replay buffer; budget {args.budget}",
         )
-        net = _network(str(weights))
+        net = _network(0).eval()
         states = torch.randn(args.batch, 4, generator=torch_stream(0, "states"))
         package = harness.export_aoti(net, (states[:2],), bench.folder / "q_net.pt2")
-        bench.infer(
+        bench.infer_interleaved(
             infer_mode,
             INFER_MODES,
             {"batch 1": (states[:1],), f"batch {args.batch}": (states,)},
             package,
-            str(weights),
-            reference=net,
-            atol=1e-5,
-            rtol=1e-4,
+            0,
             prefix="infer",
-            notes="the eager run's final Q-network; outputs checked against eager",
+            notes="the port's Q-network (seeded initial weights)",
         )
         return bench.finish()
 

@@ -16,9 +16,10 @@ chapters read with :mod:`rlbook.projects.deploy`.
    sides (warm-up calls, timed calls, the same thread count, the same
    statistics); :func:`run_in_subprocess` and :func:`peak_memory_mb` measure
    each mode in a process of its own.
-4. :class:`Bench` is a script's skeleton: each training mode and each Python
-   inference mode in its own process, the package in the C++ runner, one
-   record per mode, the ratios to eager, the table written, one JSON line.
+4. :func:`interleave` times modes in rounds interleaved across them, each
+   in a process kept for the run; :class:`Bench` is a script's skeleton on
+   it: one record per mode with its samples, the ratios to the baseline
+   mode with intervals, the table written, one JSON line.
 
 Tensors cross to C++ as files in one format both sides read and write
 (:func:`save_tensor`, :func:`load_tensor`)::
@@ -62,7 +63,6 @@ import torch
 from torch import nn
 
 from rlbook.checkpoint import atomic_write, git_commit
-from rlbook.data import describe
 from rlbook.device import synchronize
 from rlbook.paths import repo_root
 from rlbook.projects.deploy import ComparisonRecord, comparison_path
@@ -293,6 +293,7 @@ def compile_aoti(
     if threads is not None and (isinstance(threads, bool) or threads < 1):
         raise ValueError(f"threads must be None or a positive int, got {threads!r}")
     signature, max_batch = _program_signature(program)
+    _progress(f"AOTInductor compiling {model_name or path.name}")
     configs: dict[str, Any] = {
         # Batch 1 is in range: export refines a dynamic size's lower bound to 2,
         # which the package would otherwise enforce when inputs are checked.
@@ -931,6 +932,383 @@ def run_in_subprocess(fn: Callable[..., Any] | str, *args: Any, **kwargs: Any) -
         return pool.submit(_call, target, args, kwargs).result()
 
 
+# ---------------------------------------------------------------- what compiled
+
+
+def explain(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """What ``torch.compile`` makes of ``fn(*args, **kwargs)``:
+    ``torch._dynamo.explain``'s graph count, graph breaks, operators in the
+    graphs and the distinct reasons for the breaks (first line of each, at
+    most 5). Dynamo's caches are reset afterwards, so a compile that follows
+    starts cold."""
+    import torch._dynamo
+
+    try:
+        report = torch._dynamo.explain(fn)(*args, **kwargs)
+    finally:
+        torch._dynamo.reset()
+    reasons: list[str] = []
+    for item in report.break_reasons:
+        line = str(getattr(item, "reason", item)).strip().splitlines()[0][:160]
+        if line not in reasons:
+            reasons.append(line)
+    return {
+        "graphs": int(report.graph_count),
+        "graph_breaks": int(report.graph_break_count),
+        "ops": int(report.op_count),
+        "break_reasons": reasons[:5],
+    }
+
+
+def _progress(message: str) -> None:
+    """A line on stderr, so a long run shows where it is."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def dynamo_graphs() -> int:
+    """Graphs ``torch.compile`` has compiled in this process so far (Dynamo's
+    own count): 0 means a "compiled" mode ran eagerly."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+# ---------------------------------------------------------------- interleaved modes
+
+MEMORY_METHOD = (
+    "Linux VmHWM of the mode's own process, reset (5 written to "
+    "/proc/self/clear_refs) just before its first timed repetition; peak is "
+    "VmHWM after the last one minus VmRSS before the first; baseline is that "
+    "VmRSS (interpreter, torch, data, model, compiled code)"
+)
+"""How :func:`interleave` measures a mode's memory (stated in every record)."""
+
+_WORKER: dict[str, Any] = {}
+"""In a mode's worker process: its runner and its memory baseline."""
+
+
+def _status_mb(key: str) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's VmHWM to its VmRSS (Linux 4.0+); False where not."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [t.detach().to("cpu", torch.float32) for t in _leaves(value)]
+
+
+def _first_outputs(runner: Any) -> tuple[list[torch.Tensor], dict[str, float]]:
+    """A runner's outputs on the fixed batch, and that first call's clocks
+    (a compiled mode compiles its forward pass there)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    outputs = _tensors(runner.outputs())
+    return outputs, {
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+    }
+
+
+def _worker_start(target: str, mode: str, args: tuple, threads: int) -> tuple:
+    """In a fresh worker: build the mode's runner; :func:`_first_outputs`
+    and the runner's ``compiled`` (what a compiled mode compiles), if any."""
+    torch.set_num_threads(threads)
+    runner = _call(target, (mode, *args), {})
+    _WORKER.clear()
+    _WORKER["runner"] = runner
+    # Graphs compiled from here on: not explain's, made while building.
+    _WORKER["graphs_before"] = dynamo_graphs()
+    _progress(f"{mode}: built")
+    return (*_first_outputs(runner), getattr(runner, "compiled", None))
+
+
+def _clocked_step(runner: Any) -> dict[str, Any]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    extra = runner.step() or {}
+    sample = {
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+    }
+    return sample | dict(extra)
+
+
+def _worker_step(timed: bool) -> dict[str, Any]:
+    """One repetition; before the first timed one, the memory baseline."""
+    if timed and "baseline_mb" not in _WORKER:
+        import gc
+
+        gc.collect()
+        _WORKER["baseline_mb"] = _status_mb("VmRSS")
+        _WORKER["reset"] = reset_peak_rss()
+    return _clocked_step(_WORKER["runner"])
+
+
+def _worker_memory() -> dict[str, Any]:
+    baseline, peak = _WORKER.get("baseline_mb"), _status_mb("VmHWM")
+    measured = _WORKER.get("reset") and baseline is not None and peak is not None
+    return {
+        "baseline_mb": baseline,
+        "peak_above_baseline_mb": peak - baseline if measured else None,
+        "method": MEMORY_METHOD if measured else "not measured on this system",
+        "graphs_compiled": dynamo_graphs() - _WORKER.get("graphs_before", 0),
+    }
+
+
+class _ModeProcess:
+    """A mode's runner in a spawned process of its own, kept for the run."""
+
+    def __init__(self, target: str, mode: str, args: tuple, threads: int) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+        self.outputs, self.check_call, self.compiled = self.pool.submit(
+            _worker_start, target, mode, args, threads
+        ).result()
+
+    def step(self, timed: bool) -> dict[str, Any]:
+        return self.pool.submit(_worker_step, timed).result()
+
+    def memory(self) -> dict[str, Any]:
+        return self.pool.submit(_worker_memory).result()
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+class _LocalMode:
+    """A mode run in this process (one that starts its own program, the C++
+    runner): its runner's ``step`` returns the sample's clocks itself."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.outputs, self.check_call = _first_outputs(runner)
+        self.compiled = None
+
+    def step(self, timed: bool) -> dict[str, Any]:
+        return _clocked_step(self.runner)
+
+    def memory(self) -> dict[str, Any]:
+        return dict(self.runner.memory())
+
+    def close(self) -> None:
+        pass
+
+
+class CallRunner:
+    """An inference mode's runner: ``iters`` calls of ``fn(*inputs)`` per
+    step, under ``torch.inference_mode()``."""
+
+    def __init__(
+        self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], iters: int
+    ) -> None:
+        self.fn, self.inputs, self.iters = fn, tuple(inputs), iters
+
+    def outputs(self) -> Any:
+        with torch.inference_mode():
+            return self.fn(*self.inputs)
+
+    def step(self) -> None:
+        with torch.inference_mode():
+            for _ in range(self.iters):
+                self.fn(*self.inputs)
+
+
+class CppRunner:
+    """The C++ runner as a mode: each step is one run of the program
+    (:func:`time_cpp`, ``iters`` timed calls after its own warm-up); the
+    sample's wall time is its ``iters`` calls' as the program timed them,
+    its CPU time unknown (None)."""
+
+    def __init__(
+        self,
+        runner: Path,
+        package: Path,
+        inputs: Sequence[torch.Tensor],
+        iters: int,
+        threads: int,
+    ) -> None:
+        self.runner, self.package, self.inputs = runner, package, tuple(inputs)
+        self.iters, self.threads, self.peak = iters, threads, 0.0
+
+    def _run(self, iters: int, warmup: int) -> dict[str, Any]:
+        report = time_cpp(
+            self.runner,
+            self.package,
+            self.inputs,
+            iters=iters,
+            warmup=warmup,
+            threads=self.threads,
+        )
+        self.peak = max(self.peak, float(report["peak_memory_mb"]))
+        return report
+
+    def outputs(self) -> list[torch.Tensor]:
+        return self._run(1, 0)["outputs"]
+
+    def step(self) -> dict[str, Any]:
+        report = self._run(self.iters, max(2, self.iters // 10))
+        return {"wall_s": report["mean_ms"] * self.iters / 1000, "cpu_s": None}
+
+    def memory(self) -> dict[str, Any]:
+        return {
+            "baseline_mb": None,
+            "peak_above_baseline_mb": None,
+            "process_peak_mb": self.peak,
+            "method": "the C++ runner process's own peak resident memory, "
+            "libtorch included; no baseline apart",
+        }
+
+
+def compare_outputs(
+    outputs: Sequence[torch.Tensor],
+    reference: Sequence[torch.Tensor],
+    atol: float,
+    rtol: float,
+) -> dict[str, Any]:
+    """Whether every output is within ``atol + rtol * |reference|`` of the
+    reference's (``torch.isclose``'s rule), with the largest difference."""
+    if len(outputs) != len(reference) or any(
+        a.shape != b.shape for a, b in zip(outputs, reference, strict=False)
+    ):
+        shapes = [list(t.shape) for t in outputs], [list(t.shape) for t in reference]
+        raise DeployError(f"outputs and reference differ in shape: {shapes}")
+    worst, within = 0.0, True
+    for got, want in zip(outputs, reference, strict=True):
+        if got.numel():
+            worst = max(worst, float((got - want).abs().max()))
+            within &= bool(torch.isclose(got, want, rtol=rtol, atol=atol).all())
+    return {"max_abs_diff": worst, "atol": atol, "rtol": rtol, "passed": within}
+
+
+def _interval(values: Sequence[float], baseline: Sequence[float]) -> dict[str, Any]:
+    from rlbook.stats import bootstrap_ratio
+
+    interval = bootstrap_ratio(list(values), list(baseline))
+    return {
+        "ratio": interval.mean,
+        "low": interval.low,
+        "high": interval.high,
+        "level": interval.level,
+        "n": interval.n,
+        "method": interval.method,
+    }
+
+
+def interleave(
+    target: str,
+    modes: Sequence[str],
+    args: Sequence[Any],
+    *,
+    reps: int,
+    warmup: int,
+    threads: int,
+    tolerances: Mapping[str, tuple[float, float]],
+    local: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Time modes in repetitions interleaved across them (ABCABC..., not AABBCC).
+
+    Each mode of ``modes`` runs in a spawned process of its own, kept for the
+    whole run: ``target`` (``"module:function"``) called as
+    ``target(mode, *args)`` there returns its runner, an object with
+    ``outputs()`` (the mode's outputs on one fixed batch, before any step)
+    and ``step()`` (one repetition of the timed work). A mode of ``local``
+    is such a runner built here (it must also have ``memory()``), for work
+    that starts a program of its own. A runner of a compiled mode also has
+    ``compiled``, a dict saying what it compiles (:func:`explain`'s figures);
+    the run fails if its process then compiles no graph. Every mode's first
+    step is timed apart (it holds compilation); ``warmup - 1`` more untimed
+    steps follow; then ``reps`` rounds, each one step of every mode in turn.
+
+    Returns:
+        ``{mode: {"check_call", "first_call", "samples", "warmup", "memory",
+        "same_computation", "ratio"}}`` (and ``"compiled"``, with
+        ``graphs_compiled`` counted in the process, for a compiled mode):
+        the clocks of the first ``outputs()`` and of the first step (a
+        compiled mode compiles in both: its forward pass without gradients,
+        then its training graphs), each sample's ``wall_s``, ``cpu_s``
+        (None where the runner cannot tell) and ``order`` (its place in the
+        run); the check of the mode's outputs against the first mode's
+        within ``tolerances[mode] = (atol, rtol)``; the ratio of the mean
+        time per step to the first mode's, with a 95% bootstrap interval,
+        on CPU seconds (``"clock": "cpu"``) where both modes have them, else
+        on wall seconds.
+    """
+    if reps < 2 or warmup < 1:
+        raise ValueError(f"need reps >= 2 and warmup >= 1, got {reps}, {warmup}")
+    order = [*modes, *(local or {})]
+    if len(set(order)) != len(order) or set(tolerances) != set(order):
+        raise ValueError(f"one tolerance per mode, each mode once: {order}")
+    processes: dict[str, Any] = {}
+    try:
+        for mode in modes:
+            processes[mode] = _ModeProcess(target, mode, tuple(args), threads)
+        for mode, runner in (local or {}).items():
+            processes[mode] = _LocalMode(runner)
+        reference = processes[order[0]].outputs
+        results: dict[str, dict[str, Any]] = {
+            mode: {
+                "same_computation": compare_outputs(
+                    processes[mode].outputs, reference, *tolerances[mode]
+                ),
+                "check_call": processes[mode].check_call,
+                "warmup": warmup,
+                "samples": [],
+            }
+            for mode in order
+        }
+        for mode in order:
+            results[mode]["first_call"] = processes[mode].step(False)
+            for _ in range(warmup - 1):
+                processes[mode].step(False)
+        count = 0
+        for rep in range(reps):
+            _progress(f"round {rep + 1} of {reps}: {', '.join(order)}")
+            for mode in order:
+                sample = processes[mode].step(True)
+                results[mode]["samples"].append(sample | {"order": count})
+                count += 1
+        for mode in order:
+            memory = dict(processes[mode].memory())
+            graphs = memory.pop("graphs_compiled", 0)
+            results[mode]["memory"] = memory
+            compiled = processes[mode].compiled
+            if compiled is not None:
+                if not graphs:
+                    raise DeployError(
+                        f"mode {mode!r} says it compiles ({compiled}) but "
+                        "torch.compile compiled no graph in its process: it ran "
+                        "eagerly (Module.compile() compiles nothing in torch "
+                        "2.13; use torch.compile(module))"
+                    )
+                results[mode]["compiled"] = {**compiled, "graphs_compiled": graphs}
+    finally:
+        for process in processes.values():
+            process.close()
+    base = results[order[0]]["samples"]
+    for mode in order:
+        samples = results[mode]["samples"]
+        clock = (
+            "cpu_s"
+            if all(s.get("cpu_s") is not None for s in samples + base)
+            else "wall_s"
+        )
+        results[mode]["ratio"] = {
+            "to": order[0],
+            "clock": clock.removesuffix("_s"),
+            **_interval([s[clock] for s in samples], [s[clock] for s in base]),
+        }
+    return results
+
+
 # ---------------------------------------------------------------- comparison tables
 
 
@@ -953,49 +1331,6 @@ def software_versions(compiler: str | None = None) -> dict[str, str]:
     }
 
 
-def latency_records(
-    latency: Mapping[str, Mapping[str, Any]],
-    batches: Mapping[str, int],
-    *,
-    prefix: str,
-    threads: int,
-    versions: Mapping[str, str],
-    notes: str,
-    data: Mapping[str, Mapping[str, int]] | None = None,
-) -> tuple[list[ComparisonRecord], dict[str, float]]:
-    """One record per mode and input of an inference latency table.
-
-    Args:
-        latency: ``{mode: {input name: a latency report, "peak_memory_mb": MB}}``.
-        batches: ``{input name: its batch size}``, in the table's order.
-        prefix: the records' mode reads ``"<prefix> <input name>: <mode>"``.
-        data: extra data sizes per input name, beside ``batch``.
-
-    Returns:
-        ``(records, figures)``, the figures keyed ``"<mode> <input name> ms"``
-        (median latency).
-    """
-    records, figures = [], {}
-    for mode, report in latency.items():
-        for name, size in batches.items():
-            median = report[name]["median_ms"]
-            figures[f"{mode} {name} ms"] = median
-            records.append(
-                ComparisonRecord(
-                    mode=f"{prefix} {name}: {mode}",
-                    time=median,
-                    time_unit="ms/call (median)",
-                    throughput=1000 * size / median,
-                    peak_memory_mb=report["peak_memory_mb"],
-                    device=f"cpu ({threads} thread(s))",
-                    versions=versions,
-                    data={"batch": size, **(data or {}).get(name, {})},
-                    notes=notes,
-                )
-            )
-    return records, figures
-
-
 def benchmark_meta(command: str, budget: str, threads: int) -> dict[str, Any]:
     """How a comparison was made: command, budget, commit, date, threads, load."""
     return {
@@ -1013,7 +1348,7 @@ def benchmark_meta(command: str, budget: str, threads: int) -> dict[str, Any]:
 def write_comparison(
     path: str | Path, records: Sequence[ComparisonRecord], meta: Mapping[str, Any]
 ) -> Path:
-    """Write ``{"meta": meta, "records": [...]}`` as pretty JSON, keys sorted (atomically).
+    """Write ``{"meta": meta, "records": [...]}`` as compact JSON, keys sorted (atomically).
 
     Other top-level keys already in the file (another benchmark's record, such
     as the DQN's ``"cpp_training"``) are kept.
@@ -1032,7 +1367,9 @@ def write_comparison(
         payload = dict(json.loads(Path(path).read_text()))
     payload |= {"meta": dict(meta), "records": [asdict(record) for record in records]}
     try:
-        text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        text = json.dumps(
+            payload, separators=(",", ":"), sort_keys=True, allow_nan=False
+        )
     except ValueError as error:
         raise ValueError(
             f"a record or meta holds NaN or infinity ({error}); use None for a "
@@ -1064,38 +1401,15 @@ def parse_args(
     return args
 
 
-def measured(**result: Any) -> dict[str, Any]:
-    """A mode's result, in its own process, with its peak memory and threads."""
-    return {
-        **result,
-        "peak_memory_mb": peak_memory_mb(),
-        "threads": torch.get_num_threads(),
-    }
-
-
-def time_inputs(
-    fn: Callable[..., Any],
-    inputs: Mapping[str, Sequence[torch.Tensor]],
-    iters: int,
-    threads: int,
-) -> dict[str, Any]:
-    """In a mode's own process: :func:`time_python` per named input, and the peak."""
-    report: dict[str, Any] = {
-        name: time_python(
-            fn, args, iters=iters, warmup=max(2, iters // 10), threads=threads
-        )
-        for name, args in inputs.items()
-    }
-    report["peak_memory_mb"] = peak_memory_mb()
-    return report
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
 class Bench:
     """One run of a ``benchmarks/*_modes.py`` script: its records and figures.
 
     ``with Bench(project, __file__, args) as bench:`` gives a scratch folder
-    (``bench.folder``) for the run; :meth:`train`, :meth:`infer` and
-    :meth:`add` fill the table, and :meth:`finish` writes it (not at the
+    (``bench.folder``) for the run; :meth:`interleaved` and
+    :meth:`infer_interleaved` fill the table, and :meth:`finish` writes it (not at the
     smoke budget, nor with ``--no-write``) and prints one JSON line.
     """
 
@@ -1105,6 +1419,7 @@ class Bench:
         self.args = args
         self.threads: int = args.threads
         self.versions = software_versions()
+        self.commit = git_commit()  # the tree the run started from
         self.records: list[ComparisonRecord] = []
         self.figures: dict[str, float] = {}
         self.ratios: dict[str, float] = {}
@@ -1112,14 +1427,17 @@ class Bench:
     def __enter__(self) -> Bench:
         self._scratch = tempfile.TemporaryDirectory()
         self.folder = Path(self._scratch.name)
+        # An empty Inductor cache: a mode's first call compiles from cold.
+        self._cache = os.environ.get(INDUCTOR_CACHE_ENV)
+        os.environ[INDUCTOR_CACHE_ENV] = str(self.folder / "inductor-cache")
         return self
 
     def __exit__(self, *_: object) -> None:
+        if self._cache is None:
+            os.environ.pop(INDUCTOR_CACHE_ENV, None)
+        else:
+            os.environ[INDUCTOR_CACHE_ENV] = self._cache
         self._scratch.cleanup()
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` in a fresh process; ``fn`` is a top-level function of the script."""
-        return run_in_subprocess(f"{self.script.stem}:{fn.__name__}", *args)
 
     def add(self, figure: str, *, threads: int | None = None, **fields: Any) -> None:
         """A record on ``threads`` (default ``--threads``); its time is ``figure`` too."""
@@ -1132,134 +1450,111 @@ class Bench:
             )
         )
 
-    def train(
+    def interleaved(
         self,
         fn: Callable[..., Any],
         modes: Sequence[str],
         *args: Any,
-        figure: str,
-        time_unit: str,
-        quality_name: str,
+        prefix: str,
+        unit: str,
+        scale: float = 1.0,
+        items: int,
+        tolerances: Mapping[str, tuple[float, float]],
         data: Mapping[str, int],
-        notes: str = "",
+        notes: str,
+        local: Mapping[str, Any] | None = None,
     ) -> None:
-        """Each mode in its own process: ``fn(mode, *args)`` returns :func:`measured`
-        ``time``, ``throughput`` and ``quality`` (and maybe ``data``, ``notes``,
-        more ``figures``); the ratios are to the first mode."""
-        for mode in modes:
-            result = self.call(fn, mode, *args)
-            self.add(
-                f"train {mode} {figure}",
-                threads=result["threads"],
-                mode=f"train: {mode}",
-                time=result["time"],
-                time_unit=time_unit,
-                throughput=result["throughput"],
-                peak_memory_mb=result["peak_memory_mb"],
-                quality=result["quality"],
-                quality_name=quality_name,
-                data={**data, **result.get("data", {})},
-                notes=result.get("notes", notes),
-            )
-            self.figures.update(result.get("figures", {}))
-        base = self.figures[f"train {modes[0]} {figure}"]
-        for mode in modes[1:]:
-            self.ratios[f"train {mode} / eager"] = (
-                self.figures[f"train {mode} {figure}"] / base
-            )
-
-    def train_steps(
-        self,
-        fn: Callable[..., Any],
-        modes: Sequence[str],
-        config: Mapping[str, Any],
-        train: int,
-        test: Any,
-        data: Mapping[str, int],
-    ) -> None:
-        """:meth:`train` with ``fn(mode, config, steps, warmup, threads, seed=0)``:
-        ``--warmup`` untimed steps, ``--steps`` timed ones, then the validation
-        accuracy; ``train`` images or reviews, a ``test`` set."""
-        steps, warmup = self.args.steps, self.args.warmup
-        self.train(
-            fn,
+        """:func:`interleave` the modes (``--reps`` rounds after ``--warmup``
+        steps; ``fn(mode, *args)`` builds a mode's runner in its process), one
+        record per mode: ``time`` the mean seconds per step on the ratio's
+        clock times ``scale`` (in ``unit``), ``throughput`` ``items`` per
+        second of it, ``peak_memory_mb`` the timed region's peak above the
+        process's baseline, and every sample in ``repetitions``."""
+        reps, warmup = self.args.reps, self.args.warmup
+        results = interleave(
+            f"{self.script.stem}:{fn.__name__}",
             modes,
-            config,
-            steps,
-            warmup,
-            self.threads,
-            0,
-            figure="s",
-            time_unit=f"s/{steps} steps",
-            quality_name=f"validation accuracy after {warmup + steps} steps",
-            data={"train": train, "test": len(test), **data},
-            notes=f"{describe(test)} for testing; budget {self.args.budget}",
+            args,
+            reps=reps,
+            warmup=warmup,
+            threads=self.threads,
+            tolerances=tolerances,
+            local=local,
         )
+        cpu = cpu_description()
+        for mode, result in results.items():
+            clock = result["ratio"]["clock"]
+            seconds = float(
+                np.mean([sample[f"{clock}_s"] for sample in result["samples"]])
+            )
+            figure = f"{prefix} {mode} {unit}"
+            self.add(
+                figure,
+                mode=f"{prefix}: {mode}",
+                time=seconds * scale,
+                time_unit=f"{unit} ({clock} time, mean of {reps})",
+                throughput=items / seconds,
+                peak_memory_mb=result["memory"]["peak_above_baseline_mb"],
+                data=dict(data),
+                notes=notes,
+                cpu=cpu,
+                repetitions=result,
+            )
+            ratio = result["ratio"]
+            if mode != ratio["to"]:
+                self.ratios[f"{prefix} {mode} / {ratio['to']}"] = [
+                    round(ratio[key], 4) for key in ("ratio", "low", "high")
+                ]
 
-    def infer(
+    def infer_interleaved(
         self,
         fn: Callable[..., Any],
         modes: Sequence[str],
         inputs: Mapping[str, Sequence[torch.Tensor]],
         package: Path,
         *args: Any,
-        reference: Callable[..., Any],
-        atol: float,
-        rtol: float,
         prefix: str,
         notes: str,
-        data: Mapping[str, Mapping[str, int]] | None = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-4,
     ) -> None:
-        """Latency of each named input tuple in each Python mode, each in its own
-        process (``fn(mode, *args, package, inputs_path, iters, threads)``), then
-        in the C++ runner (``"aoti-cpp"``, outputs checked against
-        ``reference``); the ratios are to the first mode."""
-        iters, threads = self.args.iters, self.threads
+        """Per named input tuple, :meth:`interleaved` latency (ms per call,
+        ``--iters`` calls a step) of each Python mode, in its own process
+        (``fn(mode, *args, package, inputs_path, name, iters)`` returns a
+        :class:`CallRunner`), and of the package in the C++ runner
+        (``"aoti-cpp"``); outputs checked against the first mode's within
+        ``atol`` and ``rtol``."""
+        iters = self.args.iters
         path = self.folder / "inputs.pt"
-        torch.save(dict(inputs), path)
+        torch.save({name: tuple(x) for name, x in inputs.items()}, path)
         runner = build_cpp_runner(self.folder / "runner")
-        latency = {
-            mode: self.call(fn, mode, *args, str(package), str(path), iters, threads)
-            for mode in modes
-        }
-        cpp: dict[str, Any] = {}
-        with torch.no_grad():
-            for name, x in inputs.items():
-                cpp[name] = time_cpp(
-                    runner,
-                    package,
-                    x,
-                    iters=iters,
-                    warmup=max(2, iters // 10),
-                    threads=threads,
-                    reference=reference(*x),
-                    atol=atol,
-                    rtol=rtol,
-                )
-        cpp["peak_memory_mb"] = max(r["peak_memory_mb"] for r in cpp.values())
-        latency["aoti-cpp"] = cpp
-        records, figures = latency_records(
-            latency,
-            {name: len(x[0]) for name, x in inputs.items()},
-            prefix=prefix,
-            threads=threads,
-            versions=self.versions,
-            notes=notes,
-            data=data,
-        )
-        self.records += records
-        self.figures.update(figures)
-        for name in inputs:
-            base = figures[f"{modes[0]} {name} ms"]
-            for mode in (*modes[1:], "aoti-cpp"):
-                self.ratios[f"{mode} / {modes[0]}, {name}"] = (
-                    figures[f"{mode} {name} ms"] / base
-                )
+        for name, x in inputs.items():
+            tolerances = {mode: (atol, rtol) for mode in (*modes, "aoti-cpp")}
+            tolerances[modes[0]] = (0.0, 0.0)
+            cpp = CppRunner(runner, package, x, iters, self.threads)
+            self.interleaved(
+                fn,
+                modes,
+                *args,
+                str(package),
+                str(path),
+                name,
+                iters,
+                prefix=f"{prefix} {name}",
+                unit="ms/call",
+                scale=1000 / iters,
+                items=len(x[0]) * iters,
+                tolerances=tolerances,
+                data={"batch": len(x[0]), "calls_per_step": iters},
+                notes=notes,
+                local={"aoti-cpp": cpp},
+            )
 
     def finish(self) -> int:
         """Write the table (unless smoke or ``--no-write``), print the JSON line; 0."""
         command = f"python benchmarks/{self.script.name}"
         meta = benchmark_meta(command, self.args.budget, self.threads)
+        meta["git_commit"] = self.commit
         if self.args.budget != "smoke" and not self.args.no_write:
             write_comparison(comparison_path(self.project), self.records, meta)
         figures, ratios = self.figures, self.ratios

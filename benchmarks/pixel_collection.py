@@ -109,12 +109,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    workers = max(2, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 2
+    workers = (
+        max(2, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 2
+    )
     best = {"single": 0.0, "async": 0.0, "batched": 0.0}
     for _ in range(args.repeats):
         best["single"] = max(best["single"], single(args.frames, args.seed))
-        best["async"] = max(best["async"], vector_async(args.frames, workers, args.seed))
-        best["batched"] = max(best["batched"], batched(args.frames, args.envs, args.seed))
+        best["async"] = max(
+            best["async"], vector_async(args.frames, workers, args.seed)
+        )
+        best["batched"] = max(
+            best["batched"], batched(args.frames, args.envs, args.seed)
+        )
     print(
         json.dumps(
             {

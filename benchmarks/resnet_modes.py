@@ -2,31 +2,36 @@
 
     RLBOOK_DATA=<data folder> .venv/bin/python benchmarks/resnet_modes.py
 
-Training, each mode in a fresh process (so its peak memory is its own), from
-the same initial weights over the same augmented batches of the shared
-CIFAR-10 training images: ``eager fp32``, ``channels_last``, ``bf16
-autocast`` and ``torch.compile``. Each mode runs ``--warmup`` untimed steps
-(compilation happens there), then ``--steps`` timed ones of the shipped
-recipe (batch 128); its quality figure is the validation accuracy after
-them, which after so few steps only shows that every mode learns alike.
+Training: ``eager fp32``, ``channels_last``, ``bf16 autocast`` and
+``torch.compile`` (the whole network, ``fullgraph=True``), each in a
+process of its own kept for the run, from the same initial weights over the
+same augmented batches of the shared CIFAR-10 training images (the shipped
+recipe, batch 128). A step is ``--steps-per-sample`` SGD steps. Each
+mode's first step is timed apart (it holds compilation, with an empty
+Inductor cache), ``--warmup`` steps in all are untimed, then ``--reps``
+rounds time one step of every mode in turn (ABCDABCD..., so a slow spell
+of the machine falls on every mode): wall and CPU seconds of every step are
+stored, and each mode's ratio to eager fp32 comes with a 95% bootstrap
+interval (on CPU seconds). Before training, each mode's logits on one fixed
+batch of 32 training images (eval mode) are compared with eager fp32's
+within a stated tolerance.
 
 Inference, with the shipped model (``artifacts/resnet18-cifar``): latency
-of one image and of a batch of ``--batch`` images for ``eager``,
-``eager channels_last``, ``aoti-python`` (the AOTInductor package run from
-Python) and ``aoti-cpp`` (the same package run by
-``deploy/cpp/aoti_infer.cpp``, a process with no Python in it), all on
-``--threads`` threads, outputs checked against eager; and the time to
-classify every test image (the quality figure: test accuracy) in eager mode.
+of one image and of a batch of ``--batch`` images, ``--iters`` calls a
+step, interleaved the same way, for ``eager``, ``eager channels_last``,
+``aoti-python`` (the AOTInductor package run from Python) and ``aoti-cpp``
+(the same package run by ``deploy/cpp/aoti_infer.cpp``, a process with no
+Python in it), all on ``--threads`` threads, outputs checked against
+eager's.
 
 Its table, ``artifacts/projects/resnet/comparison.json``, and its JSON line
-are :class:`harness.Bench`'s. ``--budget smoke`` checks the script in a minute or two (a narrow
-net, a tiny untrained model for inference).
+are :class:`harness.Bench`'s. ``--budget smoke`` checks the script in a
+minute or two (a narrow net, a tiny untrained model for inference).
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import asdict, replace
 
 import harness
@@ -36,14 +41,13 @@ from rlbook.chapters.resnet_cifar import (
     ResNet18,
     ResNetConfig,
     build_resnet,
-    evaluate,
     make_optimizer,
     normalize,
     resnet_config,
     split_images,
     train_epoch,
 )
-from rlbook.data import load_cifar10
+from rlbook.data import describe, load_cifar10
 from rlbook.paths import artifacts_dir
 from rlbook.projects.shipping import load_model
 from rlbook.seeding import stream_seed, torch_stream
@@ -51,60 +55,88 @@ from rlbook.seeding import stream_seed, torch_stream
 PROJECT = "resnet"
 TRAIN_MODES = ("eager fp32", "channels_last", "bf16 autocast", "torch.compile")
 INFER_MODES = ("eager", "eager channels_last", "aoti-python")
+CHECK_BATCH = 32
+TOLERANCES = {
+    "eager fp32": (0.0, 0.0),
+    # The same arithmetic in another order (another memory layout, fused
+    # kernels): float32 rounding through 18 layers.
+    "channels_last": (1e-3, 1e-3),
+    "torch.compile": (1e-3, 1e-3),
+    # bf16 keeps 8 significant bits: a relative error of 2^-8 per rounding,
+    # compounded through 18 layers.
+    "bf16 autocast": (0.25, 0.1),
+}
+"""(atol, rtol) of each mode's logits against eager fp32's."""
+
+
+class TrainRunner:
+    """One training mode in its process: a step is ``steps`` SGD steps."""
+
+    def __init__(
+        self, mode: str, config_dict: dict, steps: int, total: int, seed: int
+    ) -> None:
+        train, test = load_cifar10("train"), load_cifar10("test")
+        config = ResNetConfig(**config_dict)
+        split = split_images(
+            train.images, train.labels, test.images, test.labels, config, seed
+        )
+        self.recipe = replace(config.train_config(), drop_last=True)
+        torch.manual_seed(stream_seed(seed, "init"))
+        self.model = build_resnet(config)
+        self.channels_last = mode == "channels_last"
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer, self.scheduler = make_optimizer(
+            self.model, self.recipe, total * steps
+        )
+        self.check = normalize(split.train_images[:CHECK_BATCH])
+        self.forward, self.compiled = self.model, None
+        if mode == "torch.compile":
+            self.compiled = {
+                "what": "the whole network, fullgraph=True",
+                **harness.explain(self.model.eval(), self.check[:2]),
+            }
+            self.forward = torch.compile(self.model, fullgraph=True)
+        self.autocast = torch.bfloat16 if mode == "bf16 autocast" else None
+        self.generator = torch_stream(seed, "data")
+        self.size = steps * self.recipe.batch_size
+        self.images, self.labels = split.train_images, split.train_labels
+        self.done = 0
+
+    def outputs(self) -> torch.Tensor:
+        x = self.check
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.model.eval()
+        with torch.no_grad():
+            with torch.autocast(
+                "cpu", dtype=self.autocast, enabled=self.autocast is not None
+            ):
+                return self.forward(x).float()
+
+    def step(self) -> None:
+        start = self.done * self.size % (len(self.images) - self.size + 1)
+        part = slice(start, start + self.size)
+        self.done += 1
+        train_epoch(
+            self.forward,
+            self.images[part],
+            self.labels[part],
+            self.optimizer,
+            self.scheduler,
+            self.recipe,
+            self.generator,
+            device="cpu",
+            autocast_dtype=self.autocast,
+            channels_last=self.channels_last,
+        )
 
 
 def train_mode(
-    mode: str, config_dict: dict, steps: int, warmup: int, threads: int, seed: int
-) -> dict:
-    """One training mode, in its own process: seconds for ``steps`` steps and more."""
-    torch.set_num_threads(threads)
-    train, test = load_cifar10("train"), load_cifar10("test")
-    config = ResNetConfig(**config_dict)
-    split = split_images(
-        train.images, train.labels, test.images, test.labels, config, seed
-    )
-    recipe = replace(config.train_config(), drop_last=True)
-    torch.manual_seed(stream_seed(seed, "init"))
-    model = build_resnet(config)
-    channels_last = mode == "channels_last"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer, scheduler = make_optimizer(model, recipe, warmup + steps)
-    forward = torch.compile(model) if mode == "torch.compile" else model
-    autocast = torch.bfloat16 if mode == "bf16 autocast" else None
-    generator = torch_stream(seed, "data")
-    images = split.train_images[: (warmup + steps) * recipe.batch_size]
-    labels = split.train_labels[: images.shape[0]]
-    cut = warmup * recipe.batch_size
-
-    def run(part: slice) -> dict:
-        return train_epoch(
-            forward,
-            images[part],
-            labels[part],
-            optimizer,
-            scheduler,
-            recipe,
-            generator,
-            device="cpu",
-            autocast_dtype=autocast,
-            channels_last=channels_last,
-        )
-
-    run(slice(0, cut))
-    timed = run(slice(cut, None))
-    valid, _ = evaluate(
-        model,
-        split.valid_images,
-        split.valid_labels,
-        device="cpu",
-        channels_last=channels_last,
-    )
-    return harness.measured(
-        time=timed["seconds"],
-        throughput=timed["images"] / timed["seconds"],
-        quality=valid,
-    )
+    mode: str, config_dict: dict, steps: int, total: int, seed: int
+) -> TrainRunner:
+    """Build a training mode's runner (in its own process)."""
+    return TrainRunner(mode, config_dict, steps, total, seed)
 
 
 def _shipped(artifact: str, smoke: bool) -> torch.nn.Module:
@@ -115,62 +147,60 @@ def _shipped(artifact: str, smoke: bool) -> torch.nn.Module:
     return load_model(artifact, kind="resnet18-cifar").model
 
 
-def classify_test(artifact: str, smoke: bool, threads: int) -> dict:
-    """Classify every test image with the shipped model in eager mode."""
-    torch.set_num_threads(threads)
-    model = _shipped(artifact, smoke)
-    test = load_cifar10("test")
-    evaluate(model, test.images[:8], test.labels[:8], device="cpu")
-    start = time.perf_counter()
-    accuracy, _ = evaluate(model, test.images, test.labels, device="cpu")
-    return harness.measured(
-        seconds=time.perf_counter() - start, images=len(test), accuracy=accuracy
-    )
-
-
 def infer_mode(
     mode: str,
     artifact: str,
     smoke: bool,
     package: str,
     inputs_path: str,
+    name: str,
     iters: int,
-    threads: int,
-) -> dict:
-    """Latency of one Python inference mode, in its own process."""
-    inputs = torch.load(inputs_path, weights_only=True)
+) -> harness.CallRunner:
+    """One Python inference mode's runner (in its own process)."""
+    inputs = torch.load(inputs_path, weights_only=True)[name]
+    if mode == "aoti-python":
+        return harness.CallRunner(
+            harness.load_aoti(package, check_inputs=False), inputs, iters
+        )
     model = _shipped(artifact, smoke)
     if mode == "eager channels_last":
         model = model.to(memory_format=torch.channels_last)
-        inputs = {
-            name: (images.contiguous(memory_format=torch.channels_last),)
-            for name, (images,) in inputs.items()
-        }
-    fn = (
-        harness.load_aoti(package, check_inputs=False)
-        if mode == "aoti-python"
-        else model
-    )
-    return harness.time_inputs(fn, inputs, iters, threads)
+        inputs = tuple(x.contiguous(memory_format=torch.channels_last) for x in inputs)
+    return harness.CallRunner(model, inputs, iters)
 
 
 def main() -> int:
     args = harness.parse_args(
         __doc__,
-        {"steps": 6, "warmup": 2, "batch": 64, "iters": 20},
-        {"steps": 2, "warmup": 1, "batch": 8, "iters": 3},
+        {
+            "reps": 5,
+            "warmup": 2,
+            "steps-per-sample": 1,
+            "batch": 32,
+            "iters": 3,
+        },
+        {"reps": 2, "warmup": 1, "batch": 8, "iters": 3},
     )
     smoke = args.budget == "smoke"
     config = resnet_config("smoke" if smoke else "full")
+    train = load_cifar10("train")
     test = load_cifar10("test")
+    steps = args.steps_per_sample
     with harness.Bench(PROJECT, __file__, args) as bench:
-        bench.train_steps(
+        images = steps * config.batch_size
+        bench.interleaved(
             train_mode,
             TRAIN_MODES,
             asdict(replace(config, train_images=None)),
-            len(load_cifar10("train")),
-            test,
-            {"batch": config.batch_size, "width": config.width},
+            steps,
+            args.warmup + args.reps,
+            0,
+            prefix="train",
+            unit=f"s/{steps} steps",
+            items=images,
+            tolerances=TOLERANCES,
+            data={"batch": config.batch_size, "width": config.width},
+            notes=f"{describe(train)}; budget {args.budget}",
         )
         artifact = str(artifacts_dir() / "resnet18-cifar")
         model = _shipped(artifact, smoke)
@@ -179,31 +209,17 @@ def main() -> int:
         # 2, Inductor specialises CPU convolutions to batches below 16 and
         # the package refuses larger ones (torch 2.13; see export_aoti).
         package = harness.export_aoti(model, (many,), bench.folder / "resnet.pt2")
-        bench.infer(
+        bench.infer_interleaved(
             infer_mode,
             INFER_MODES,
             {"batch 1": (one,), f"batch {args.batch}": (many,)},
             package,
             artifact,
             smoke,
-            reference=model,
+            prefix="infer",
+            notes="the shipped model (int8 weights read into float32)",
             atol=1e-3,
             rtol=1e-3,
-            prefix="infer",
-            notes="the shipped model; outputs checked against eager",
-        )
-        whole = bench.call(classify_test, artifact, smoke, args.threads)
-        bench.add(
-            "classify test set s",
-            mode="classify the test images: eager",
-            time=whole["seconds"],
-            time_unit=f"s/{whole['images']} images",
-            throughput=whole["images"] / whole["seconds"],
-            peak_memory_mb=whole["peak_memory_mb"],
-            quality=whole["accuracy"],
-            quality_name="test accuracy",
-            data={"test": whole["images"], "batch": 500},
-            notes="the shipped model, float16 weights read into float32",
         )
         return bench.finish()
 

@@ -2,30 +2,37 @@
 
     RLBOOK_DATA=<data folder> .venv/bin/python benchmarks/sentiment_modes.py
 
-Training, each mode in a fresh process (so its peak memory is its own), from
-the same initial weights over the same batches of the shared training
-reviews: ``eager fp32``, ``torch.compile`` and ``bf16 autocast``. Each mode
-runs ``--warmup`` untimed steps (compilation happens there), then ``--steps``
-timed ones; its quality figure is the validation accuracy after them.
+Training: ``eager fp32``, ``torch.compile`` and ``bf16 autocast``, each in
+a process of its own kept for the run, from the same initial weights over
+the same length-sorted batches of the shared training reviews. A step is
+``--steps-per-sample`` Adam steps. Each mode's first step is timed apart
+(it holds compilation, with an empty Inductor cache), ``--warmup`` steps in
+all are untimed, then ``--reps`` rounds time one step of every mode in turn
+(ABCABC...): wall and CPU seconds of every step are stored, and each mode's
+ratio to eager fp32 comes with a 95% bootstrap interval (on CPU seconds).
+Before training, each mode's logits on one fixed batch of 64 training
+reviews (eval mode) are compared with eager fp32's within a stated
+tolerance. ``torch.compile`` compiles what Dynamo can trace:
+``pack_padded_sequence`` breaks the graph, so the LSTM itself runs eagerly;
+the record says how many graphs and breaks (``torch._dynamo.explain``).
 
 Inference, with the shipped model (``artifacts/sentiment-lstm``): latency of
-one review and of a batch of ``--batch`` reviews for ``eager (packed)``,
-``eager (padded)`` (the exportable path), ``aoti-python`` (the AOTInductor
-package run from Python) and ``aoti-cpp`` (the same package run by
-``deploy/cpp/aoti_infer.cpp``, a process with no Python in it), all on
-``--threads`` threads; and the time to classify 1,000 test reviews from their
+one review and of a batch of ``--batch`` reviews, ``--iters`` calls a step,
+interleaved the same way, for ``eager (packed)``, ``eager (padded)`` (the
+exportable path), ``aoti-python`` (the AOTInductor package run from Python)
+and ``aoti-cpp`` (the same package run by ``deploy/cpp/aoti_infer.cpp``, a
+process with no Python in it), all on ``--threads`` threads; and, in
+``--reps`` repetitions, the time to classify 1,000 test reviews from their
 text (the original chapter's row) in eager mode.
 
 Its table, ``artifacts/projects/sentiment/comparison.json``, and its JSON line
-are :class:`harness.Bench`'s. ``--budget smoke`` checks the script in a minute (tiny model, few
-steps).
+are :class:`harness.Bench`'s. ``--budget smoke`` checks the script in a
+minute (tiny model, few steps).
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from contextlib import nullcontext
 from dataclasses import asdict, replace
 
 import harness
@@ -34,7 +41,6 @@ import torch.nn.functional as F
 
 from rlbook.chapters.sentiment_imdb import (
     SentimentConfig,
-    accuracy,
     build_lstm,
     encode_texts,
     export_lstm,
@@ -43,7 +49,7 @@ from rlbook.chapters.sentiment_imdb import (
     prepare_reviews,
     sentiment_config,
 )
-from rlbook.data import load_imdb
+from rlbook.data import describe, load_imdb
 from rlbook.paths import artifacts_dir
 from rlbook.projects.shipping import load_model
 from rlbook.seeding import stream_seed, torch_stream
@@ -51,109 +57,147 @@ from rlbook.seeding import stream_seed, torch_stream
 PROJECT = "sentiment"
 TRAIN_MODES = ("eager fp32", "torch.compile", "bf16 autocast")
 INFER_MODES = ("eager (packed)", "eager (padded)", "aoti-python")
+CHECK_BATCH = 64
+TOLERANCES = {
+    "eager fp32": (0.0, 0.0),
+    "torch.compile": (1e-4, 1e-4),
+    # bf16 keeps 8 significant bits: a relative error of 2^-8 per rounding,
+    # carried through the recurrence over hundreds of tokens.
+    "bf16 autocast": (0.1, 0.1),
+}
+"""(atol, rtol) of each mode's logits against eager fp32's."""
 
 
-def train_mode(
-    mode: str, config_dict: dict, steps: int, warmup: int, threads: int, seed: int
-) -> dict:
-    """One training mode, in its own process: seconds for ``steps`` steps and more."""
-    torch.set_num_threads(threads)
-    train, test = load_imdb("train"), load_imdb("test")
-    config = SentimentConfig(**config_dict)
-    split = prepare_reviews(
-        train.texts, train.labels, test.texts, test.labels, config, seed
-    )
-    torch.manual_seed(stream_seed(seed, "init"))
-    model = build_lstm(config, len(split.vocabulary))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    tokens, lengths = split.train
-    batches = length_batches(
-        lengths, config.batch_size, torch_stream(seed, "data"), pool_batches=32
-    )
-    needed = warmup + steps
-    if len(batches) < needed:
-        batches = batches * (needed // len(batches) + 1)
-    forward = torch.compile(model) if mode == "torch.compile" else model
-    autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16)
-        if mode == "bf16 autocast"
-        else nullcontext()
-    )
-    torch.manual_seed(stream_seed(seed, "dropout"))
-    model.train()
-    reviews = 0
+class TrainRunner:
+    """One training mode in its process: a step is ``steps`` Adam steps."""
 
-    def step(idx: torch.Tensor) -> None:
-        width = int(lengths[idx].max())
-        with autocast:
-            logits = forward(tokens[idx, :width], lengths[idx])
-        loss = F.binary_cross_entropy_with_logits(
-            logits.float(), split.train_labels[idx].float()
+    def __init__(self, mode: str, config_dict: dict, steps: int, seed: int) -> None:
+        train, test = load_imdb("train"), load_imdb("test")
+        self.config = config = SentimentConfig(**config_dict)
+        split = prepare_reviews(
+            train.texts, train.labels, test.texts, test.labels, config, seed
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        torch.manual_seed(stream_seed(seed, "init"))
+        self.model = build_lstm(config, len(split.vocabulary))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.tokens, self.lengths = split.train
+        self.labels = split.train_labels
+        self.batches = length_batches(
+            self.lengths, config.batch_size, torch_stream(seed, "data"), 32
+        )
+        self.steps, self.done = steps, 0
+        check = torch.arange(CHECK_BATCH)
+        width = int(self.lengths[check].max())
+        self.check = (self.tokens[check, :width], self.lengths[check])
+        self.forward, self.compiled = self.model, None
+        if mode == "torch.compile":
+            # What compiles of the training call: pack_padded_sequence breaks
+            # the graph, so fullgraph=True would fail.
+            self.compiled = {
+                "what": "the whole model (packed sequences), fullgraph=False",
+                **harness.explain(self.model.eval(), *self.check),
+            }
+            self.forward = torch.compile(self.model)
+        self.autocast = torch.bfloat16 if mode == "bf16 autocast" else None
+        torch.manual_seed(stream_seed(seed, "dropout"))
 
-    for idx in batches[:warmup]:
-        step(idx)
-    start = time.perf_counter()
-    for idx in batches[warmup:needed]:
-        step(idx)
-        reviews += len(idx)
-    seconds = time.perf_counter() - start
-    return harness.measured(
-        time=seconds,
-        throughput=reviews / seconds,
-        quality=accuracy(predict(model, split.valid), split.valid_labels),
-    )
+    def outputs(self) -> torch.Tensor:
+        self.model.eval()
+        with (
+            torch.no_grad(),
+            torch.autocast(
+                "cpu", dtype=self.autocast, enabled=self.autocast is not None
+            ),
+        ):
+            return self.forward(*self.check).float()
+
+    def step(self) -> None:
+        self.model.train()
+        for _ in range(self.steps):
+            idx = self.batches[self.done % len(self.batches)]
+            self.done += 1
+            width = int(self.lengths[idx].max())
+            with torch.autocast(
+                "cpu", dtype=self.autocast, enabled=self.autocast is not None
+            ):
+                logits = self.forward(self.tokens[idx, :width], self.lengths[idx])
+            loss = F.binary_cross_entropy_with_logits(
+                logits.float(), self.labels[idx].float()
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.config.grad_clip
+            )
+            self.optimizer.step()
 
 
-def text_to_labels(artifact: str, n: int, threads: int) -> dict:
-    """Classify ``n`` test reviews from their text (tokenize, encode, predict)."""
-    torch.set_num_threads(threads)
-    shipped = load_model(artifact, kind="sentiment-lstm")
-    texts = load_imdb("test").texts[:n]
-    predict(shipped.model, encode_texts(texts[:8], shipped.extras["vocabulary"], 64))
-    start = time.perf_counter()
-    inputs = encode_texts(
-        texts, shipped.extras["vocabulary"], shipped.extras["max_len"]
-    )
-    predict(shipped.model, inputs, batch_size=64)
-    return harness.measured(seconds=time.perf_counter() - start, reviews=len(texts))
+def train_mode(mode: str, config_dict: dict, steps: int, seed: int) -> TrainRunner:
+    """Build a training mode's runner (in its own process)."""
+    return TrainRunner(mode, config_dict, steps, seed)
+
+
+class TextRunner:
+    """Classify ``n`` test reviews from their text (tokenize, encode,
+    predict) per step."""
+
+    def __init__(self, mode: str, artifact: str, n: int) -> None:
+        shipped = load_model(artifact, kind="sentiment-lstm")
+        self.model = shipped.model
+        self.vocabulary, self.max_len = (
+            shipped.extras["vocabulary"],
+            shipped.extras["max_len"],
+        )
+        self.texts = load_imdb("test").texts[:n]
+
+    def outputs(self) -> torch.Tensor:
+        inputs = encode_texts(self.texts, self.vocabulary, self.max_len)
+        return predict(self.model, inputs, batch_size=64)
+
+    def step(self) -> None:
+        self.outputs()  # a step returns nothing, or a dict of extra fields
+
+
+def text_mode(mode: str, artifact: str, n: int) -> TextRunner:
+    """Build the text-to-labels runner (in its own process)."""
+    return TextRunner(mode, artifact, n)
 
 
 def infer_mode(
-    mode: str, artifact: str, package: str, inputs_path: str, iters: int, threads: int
-) -> dict:
-    """Latency of one Python inference mode, in its own process."""
-    inputs = torch.load(inputs_path, weights_only=True)
-    model = load_model(artifact, kind="sentiment-lstm").model
-    if mode == "eager (packed)":
-        fn = model
-    elif mode == "eager (padded)":
-        fn = model.forward_padded
-    else:
+    mode: str, artifact: str, package: str, inputs_path: str, name: str, iters: int
+) -> harness.CallRunner:
+    """One Python inference mode's runner (in its own process)."""
+    inputs = torch.load(inputs_path, weights_only=True)[name]
+    if mode == "aoti-python":
         fn = harness.load_aoti(package, check_inputs=False)
-    return harness.time_inputs(fn, inputs, iters, threads)
+    else:
+        model = load_model(artifact, kind="sentiment-lstm").model
+        fn = model if mode == "eager (packed)" else model.forward_padded
+    return harness.CallRunner(fn, inputs, iters)
 
 
 def main() -> int:
     args = harness.parse_args(
         __doc__,
-        {"steps": 60, "warmup": 5, "batch": 64, "iters": 30},
-        {"steps": 3, "warmup": 1, "iters": 3},
+        {"reps": 5, "warmup": 2, "steps-per-sample": 5, "batch": 32, "iters": 5},
+        {"reps": 2, "warmup": 1, "steps_per_sample": 2, "iters": 3},
     )
     config = sentiment_config("smoke" if args.budget == "smoke" else "full")
-    test = load_imdb("test")
+    train, test = load_imdb("train"), load_imdb("test")
+    steps = args.steps_per_sample
     with harness.Bench(PROJECT, __file__, args) as bench:
-        bench.train_steps(
+        bench.interleaved(
             train_mode,
             TRAIN_MODES,
             asdict(replace(config, epochs=1)),
-            len(load_imdb("train")),
-            test,
-            {"batch": config.batch_size, "max_len": config.max_len},
+            steps,
+            0,
+            prefix="train",
+            unit=f"s/{steps} steps",
+            items=steps * config.batch_size,
+            tolerances=TOLERANCES,
+            data={"batch": config.batch_size, "max_len": config.max_len},
+            notes=f"{describe(train)}; budget {args.budget}",
         )
         artifact = artifacts_dir() / "sentiment-lstm"
         shipped = load_model(artifact, kind="sentiment-lstm")
@@ -168,30 +212,28 @@ def main() -> int:
             export_lstm(shipped.model, max_batch=max(2, args.batch), max_len=max_len),
             bench.folder / "sentiment.pt2",
         )
-        bench.infer(
+        bench.infer_interleaved(
             infer_mode,
             INFER_MODES,
             inputs,
             package,
             str(artifact),
-            reference=shipped.model,
-            atol=1e-4,
-            rtol=1e-4,
             prefix="infer",
             notes="the shipped model; outputs checked against eager (packed)",
-            data={name: {"tokens": int(x[1].sum())} for name, x in inputs.items()},
+            atol=1e-4,
+            rtol=1e-4,
         )
-        thousand = bench.call(
-            text_to_labels, str(artifact), min(1000, len(test)), args.threads
-        )
-        bench.add(
-            "1000 reviews from text s",
-            mode="classify 1,000 reviews from text: eager (packed)",
-            time=thousand["seconds"],
-            time_unit=f"s/{thousand['reviews']} reviews",
-            throughput=thousand["reviews"] / thousand["seconds"],
-            peak_memory_mb=thousand["peak_memory_mb"],
-            data={"reviews": thousand["reviews"], "batch": 64},
+        n = min(1000, len(test))
+        bench.interleaved(
+            text_mode,
+            ("eager (packed)",),
+            str(artifact),
+            n,
+            prefix=f"classify {n:,} reviews from text",
+            unit=f"s/{n:,} reviews",
+            items=n,
+            tolerances={"eager (packed)": (0.0, 0.0)},
+            data={"reviews": n, "batch": 64},
             notes="tokenizing, encoding and the forward passes",
         )
         return bench.finish()

@@ -481,12 +481,14 @@ def test_write_comparison_writes_the_promised_fields(tmp_path: Path) -> None:
     )
     text = path.read_text()
     payload = json.loads(text)
-    assert text == json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    # Compact, as all shipped JSON (the tracked tree has little room left).
+    assert text == json.dumps(payload, separators=(",", ":"), sort_keys=True)
     assert payload["meta"] == {"budget": "ci"}
     assert [r["mode"] for r in payload["records"]] == ["eager", "aoti-cpp"]
     fields = {
         "mode", "time", "time_unit", "throughput", "peak_memory_mb", "quality",
-        "quality_name", "device", "versions", "data", "notes",
+        "quality_name", "device", "versions", "data", "notes", "cpu",
+        "repetitions",
     }  # fmt: skip
     assert set(payload["records"][0]) == fields
     assert set(payload["records"][0]["versions"]) == {"torch", "python", "compiler"}
@@ -517,47 +519,6 @@ def test_a_convolution_exported_with_a_large_example_batch_takes_every_batch(
         x = torch.randn(batch, 3, 8, 8)
         with torch.no_grad():
             torch.testing.assert_close(compiled(x), model(x))
-
-
-def test_latency_records_name_each_mode_and_input() -> None:
-    latency = {
-        "eager": {
-            "batch 1": {"median_ms": 2.0},
-            "batch 8": {"median_ms": 4.0},
-            "peak_memory_mb": 10.0,
-        },
-        "aoti-cpp": {
-            "batch 1": {"median_ms": 1.0},
-            "batch 8": {"median_ms": 2.0},
-            "peak_memory_mb": 5.0,
-        },
-    }
-    records, figures = harness.latency_records(
-        latency,
-        {"batch 1": 1, "batch 8": 8},
-        prefix="infer",
-        threads=2,
-        versions={"torch": "x"},
-        notes="n",
-        data={"batch 8": {"tokens": 80}},
-    )
-    assert [r.mode for r in records] == [
-        "infer batch 1: eager",
-        "infer batch 8: eager",
-        "infer batch 1: aoti-cpp",
-        "infer batch 8: aoti-cpp",
-    ]
-    assert records[1].throughput == 2000.0 and records[1].data == {
-        "batch": 8,
-        "tokens": 80,
-    }
-    assert records[2].peak_memory_mb == 5.0 and records[2].device == "cpu (2 thread(s))"
-    assert figures == {
-        "eager batch 1 ms": 2.0,
-        "eager batch 8 ms": 4.0,
-        "aoti-cpp batch 1 ms": 1.0,
-        "aoti-cpp batch 8 ms": 2.0,
-    }
 
 
 def test_benchmark_meta_records_how_the_table_was_made() -> None:
@@ -595,100 +556,6 @@ def test_parse_args_gives_every_script_the_same_options_and_smoke_sizes(
     assert (args.steps, args.iters, args.no_write) == (1, 20, True)
 
 
-def canned_mode(*args: object) -> None:
-    """Stands for a script's mode function; the tests answer its calls."""
-
-
-def test_bench_makes_the_table_the_scripts_wrote(
-    runner: Path,
-    package: Path,
-    model: TinyNet,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    calls = []
-
-    def call(target: str, mode: str, *args: object) -> dict:
-        calls.append((target, mode, args))
-        if mode.startswith("train"):
-            time = {"train eager": 2.0, "train fast": 1.0}[mode]
-            return {
-                "time": time,
-                "throughput": 10 / time,
-                "quality": 0.5,
-                "peak_memory_mb": 100.0,
-                "threads": 3,
-                "figures": {f"{mode} s": 7.0},
-            }
-        reports = {name: {"median_ms": 4.0} for name in ("batch 1", "batch 4")}
-        return {**reports, "peak_memory_mb": 50.0}
-
-    monkeypatch.setattr(harness, "run_in_subprocess", call)
-    written = tmp_path / "comparison.json"
-    monkeypatch.setattr(harness, "comparison_path", lambda project: written)
-    args = argparse.Namespace(budget="full", threads=1, iters=2, no_write=False)
-    inputs = {"batch 1": tiny_inputs(1), "batch 4": tiny_inputs(4)}
-    with harness.Bench("tiny", "benchmarks/tiny_modes.py", args) as bench:
-        bench.train(
-            canned_mode,
-            ("train eager", "train fast"),
-            "config",
-            figure="s",
-            time_unit="s/2 steps",
-            quality_name="accuracy",
-            data={"batch": 8},
-            notes="budget full",
-        )
-        bench.infer(
-            canned_mode,
-            ("eager",),
-            inputs,
-            package,
-            "weights",
-            reference=lambda *x: eager(model, x),
-            atol=1e-5,
-            rtol=1e-5,
-            prefix="infer",
-            notes="checked",
-            data={"batch 4": {"tokens": 24}},
-        )
-        assert bench.finish() == 0
-    assert not bench.folder.exists()
-    assert calls[0] == ("tiny_modes:canned_mode", "train eager", ("config",))
-    inputs_path = str(bench.folder / "inputs.pt")
-    python_mode = ("weights", str(package), inputs_path, 2, 1)
-    assert calls[2] == ("tiny_modes:canned_mode", "eager", python_mode)
-    records, meta = load_comparison(written)
-    assert meta["command"] == "python benchmarks/tiny_modes.py"
-    assert [r.mode for r in records] == [
-        "train: train eager",
-        "train: train fast",
-        "infer batch 1: eager",
-        "infer batch 4: eager",
-        "infer batch 1: aoti-cpp",
-        "infer batch 4: aoti-cpp",
-    ]
-    assert records[1].device == "cpu (3 thread(s))" and records[1].time == 1.0
-    assert records[3].data == {"batch": 4, "tokens": 24}
-    assert records[3].device == "cpu (1 thread(s))" and records[3].throughput == 1000
-    line = json.loads(capsys.readouterr().out)
-    assert list(line["figures"])[:4] == [
-        "train train eager s",
-        "train eager s",
-        "train train fast s",
-        "train fast s",
-    ]
-    assert line["ratios"]["train train fast / eager"] == 0.5
-    cpp = line["figures"]["aoti-cpp batch 4 ms"]
-    assert line["ratios"]["aoti-cpp / eager, batch 4"] == cpp / 4.0
-    assert list(line["ratios"]) == [
-        "train train fast / eager",
-        "aoti-cpp / eager, batch 1",
-        "aoti-cpp / eager, batch 4",
-    ]
-
-
 def test_bench_never_writes_the_table_at_smoke(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -701,3 +568,199 @@ def test_bench_never_writes_the_table_at_smoke(
             bench.finish()
         assert json.loads(capsys.readouterr().out)["figures"] == {"x s": 1.0}
     assert not written.exists()
+
+
+# ---------------------------------------------------------------- interleaved modes
+
+
+def _burn(cpu_seconds: float) -> None:
+    start = time.process_time()
+    while time.process_time() - start < cpu_seconds:
+        pass
+
+
+class FakeRunner:
+    """A mode for :func:`harness.interleave`: ``slow`` burns twice the CPU,
+    ``off`` computes outputs 1.0 away, ``big`` touches 60 MiB while timed;
+    every mode held 150 MiB once while it was built."""
+
+    def __init__(self, mode: str, work: float) -> None:
+        block = np.ones(150 * 2**20, dtype=np.uint8)  # a high-water mark
+        del block
+        self.mode, self.work = mode, work
+
+    def outputs(self) -> torch.Tensor:
+        return torch.tensor([1.0, 2.0]) + (1.0 if self.mode == "off" else 0.0)
+
+    def step(self) -> dict:
+        if self.mode == "big":
+            block = np.ones(60 * 2**20, dtype=np.uint8)
+            del block
+        _burn(self.work * (2 if self.mode == "slow" else 1))
+        return {"pid": os.getpid()}
+
+
+def fake_mode(mode: str, work: float) -> FakeRunner:
+    return FakeRunner(mode, work)
+
+
+FAKE = "tests.test_benchmarks_harness:fake_mode"
+
+
+def test_interleave_alternates_modes_each_in_a_process_of_its_own() -> None:
+    modes = ("eager", "slow", "off")
+    results = harness.interleave(
+        FAKE,
+        modes,
+        (0.01,),
+        reps=3,
+        warmup=2,
+        threads=1,
+        tolerances={mode: (0.0, 0.0) for mode in modes},
+    )
+    orders = {mode: [s["order"] for s in results[mode]["samples"]] for mode in modes}
+    assert orders == {"eager": [0, 3, 6], "slow": [1, 4, 7], "off": [2, 5, 8]}
+    pids = {mode: {s["pid"] for s in results[mode]["samples"]} for mode in modes}
+    assert all(len(p) == 1 for p in pids.values())  # one process a mode...
+    assert len(set.union(*pids.values()) | {os.getpid()}) == 4  # ...its own
+    for mode in modes:
+        for call in ("check_call", "first_call"):
+            assert results[mode][call]["cpu_s"] > 0 < results[mode][call]["wall_s"]
+        assert results[mode]["warmup"] == 2
+        assert all(s["cpu_s"] > 0 for s in results[mode]["samples"])
+
+
+def test_interleave_checks_outputs_and_gives_ratios_with_intervals() -> None:
+    modes = ("eager", "slow", "off")
+    tolerances = {"eager": (0.0, 0.0), "slow": (0.0, 0.0), "off": (0.5, 0.0)}
+    results = harness.interleave(
+        FAKE, modes, (0.05,), reps=5, warmup=1, threads=1, tolerances=tolerances
+    )
+    check = results["off"]["same_computation"]
+    assert check == {"max_abs_diff": 1.0, "atol": 0.5, "rtol": 0.0, "passed": False}
+    assert results["slow"]["same_computation"]["passed"]
+    ratio = results["slow"]["ratio"]
+    assert ratio["to"] == "eager" and ratio["clock"] == "cpu" and ratio["n"] == 5
+    assert 1.5 < ratio["low"] <= ratio["ratio"] <= ratio["high"] < 2.6
+
+
+def test_interleave_peak_memory_is_the_timed_regions_above_the_baseline() -> None:
+    results = harness.interleave(
+        FAKE,
+        ("eager", "big"),
+        (0.001,),
+        reps=2,
+        warmup=1,
+        threads=1,
+        tolerances={"eager": (0.0, 0.0), "big": (0.0, 0.0)},
+    )
+    memory = results["big"]["memory"]
+    assert memory["method"] == harness.MEMORY_METHOD
+    assert memory["baseline_mb"] > 20  # the interpreter and torch
+    # 60 MiB touched while timed; not the 150 MiB held while building.
+    assert 50 < memory["peak_above_baseline_mb"] < 100
+    assert results["eager"]["memory"]["peak_above_baseline_mb"] < 20
+
+
+class CompiledRunner:
+    """A compiled mode for :func:`harness.interleave`: a small network
+    compiled with ``torch.compile(module)`` (``"compiled"``) or with
+    ``module.compile()`` (``"module.compile"``), which in torch 2.13 compiles
+    nothing; either way the runner says it compiles."""
+
+    def __init__(self, mode: str) -> None:
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+        self.x = torch.ones(2, 4)
+        self.compiled = None
+        if mode != "eager":
+            self.compiled = {"what": mode, **harness.explain(self.net, self.x)}
+            if mode == "compiled":
+                self.net = torch.compile(self.net, fullgraph=True)
+            else:
+                self.net.compile()  # as the VAE did; with fullgraph=True it raises
+
+    def outputs(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.net(self.x)
+
+    def step(self) -> None:
+        self.net(self.x).sum().backward()
+
+
+def compiled_mode(mode: str) -> CompiledRunner:
+    return CompiledRunner(mode)
+
+
+def test_interleave_records_what_compiled_and_refuses_a_mode_that_compiled_nothing() -> (
+    None
+):
+    # The VAE's table once showed no compile cost: module.compile() had
+    # compiled nothing, and its "torch.compile" row timed eager code.
+    target = "tests.test_benchmarks_harness:compiled_mode"
+    tolerances = {"eager": (0.0, 0.0), "compiled": (1e-5, 1e-5)}
+    results = harness.interleave(
+        target,
+        ("eager", "compiled"),
+        (),
+        reps=2,
+        warmup=1,
+        threads=1,
+        tolerances=tolerances,
+    )
+    assert "compiled" not in results["eager"]
+    compiled = results["compiled"]["compiled"]
+    assert compiled["graphs"] == 1 and compiled["graph_breaks"] == 0
+    assert compiled["graphs_compiled"] >= 1
+    with pytest.raises(DeployError, match="compiled no graph"):
+        harness.interleave(
+            target,
+            ("eager", "module.compile"),
+            (),
+            reps=2,
+            warmup=1,
+            threads=1,
+            tolerances={"eager": (0.0, 0.0), "module.compile": (1e-5, 1e-5)},
+        )
+
+
+def test_explain_counts_graph_breaks() -> None:
+    def broken(x: torch.Tensor) -> torch.Tensor:
+        y = x + 1
+        torch._dynamo.graph_break()
+        return y * 2
+
+    report = harness.explain(broken, torch.ones(3))
+    assert (report["graphs"], report["graph_breaks"]) == (2, 1)
+    assert report["break_reasons"]
+
+
+def test_bench_interleaved_writes_records_with_their_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written = tmp_path / "comparison.json"
+    monkeypatch.setattr(harness, "comparison_path", lambda project: written)
+    args = argparse.Namespace(
+        budget="full", threads=1, reps=2, warmup=1, no_write=False
+    )
+    # The script's stem names the module its modes are imported from.
+    script = "tests.test_benchmarks_harness.py"
+    with harness.Bench("tiny", script, args) as bench:
+        bench.interleaved(
+            fake_mode,
+            ("eager", "slow"),
+            0.01,
+            prefix="train",
+            unit="s/step",
+            items=10,
+            tolerances={"eager": (0.0, 0.0), "slow": (0.0, 0.0)},
+            data={"batch": 10},
+            notes="n",
+        )
+        bench.finish()
+    records, _ = load_comparison(written)
+    assert [r.mode for r in records] == ["train: eager", "train: slow"]
+    assert records[1].cpu["model"] and len(records[1].repetitions["samples"]) == 2
+    assert written.read_text().count("\n") == 0  # compact, as shipped JSON is
+    line = json.loads(capsys.readouterr().out)
+    assert list(line["ratios"]) == ["train slow / eager"]

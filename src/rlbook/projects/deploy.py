@@ -21,7 +21,13 @@ from typing import Any
 
 from ..paths import artifacts_dir
 
-__all__ = ["ComparisonRecord", "comparison_path", "load_comparison"]
+__all__ = [
+    "ComparisonRecord",
+    "comparison_path",
+    "load_comparison",
+    "repetitions_table",
+    "verdict",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,13 @@ class ComparisonRecord:
     """Data sizes, e.g. ``{"train": 50000, "test": 10000, "batch": 64}``."""
     notes: str = ""
     """Anything a reader needs to read the row right (budget, threads, subset)."""
+    cpu: Mapping[str, Any] = field(default_factory=dict)
+    """The CPU it ran on: model, cores, vector and matrix instruction sets."""
+    repetitions: Mapping[str, Any] = field(default_factory=dict)
+    """Interleaved repetitions: every sample's wall and CPU seconds, the
+    first (compiling) call, peak memory of the timed region above the
+    process's baseline, the check against the baseline mode's outputs and
+    the ratio to the baseline mode with its interval; empty in older tables."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, str) or not self.mode:
@@ -84,3 +97,52 @@ def load_comparison(path: str | Path) -> tuple[list[ComparisonRecord], dict[str,
             f"{error}); write it again with its benchmark"
         ) from error
     return records, dict(payload.get("meta", {}))
+
+
+def verdict(ratio: Mapping[str, Any]) -> str:
+    """A time ratio's reading: ``"no measurable difference"`` when its
+    interval holds 1, else ``"faster"`` (below 1) or ``"slower"``."""
+    if ratio["low"] <= 1 <= ratio["high"]:
+        return "no measurable difference"
+    return "faster" if ratio["high"] < 1 else "slower"
+
+
+def repetitions_table(records: list[ComparisonRecord]) -> str:
+    """A Markdown table of interleaved records (those with ``repetitions``):
+    the mean time, the ratio to the baseline with its interval and reading,
+    the first call, memory, the fewest CPU seconds per wall second of any
+    sample (below 1: the mode waited for the CPU) and the output check."""
+    lines = [
+        "| mode | n | time | ratio [95% interval] | reading | first call "
+        "| peak above baseline (MiB) | baseline (MiB) | CPU/wall, least "
+        "| max abs diff (tolerance) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        rep = r.repetitions
+        if not rep:
+            continue
+        ratio, check, memory = rep["ratio"], rep["same_computation"], rep["memory"]
+        samples = rep["samples"]
+        if ratio["to"] == r.mode.rsplit(": ", 1)[-1]:
+            reading, interval = "baseline", "1"
+        else:
+            reading = verdict(ratio)
+            interval = f"{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]"
+        shares = [s["cpu_s"] / s["wall_s"] for s in samples if s.get("cpu_s")]
+        peak = memory["peak_above_baseline_mb"]
+        baseline = memory["baseline_mb"]
+        if peak is None and memory.get("process_peak_mb") is not None:
+            peak_text = f"{memory['process_peak_mb']:,.0f} (whole process)"
+        else:
+            peak_text = "" if peak is None else f"{peak:,.1f}"
+        passed = "pass" if check["passed"] else "FAIL"
+        lines.append(
+            f"| {r.mode} | {len(samples)} | {r.time:.3g} {r.time_unit} "
+            f"| {interval} | {reading} | {rep['first_call']['wall_s']:.2f} s "
+            f"| {peak_text} | {'' if baseline is None else f'{baseline:,.0f}'} "
+            f"| {f'{min(shares):.2f}' if shares else 'n/a'} "
+            f"| {check['max_abs_diff']:.2g} ({check['atol']:g} + "
+            f"{check['rtol']:g}·\\|ref\\|): {passed} |"
+        )
+    return "\n".join(lines)
