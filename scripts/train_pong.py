@@ -26,6 +26,20 @@ REINFORCE is ``chapters/pong.md``'s (:mod:`rlbook.chapters.pong`), PPO
 
 A resumed run keeps the budget and seed it started with: ``--budget`` or
 ``--seed`` that differ from the checkpoint's are refused.
+
+A timed seed of the PPO page's fast recipe (#26 of the book's issues), alone
+on an idle machine:
+
+    .venv/bin/python scripts/train_pong.py ppo --recipe fast --seed 1
+
+runs in ``<runs>/ppo-fast-seed1``, stops at the first running mean of +18
+over 20 games (or at the end of the budget), and writes
+``artifacts/pong-ppo-fast/seed-1.json``: wall and CPU seconds from the
+process's start (imports, environment creation, compilation, validations and
+checkpoints included), env steps, updates and games to +18, the curve, and
+provenance. It refuses to start from a tree with uncommitted changes unless
+``--out`` names another folder; ``--no-overlap`` collects and learns in turn
+in one process (a run on one core).
 """
 
 from __future__ import annotations
@@ -44,6 +58,8 @@ if TYPE_CHECKING:
     import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+FAST_ARTIFACTS = "pong-ppo-fast"
+"""The timed seeds of the PPO page's fast recipe: ``artifacts/<this>/seed-S.json``."""
 COMMITTED_CHECKPOINT = "checkpoint.pt.xz"
 """Beside the snapshot: the resumable checkpoint of a run that is not finished,
 packed by :func:`pack` (it must keep the tracked tree under 40 MB)."""
@@ -339,6 +355,75 @@ def export_pong(
     return Path(out)
 
 
+def since_process_start() -> tuple[float, float]:
+    """Wall and CPU seconds since this process started, interpreter startup and
+    imports included; the CPU adds the children this process has reaped."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/self/stat") as handle:  # field 22: start, in ticks since boot
+        started = int(handle.read().rsplit(")", 1)[1].split()[19]) / ticks
+    wall = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    times = os.times()
+    return wall, time.process_time() + times.children_user + times.children_system
+
+
+class ReachedTarget(Exception):
+    """Raised between updates when the running mean first reaches the target."""
+
+
+def fast_record(
+    run: Any,
+    *,
+    reached: dict[str, Any] | None,
+    command: str,
+    budget: str,
+    resumed_at: list[int],
+    load_at_start: tuple[float, ...],
+    root: Path,
+) -> dict[str, Any]:
+    """The record of a timed seed: when it first reached +18, and its curve."""
+    from rlbook.chapters.pong import RUNNING_GAMES
+    from rlbook.checkpoint import make_provenance
+
+    wall, cpu = since_process_start()  # the collector has been reaped
+    return {
+        "kind": "pong-ppo-fast",
+        "seed": run.seed,
+        "target": 18.0,
+        "running_mean_games": RUNNING_GAMES,
+        "first_running_mean_at_least_18": reached,
+        "updates": run.update,
+        "env_steps": run.env_steps,
+        "games": len(run.scores),
+        "process_wall_seconds": round(wall, 2),
+        "process_cpu_seconds": round(cpu, 2),
+        "run_wall_seconds": round(run.wall_seconds, 2),
+        "run_cpu_seconds": round(run.cpu_seconds, 2),
+        "scores": [int(x) for x in run.scores],
+        # per update: env steps, games finished, wall and CPU seconds of the run
+        "curve": [
+            [e["env_steps"], e["games"], e["wall_seconds"], e["cpu_seconds"]]
+            for e in run.log
+        ],
+        "validations": [
+            {"update": v["update"], "mean": v["mean"]} for v in run.validations
+        ],
+        "provenance": make_provenance(
+            command=command,
+            config=run.config,
+            budget=budget,
+            device="cpu",
+            wall_time_s=wall,
+            cpu_count=os.cpu_count(),
+            torch_threads=__import__("torch").get_num_threads(),
+            load_average_at_start=[round(x, 2) for x in load_at_start],
+            load_average_at_end=[round(x, 2) for x in os.getloadavg()],
+            resumed_at_updates=resumed_at,
+            timed_from_process_start=not resumed_at,
+            root=root,
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("agent", choices=["reinforce", "ppo"])
@@ -356,7 +441,28 @@ def main() -> int:
         "--snapshot", action="store_true", help="record an unfinished run's curves"
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--recipe",
+        default="shipped",
+        choices=["shipped", "fast"],
+        help="PPO only: fast stops at the first running mean of +18 (#26)",
+    )
+    parser.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="fast recipe: collect and learn in turn, in one process",
+    )
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
+    fast = args.agent == "ppo" and args.recipe == "fast"
+    if args.recipe != "shipped" and not fast:
+        parser.error("--recipe is PPO's")
+    if args.no_overlap and not fast:
+        parser.error("--no-overlap goes with --recipe fast")
+    if fast and (args.export or args.snapshot):
+        parser.error("a fast run writes its own record: no --export or --snapshot")
+    if fast:  # inductor compiles in this process, so its CPU time is counted
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
     import torch
 
@@ -370,6 +476,19 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     folder = args.runs / args.agent
+    if fast:
+        seed = 0 if args.seed is None else args.seed
+        variant = "-no-overlap" if args.no_overlap else ""
+        folder = args.runs / f"ppo-fast{variant}-seed{seed}"
+        record_dir = args.out or ROOT / "artifacts" / FAST_ARTIFACTS
+        if args.out is None:  # a shipped record comes from committed code
+            from rlbook.checkpoint import require_clean_tree
+
+            try:
+                require_clean_tree(ROOT)
+            except CheckpointError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
     checkpoint = folder / "checkpoint.pt"
     shipped = args.out or ROOT / "artifacts" / (
         "pong-pg" if args.agent == "reinforce" else "pong-ppo"
@@ -453,6 +572,13 @@ def main() -> int:
         commits = json.loads(state.get("commits", "[]"))
         resumed_at = [*json.loads(state.get("resumed_at", "[]")), run.update]
         print(f"resuming {checkpoint} at update {run.update}", flush=True)
+    elif fast:
+        from dataclasses import replace
+
+        config = make_config(budget, recipe="fast")  # type: ignore[call-arg]
+        if args.no_overlap:
+            config = replace(config, overlap=False)
+        run = Run(config, 0 if args.seed is None else args.seed)
     else:
         run = Run(make_config(budget), 0 if args.seed is None else args.seed)
     commit = os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(ROOT)
@@ -490,10 +616,78 @@ def main() -> int:
             )
             last[0] = time.perf_counter()
 
-    run.train(
-        checkpoint=save, checkpoint_seconds=args.checkpoint_seconds, progress=progress
+    if not fast:
+        run.train(
+            checkpoint=save,
+            checkpoint_seconds=args.checkpoint_seconds,
+            progress=progress,
+        )
+        print("done", flush=True)
+        return 0
+
+    import numpy as np
+
+    reached: list[dict[str, Any]] = []
+
+    def stop_at_18(r: Run) -> None:
+        progress(r)
+        game = first_reaching(np.asarray(r.scores), 18.0)
+        if game is not None:
+            wall, cpu = since_process_start()
+            reached.append(
+                {
+                    "game": game + 1,
+                    "update": r.update,
+                    "env_steps": r.env_steps,
+                    "process_wall_seconds": round(wall, 2),
+                    # the collector, still running, reports its own
+                    "process_cpu_seconds": round(
+                        cpu + getattr(r, "collector_cpu_seconds", 0.0), 2
+                    ),
+                    "run_wall_seconds": round(r.wall_seconds, 2),
+                    "run_cpu_seconds": round(r.cpu_seconds, 2),
+                }
+            )
+            raise ReachedTarget
+
+    try:
+        run.train(
+            checkpoint=save,
+            checkpoint_seconds=args.checkpoint_seconds,
+            progress=stop_at_18,
+        )
+    except ReachedTarget:
+        save(run)
+    command = f"python scripts/train_pong.py ppo --recipe fast --seed {run.seed}"
+    if budget != "full":
+        command += f" --budget {budget}"
+    if args.no_overlap:
+        command += " --no-overlap"
+    record = fast_record(
+        run,
+        reached=reached[0] if reached else None,
+        command=command,
+        budget=budget,
+        resumed_at=resumed_at,
+        load_at_start=load_at_start,
+        root=ROOT,
     )
-    print("done", flush=True)
+    text = json.dumps(record, separators=(",", ":")) + "\n"
+    record_dir.mkdir(parents=True, exist_ok=True)
+    target = record_dir / f"seed-{run.seed}.json"
+    atomic_write(target, lambda h: h.write(text.encode()))
+    hit = reached[0] if reached else None
+    print(
+        f"wrote {target}: "
+        + (
+            f"+18 at game {hit['game']}, {hit['env_steps']} steps, "
+            f"{hit['process_wall_seconds']:.0f} s wall, "
+            f"{hit['process_cpu_seconds']:.0f} s CPU from process start"
+            if hit
+            else "never reached +18"
+        ),
+        flush=True,
+    )
     return 0
 
 
