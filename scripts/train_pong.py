@@ -370,6 +370,37 @@ class ReachedTarget(Exception):
     """Raised between updates when the running mean first reaches the target."""
 
 
+def stop_at(level: float, reached: list[dict[str, Any]], then: Any = None) -> Any:
+    """A ``progress`` callback for ``train``: after ``then(run)``, it appends to
+    ``reached`` where the run stands and raises :class:`ReachedTarget` once the
+    running mean of the run's last 20 games first reaches ``level``; the CPU
+    time adds that of a collector still running in its own process."""
+    import numpy as np
+
+    def check(run: Any) -> None:
+        if then is not None:
+            then(run)
+        game = first_reaching(np.asarray(run.scores), level)
+        if game is None:
+            return
+        wall, cpu = since_process_start()
+        cpu += getattr(run, "collector_cpu_seconds", 0.0)
+        reached.append(
+            {
+                "game": game + 1,
+                "update": run.update,
+                "env_steps": run.env_steps,
+                "process_wall_seconds": round(wall, 2),
+                "process_cpu_seconds": round(cpu, 2),
+                "run_wall_seconds": round(run.wall_seconds, 2),
+                "run_cpu_seconds": round(run.cpu_seconds, 2),
+            }
+        )
+        raise ReachedTarget
+
+    return check
+
+
 def fast_record(
     run: Any,
     *,
@@ -625,30 +656,8 @@ def main() -> int:
         print("done", flush=True)
         return 0
 
-    import numpy as np
-
     reached: list[dict[str, Any]] = []
-
-    def stop_at_18(r: Run) -> None:
-        progress(r)
-        game = first_reaching(np.asarray(r.scores), 18.0)
-        if game is not None:
-            wall, cpu = since_process_start()
-            reached.append(
-                {
-                    "game": game + 1,
-                    "update": r.update,
-                    "env_steps": r.env_steps,
-                    "process_wall_seconds": round(wall, 2),
-                    # the collector, still running, reports its own
-                    "process_cpu_seconds": round(
-                        cpu + getattr(r, "collector_cpu_seconds", 0.0), 2
-                    ),
-                    "run_wall_seconds": round(r.wall_seconds, 2),
-                    "run_cpu_seconds": round(r.cpu_seconds, 2),
-                }
-            )
-            raise ReachedTarget
+    stop_at_18 = stop_at(18.0, reached, then=progress)
 
     try:
         run.train(

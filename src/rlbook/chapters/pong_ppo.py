@@ -555,9 +555,8 @@ def train_overlapped(
 
     def one_update() -> dict[str, float]:
         buf, games, rng, cpu = conn.recv()
-        conn.send(
-            weights()
-        )  # the next rollout, while this one is learned
+        # the next rollout, collected while this one is learned
+        conn.send(weights())
         stats = self.learn(buf, None)
         stats["truncated_games"] = int(buf["truncated"].sum())
         set_rng_state(self.rng, rng)  # where the actions' stream stands
