@@ -500,9 +500,10 @@ def from_state(cls, state: Mapping[str, Any]) -> PPO:
     return run
 
 
-def collector(run: PPO, conn: Any) -> None:
+def collector(run: PPO, conn: Any, learners_end: Any) -> None:
     """The overlap's second process: a fork of `run` that collects a
     rollout with every set of weights it receives, until None."""
+    learners_end.close()  # so that a learner's death ends the pipe
     torch.set_num_threads(1)
     c = run.config
     vec = make_pong_vector(c.envs, c.settings, seed=run.seed)
@@ -543,9 +544,10 @@ def train_overlapped(
     c = self.config
     fork = multiprocessing.get_context("fork")
     conn, theirs = fork.Pipe()
-    worker = fork.Process(target=collector, args=(self, theirs))
+    worker = fork.Process(target=collector, args=(self, theirs, conn))
     worker.daemon = True
     worker.start()
+    theirs.close()  # a collector's death ends the pipe
     self.collector_cpu_seconds = 0.0
 
     def weights() -> dict[str, np.ndarray]:
