@@ -430,9 +430,11 @@ def fast_record(
         "run_wall_seconds": round(run.wall_seconds, 2),
         "run_cpu_seconds": round(run.cpu_seconds, 2),
         "scores": [int(x) for x in run.scores],
-        # per update: env steps, games finished, wall and CPU seconds of the run
+        "steps_per_update": run.config.batch,
+        # row u - 1: games finished, wall and CPU seconds of the run at update u
+        "curve_columns": ["games", "run_wall_seconds", "run_cpu_seconds"],
         "curve": [
-            [e["env_steps"], e["games"], e["wall_seconds"], e["cpu_seconds"]]
+            [e["games"], round(e["wall_seconds"], 1), round(e["cpu_seconds"], 1)]
             for e in run.log
         ],
         "validations": [
