@@ -526,6 +526,8 @@ def main() -> int:
     shipped = args.out or ROOT / "artifacts" / (
         "pong-pg" if args.agent == "reinforce" else "pong-ppo"
     )
+    if fast:  # never the shipped run's committed checkpoint
+        shipped = record_dir
     committed = shipped / COMMITTED_CHECKPOINT
 
     if args.agent == "reinforce":
