@@ -39,7 +39,8 @@ process's start (imports, environment creation, compilation, validations and
 checkpoints included), env steps, updates and games to +18, the curve, and
 provenance. It refuses to start from a tree with uncommitted changes unless
 ``--out`` names another folder; ``--no-overlap`` collects and learns in turn
-in one process (a run on one core).
+in one process (a run on one core); ``--max-minutes M`` gives up after M
+minutes of wall time and records that the seed did not reach +18 by then.
 """
 
 from __future__ import annotations
@@ -370,20 +371,33 @@ class ReachedTarget(Exception):
     """Raised between updates when the running mean first reaches the target."""
 
 
-def stop_at(level: float, reached: list[dict[str, Any]], then: Any = None) -> Any:
+class OutOfTime(Exception):
+    """Raised between updates once the process has run its wall-time budget."""
+
+
+def stop_at(
+    level: float,
+    reached: list[dict[str, Any]],
+    then: Any = None,
+    max_wall_seconds: float | None = None,
+) -> Any:
     """A ``progress`` callback for ``train``: after ``then(run)``, it appends to
     ``reached`` where the run stands and raises :class:`ReachedTarget` once the
     running mean of the run's last 20 games first reaches ``level``; the CPU
-    time adds that of a collector still running in its own process."""
+    time adds that of a collector still running in its own process. Past
+    ``max_wall_seconds`` from the process's start without it, it raises
+    :class:`OutOfTime`."""
     import numpy as np
 
     def check(run: Any) -> None:
         if then is not None:
             then(run)
         game = first_reaching(np.asarray(run.scores), level)
-        if game is None:
-            return
         wall, cpu = since_process_start()
+        if game is None:
+            if max_wall_seconds is not None and wall > max_wall_seconds:
+                raise OutOfTime
+            return
         cpu += getattr(run, "collector_cpu_seconds", 0.0)
         reached.append(
             {
@@ -481,6 +495,12 @@ def main() -> int:
         help="PPO only: fast stops at the first running mean of +18 (#26)",
     )
     parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="fast recipe: give up (and record it) past this wall time",
+    )
+    parser.add_argument(
         "--no-overlap",
         action="store_true",
         help="fast recipe: collect and learn in turn, in one process",
@@ -490,8 +510,8 @@ def main() -> int:
     fast = args.agent == "ppo" and args.recipe == "fast"
     if args.recipe != "shipped" and not fast:
         parser.error("--recipe is PPO's")
-    if args.no_overlap and not fast:
-        parser.error("--no-overlap goes with --recipe fast")
+    if (args.no_overlap or args.max_minutes is not None) and not fast:
+        parser.error("--no-overlap and --max-minutes go with --recipe fast")
     if fast and (args.export or args.snapshot):
         parser.error("a fast run writes its own record: no --export or --snapshot")
     if fast:  # inductor compiles in this process, so its CPU time is counted
@@ -661,7 +681,8 @@ def main() -> int:
         return 0
 
     reached: list[dict[str, Any]] = []
-    stop_at_18 = stop_at(18.0, reached, then=progress)
+    budget_s = None if args.max_minutes is None else 60 * args.max_minutes
+    stop_at_18 = stop_at(18.0, reached, then=progress, max_wall_seconds=budget_s)
 
     try:
         run.train(
@@ -669,13 +690,15 @@ def main() -> int:
             checkpoint_seconds=args.checkpoint_seconds,
             progress=stop_at_18,
         )
-    except ReachedTarget:
+    except (ReachedTarget, OutOfTime):
         save(run)
     command = f"python scripts/train_pong.py ppo --recipe fast --seed {run.seed}"
     if budget != "full":
         command += f" --budget {budget}"
     if args.no_overlap:
         command += " --no-overlap"
+    if args.max_minutes is not None:
+        command += f" --max-minutes {args.max_minutes:g}"
     record = fast_record(
         run,
         reached=reached[0] if reached else None,

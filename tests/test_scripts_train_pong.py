@@ -270,3 +270,17 @@ def test_a_fast_run_stops_at_the_first_running_mean_of_18():
     hit = reached[0]
     assert (hit["game"], hit["update"], hit["env_steps"]) == (25, 13, 13 * 2048)
     assert hit["process_wall_seconds"] > 0 and hit["process_cpu_seconds"] > 0
+
+
+def test_a_fast_run_gives_up_past_its_wall_time_without_claiming_the_target():
+    from types import SimpleNamespace
+
+    script = load_script("scripts/train_pong.py")
+    reached: list = []
+    run = SimpleNamespace(
+        scores=[-21.0] * 30, update=5, env_steps=5, wall_seconds=0.0, cpu_seconds=0.0
+    )
+    script.stop_at(18.0, reached, max_wall_seconds=1e6)(run)  # within its time
+    with pytest.raises(script.OutOfTime):
+        script.stop_at(18.0, reached, max_wall_seconds=0.0)(run)
+    assert not reached
