@@ -26,6 +26,21 @@ REINFORCE is ``chapters/pong.md``'s (:mod:`rlbook.chapters.pong`), PPO
 
 A resumed run keeps the budget and seed it started with: ``--budget`` or
 ``--seed`` that differ from the checkpoint's are refused.
+
+A timed seed of the PPO page's fast recipe (#26 of the book's issues), alone
+on an idle machine:
+
+    .venv/bin/python scripts/train_pong.py ppo --recipe fast --seed 1
+
+runs in ``<runs>/ppo-fast-seed1``, stops at the first running mean of +18
+over 20 games (or at the end of the budget), and writes
+``artifacts/pong-ppo-fast/seed-1.json``: wall and CPU seconds from the
+process's start (imports, environment creation, compilation, validations and
+checkpoints included), env steps, updates and games to +18, the curve, and
+provenance. It refuses to start from a tree with uncommitted changes unless
+``--out`` names another folder; ``--no-overlap`` collects and learns in turn
+in one process (a run on one core); ``--max-minutes M`` gives up after M
+minutes of wall time and records that the seed did not reach +18 by then.
 """
 
 from __future__ import annotations
@@ -44,6 +59,8 @@ if TYPE_CHECKING:
     import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+FAST_ARTIFACTS = "pong-ppo-fast"
+"""The timed seeds of the PPO page's fast recipe: ``artifacts/<this>/seed-S.json``."""
 COMMITTED_CHECKPOINT = "checkpoint.pt.xz"
 """Beside the snapshot: the resumable checkpoint of a run that is not finished,
 packed by :func:`pack` (it must keep the tracked tree under 40 MB)."""
@@ -339,6 +356,121 @@ def export_pong(
     return Path(out)
 
 
+def since_process_start() -> tuple[float, float]:
+    """Wall and CPU seconds since this process started, interpreter startup and
+    imports included; the CPU adds the children this process has reaped."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/self/stat") as handle:  # field 22: start, in ticks since boot
+        started = int(handle.read().rsplit(")", 1)[1].split()[19]) / ticks
+    wall = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    times = os.times()
+    return wall, time.process_time() + times.children_user + times.children_system
+
+
+class ReachedTarget(Exception):
+    """Raised between updates when the running mean first reaches the target."""
+
+
+class OutOfTime(Exception):
+    """Raised between updates once the process has run its wall-time budget."""
+
+
+def stop_at(
+    level: float,
+    reached: list[dict[str, Any]],
+    then: Any = None,
+    max_wall_seconds: float | None = None,
+) -> Any:
+    """A ``progress`` callback for ``train``: after ``then(run)``, it appends to
+    ``reached`` where the run stands and raises :class:`ReachedTarget` once the
+    running mean of the run's last 20 games first reaches ``level``; the CPU
+    time adds that of a collector still running in its own process. Past
+    ``max_wall_seconds`` from the process's start without it, it raises
+    :class:`OutOfTime`."""
+    import numpy as np
+
+    def check(run: Any) -> None:
+        if then is not None:
+            then(run)
+        game = first_reaching(np.asarray(run.scores), level)
+        wall, cpu = since_process_start()
+        if game is None:
+            if max_wall_seconds is not None and wall > max_wall_seconds:
+                raise OutOfTime
+            return
+        cpu += getattr(run, "collector_cpu_seconds", 0.0)
+        reached.append(
+            {
+                "game": game + 1,
+                "update": run.update,
+                "env_steps": run.env_steps,
+                "process_wall_seconds": round(wall, 2),
+                "process_cpu_seconds": round(cpu, 2),
+                "run_wall_seconds": round(run.wall_seconds, 2),
+                "run_cpu_seconds": round(run.cpu_seconds, 2),
+            }
+        )
+        raise ReachedTarget
+
+    return check
+
+
+def fast_record(
+    run: Any,
+    *,
+    reached: dict[str, Any] | None,
+    command: str,
+    budget: str,
+    resumed_at: list[int],
+    load_at_start: tuple[float, ...],
+    root: Path,
+) -> dict[str, Any]:
+    """The record of a timed seed: when it first reached +18, and its curve."""
+    from rlbook.chapters.pong import RUNNING_GAMES
+    from rlbook.checkpoint import make_provenance
+
+    wall, cpu = since_process_start()  # the collector has been reaped
+    return {
+        "kind": "pong-ppo-fast",
+        "seed": run.seed,
+        "target": 18.0,
+        "running_mean_games": RUNNING_GAMES,
+        "first_running_mean_at_least_18": reached,
+        "updates": run.update,
+        "env_steps": run.env_steps,
+        "games": len(run.scores),
+        "process_wall_seconds": round(wall, 2),
+        "process_cpu_seconds": round(cpu, 2),
+        "run_wall_seconds": round(run.wall_seconds, 2),
+        "run_cpu_seconds": round(run.cpu_seconds, 2),
+        "scores": [int(x) for x in run.scores],
+        "steps_per_update": run.config.batch,
+        # row u - 1: games finished, wall and CPU seconds of the run at update u
+        "curve_columns": ["games", "run_wall_seconds", "run_cpu_seconds"],
+        "curve": [
+            [e["games"], round(e["wall_seconds"], 1), round(e["cpu_seconds"], 1)]
+            for e in run.log
+        ],
+        "validations": [
+            {"update": v["update"], "mean": v["mean"]} for v in run.validations
+        ],
+        "provenance": make_provenance(
+            command=command,
+            config=run.config,
+            budget=budget,
+            device="cpu",
+            wall_time_s=wall,
+            cpu_count=os.cpu_count(),
+            torch_threads=__import__("torch").get_num_threads(),
+            load_average_at_start=[round(x, 2) for x in load_at_start],
+            load_average_at_end=[round(x, 2) for x in os.getloadavg()],
+            resumed_at_updates=resumed_at,
+            timed_from_process_start=not resumed_at,
+            root=root,
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("agent", choices=["reinforce", "ppo"])
@@ -356,7 +488,34 @@ def main() -> int:
         "--snapshot", action="store_true", help="record an unfinished run's curves"
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--recipe",
+        default="shipped",
+        choices=["shipped", "fast"],
+        help="PPO only: fast stops at the first running mean of +18 (#26)",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="fast recipe: give up (and record it) past this wall time",
+    )
+    parser.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="fast recipe: collect and learn in turn, in one process",
+    )
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
+    fast = args.agent == "ppo" and args.recipe == "fast"
+    if args.recipe != "shipped" and not fast:
+        parser.error("--recipe is PPO's")
+    if (args.no_overlap or args.max_minutes is not None) and not fast:
+        parser.error("--no-overlap and --max-minutes go with --recipe fast")
+    if fast and (args.export or args.snapshot):
+        parser.error("a fast run writes its own record: no --export or --snapshot")
+    if fast:  # inductor compiles in this process, so its CPU time is counted
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
     import torch
 
@@ -370,10 +529,25 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     folder = args.runs / args.agent
+    if fast:
+        seed = 0 if args.seed is None else args.seed
+        variant = "-no-overlap" if args.no_overlap else ""
+        folder = args.runs / f"ppo-fast{variant}-seed{seed}"
+        record_dir = args.out or ROOT / "artifacts" / FAST_ARTIFACTS
+        if args.out is None:  # a shipped record comes from committed code
+            from rlbook.checkpoint import require_clean_tree
+
+            try:
+                require_clean_tree(ROOT)
+            except CheckpointError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
     checkpoint = folder / "checkpoint.pt"
     shipped = args.out or ROOT / "artifacts" / (
         "pong-pg" if args.agent == "reinforce" else "pong-ppo"
     )
+    if fast:  # never the shipped run's committed checkpoint
+        shipped = record_dir
     committed = shipped / COMMITTED_CHECKPOINT
 
     if args.agent == "reinforce":
@@ -453,6 +627,13 @@ def main() -> int:
         commits = json.loads(state.get("commits", "[]"))
         resumed_at = [*json.loads(state.get("resumed_at", "[]")), run.update]
         print(f"resuming {checkpoint} at update {run.update}", flush=True)
+    elif fast:
+        from dataclasses import replace
+
+        config = make_config(budget, recipe="fast")  # type: ignore[call-arg]
+        if args.no_overlap:
+            config = replace(config, overlap=False)
+        run = Run(config, 0 if args.seed is None else args.seed)
     else:
         run = Run(make_config(budget), 0 if args.seed is None else args.seed)
     commit = os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(ROOT)
@@ -490,10 +671,59 @@ def main() -> int:
             )
             last[0] = time.perf_counter()
 
-    run.train(
-        checkpoint=save, checkpoint_seconds=args.checkpoint_seconds, progress=progress
+    if not fast:
+        run.train(
+            checkpoint=save,
+            checkpoint_seconds=args.checkpoint_seconds,
+            progress=progress,
+        )
+        print("done", flush=True)
+        return 0
+
+    reached: list[dict[str, Any]] = []
+    budget_s = None if args.max_minutes is None else 60 * args.max_minutes
+    stop_at_18 = stop_at(18.0, reached, then=progress, max_wall_seconds=budget_s)
+
+    try:
+        run.train(
+            checkpoint=save,
+            checkpoint_seconds=args.checkpoint_seconds,
+            progress=stop_at_18,
+        )
+    except (ReachedTarget, OutOfTime):
+        save(run)
+    command = f"python scripts/train_pong.py ppo --recipe fast --seed {run.seed}"
+    if budget != "full":
+        command += f" --budget {budget}"
+    if args.no_overlap:
+        command += " --no-overlap"
+    if args.max_minutes is not None:
+        command += f" --max-minutes {args.max_minutes:g}"
+    record = fast_record(
+        run,
+        reached=reached[0] if reached else None,
+        command=command,
+        budget=budget,
+        resumed_at=resumed_at,
+        load_at_start=load_at_start,
+        root=ROOT,
     )
-    print("done", flush=True)
+    text = json.dumps(record, separators=(",", ":")) + "\n"
+    record_dir.mkdir(parents=True, exist_ok=True)
+    target = record_dir / f"seed-{run.seed}.json"
+    atomic_write(target, lambda h: h.write(text.encode()))
+    hit = reached[0] if reached else None
+    print(
+        f"wrote {target}: "
+        + (
+            f"+18 at game {hit['game']}, {hit['env_steps']} steps, "
+            f"{hit['process_wall_seconds']:.0f} s wall, "
+            f"{hit['process_cpu_seconds']:.0f} s CPU from process start"
+            if hit
+            else "never reached +18"
+        ),
+        flush=True,
+    )
     return 0
 
 

@@ -243,3 +243,140 @@ def test_a_game_cut_by_the_time_limit_is_bootstrapped_through():
             expected = raw[lane] + config.gamma * value.item()
             assert buf["reward"][t, lane] == pytest.approx(expected, abs=1e-5)
     assert cut == config.envs == buf["truncated"].sum()
+
+
+def test_the_shipped_recipe_is_unchanged_and_the_fast_one_only_speeds_it():
+    # the shipped agent's run must stay reproducible from its config
+    shipped = ppo_config("full")
+    assert (shipped.frames, shipped.bf16, shipped.compile, shipped.overlap) == (
+        4,
+        False,
+        False,
+        False,
+    )
+    assert ppo_config("full", recipe="shipped") == shipped
+    fast = ppo_config("full", recipe="fast")
+    assert (fast.frames, fast.bf16, fast.compile, fast.overlap) == (2, True, True, True)
+    assert replace(fast, frames=4, bf16=False, compile=False, overlap=False) == shipped
+    assert ppo_config("ci", recipe="fast").total_steps == ppo_config("ci").total_steps
+    with pytest.raises(ValueError, match="recipe"):
+        ppo_config("full", recipe="faster")
+
+
+def minibatch(config, seed=0, size=24):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randint(0, 2, (size, config.frames, 80, 80), generator=g).to(
+        torch.uint8
+    )
+    actions = torch.randint(0, 3, (size,), generator=g)
+    old_logp = torch.full((size,), float(np.log(1 / 3)))
+    adv, ret = torch.randn(size, generator=g), torch.randn(size, generator=g)
+    return obs, actions, old_logp, adv, ret
+
+
+def test_bf16_runs_the_learners_forward_in_bfloat16_and_its_loss_in_float32():
+    fp32 = PPO(TINY_PPO, seed=2)
+    bf16 = PPO(replace(TINY_PPO, bf16=True), seed=2)
+    batch = minibatch(TINY_PPO)
+    exact, rounded = fp32.minibatch_loss(*batch), bf16.minibatch_loss(*batch)
+    assert rounded["loss"].dtype == rounded["ratio"].dtype == torch.float32
+    # bfloat16 keeps 8 bits of mantissa: close to float32's loss, never equal
+    assert not torch.equal(exact["ratio"], rounded["ratio"])
+    for key in ("loss", "value_loss", "entropy"):
+        assert rounded[key].item() == pytest.approx(
+            exact[key].item(), rel=0.05, abs=1e-3
+        )
+    # and its gradients reach the float32 weights
+    rounded["loss"].backward()
+    assert all(
+        p.grad is not None and p.grad.dtype == torch.float32
+        for p in bf16.net.parameters()
+    )
+
+
+def test_the_compiled_learner_takes_the_eager_learners_steps():
+    eager = PPO(TINY_PPO, seed=2)
+    compiled = PPO(replace(TINY_PPO, compile=True), seed=2)
+    vec = make_pong_vector(TINY_PPO.envs, PONG_SETTINGS, seed=2)
+    try:
+        agent = StackAgent(eager.net)
+        frames = vec.reset()
+        agent.start(frames)
+        eager._start = np.ones(TINY_PPO.envs, np.float32)
+        buf, _ = eager.collect(vec, agent, frames)
+    finally:
+        vec.close()
+    compiled._start = eager._start
+    a, b = eager.learn(buf, agent), compiled.learn(buf, agent)
+    assert compiled.compiled_loss is not None  # the compiled loss took the steps
+    assert a["policy_loss"] == pytest.approx(b["policy_loss"], abs=1e-5)
+    for k, v in eager.net.state_dict().items():
+        assert torch.allclose(v, compiled.net.state_dict()[k], atol=1e-5), k
+
+
+def overlapped_run(seed, **changes):
+    """A tiny overlapped run to its end, and what each learn() received:
+    the weights it started from and the rollout."""
+    run = PPO(replace(TINY_PPO, overlap=True, **changes), seed=seed)
+    seen = []
+    learn = run.learn
+
+    def spy(buf, agent):
+        weights = copy.deepcopy(run.net.state_dict())
+        seen.append((weights, buf))
+        return learn(buf, agent)
+
+    run.learn = spy
+    run.train()
+    return run, seen
+
+
+def test_overlap_is_deterministic_and_learns_from_the_policy_one_update_behind():
+    run, seen = overlapped_run(1, learning_rate=3e-3)
+    again, _ = overlapped_run(1, learning_rate=3e-3)
+    for k, v in run.net.state_dict().items():
+        assert torch.equal(v, again.net.state_dict()[k]), k
+
+    def drop(log):  # wall times differ, all else must not
+        return [{k: v for k, v in e.items() if not k.endswith("_seconds")} for e in log]
+
+    assert drop(run.log) == drop(again.log) and run.scores == again.scores
+    assert (
+        run.env_steps == TINY_PPO.updates * TINY_PPO.batch == len(seen) * TINY_PPO.batch
+    )
+    # the collector's CPU time is in the run's
+    assert run.collector_cpu_seconds > 0 and run.cpu_seconds > run.collector_cpu_seconds
+
+    def logp(weights, buf):
+        net = PongActorCritic(TINY_PPO.frames, TINY_PPO.actions)
+        net.load_state_dict(weights)
+        obs = torch.from_numpy(buf["obs"].reshape(-1, TINY_PPO.frames, 80, 80))
+        with torch.no_grad():
+            lp = torch.log_softmax(net(obs)[0], dim=1)
+        return lp.gather(1, torch.from_numpy(buf["action"].reshape(-1, 1))).squeeze(1)
+
+    # rollout 0 and 1 come from the first weights, rollout k from those
+    # learn() started from at update k - 1: one update behind
+    behind = [seen[0][0]] + [w for w, _ in seen[:-1]]
+    for k, (weights, buf) in enumerate(seen):
+        stored = torch.from_numpy(buf["logp"].reshape(-1))
+        assert torch.allclose(logp(behind[k], buf), stored, atol=1e-5), k
+        if k >= 1:
+            assert not torch.allclose(logp(weights, buf), stored, atol=1e-3), k
+
+
+def test_the_overlapped_ratio_divides_by_the_acting_policys_probability():
+    # one epoch of one minibatch: the only step's ratio is the current
+    # policy's probability over the one that acted, a step behind: not 1
+    run, seen = overlapped_run(4, epochs=1, minibatches=1, learning_rate=3e-3)
+    for entry, (weights, buf) in zip(run.log[1:], seen[1:], strict=True):
+        net = PongActorCritic(TINY_PPO.frames, TINY_PPO.actions)
+        net.load_state_dict(weights)
+        obs = torch.from_numpy(buf["obs"].reshape(-1, TINY_PPO.frames, 80, 80))
+        with torch.no_grad():
+            lp = torch.log_softmax(net(obs)[0], dim=1)
+        new = lp.gather(1, torch.from_numpy(buf["action"].reshape(-1, 1))).squeeze(1)
+        log_r = new - torch.from_numpy(buf["logp"].reshape(-1))
+        kl = (log_r.exp() - 1 - log_r).mean().item()
+        assert kl > 1e-5
+        assert entry["approx_kl"] == pytest.approx(kl, abs=2e-5)

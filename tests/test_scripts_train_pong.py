@@ -228,3 +228,59 @@ def test_a_second_run_in_the_same_runs_folder_is_refused(tmp_path):
     assert second.returncode == 2
     assert second.stderr.startswith("error: another run") and "--runs" in second.stderr
     assert not (tmp_path / "runs" / "reinforce" / "checkpoint.pt").exists()
+
+
+def test_a_timed_seed_counts_from_the_process_start_not_from_the_scripts_import():
+    # a second spent before the script is even imported is in its wall time
+    code = (
+        "import time; time.sleep(1.0); import sys, runpy;"
+        f"m = runpy.run_path({str(ROOT / 'scripts' / 'train_pong.py')!r});"
+        "print(*m['since_process_start']())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    wall, cpu = map(float, out.split())
+    assert 1.0 <= wall < 30.0
+    assert 0.0 < cpu < wall  # the sleep took no CPU time
+
+
+def test_a_fast_run_stops_at_the_first_running_mean_of_18():
+    from types import SimpleNamespace
+
+    script = load_script("scripts/train_pong.py")
+    reached: list = []
+    seen: list = []
+    check = script.stop_at(18.0, reached, then=seen.append)
+    run = SimpleNamespace(
+        scores=[], update=0, env_steps=0, wall_seconds=0.0, cpu_seconds=0.0
+    )
+    games = [-21.0] * 5 + [20.0] * 19 + [18.0] * 10  # 20 games: mean 18 at game 25
+    for update in range(1, 20):
+        run.update, run.env_steps = update, 2048 * update
+        run.scores = games[: 2 * update]
+        if update < 13:
+            check(run)
+            assert not reached
+            continue
+        with pytest.raises(script.ReachedTarget):
+            check(run)
+        break
+    assert len(seen) == 13  # the usual progress still ran
+    hit = reached[0]
+    assert (hit["game"], hit["update"], hit["env_steps"]) == (25, 13, 13 * 2048)
+    assert hit["process_wall_seconds"] > 0 and hit["process_cpu_seconds"] > 0
+
+
+def test_a_fast_run_gives_up_past_its_wall_time_without_claiming_the_target():
+    from types import SimpleNamespace
+
+    script = load_script("scripts/train_pong.py")
+    reached: list = []
+    run = SimpleNamespace(
+        scores=[-21.0] * 30, update=5, env_steps=5, wall_seconds=0.0, cpu_seconds=0.0
+    )
+    script.stop_at(18.0, reached, max_wall_seconds=1e6)(run)  # within its time
+    with pytest.raises(script.OutOfTime):
+        script.stop_at(18.0, reached, max_wall_seconds=0.0)(run)
+    assert not reached

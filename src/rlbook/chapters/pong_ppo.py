@@ -5,6 +5,8 @@ page, then run scripts/sync_notebooks.py.
 """
 
 import json
+import multiprocessing
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +127,13 @@ class PPOConfig:
         default_factory=lambda: dict(PONG_SETTINGS)
     )
     """the emulator's settings (rlbook.pong.PONG_SETTINGS)"""
+    bf16: bool = False
+    """the learner's forward pass in bfloat16 (autocast), its loss in
+    float32; collection stays in float32"""
+    compile: bool = False
+    """the learner's forward and loss compiled by torch.compile"""
+    overlap: bool = False
+    """collect in a second process, one update behind, while learning"""
 
     @property
     def batch(self) -> int:
@@ -150,9 +159,23 @@ PPO_BUDGETS = {
 }
 
 
-def ppo_config(budget: str) -> PPOConfig:
+# The shipped run's recipe, and the fast one "Pong in minutes" times:
+# a recipe changes how fast an update runs, never the run's length.
+PPO_RECIPES: dict[str, dict[str, Any]] = {
+    "shipped": {},
+    "fast": {"frames": 2, "bf16": True, "compile": True, "overlap": True},
+}
+
+
+def ppo_config(budget: str, recipe: str = "shipped") -> PPOConfig:
     """The configuration of a budget: only the run's length changes."""
-    return PPOConfig(**PPO_BUDGETS[validate_budget(budget)])
+    if recipe not in PPO_RECIPES:
+        raise ValueError(
+            f"unknown recipe {recipe!r}: one of {', '.join(PPO_RECIPES)}"
+        )
+    return PPOConfig(
+        **PPO_BUDGETS[validate_budget(budget)], **PPO_RECIPES[recipe]
+    )
 
 
 def gae(
@@ -306,19 +329,58 @@ def explained_variance(values: np.ndarray, targets: np.ndarray) -> float:
 
 
 @add_to_class(PPO)
+def minibatch_loss(
+    self,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    ret: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """PPO's loss on one minibatch, and the terms the log keeps."""
+    c = self.config
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
+        logits, value = self.net(obs)
+    logits, value = logits.float(), value.float()
+    logp_all = torch.log_softmax(logits, dim=1)
+    logp = logp_all.gather(1, actions[:, None]).squeeze(1)
+    # old_logp: the policy that collected (a step behind with overlap)
+    ratio = torch.exp(logp - old_logp)
+    a = (adv - adv.mean()) / (adv.std() + 1e-8)
+    policy_loss = torch.max(
+        -a * ratio, -a * ratio.clamp(1 - c.clip, 1 + c.clip)
+    ).mean()
+    value_loss = 0.5 * (value - ret).pow(2).mean()
+    entropy = -(logp_all.exp() * logp_all).sum(1).mean()
+    loss = policy_loss + c.value_coef * value_loss - c.entropy * entropy
+    return {
+        "loss": loss,
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "ratio": ratio,
+        "log_ratio": logp - old_logp,
+    }
+
+
+@add_to_class(PPO)
 def learn(
-    self, buf: dict[str, np.ndarray], agent: StackAgent
+    self, buf: dict[str, np.ndarray], agent: StackAgent | None
 ) -> dict[str, float]:
     c = self.config
-    assert agent.stack is not None
-    with torch.no_grad():
-        _, next_value = self.net(torch.from_numpy(agent.stack))
+    if "next_value" in buf:  # collected by the overlap's worker
+        next_value, next_start = buf["next_value"], buf["next_start"]
+    else:
+        assert agent is not None and agent.stack is not None
+        with torch.no_grad():
+            _, value = self.net(torch.from_numpy(agent.stack))
+        next_value, next_start = value.numpy(), self._start
     adv = gae(
         buf["reward"],
         buf["value"],
         buf["start"],
-        next_value.numpy(),
-        self._start,
+        next_value,
+        next_start,
         c.gamma,
         c.gae_lambda,
     )
@@ -333,41 +395,35 @@ def learn(
     for group in self.optimizer.param_groups:
         group["lr"] = self.learning_rate()
     self.net.train()
+    if c.compile and getattr(self, "compiled_loss", None) is None:
+        self.compiled_loss = torch.compile(self.minibatch_loss)
+    loss_of = self.compiled_loss if c.compile else self.minibatch_loss
     size = c.batch // c.minibatches
     stats: dict[str, float] = {}
     for _ in range(c.epochs):
         order = torch.from_numpy(self.minibatch_rng.permutation(c.batch))
         for k in range(c.minibatches):
             idx = order[k * size : (k + 1) * size]
-            logits, value = self.net(obs[idx])
-            logp_all = torch.log_softmax(logits, dim=1)
-            logp = logp_all.gather(1, actions[idx, None]).squeeze(1)
-            ratio = torch.exp(logp - old_logp[idx])
-            a = adv_t[idx]
-            a = (a - a.mean()) / (a.std() + 1e-8)
-            policy_loss = torch.max(
-                -a * ratio, -a * ratio.clamp(1 - c.clip, 1 + c.clip)
-            ).mean()
-            value_loss = 0.5 * (value - ret_t[idx]).pow(2).mean()
-            entropy = -(logp_all.exp() * logp_all).sum(1).mean()
-            loss = (
-                policy_loss
-                + c.value_coef * value_loss
-                - c.entropy * entropy
+            terms = loss_of(
+                obs[idx],
+                actions[idx],
+                old_logp[idx],
+                adv_t[idx],
+                ret_t[idx],
             )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            terms["loss"].backward()
             nn.utils.clip_grad_norm_(
                 self.net.parameters(), c.max_grad_norm
             )
             self.optimizer.step()
             with torch.no_grad():
+                ratio, log_ratio = terms["ratio"], terms["log_ratio"]
                 clipped = (ratio - 1).abs() > c.clip
-                log_ratio = logp - old_logp[idx]
                 stats = {
-                    "policy_loss": policy_loss.item(),
-                    "value_loss": value_loss.item(),
-                    "entropy": entropy.item(),
+                    "policy_loss": terms["policy_loss"].item(),
+                    "value_loss": terms["value_loss"].item(),
+                    "entropy": terms["entropy"].item(),
                     "clip_fraction": clipped.float().mean().item(),
                     # KL(old || new) from the samples: (r - 1) - log r
                     "approx_kl": (ratio - 1 - log_ratio).mean().item(),
@@ -394,6 +450,11 @@ def train(
     """
     c = self.config
     until = c.updates if until is None else until
+    if c.overlap:  # see "Pong in minutes"
+        self.train_overlapped(
+            until, checkpoint, checkpoint_seconds, progress
+        )
+        return
     vec = make_pong_vector(c.envs, c.settings, seed=self.seed)
     agent = StackAgent(self.net)
 
@@ -437,6 +498,84 @@ def from_state(cls, state: Mapping[str, Any]) -> PPO:
     run._load_record(state)
     set_rng_state(run.minibatch_rng, state["minibatch_rng"])
     return run
+
+
+def collector(run: PPO, conn: Any, learners_end: Any) -> None:
+    """The overlap's second process: a fork of `run` that collects a
+    rollout with every set of weights it receives, until None."""
+    learners_end.close()  # so that a learner's death ends the pipe
+    torch.set_num_threads(1)
+    c = run.config
+    vec = make_pong_vector(c.envs, c.settings, seed=run.seed)
+    agent = StackAgent(run.net)
+    frames = vec.reset()
+    agent.start(frames)
+    run._start = np.ones(c.envs, np.float32)
+    try:
+        while (weights := conn.recv()) is not None:
+            run.net.load_state_dict(
+                {k: torch.from_numpy(v) for k, v in weights.items()}
+            )
+            before = len(vec.finished)
+            buf, frames = run.collect(vec, agent, frames)
+            assert agent.stack is not None
+            with torch.no_grad():  # GAE's bootstrap, by the same critic
+                _, value = run.net(torch.from_numpy(agent.stack))
+            buf["next_value"] = value.numpy()
+            buf["next_start"] = run._start.copy()
+            games = vec.finished[before:]
+            conn.send(
+                (buf, games, rng_state(run.rng), time.process_time())
+            )
+    finally:
+        vec.close()
+
+
+@add_to_class(PPO)
+def train_overlapped(
+    self,
+    until: int,
+    checkpoint: Callable[[PPO], None] | None,
+    checkpoint_seconds: float,
+    progress: Callable[[PPO], None] | None,
+) -> None:
+    """train() with the collector in a second process; the log's CPU
+    seconds add the collector's."""
+    c = self.config
+    fork = multiprocessing.get_context("fork")
+    conn, theirs = fork.Pipe()
+    worker = fork.Process(target=collector, args=(self, theirs, conn))
+    worker.daemon = True
+    worker.start()
+    theirs.close()  # a collector's death ends the pipe
+    self.collector_cpu_seconds = 0.0
+
+    def weights() -> dict[str, np.ndarray]:
+        return {
+            k: v.numpy().copy() for k, v in self.net.state_dict().items()
+        }
+
+    def one_update() -> dict[str, float]:
+        buf, games, rng, cpu = conn.recv()
+        # the next rollout, collected while this one is learned
+        conn.send(weights())
+        stats = self.learn(buf, None)
+        stats["truncated_games"] = int(buf["truncated"].sum())
+        set_rng_state(self.rng, rng)  # where the actions' stream stands
+        self.cpu_seconds += cpu - self.collector_cpu_seconds
+        self.collector_cpu_seconds = cpu
+        self.scores.extend(games)
+        self.env_steps += c.batch
+        return stats
+
+    try:
+        conn.send(weights())
+        self._loop(
+            until, one_update, checkpoint, checkpoint_seconds, progress
+        )
+    finally:
+        worker.terminate()  # it is collecting a rollout nobody will use
+        worker.join()
 
 
 # A shipped PPO agent rebuilt from its manifest (`rlbook.agents`
