@@ -117,6 +117,15 @@ def first_reaching(
     return int(hit[0]) + window - 1 if hit.size else None
 
 
+def whole_points(scores: Any) -> list[float] | list[int]:
+    """Scores as JSON integers (-21, not -21.0) when all are whole points."""
+    import numpy as np
+
+    array = np.asarray(scores, dtype=np.float64)
+    whole = bool(np.all(array == np.rint(array)))
+    return array.astype(np.int64).tolist() if whole else array.tolist()
+
+
 def planned_updates(state: Mapping[str, Any]) -> int:
     """How many updates the run ``state`` was configured for."""
     config = json.loads(state["config"])
@@ -200,7 +209,6 @@ def snapshot_pong(
     tree with uncommitted changes before it calls this; ``root`` is that
     checkout, whose commit the provenance records.
     """
-    import numpy as np
 
     from rlbook.checkpoint import atomic_write, make_provenance
 
@@ -218,7 +226,7 @@ def snapshot_pong(
         "env_steps": int(state["env_steps"]),
         "wall_seconds": round(float(state["wall_seconds"]), 1),
         "cpu_seconds": round(float(state.get("cpu_seconds", 0.0)), 1),
-        "scores": np.asarray(state["scores"]).tolist(),
+        "scores": whole_points(state["scores"]),
         "log": json.loads(state["log"]),
         "validations": json.loads(state["validations"]),
         "provenance": make_provenance(

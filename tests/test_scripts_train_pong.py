@@ -284,3 +284,13 @@ def test_a_fast_run_gives_up_past_its_wall_time_without_claiming_the_target():
     with pytest.raises(script.OutOfTime):
         script.stop_at(18.0, reached, max_wall_seconds=0.0)(run)
     assert not reached
+
+
+def test_snapshot_scores_are_written_as_integers_only_when_whole():
+    pt = load_script("scripts/train_pong.py")
+    # The snapshot writes Pong's whole-point scores as -21, not -21.0 (the
+    # committed record is near the tree's size cap); a fractional score
+    # must keep its value.
+    assert pt.whole_points([-21.0, 3.0]) == [-21, 3]
+    assert json.dumps(pt.whole_points([-21.0, 3.0])) == "[-21, 3]"
+    assert pt.whole_points([1.0, 0.5]) == [1.0, 0.5]
