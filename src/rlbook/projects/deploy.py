@@ -108,15 +108,20 @@ def verdict(ratio: Mapping[str, Any]) -> str:
 
 
 def repetitions_table(records: list[ComparisonRecord]) -> str:
-    """A Markdown table of interleaved records (those with ``repetitions``):
-    the mean time, the ratio to the baseline with its interval and reading,
-    the first call, memory, the fewest CPU seconds per wall second of any
-    sample (below 1: the mode waited for the CPU) and the output check."""
-    lines = [
-        "| mode | n | time | ratio [95% interval] | reading | first call "
-        "| peak above baseline (MiB) | baseline (MiB) | CPU/wall, least "
+    """Two Markdown tables of interleaved records (those with
+    ``repetitions``), split so that each fits the page's column: speed (the
+    mean time, the ratio to the baseline with its interval and reading, the
+    first call), then resources and the check (memory, the fewest CPU
+    seconds per wall second of any sample, below 1 when the mode waited for
+    the CPU, and the output check)."""
+    speed = [
+        "| mode | n | time | ratio [95% interval] | reading | first call |",
+        "|---|---|---|---|---|---|",
+    ]
+    check_rows = [
+        "| mode | peak above baseline (MiB) | baseline (MiB) | CPU/wall, least "
         "| max abs diff (tolerance) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|",
     ]
     for r in records:
         rep = r.repetitions
@@ -137,12 +142,15 @@ def repetitions_table(records: list[ComparisonRecord]) -> str:
         else:
             peak_text = "" if peak is None else f"{peak:,.1f}"
         passed = "pass" if check["passed"] else "FAIL"
-        lines.append(
+        speed.append(
             f"| {r.mode} | {len(samples)} | {r.time:.3g} {r.time_unit} "
-            f"| {interval} | {reading} | {rep['first_call']['wall_s']:.2f} s "
-            f"| {peak_text} | {'' if baseline is None else f'{baseline:,.0f}'} "
+            f"| {interval} | {reading} | {rep['first_call']['wall_s']:.2f} s |"
+        )
+        check_rows.append(
+            f"| {r.mode} | {peak_text} "
+            f"| {'' if baseline is None else f'{baseline:,.0f}'} "
             f"| {f'{min(shares):.2f}' if shares else 'n/a'} "
             f"| {check['max_abs_diff']:.2g} ({check['atol']:g} + "
             f"{check['rtol']:g}·\\|ref\\|): {passed} |"
         )
-    return "\n".join(lines)
+    return "\n".join(speed) + "\n\n" + "\n".join(check_rows)
