@@ -263,7 +263,7 @@ def ship(
         data=metrics["data"],
         root=root,  # this checkout's commit, checked clean above
     )
-    text = json.dumps(metrics, indent=1) + "\n"
+    text = json.dumps(metrics, separators=(",", ":")) + "\n"
     save_model(
         folder,
         kind=kind,
