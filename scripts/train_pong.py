@@ -21,6 +21,17 @@ run longer than a working session survives on ``main``: started where the
 runs folder has no checkpoint, a run goes on from the committed one. The
 export of the finished run removes both.
 
+Where the shipped agent and the checkpoint do not both fit in the tree's
+40 MB, the checkpoint is kept in ``main``'s history instead: commit the
+snapshot, then ``--park`` replaces ``checkpoint.pt.xz`` with
+``checkpoint.parked.json`` (the commit that holds it and its SHA-256), to be
+committed too; a run started without a checkpoint reads the parked one back
+with ``git show``.
+
+``--extend-to N`` goes on past a run's planned end (REINFORCE's 2,000
+updates) to update N, with the update code unchanged: only the loop's end
+moves, and the extension is recorded in the checkpoint and the provenance.
+
 REINFORCE is ``chapters/pong.md``'s (:mod:`rlbook.chapters.pong`), PPO
 ``chapters/pong_ppo.md``'s (:mod:`rlbook.chapters.pong_ppo`).
 
@@ -64,6 +75,9 @@ FAST_ARTIFACTS = "pong-ppo-fast"
 COMMITTED_CHECKPOINT = "checkpoint.pt.xz"
 """Beside the snapshot: the resumable checkpoint of a run that is not finished,
 packed by :func:`pack` (it must keep the tracked tree under 40 MB)."""
+PARKED_CHECKPOINT = "checkpoint.parked.json"
+"""In its place once ``--park`` moved it into ``main``'s history: the commit and
+path that hold it, and its SHA-256."""
 
 
 def pack(data: bytes) -> bytes:
@@ -91,6 +105,84 @@ def unpack(packed: bytes) -> bytes:
     pad, planes = packed[0], lzma.decompress(packed[1:])
     data = np.frombuffer(planes, np.uint8).reshape(4, -1).T.tobytes()
     return data[: len(data) - pad]
+
+
+def park(folder: Path, root: Path) -> Path:
+    """Replace the committed ``folder/checkpoint.pt.xz`` by a pointer to it in
+    ``root``'s history (HEAD must hold it, as committed)."""
+    import hashlib
+    import subprocess
+
+    from rlbook.checkpoint import atomic_write
+
+    packed = folder / COMMITTED_CHECKPOINT
+    rel = packed.resolve().relative_to(root.resolve()).as_posix()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    held = subprocess.run(
+        ["git", "show", f"HEAD:{rel}"], cwd=root, capture_output=True
+    ).stdout
+    if not packed.exists() or held != packed.read_bytes():
+        raise ValueError(
+            f"{rel} is not committed as it is on disk: commit the snapshot "
+            "first, then --park"
+        )
+    pointer = {
+        "commit": head,
+        "path": rel,
+        "sha256": hashlib.sha256(held).hexdigest(),
+        "bytes": len(held),
+        "how": "git show COMMIT:PATH; scripts/train_pong.py reads it back",
+    }
+    text = json.dumps(pointer, indent=1) + "\n"
+    target = folder / PARKED_CHECKPOINT
+    atomic_write(target, lambda h: h.write(text.encode()))
+    packed.unlink()
+    return target
+
+
+def unpark(pointer_file: Path, root: Path) -> bytes:
+    """The packed checkpoint that ``pointer_file`` names, read from ``root``'s
+    history and checked against its SHA-256."""
+    import hashlib
+    import subprocess
+
+    pointer = json.loads(pointer_file.read_text())
+    shown = subprocess.run(
+        ["git", "show", f"{pointer['commit']}:{pointer['path']}"],
+        cwd=root,
+        capture_output=True,
+    )
+    if shown.returncode != 0:
+        raise ValueError(
+            f"{pointer_file} names {pointer['path']} at commit "
+            f"{pointer['commit'][:12]}, which this clone lacks (a shallow clone? "
+            "run git fetch --unshallow)"
+        )
+    if hashlib.sha256(shown.stdout).hexdigest() != pointer["sha256"]:
+        raise ValueError(
+            f"the checkpoint {pointer_file} names does not match its SHA-256"
+        )
+    return shown.stdout
+
+
+def extend(state: dict[str, Any], to: int) -> dict[str, Any] | None:
+    """Move the planned end of the run ``state`` to update ``to``, in place;
+    the extension's record, or None where the run already plans ``to``."""
+    config = json.loads(state["config"])
+    planned = planned_updates(state)
+    if to < planned:
+        raise ValueError(
+            f"--extend-to {to} is before the run's planned end at update {planned}"
+        )
+    if to == planned:
+        return None
+    if "total_steps" in config:  # PPO's length is in steps
+        raise ValueError("--extend-to is REINFORCE's: PPO's run has a schedule")
+    config["updates"] = to
+    state["config"] = json.dumps(config)
+    return {"at_update": int(state["update"]), "from": planned, "to": to}
 
 
 # ---------------------------------------------------------------- shipping a run
@@ -237,6 +329,7 @@ def snapshot_pong(
             wall_time_s=state["wall_seconds"],
             trained_at_commits=json.loads(state.get("commits", "[]")),
             resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
+            extended=json.loads(state.get("extensions", "[]")),
             cpu_count=os.cpu_count(),
             root=root,
         ),
@@ -330,6 +423,7 @@ def export_pong(
         score=score,
         trained_at_commits=json.loads(state.get("commits", "[]")),
         resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
+        extended=json.loads(state.get("extensions", "[]")),
         exported_at_commit=git_commit(root),
         env_steps=state["env_steps"],
         cpu_count=os.cpu_count(),
@@ -495,6 +589,18 @@ def main() -> int:
     ship.add_argument(
         "--snapshot", action="store_true", help="record an unfinished run's curves"
     )
+    ship.add_argument(
+        "--park",
+        action="store_true",
+        help="move the committed checkpoint into main's history, leaving a pointer",
+    )
+    parser.add_argument(
+        "--extend-to",
+        type=int,
+        default=None,
+        metavar="N",
+        help="REINFORCE: go on past the run's planned end to update N",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--recipe",
@@ -520,6 +626,10 @@ def main() -> int:
         parser.error("--recipe is PPO's")
     if (args.no_overlap or args.max_minutes is not None) and not fast:
         parser.error("--no-overlap and --max-minutes go with --recipe fast")
+    if args.extend_to is not None and (
+        args.agent != "reinforce" or args.export or args.snapshot or args.park
+    ):
+        parser.error("--extend-to resumes a REINFORCE run")
     if fast and (args.export or args.snapshot):
         parser.error("a fast run writes its own record: no --export or --snapshot")
     if fast:  # inductor compiles in this process, so its CPU time is counted
@@ -557,6 +667,7 @@ def main() -> int:
     if fast:  # never the shipped run's committed checkpoint
         shipped = record_dir
     committed = shipped / COMMITTED_CHECKPOINT
+    parked = shipped / PARKED_CHECKPOINT
 
     if args.agent == "reinforce":
         from rlbook.chapters.pong import Reinforce as Run
@@ -564,6 +675,14 @@ def main() -> int:
     else:
         from rlbook.chapters.pong_ppo import PPO as Run  # type: ignore[assignment]
         from rlbook.chapters.pong_ppo import ppo_config as make_config  # type: ignore[assignment]
+
+    if args.park:
+        try:
+            print(f"wrote {park(shipped, ROOT)}: commit it")
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
 
     if args.export or args.snapshot:
         from rlbook.checkpoint import require_clean_tree
@@ -586,10 +705,12 @@ def main() -> int:
             if args.export:
                 written = export_pong(state, shipped, command=command, root=ROOT)
                 committed.unlink(missing_ok=True)
+                parked.unlink(missing_ok=True)
             else:
                 written = snapshot_pong(state, shipped, command=command, root=ROOT)
                 packed = pack(checkpoint.read_bytes())
                 atomic_write(committed, lambda h: h.write(packed))
+                parked.unlink(missing_ok=True)  # this one replaces it
                 print(f"wrote {committed} ({committed.stat().st_size / 1e6:.1f} MB)")
         except (ValueError, CheckpointError) as error:
             print(f"error: {error}", file=sys.stderr)
@@ -606,11 +727,19 @@ def main() -> int:
         return 2
     commits: list[str] = []
     resumed_at: list[int] = []  # updates at which the run went on from a checkpoint
-    if not checkpoint.exists() and committed.exists():
+    extensions: list[dict[str, Any]] = []  # --extend-to, where it moved the end
+    if not checkpoint.exists() and (committed.exists() or parked.exists()):
         # A new machine: go on from the checkpoint committed on main.
-        data = unpack(committed.read_bytes())
+        try:
+            data = unpack(
+                committed.read_bytes() if committed.exists() else unpark(parked, ROOT)
+            )
+        except ValueError as error:
+            print(f"error: cannot resume: {error}", file=sys.stderr)
+            return 2
         atomic_write(checkpoint, lambda h: h.write(data))
-        print(f"no checkpoint in {folder}: starting from {committed}", flush=True)
+        source = committed if committed.exists() else parked
+        print(f"no checkpoint in {folder}: starting from {source}", flush=True)
     budget = args.budget or "full"
     if checkpoint.exists():
         try:
@@ -631,6 +760,14 @@ def main() -> int:
                     file=sys.stderr,
                 )
                 return 2
+        extensions = json.loads(state.get("extensions", "[]"))
+        if args.extend_to is not None:
+            try:
+                moved = extend(state, args.extend_to)
+            except ValueError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            extensions += [moved] if moved else []
         run = Run.from_state(state)
         commits = json.loads(state.get("commits", "[]"))
         resumed_at = [*json.loads(state.get("resumed_at", "[]")), run.update]
@@ -642,6 +779,8 @@ def main() -> int:
         if args.no_overlap:
             config = replace(config, overlap=False)
         run = Run(config, 0 if args.seed is None else args.seed)
+    elif args.extend_to is not None:
+        parser.error("--extend-to goes on from a checkpoint, and there is none")
     else:
         run = Run(make_config(budget), 0 if args.seed is None else args.seed)
     commit = os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(ROOT)
@@ -651,6 +790,7 @@ def main() -> int:
         state["budget"] = budget
         state["commits"] = json.dumps(sorted(set(commits) | {commit}))
         state["resumed_at"] = json.dumps(resumed_at)
+        state["extensions"] = json.dumps(extensions)
         save_checkpoint(checkpoint, state)
         text = json.dumps(
             {

@@ -294,3 +294,79 @@ def test_snapshot_scores_are_written_as_integers_only_when_whole():
     assert pt.whole_points([-21.0, 3.0]) == [-21, 3]
     assert json.dumps(pt.whole_points([-21.0, 3.0])) == "[-21, 3]"
     assert pt.whole_points([1.0, 0.5]) == [1.0, 0.5]
+
+
+def test_an_extended_run_is_the_run_planned_that_long_from_the_start(
+    tmp_path, tiny_reinforce
+):
+    """#25's continuation: --extend-to moves a finished run's end and changes
+    nothing else, so 2 planned updates extended to 4 end where 4 planned do."""
+    from dataclasses import replace
+
+    from rlbook.checkpoint import save_checkpoint
+
+    straight, _ = tiny_reinforce
+    runs = tmp_path / "runs"
+    state = {**straight.state_dict(), "budget": "smoke", "commits": "[]"}
+    state["resumed_at"] = "[]"
+    save_checkpoint(runs / "reinforce" / "checkpoint.pt", state)
+    out = ["--runs", str(runs), "--out", str(tmp_path / "shipped")]
+    early = train_script("reinforce", *out, "--extend-to", "1")
+    assert early.returncode == 2 and "before the run's planned end" in early.stderr
+    done = train_script("reinforce", *out, "--extend-to", "4")
+    assert done.returncode == 0, done.stderr
+    extended = torch.load(runs / "reinforce" / "checkpoint.pt", weights_only=True)
+    assert json.loads(extended["extensions"]) == [{"at_update": 2, "from": 2, "to": 4}]
+    assert json.loads(extended["config"])["updates"] == 4
+    planned = Reinforce(replace(TINY_PG, updates=4), seed=3)
+    planned.train()
+    assert extended["scores"] == planned.scores
+    assert json.loads(extended["validations"]) == planned.validations
+    for k, v in planned.policy.state_dict().items():
+        assert torch.equal(v, extended["policy"][k]), k
+    again = train_script("reinforce", *out, "--extend-to", "4")  # nothing left
+    assert again.returncode == 0, again.stderr
+    state = torch.load(runs / "reinforce" / "checkpoint.pt", weights_only=True)
+    assert json.loads(state["extensions"]) == [{"at_update": 2, "from": 2, "to": 4}]
+
+
+def test_a_parked_checkpoint_is_read_back_from_history(tmp_path):
+    """--park keeps the committed checkpoint in history only; a run without a
+    checkpoint reads it back, checked against its SHA-256."""
+    script = load_script("scripts/train_pong.py")
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    folder = tmp_path / "artifacts" / "pong-pg"
+    folder.mkdir(parents=True)
+    packed = folder / script.COMMITTED_CHECKPOINT
+    packed.write_bytes(b"packed checkpoint")
+    git("init", "-q")
+    with pytest.raises(ValueError, match="commit the snapshot first"):
+        script.park(folder, tmp_path)  # not committed yet
+    git("add", ".")
+    git("commit", "-qm", "snapshot")
+    packed.write_bytes(b"changed since")
+    with pytest.raises(ValueError, match="commit the snapshot first"):
+        script.park(folder, tmp_path)
+    packed.write_bytes(b"packed checkpoint")
+    pointer = script.park(folder, tmp_path)
+    assert not packed.exists()
+    assert json.loads(pointer.read_text())["commit"] == git("rev-parse", "HEAD").strip()
+    git("add", "-A")
+    git("commit", "-qm", "parked")
+    assert script.unpark(pointer, tmp_path) == b"packed checkpoint"
+    record = json.loads(pointer.read_text())
+    pointer.write_text(json.dumps({**record, "sha256": "0" * 64}))
+    with pytest.raises(ValueError, match="SHA-256"):
+        script.unpark(pointer, tmp_path)
+    pointer.write_text(json.dumps({**record, "commit": "1" * 40}))
+    with pytest.raises(ValueError, match="unshallow"):
+        script.unpark(pointer, tmp_path)
