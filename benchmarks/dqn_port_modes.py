@@ -34,6 +34,7 @@ the script quickly.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import sys
@@ -151,27 +152,42 @@ def infer_mode(
     return harness.CallRunner(fn, inputs, iters)
 
 
+DEFAULTS = {
+    "reps": 10,
+    "warmup": 2,
+    "learner-steps": 1000,
+    "buffer": 10_000,
+    "batch": 64,
+    "iters": 500,
+}
+SMOKE = {"reps": 2, "warmup": 1, "learner_steps": 20, "buffer": 500, "iters": 3}
+"""The options (:func:`harness.parse_args`) and their smoke values."""
+
+
+def train_args(args: argparse.Namespace) -> tuple[int, int, int]:
+    """:func:`train_mode`'s arguments after the mode, at ``args``."""
+    return args.buffer, args.learner_steps, 0
+
+
+def infer_inputs(args: argparse.Namespace) -> dict[str, tuple[torch.Tensor]]:
+    """The timed inputs by name: one state, and ``--batch`` of them."""
+    states = torch.randn(args.batch, 4, generator=torch_stream(0, "states"))
+    return {"batch 1": (states[:1],), f"batch {args.batch}": (states,)}
+
+
+def infer_args(args: argparse.Namespace) -> tuple[int]:
+    """:func:`infer_mode`'s arguments after the mode, before the package."""
+    return (0,)
+
+
 def main() -> int:
-    args = harness.parse_args(
-        __doc__,
-        {
-            "reps": 10,
-            "warmup": 2,
-            "learner-steps": 1000,
-            "buffer": 10_000,
-            "batch": 64,
-            "iters": 500,
-        },
-        {"reps": 2, "warmup": 1, "learner_steps": 20, "buffer": 500, "iters": 3},
-    )
+    args = harness.parse_args(__doc__, DEFAULTS, SMOKE)
     steps = args.learner_steps
     with harness.Bench(PROJECT, __file__, args) as bench:
         bench.interleaved(
             train_mode,
             TRAIN_MODES,
-            args.buffer,
-            steps,
-            0,
+            *train_args(args),
             prefix="train",
             unit="s/1,000 learner steps",
             scale=1000 / steps,
@@ -180,15 +196,16 @@ def main() -> int:
             data={"buffer": args.buffer, "learner_steps": steps, "batch": 64},
             notes=f"fixed replay buffer; budget {args.budget}",
         )
-        net = _network(0).eval()
-        states = torch.randn(args.batch, 4, generator=torch_stream(0, "states"))
+        net = _network(*infer_args(args)).eval()
+        inputs = infer_inputs(args)
+        states = inputs[f"batch {args.batch}"][0]
         package = harness.export_aoti(net, (states[:2],), bench.folder / "q_net.pt2")
         bench.infer_interleaved(
             infer_mode,
             INFER_MODES,
-            {"batch 1": (states[:1],), f"batch {args.batch}": (states,)},
+            inputs,
             package,
-            0,
+            *infer_args(args),
             prefix="infer",
             notes="the port's Q-network (seeded initial weights)",
         )

@@ -1383,11 +1383,16 @@ def write_comparison(
 
 
 def parse_args(
-    doc: str, defaults: Mapping[str, int], smoke: Mapping[str, int]
+    doc: str,
+    defaults: Mapping[str, int],
+    smoke: Mapping[str, int],
+    argv: Sequence[str] | None = None,
 ) -> argparse.Namespace:
     """``--budget``, ``--threads``, ``--no-write`` and an int option per ``defaults``.
 
     At ``--budget smoke`` the values in ``smoke`` replace the options'.
+    ``argv`` (default: the command line) lets another script rebuild the
+    options a benchmark ran with (``benchmarks/projects_limit.py``).
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--budget", choices=["smoke", "full"], default="full")
@@ -1395,7 +1400,7 @@ def parse_args(
     for name, default in defaults.items():
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.budget == "smoke":
         vars(args).update(smoke)
     return args

@@ -31,6 +31,7 @@ minute or two (a narrow net, a tiny untrained model for inference).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import asdict, replace
 
@@ -169,32 +170,42 @@ def infer_mode(
     return harness.CallRunner(model, inputs, iters)
 
 
+DEFAULTS = {"reps": 5, "warmup": 2, "steps-per-sample": 1, "batch": 32, "iters": 3}
+SMOKE = {"reps": 2, "warmup": 1, "batch": 8, "iters": 3}
+"""The options (:func:`harness.parse_args`) and their smoke values."""
+
+
+def train_args(args: argparse.Namespace) -> tuple:
+    """:func:`train_mode`'s arguments after the mode, at ``args``."""
+    config = resnet_config("smoke" if args.budget == "smoke" else "full")
+    config_dict = asdict(replace(config, train_images=None))
+    return config_dict, args.steps_per_sample, args.warmup + args.reps, 0
+
+
+def infer_inputs(args: argparse.Namespace) -> dict[str, tuple[torch.Tensor]]:
+    """The timed inputs by name: one test image, and ``--batch`` of them."""
+    test = load_cifar10("test")
+    one, many = normalize(test.images[:1]), normalize(test.images[: args.batch])
+    return {"batch 1": (one,), f"batch {args.batch}": (many,)}
+
+
+def infer_args(args: argparse.Namespace) -> tuple[str, bool]:
+    """:func:`infer_mode`'s arguments after the mode, before the package."""
+    return str(artifacts_dir() / "resnet18-cifar"), args.budget == "smoke"
+
+
 def main() -> int:
-    args = harness.parse_args(
-        __doc__,
-        {
-            "reps": 5,
-            "warmup": 2,
-            "steps-per-sample": 1,
-            "batch": 32,
-            "iters": 3,
-        },
-        {"reps": 2, "warmup": 1, "batch": 8, "iters": 3},
-    )
+    args = harness.parse_args(__doc__, DEFAULTS, SMOKE)
     smoke = args.budget == "smoke"
     config = resnet_config("smoke" if smoke else "full")
     train = load_cifar10("train")
-    test = load_cifar10("test")
     steps = args.steps_per_sample
     with harness.Bench(PROJECT, __file__, args) as bench:
         images = steps * config.batch_size
         bench.interleaved(
             train_mode,
             TRAIN_MODES,
-            asdict(replace(config, train_images=None)),
-            steps,
-            args.warmup + args.reps,
-            0,
+            *train_args(args),
             prefix="train",
             unit=f"s/{steps} steps",
             items=images,
@@ -202,20 +213,20 @@ def main() -> int:
             data={"batch": config.batch_size, "width": config.width},
             notes=f"{describe(train)}; budget {args.budget}",
         )
-        artifact = str(artifacts_dir() / "resnet18-cifar")
-        model = _shipped(artifact, smoke)
-        one, many = normalize(test.images[:1]), normalize(test.images[: args.batch])
+        model = _shipped(*infer_args(args))
+        inputs = infer_inputs(args)
         # Export with the large batch as the example: traced with a batch of
         # 2, Inductor specialises CPU convolutions to batches below 16 and
         # the package refuses larger ones (torch 2.13; see export_aoti).
-        package = harness.export_aoti(model, (many,), bench.folder / "resnet.pt2")
+        package = harness.export_aoti(
+            model, inputs[f"batch {args.batch}"], bench.folder / "resnet.pt2"
+        )
         bench.infer_interleaved(
             infer_mode,
             INFER_MODES,
-            {"batch 1": (one,), f"batch {args.batch}": (many,)},
+            inputs,
             package,
-            artifact,
-            smoke,
+            *infer_args(args),
             prefix="infer",
             notes="the shipped model (int8 weights read into float32)",
             atol=1e-3,

@@ -32,6 +32,7 @@ minute (tiny model, few steps).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import asdict, replace
 
@@ -176,12 +177,38 @@ def infer_mode(
     return harness.CallRunner(fn, inputs, iters)
 
 
+DEFAULTS = {"reps": 5, "warmup": 2, "steps-per-sample": 5, "batch": 32, "iters": 5}
+SMOKE = {"reps": 2, "warmup": 1, "steps_per_sample": 2, "iters": 3}
+"""The options (:func:`harness.parse_args`) and their smoke values."""
+
+
+def train_args(args: argparse.Namespace) -> tuple:
+    """:func:`train_mode`'s arguments after the mode, at ``args``."""
+    config = sentiment_config("smoke" if args.budget == "smoke" else "full")
+    return asdict(replace(config, epochs=1)), args.steps_per_sample, 0
+
+
+def infer_inputs(args: argparse.Namespace) -> dict[str, tuple[torch.Tensor, ...]]:
+    """The timed inputs by name: one test review, and ``--batch`` of them
+    (tokens and lengths, encoded with the shipped model's vocabulary)."""
+    test = load_imdb("test")
+    shipped = load_model(infer_args(args)[0], kind="sentiment-lstm")
+    vocabulary, max_len = shipped.extras["vocabulary"], shipped.extras["max_len"]
+    return {
+        "batch 1": tuple(encode_texts(test.texts[:1], vocabulary, max_len)),
+        f"batch {args.batch}": tuple(
+            encode_texts(test.texts[: args.batch], vocabulary, max_len)
+        ),
+    }
+
+
+def infer_args(args: argparse.Namespace) -> tuple[str]:
+    """:func:`infer_mode`'s arguments after the mode, before the package."""
+    return (str(artifacts_dir() / "sentiment-lstm"),)
+
+
 def main() -> int:
-    args = harness.parse_args(
-        __doc__,
-        {"reps": 5, "warmup": 2, "steps-per-sample": 5, "batch": 32, "iters": 5},
-        {"reps": 2, "warmup": 1, "steps_per_sample": 2, "iters": 3},
-    )
+    args = harness.parse_args(__doc__, DEFAULTS, SMOKE)
     config = sentiment_config("smoke" if args.budget == "smoke" else "full")
     train, test = load_imdb("train"), load_imdb("test")
     steps = args.steps_per_sample
@@ -189,9 +216,7 @@ def main() -> int:
         bench.interleaved(
             train_mode,
             TRAIN_MODES,
-            asdict(replace(config, epochs=1)),
-            steps,
-            0,
+            *train_args(args),
             prefix="train",
             unit=f"s/{steps} steps",
             items=steps * config.batch_size,
@@ -201,13 +226,8 @@ def main() -> int:
         )
         artifact = artifacts_dir() / "sentiment-lstm"
         shipped = load_model(artifact, kind="sentiment-lstm")
-        vocabulary, max_len = shipped.extras["vocabulary"], shipped.extras["max_len"]
-        inputs = {
-            "batch 1": tuple(encode_texts(test.texts[:1], vocabulary, max_len)),
-            f"batch {args.batch}": tuple(
-                encode_texts(test.texts[: args.batch], vocabulary, max_len)
-            ),
-        }
+        max_len = shipped.extras["max_len"]
+        inputs = infer_inputs(args)
         package = harness.compile_aoti(
             export_lstm(shipped.model, max_batch=max(2, args.batch), max_len=max_len),
             bench.folder / "sentiment.pt2",
@@ -217,7 +237,7 @@ def main() -> int:
             INFER_MODES,
             inputs,
             package,
-            str(artifact),
+            *infer_args(args),
             prefix="infer",
             notes="the shipped model; outputs checked against eager (packed)",
             atol=1e-4,

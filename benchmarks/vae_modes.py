@@ -27,6 +27,7 @@ are :class:`harness.Bench`'s. ``--budget smoke`` checks the script quickly.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import asdict
 
@@ -147,12 +148,32 @@ def infer_mode(
     return harness.CallRunner(fn, inputs, iters)
 
 
+DEFAULTS = {"reps": 10, "warmup": 2, "batch": 64, "iters": 200}
+SMOKE = {"reps": 2, "warmup": 1, "iters": 3}
+"""The options (:func:`harness.parse_args`) and their smoke values."""
+
+
+def train_args(args: argparse.Namespace) -> tuple[dict, int]:
+    """:func:`train_mode`'s arguments after the mode, at ``args`` (the full
+    recipe at every budget: an epoch of the VAE takes under a second)."""
+    return asdict(vae_config("full")), 0
+
+
+def infer_inputs(args: argparse.Namespace) -> dict[str, tuple[torch.Tensor]]:
+    """The timed inputs by name: one code, and ``--batch`` of them (the
+    shipped model's code size)."""
+    latent = load_model(infer_args(args)[0], kind="vae-mnist").model.latent
+    codes = torch.randn(args.batch, latent, generator=torch_stream(0, "codes"))
+    return {"batch 1": (codes[:1],), f"batch {args.batch}": (codes,)}
+
+
+def infer_args(args: argparse.Namespace) -> tuple[str]:
+    """:func:`infer_mode`'s arguments after the mode, before the package."""
+    return (str(artifacts_dir() / "vae-mnist"),)
+
+
 def main() -> int:
-    args = harness.parse_args(
-        __doc__,
-        {"reps": 10, "warmup": 2, "batch": 64, "iters": 200},
-        {"reps": 2, "warmup": 1, "iters": 3},
-    )
+    args = harness.parse_args(__doc__, DEFAULTS, SMOKE)
     train = load_mnist("train")
     with harness.Bench(PROJECT, __file__, args) as bench:
         config = vae_config("full")
@@ -160,8 +181,7 @@ def main() -> int:
         bench.interleaved(
             train_mode,
             TRAIN_MODES,
-            asdict(config),
-            0,
+            *train_args(args),
             prefix="train",
             unit="s/epoch",
             items=len(split_sizes.train),
@@ -171,9 +191,7 @@ def main() -> int:
         )
         artifact = artifacts_dir() / "vae-mnist"
         model = load_model(artifact, kind="vae-mnist").model
-        codes = torch.randn(
-            args.batch, model.latent, generator=torch_stream(0, "codes")
-        )
+        inputs = infer_inputs(args)
         package = harness.compile_aoti(
             export_decoder(model),
             bench.folder / "decoder.pt2",
@@ -182,9 +200,9 @@ def main() -> int:
         bench.infer_interleaved(
             infer_mode,
             INFER_MODES,
-            {"batch 1": (codes[:1],), f"batch {args.batch}": (codes,)},
+            inputs,
             package,
-            str(artifact),
+            *infer_args(args),
             prefix="decode",
             notes="the shipped decoder",
         )
