@@ -144,6 +144,8 @@ class PPOConfig:
         return max(1, self.total_steps // self.batch)
 
 
+# A budget changes only the run's length; a recipe only how fast an
+# update runs ("Pong in minutes"), never the run's length.
 PPO_BUDGETS = {
     "smoke": {
         "total_steps": 2 * 2048,
@@ -159,8 +161,6 @@ PPO_BUDGETS = {
 }
 
 
-# The shipped run's recipe, and the fast one "Pong in minutes" times:
-# a recipe changes how fast an update runs, never the run's length.
 PPO_RECIPES: dict[str, dict[str, Any]] = {
     "shipped": {},
     "fast": {"bf16": True, "compile": True, "overlap": True},
