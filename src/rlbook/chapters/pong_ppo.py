@@ -500,6 +500,8 @@ def from_state(cls, state: Mapping[str, Any]) -> PPO:
     return run
 
 
+# The overlap of "Pong in minutes": collection in a forked process,
+# one update behind, while the learner learns.
 def collector(run: PPO, conn: Any, learners_end: Any) -> None:
     """The overlap's second process: a fork of `run` that collects a
     rollout with every set of weights it receives, until None."""
