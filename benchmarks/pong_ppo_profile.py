@@ -1,6 +1,7 @@
 """Where one PPO update on Pong spends its time, and the machine's two limits.
 
-    .venv/bin/python benchmarks/pong_ppo_profile.py [--updates 3] [--out FILE]
+    .venv/bin/python benchmarks/pong_ppo_profile.py [--updates 3] [--variants]
+        [--recipes] [--out FILE]
 
 Runs the PPO page's PPO (:class:`rlbook.chapters.pong_ppo.PPO`, the full recipe's
 settings: 16 games x 128 steps an update, 4 epochs of 4 minibatches) for one
@@ -30,9 +31,15 @@ a 95% bootstrap interval. These say how much each change could save per
 update, not whether the agent still learns as fast per step: only training
 runs can say that.
 
+With ``--recipes``, it also trains each of the page's recipes
+(``PPO_RECIPES``: the shipped one and the fast one) for one warm-up update and
+``--updates`` timed ones, one recipe after the other, and reports the steps
+per second of collection, of learning and of the whole update (the fast
+recipe's overlap collects in a second process: on one core it cannot gain).
+
 Prints one JSON line (and writes it to ``--out``): every part's seconds per
-update, the limits, the variants, and the machine (CPU model and flags,
-cores, load).
+update, the limits, the variants, the recipes' rates, and the machine (CPU
+model and flags, cores, load).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -175,6 +183,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "compile": True,
         "config": {"frames": 2},
     },
+    # the fast recipe's learner, by its own flags: PPO.learn's bfloat16
+    # autocast and compiled loss, on the shipped 4 frames
+    "bf16_compile": {
+        "config": {k: v for k, v in page.PPO_RECIPES["fast"].items() if k != "overlap"}
+    },
 }
 
 
@@ -235,6 +248,66 @@ def learner_variants(config: page.PPOConfig, seed: int, repeats: int) -> dict[st
     return out
 
 
+def time_recipe(run: page.PPO, updates: int) -> dict[str, Any]:
+    """One warm-up update (compilation, first passes), then ``updates`` timed
+    ones: steps per second of collection, of learning and of the whole update,
+    per wall and per CPU second. Collection is timed where it runs (in the
+    overlap's collector process, which sends its clocks with each rollout)."""
+    collect, learn = run.collect, run.learn
+    rows: list[list[float]] = []  # collect wall, cpu; learn wall, cpu
+
+    def timed_collect(*args: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        buf, frames = collect(*args)
+        buf["collect_seconds"] = np.array(
+            [time.perf_counter() - wall, time.process_time() - cpu]
+        )
+        return buf, frames
+
+    def timed_learn(buf: dict[str, np.ndarray], agent: Any) -> dict[str, float]:
+        seconds = buf.pop("collect_seconds")
+        wall, cpu = time.perf_counter(), time.process_time()
+        stats = learn(buf, agent)
+        rows.append([*seconds, time.perf_counter() - wall, time.process_time() - cpu])
+        return stats
+
+    run.collect, run.learn = timed_collect, timed_learn  # type: ignore[method-assign]
+    wall = time.perf_counter()
+    run.train(until=run.update + 1)
+    first = time.perf_counter() - wall
+    rows.clear()
+    wall = time.perf_counter()
+    run.train(until=run.update + updates)
+    wall = time.perf_counter() - wall
+    steps = run.config.batch
+    c_wall, c_cpu, l_wall, l_cpu = np.mean(rows, axis=0)
+    return {
+        "updates_timed": len(rows),
+        "steps_per_update": steps,
+        "first_update_wall_s": first,
+        "update_steps_per_s": len(rows) * steps / wall,
+        "collect_steps_per_s": steps / c_wall,
+        "collect_steps_per_cpu_s": steps / c_cpu,
+        "learn_steps_per_s": steps / l_wall,
+        "learn_steps_per_cpu_s": steps / l_cpu,
+    }
+
+
+def recipe_rates(seed: int, updates: int) -> dict[str, Any]:
+    """:func:`time_recipe` for every recipe of the page, one after another."""
+    out: dict[str, Any] = {
+        "cores_available": len(os.sched_getaffinity(0)),
+        "recipes": {},
+    }
+    for name in page.PPO_RECIPES:
+        config = replace(page.ppo_config("full", recipe=name), validate_every=10**9)
+        out["recipes"][name] = {
+            "flags": page.PPO_RECIPES[name],
+            **time_recipe(page.PPO(config, seed=seed), updates),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--updates", type=int, default=3)
@@ -242,6 +315,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--variants", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--recipes",
+        action="store_true",
+        help="steps per second of collection and learning, every recipe",
+    )
+    parser.add_argument(
+        "--note", default=None, help="recorded as is: how the machine was shared"
+    )
     args = parser.parse_args()
 
     config = replace(page.ppo_config("full"), validate_every=10**9)
@@ -264,7 +345,8 @@ def main() -> None:
             for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
             for t in sorted({1, os.cpu_count() or 1})
         },
-        "command": "python benchmarks/pong_ppo_profile.py " + " ".join(sys.argv[1:]),
+        "command": "python benchmarks/pong_ppo_profile.py " + shlex.join(sys.argv[1:]),
+        "note": args.note,
         "git_commit": git_commit(),
         "date": time.strftime("%Y-%m-%d"),
         "machine": {
@@ -275,7 +357,9 @@ def main() -> None:
     }
     if args.variants:
         record["learner_variants"] = learner_variants(config, args.seed, args.repeats)
-    line = json.dumps(record)
+    if args.recipes:
+        record["recipe_rates"] = recipe_rates(args.seed, args.updates)
+    line = json.dumps(record, separators=(",", ":"))
     print(line)
     if args.out is not None:
         atomic_write(args.out, lambda f: f.write(line.encode() + b"\n"))

@@ -57,3 +57,48 @@ def test_the_clocks_come_off_after_the_profile():
     profile.profile_updates(run, updates=1)
     assert wrapped() == originals
     assert "forward" not in vars(run.net) and "learn" not in vars(run)
+
+
+RATES = (
+    "update_steps_per_s",
+    "collect_steps_per_s",
+    "collect_steps_per_cpu_s",
+    "learn_steps_per_s",
+    "learn_steps_per_cpu_s",
+)
+
+
+def test_timing_a_recipe_changes_nothing_its_run_learns():
+    plain = page.PPO(TINY, seed=4)
+    plain.train(until=1)  # as time_recipe: a warm-up call, then the timed one
+    plain.train(until=3)
+    timed = page.PPO(TINY, seed=4)
+    rates = profile.time_recipe(timed, updates=2)
+    for a, b in zip(weights(plain), weights(timed), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert plain.scores == timed.scores
+    assert rates["updates_timed"] == 2 and rates["steps_per_update"] == TINY.batch
+    for key in RATES:
+        assert 0 < rates[key] < float("inf"), key
+
+
+def test_the_overlapped_recipe_is_timed_in_its_collector_process():
+    # the collector's clocks travel with its rollouts: without them the
+    # learner finds no collect_seconds in what it receives
+    run = page.PPO(replace(TINY, overlap=True), seed=1)
+    rates = profile.time_recipe(run, updates=2)
+    assert rates["updates_timed"] == 2
+    for key in RATES:
+        assert 0 < rates[key] < float("inf"), key
+
+
+def test_every_recipe_of_the_page_is_timed_in_one_run(monkeypatch):
+    def tiny(budget, recipe="shipped"):  # the recipes' overlap, nothing slow
+        overlap = page.PPO_RECIPES[recipe].get("overlap", False)
+        return replace(TINY, overlap=overlap)
+
+    monkeypatch.setattr(page, "ppo_config", tiny)
+    record = profile.recipe_rates(seed=0, updates=1)
+    assert set(record["recipes"]) == set(page.PPO_RECIPES) == {"shipped", "fast"}
+    assert record["recipes"]["fast"]["flags"] == page.PPO_RECIPES["fast"]
+    assert record["cores_available"] >= 1

@@ -144,6 +144,8 @@ class PPOConfig:
         return max(1, self.total_steps // self.batch)
 
 
+# A budget changes only the run's length; a recipe only how fast an
+# update runs ("Pong in minutes"), never the run's length.
 PPO_BUDGETS = {
     "smoke": {
         "total_steps": 2 * 2048,
@@ -159,8 +161,6 @@ PPO_BUDGETS = {
 }
 
 
-# The shipped run's recipe, and the fast one "Pong in minutes" times:
-# a recipe changes how fast an update runs, never the run's length.
 PPO_RECIPES: dict[str, dict[str, Any]] = {
     "shipped": {},
     "fast": {"bf16": True, "compile": True, "overlap": True},
@@ -500,6 +500,8 @@ def from_state(cls, state: Mapping[str, Any]) -> PPO:
     return run
 
 
+# The overlap of "Pong in minutes": collection in a forked process,
+# one update behind, while the learner learns.
 def collector(run: PPO, conn: Any, learners_end: Any) -> None:
     """The overlap's second process: a fork of `run` that collects a
     rollout with every set of weights it receives, until None."""
