@@ -526,6 +526,7 @@ def fast_record(
     resumed_at: list[int],
     load_at_start: tuple[float, ...],
     root: Path,
+    recipe: str = "fast",
 ) -> dict[str, Any]:
     """The record of a timed seed: when it first reached +18, and its curve."""
     from rlbook.chapters.pong import RUNNING_GAMES
@@ -534,6 +535,7 @@ def fast_record(
     wall, cpu = since_process_start()  # the collector has been reaped
     return {
         "kind": "pong-ppo-fast",
+        "recipe": recipe,
         "seed": run.seed,
         "target": 18.0,
         "running_mean_games": RUNNING_GAMES,
@@ -560,7 +562,7 @@ def fast_record(
             command=command,
             config=run.config,
             budget=budget,
-            device="cpu",
+            device=str(run.device),
             wall_time_s=wall,
             cpu_count=os.cpu_count(),
             torch_threads=__import__("torch").get_num_threads(),
@@ -582,7 +584,9 @@ def main() -> int:
         "--budget", default=None, choices=["smoke", "ci", "full"], help="default full"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto (PPO only)")
+    parser.add_argument(
+        "--device", default="cpu", help="the learner's: cpu, cuda (--recipe gpu)"
+    )
     parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
     ship = parser.add_mutually_exclusive_group()
     ship.add_argument("--export", action="store_true", help="ship a finished run")
@@ -605,8 +609,8 @@ def main() -> int:
     parser.add_argument(
         "--recipe",
         default="shipped",
-        choices=["shipped", "fast"],
-        help="PPO only: fast stops at the first running mean of +18 (#26)",
+        choices=["shipped", "fast", "gpu"],
+        help="PPO only: fast and gpu stop at the first running mean of +18 (#26)",
     )
     parser.add_argument(
         "--max-minutes",
@@ -621,11 +625,13 @@ def main() -> int:
     )
     args = parser.parse_args()
     load_at_start = os.getloadavg()
-    fast = args.agent == "ppo" and args.recipe == "fast"
+    fast = args.agent == "ppo" and args.recipe in ("fast", "gpu")
     if args.recipe != "shipped" and not fast:
         parser.error("--recipe is PPO's")
     if (args.no_overlap or args.max_minutes is not None) and not fast:
         parser.error("--no-overlap and --max-minutes go with --recipe fast")
+    if args.device != "cpu" and args.recipe != "gpu":
+        parser.error("--device goes with --recipe gpu: the other runs are CPU runs")
     if args.extend_to is not None and (
         args.agent != "reinforce" or args.export or args.snapshot or args.park
     ):
@@ -650,7 +656,7 @@ def main() -> int:
     if fast:
         seed = 0 if args.seed is None else args.seed
         variant = "-no-overlap" if args.no_overlap else ""
-        folder = args.runs / f"ppo-fast{variant}-seed{seed}"
+        folder = args.runs / f"ppo-{args.recipe}{variant}-seed{seed}"
         record_dir = args.out or ROOT / "artifacts" / FAST_ARTIFACTS
         if args.out is None:  # a shipped record comes from committed code
             from rlbook.checkpoint import require_clean_tree
@@ -775,10 +781,18 @@ def main() -> int:
     elif fast:
         from dataclasses import replace
 
-        config = make_config(budget, recipe="fast")  # type: ignore[call-arg]
+        config = make_config(budget, recipe=args.recipe)  # type: ignore[call-arg]
         if args.no_overlap:
             config = replace(config, overlap=False)
-        run = Run(config, 0 if args.seed is None else args.seed)
+        from rlbook.device import DeviceError, select_device
+
+        try:  # $RLBOOK_DEVICE can move a gpu run, never a CPU recipe
+            gpu = args.recipe == "gpu"
+            device = select_device(args.device) if gpu else torch.device("cpu")
+        except DeviceError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        run = Run(config, 0 if args.seed is None else args.seed, device=str(device))  # type: ignore[call-arg]
     elif args.extend_to is not None:
         parser.error("--extend-to goes on from a checkpoint, and there is none")
     else:
@@ -840,7 +854,11 @@ def main() -> int:
         )
     except (ReachedTarget, OutOfTime):
         save(run)
-    command = f"python scripts/train_pong.py ppo --recipe fast --seed {run.seed}"
+    command = (
+        f"python scripts/train_pong.py ppo --recipe {args.recipe} --seed {run.seed}"
+    )
+    if args.device != "cpu":
+        command += f" --device {args.device}"
     if budget != "full":
         command += f" --budget {budget}"
     if args.no_overlap:
@@ -855,10 +873,12 @@ def main() -> int:
         resumed_at=resumed_at,
         load_at_start=load_at_start,
         root=ROOT,
+        recipe=args.recipe,
     )
     text = json.dumps(record, separators=(",", ":")) + "\n"
     record_dir.mkdir(parents=True, exist_ok=True)
-    target = record_dir / f"seed-{run.seed}.json"
+    prefix = "" if args.recipe == "fast" else f"{args.recipe}-"
+    target = record_dir / f"{prefix}seed-{run.seed}.json"
     atomic_write(target, lambda h: h.write(text.encode()))
     hit = reached[0] if reached else None
     print(

@@ -19,7 +19,7 @@ from rlbook.chapters.pong_ppo import (
 )
 from rlbook.pong import ACTIONS_3, PONG_SETTINGS, make_pong_vector, prepro_batch
 
-from .conftest import tiny_pong_configs
+from .conftest import needs_cuda, tiny_pong_configs
 
 _, TINY_PPO = tiny_pong_configs()
 
@@ -262,6 +262,27 @@ def test_the_shipped_recipe_is_unchanged_and_the_fast_one_only_speeds_it():
     assert ppo_config("ci", recipe="fast").total_steps == ppo_config("ci").total_steps
     with pytest.raises(ValueError, match="recipe"):
         ppo_config("full", recipe="faster")
+
+
+def test_the_gpu_recipe_is_the_shipped_learner_and_refuses_the_overlap():
+    assert ppo_config("full", recipe="gpu") == ppo_config("full")
+    # the overlap forks a CPU collector: a learner elsewhere cannot follow
+    elsewhere = PPO(replace(TINY_PPO, overlap=True), seed=0, device="meta")
+    with pytest.raises(ValueError, match="overlap=False"):
+        elsewhere.train()
+
+
+@needs_cuda
+def test_a_cuda_learner_takes_the_cpu_learners_steps(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    cpu, gpu = PPO(TINY_PPO, seed=3), PPO(TINY_PPO, seed=3, device="cuda")
+    cpu.train(until=2)
+    gpu.train(until=2)
+    assert gpu.scores == cpu.scores and gpu.env_steps == cpu.env_steps
+    for a, b in zip(cpu.net.parameters(), gpu.net.parameters(), strict=True):
+        assert b.device.type == "cuda"
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-3, atol=1e-4)
 
 
 def minibatch(config, seed=0, size=24):

@@ -370,3 +370,19 @@ def test_a_parked_checkpoint_is_read_back_from_history(tmp_path):
     pointer.write_text(json.dumps({**record, "commit": "1" * 40}))
     with pytest.raises(ValueError, match="unshallow"):
         script.unpark(pointer, tmp_path)
+
+
+def test_only_the_gpu_recipe_moves_the_learner_and_a_missing_gpu_is_named(
+    tmp_path, monkeypatch
+):
+    runs = ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    runs += ["--budget", "smoke", "--max-minutes", "0.5"]  # should either start
+    cpu_recipe = train_script("ppo", "--recipe", "fast", "--device", "cuda", *runs)
+    assert cpu_recipe.returncode == 2 and "--recipe gpu" in cpu_recipe.stderr
+    if torch.cuda.is_available():
+        pytest.skip("this machine has the GPU whose absence is tested")
+    monkeypatch.delenv("RLBOOK_DEVICE", raising=False)
+    no_gpu = train_script("ppo", "--recipe", "gpu", "--device", "cuda", *runs)
+    assert no_gpu.returncode == 2
+    assert no_gpu.stderr.startswith("error: ") and "cuda" in no_gpu.stderr.lower()
+    assert not (tmp_path / "out").exists()

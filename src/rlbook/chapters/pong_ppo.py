@@ -164,6 +164,8 @@ PPO_BUDGETS = {
 PPO_RECIPES: dict[str, dict[str, Any]] = {
     "shipped": {},
     "fast": {"bf16": True, "compile": True, "overlap": True},
+    # a GPU learner: bf16, compile and the forked collector are CPU tricks
+    "gpu": {"bf16": False, "compile": False, "overlap": False},
 }
 
 
@@ -233,8 +235,9 @@ class StackAgent:
         self, frames: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         assert self.stack is not None
-        logits, _ = self.net(torch.from_numpy(self.stack))
-        probs = torch.softmax(logits, dim=1).numpy()
+        device = next(self.net.parameters()).device
+        logits, _ = self.net(torch.from_numpy(self.stack).to(device))
+        probs = torch.softmax(logits, dim=1).cpu().numpy()
         return sample_actions(probs, rng)
 
 
@@ -244,12 +247,18 @@ class PPO(PongRun):
     KIND = "pong-ppo"
     NET_KEY = "net"
 
-    def __init__(self, config: PPOConfig, seed: int = 0) -> None:
+    def __init__(
+        self, config: PPOConfig, seed: int = 0, device: str = "cpu"
+    ) -> None:
         self._start_record(config, seed)
+        self.device = torch.device(
+            device
+        )  # the learner's; games stay on CPU
         # leave torch's global random stream be
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(seed, "init"))
-            self.net = PongActorCritic(config.frames, config.actions)
+            net = PongActorCritic(config.frames, config.actions)
+        self.net = net.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.net.parameters(), lr=config.learning_rate, eps=1e-5
         )
@@ -290,12 +299,13 @@ def collect(
         buf["obs"][t] = agent.stack
         buf["start"][t] = self._start
         with torch.no_grad():
-            logits, value = self.net(torch.from_numpy(agent.stack))
-            logp_all = torch.log_softmax(logits, dim=1).numpy()
+            x = torch.from_numpy(agent.stack).to(self.device)
+            logits, value = self.net(x)
+            logp_all = torch.log_softmax(logits, dim=1).cpu().numpy()
         action = sample_actions(np.exp(logp_all), self.rng)
         buf["action"][t] = action
         buf["logp"][t] = logp_all[np.arange(n), action]
-        buf["value"][t] = value.numpy()
+        buf["value"][t] = value.cpu().numpy()
         frames, reward, terminated, truncated = vec.step(ale[action])
         cut = truncated & ~terminated
         if cut.any():
@@ -304,8 +314,10 @@ def collect(
             last = np.roll(agent.stack[cut], -1, axis=1)
             last[:, -1] = prepro_batch(vec.final_frames[cut])
             with torch.no_grad():
-                _, last_value = self.net(torch.from_numpy(last))
-            reward[cut] += c.gamma * last_value.numpy()
+                _, last_value = self.net(
+                    torch.from_numpy(last).to(self.device)
+                )
+            reward[cut] += c.gamma * last_value.cpu().numpy()
         buf["truncated"][t] = cut
         done = terminated | truncated
         agent.step_frames(frames)
@@ -339,7 +351,7 @@ def minibatch_loss(
 ) -> dict[str, torch.Tensor]:
     """PPO's loss on one minibatch, and the terms the log keeps."""
     c = self.config
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
+    with torch.autocast(obs.device.type, torch.bfloat16, enabled=c.bf16):
         logits, value = self.net(obs)
     logits, value = logits.float(), value.float()
     logp_all = torch.log_softmax(logits, dim=1)
@@ -373,8 +385,10 @@ def learn(
     else:
         assert agent is not None and agent.stack is not None
         with torch.no_grad():
-            _, value = self.net(torch.from_numpy(agent.stack))
-        next_value, next_start = value.numpy(), self._start
+            _, value = self.net(
+                torch.from_numpy(agent.stack).to(self.device)
+            )
+        next_value, next_start = value.cpu().numpy(), self._start
     adv = gae(
         buf["reward"],
         buf["value"],
@@ -385,13 +399,16 @@ def learn(
         c.gae_lambda,
     )
     returns = adv + buf["value"]
-    obs = torch.from_numpy(
-        buf["obs"].reshape(c.batch, c.frames, SIZE, SIZE)
+    obs, actions, old_logp, adv_t, ret_t = (
+        torch.from_numpy(x).to(self.device)
+        for x in (
+            buf["obs"].reshape(c.batch, c.frames, SIZE, SIZE),
+            buf["action"].reshape(-1),
+            buf["logp"].reshape(-1),
+            adv.reshape(-1),
+            returns.reshape(-1),
+        )
     )
-    actions = torch.from_numpy(buf["action"].reshape(-1))
-    old_logp = torch.from_numpy(buf["logp"].reshape(-1))
-    adv_t = torch.from_numpy(adv.reshape(-1))
-    ret_t = torch.from_numpy(returns.reshape(-1))
     for group in self.optimizer.param_groups:
         group["lr"] = self.learning_rate()
     self.net.train()
@@ -402,6 +419,7 @@ def learn(
     stats: dict[str, float] = {}
     for _ in range(c.epochs):
         order = torch.from_numpy(self.minibatch_rng.permutation(c.batch))
+        order = order.to(self.device)
         for k in range(c.minibatches):
             idx = order[k * size : (k + 1) * size]
             terms = loss_of(
@@ -450,6 +468,11 @@ def train(
     """
     c = self.config
     until = c.updates if until is None else until
+    if c.overlap and self.device.type != "cpu":
+        raise ValueError(
+            "the overlap forks a CPU collector from the learner: a learner "
+            f"on {self.device} needs overlap=False (the 'gpu' recipe)"
+        )
     if c.overlap:  # see "Pong in minutes"
         self.train_overlapped(
             until, checkpoint, checkpoint_seconds, progress
