@@ -247,8 +247,6 @@ def run_one(
         ),
         **run.history,
     }
-    if os.environ.get("RLBOOK_GIT_COMMIT"):  # a copy without git, told its commit
-        record["provenance"]["git_commit"] = os.environ["RLBOOK_GIT_COMMIT"]
     if not ablation:  # an ablation's result is its curves: no weights, no tests
 
         def as_shipped(state: dict) -> dict:  # float16, as the weights ship

@@ -262,7 +262,13 @@ def test_outside_a_repository_git_commit_is_unknown_and_export_refused(
 ):
     monkeypatch.setattr(rlbook.paths, "repo_root", lambda: tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    monkeypatch.delenv("RLBOOK_GIT_COMMIT", raising=False)
     assert git_commit() == "unknown"
+    with pytest.raises(CheckpointError, match="cannot tell"):
+        provenance(require_clean=True)
+    # a tree sent without its history names its commit, marked as declared
+    monkeypatch.setenv("RLBOOK_GIT_COMMIT", "0123abc")
+    assert git_commit() == "0123abc+declared"
     with pytest.raises(CheckpointError, match="cannot tell"):
         provenance(require_clean=True)
 

@@ -237,13 +237,19 @@ def require_clean_tree(root: str | Path | None = None) -> None:
 
 def git_commit(root: str | Path | None = None) -> str:
     """The current commit (``+dirty`` with uncommitted changes outside
-    ``artifacts/``), or ``unknown`` where git cannot tell."""
+    ``artifacts/``), or ``unknown`` where git cannot tell.
+
+    A copy of the tree without its history (a lent GPU machine gets one)
+    can name its commit in ``$RLBOOK_GIT_COMMIT``: it is recorded as
+    ``<commit>+declared``, since nothing there can check it.
+    """
     try:
         folder = _root(root)
         commit = _git(["rev-parse", "HEAD"], folder).strip()
         dirty = uncommitted_changes(folder)
     except (OSError, subprocess.CalledProcessError, CheckpointError):
-        return "unknown"
+        declared = os.environ.get("RLBOOK_GIT_COMMIT", "").strip()
+        return f"{declared}+declared" if declared else "unknown"
     return commit + ("+dirty" if dirty else "")
 
 
