@@ -946,16 +946,25 @@ def load_progress(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def run_curve(metrics: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
-    """Running mean per game; steps and hours at each game's end."""
-    scores = np.array(metrics["scores"])
+def run_curve(metrics: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Running mean per game; games, steps, wall and CPU hours at each
+    game's end."""
+    scores = np.asarray(metrics["scores"])
     log = metrics["log"]
     ended = np.searchsorted(
-        [e["games"] for e in log], np.arange(1, len(scores) + 1)
+        [e["games"] for e in log], np.arange(1, scores.size + 1)
     )
-    steps = np.array([log[i]["env_steps"] for i in ended])
-    hours = np.array([log[i]["wall_seconds"] for i in ended]) / 3600
-    return running_mean(scores), steps, hours
+
+    def at_ends(key: str) -> np.ndarray:
+        return np.array([log[i].get(key, np.nan) for i in ended])
+
+    return {
+        "mean": running_mean(scores),
+        "games": np.arange(1, scores.size + 1),
+        "steps": at_ends("env_steps"),
+        "wall hours": at_ends("wall_seconds") / 3600,
+        "CPU hours": at_ends("cpu_seconds") / 3600,
+    }
 
 
 # A shipped agent rebuilt from its manifest (`rlbook.agents.load_agent`
