@@ -178,8 +178,6 @@ def extend(state: dict[str, Any], to: int) -> dict[str, Any] | None:
         )
     if to == planned:
         return None
-    if "total_steps" in config:  # PPO's length is in steps
-        raise ValueError("--extend-to is REINFORCE's: PPO's run has a schedule")
     config["updates"] = to
     state["config"] = json.dumps(config)
     return {"at_update": int(state["update"]), "from": planned, "to": to}

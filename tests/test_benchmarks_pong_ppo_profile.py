@@ -28,15 +28,21 @@ def weights(run: page.PPO) -> list[torch.Tensor]:
     return [p.detach().clone() for p in run.net.parameters()]
 
 
-def test_a_profiled_run_learns_exactly_what_an_unprofiled_one_does():
+def assert_learns_as_unmeasured(measured: page.PPO) -> None:
+    """``measured`` (seed 4) went through a warm-up update and then two
+    timed ones: it must hold what a run that nobody timed holds."""
     plain = page.PPO(TINY, seed=4)
-    plain.train(until=1)  # as the profile: a warm-up call, then the timed one
+    plain.train(until=1)  # the warm-up call, then the timed one
     plain.train(until=3)
+    for a, b in zip(weights(plain), weights(measured), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert plain.scores == measured.scores
+
+
+def test_a_profiled_run_learns_exactly_what_an_unprofiled_one_does():
     profiled = page.PPO(TINY, seed=4)
     record = profile.profile_updates(profiled, updates=2)
-    for a, b in zip(weights(plain), weights(profiled), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert plain.scores == profiled.scores
+    assert_learns_as_unmeasured(profiled)
     parts = record["parts_wall_cpu_seconds"]
     for name in ("emulator", "policy_forward", "preprocess"):
         assert parts["collect"][name][0] > 0, name
@@ -69,14 +75,9 @@ RATES = (
 
 
 def test_timing_a_recipe_changes_nothing_its_run_learns():
-    plain = page.PPO(TINY, seed=4)
-    plain.train(until=1)  # as time_recipe: a warm-up call, then the timed one
-    plain.train(until=3)
     timed = page.PPO(TINY, seed=4)
     rates = profile.time_recipe(timed, updates=2)
-    for a, b in zip(weights(plain), weights(timed), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert plain.scores == timed.scores
+    assert_learns_as_unmeasured(timed)
     assert rates["updates_timed"] == 2 and rates["steps_per_update"] == TINY.batch
     for key in RATES:
         assert 0 < rates[key] < float("inf"), key
