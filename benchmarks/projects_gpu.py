@@ -127,19 +127,33 @@ def infer_runners(model, inputs: dict, iters: int, fullgraph: bool = True) -> di
 
 
 def time_modes(runners: dict, tolerances: dict, device, settings: dict) -> dict:
-    """Check, warm up and time ``runners`` interleaved; the first is the baseline."""
-    rec, reference, cuda = {}, None, device.type == "cuda"
+    """Check, warm up and time ``runners`` interleaved; the first is the baseline.
+    A mode other than the first that fails its check or first step records its
+    error and is left out of the timing."""
+    rec, reference, cuda, live = {}, None, device.type == "cuda", {}
     for mode, runner in runners.items():
-        start = time.perf_counter()
-        outs = [t.detach().float().cpu() for t in harness._leaves(runner.outputs())]
-        check_s = time.perf_counter() - start
-        reference = reference or outs
-        start = time.perf_counter()
-        runner.step()
-        sync(device)
+        try:
+            start = time.perf_counter()
+            outs = [t.detach().float().cpu() for t in harness._leaves(runner.outputs())]
+            check_s = time.perf_counter() - start
+            reference = reference or outs
+            start = time.perf_counter()
+            runner.step()
+            sync(device)
+            first_s = time.perf_counter() - start
+            for _ in range(settings["warmup"] - 1):
+                runner.step()
+        except Exception as error:
+            if not live:  # the baseline itself failed: nothing to compare with
+                raise
+            traceback.print_exc()
+            rec[mode] = {"error": f"{type(error).__name__}: {error}"[:2000]}
+            continue
+        live[mode] = runner
         rec[mode] = {
             "check_call_s": check_s,
-            "first_call_s": time.perf_counter() - start,
+            "first_call_s": first_s,
+            "compile_s": check_s + first_s,  # both first calls: they compile
             "same_computation": harness.compare_outputs(
                 outs, reference, *tolerances.get(mode, (1e-4, 1e-4))
             ),
@@ -148,13 +162,11 @@ def time_modes(runners: dict, tolerances: dict, device, settings: dict) -> dict:
             "peak_mb": [],
             "peak_above_start_mb": [],
         }
-        for _ in range(settings["warmup"] - 1):
-            runner.step()
     began, rounds = time.perf_counter(), 0
     while rounds < settings["reps"] and (
         rounds < settings["min_reps"] or time.perf_counter() - began < settings["cap_s"]
     ):
-        for mode, runner in runners.items():
+        for mode, runner in live.items():
             if cuda:
                 torch.cuda.reset_peak_memory_stats(device)
                 base = torch.cuda.memory_allocated(device)
@@ -168,9 +180,9 @@ def time_modes(runners: dict, tolerances: dict, device, settings: dict) -> dict:
                 rec[mode]["peak_mb"].append(peak / 2**20)
                 rec[mode]["peak_above_start_mb"].append((peak - base) / 2**20)
         rounds += 1
-    eager = rec[next(iter(runners))]["samples_s"]
-    for r in rec.values():
-        r["compile_s"] = r["check_call_s"] + r["first_call_s"]  # first calls, compiling
+    eager = rec[next(iter(live))]["samples_s"]
+    for mode in live:
+        r = rec[mode]
         r["median_s"] = statistics.median(r["samples_s"])
         r["median_ratio"] = r["median_s"] / statistics.median(eager)
         r["ratio"] = harness._interval(r["samples_s"], eager)
@@ -504,6 +516,8 @@ def validate(record: dict) -> None:
             if not isinstance(part, dict):
                 continue
             for mode, r in part["modes"].items():
+                if "error" in r:  # a mode that failed says so instead
+                    continue
                 ratio = r.get("ratio") or {}
                 if not r.get("samples_s") or r.get("median_s") is None:
                     raise ValueError(f"{name} {section} {mode}: no samples")
@@ -526,6 +540,11 @@ def table(record: dict) -> str:
             if not isinstance(sec, dict):
                 continue
             for mode, r in sec["modes"].items():
+                if "error" in r:
+                    lines.append(
+                        f"{name:10} {section:15} {mode:15} ERROR {r['error'][:60]}"
+                    )
+                    continue
                 ratio = r["ratio"]
                 peak = "-" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
                 lines.append(
@@ -580,7 +599,8 @@ def main() -> int:
         if cuda
         else None,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "commit": harness.git_commit(repo_root()),
+        # A copy of the tree without .git (the GPU machine's): RLBOOK_COMMIT says.
+        "commit": os.environ.get("RLBOOK_COMMIT") or harness.git_commit(repo_root()),
         "projects": {},
     }
     for name in args.projects.split(","):

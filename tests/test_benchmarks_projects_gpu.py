@@ -91,3 +91,22 @@ def test_the_pages_gpu_summary_reads_the_table_or_says_none(smoke_record, tmp_pa
     assert table.count("\n") == 1 + 3 + 2 + 2  # header, rule, 3 train + 2x2 infer
     assert "torch.compile" in sentence and "95%" not in sentence
     assert gpu_summary("resnet", path)[0] is None  # not measured in that run
+
+
+def test_a_failing_mode_records_its_error_and_the_others_are_timed() -> None:
+    import torch
+
+    def broken():
+        raise RuntimeError("no kernel for this mode")
+
+    out = lambda: torch.ones(2)  # noqa: E731
+    runners = {
+        "eager": gpu.Runner(lambda: None, out),
+        "broken": gpu.Runner(broken, out),
+        "other": gpu.Runner(lambda: None, out),
+    }
+    settings = {**gpu.BUDGETS["smoke"], "reps": 3, "min_reps": 3}
+    result = gpu.time_modes(runners, {}, torch.device("cpu"), settings)
+    assert "no kernel" in result["modes"]["broken"]["error"]
+    assert len(result["modes"]["other"]["samples_s"]) == 3
+    gpu.validate({"projects": {"p": {"train": result}}})

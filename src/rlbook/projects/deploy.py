@@ -179,6 +179,9 @@ def gpu_summary(project: str, path: str | Path | None = None) -> tuple[str | Non
         if not isinstance(part, dict):
             continue
         for mode, r in part["modes"].items():
+            if "error" in r:
+                rows.append(f"| {section} | {mode} | failed: {r['error'][:80]} |||||")
+                continue
             ratio = r["ratio"]
             peak = "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
             rows.append(
@@ -188,7 +191,12 @@ def gpu_summary(project: str, path: str | Path | None = None) -> tuple[str | Non
                 f"| {'yes' if r['same_computation']['passed'] else 'no'} |"
             )
     train = project_record["train"]
-    compiled = train["modes"]["torch.compile"]["ratio"]
+    compiled = train["modes"]["torch.compile"].get("ratio")
+    if compiled is None:
+        return "\n".join(rows), (
+            f"On a GPU ({record['device']}) the table above gives the modes; "
+            "`torch.compile` failed there in training."
+        )
     sentence = (
         f"On a GPU ({record['device']}, PyTorch {record['torch']}, budget "
         f"{record['budget']!r}; each sample timed between two CUDA synchronisations, "
