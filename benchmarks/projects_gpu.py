@@ -48,7 +48,7 @@ from rlbook.paths import artifacts_dir, data_dir, repo_root
 from rlbook.projects.shipping import load_model
 from rlbook.seeding import stream_seed
 
-DATA_FILES = (  # all this script reads: 8.8 MB of the shared subsets
+DATA_FILES = (  # all this script reads: 9.0 MB of the shared subsets
     "MNIST/raw/train-images-idx3-ubyte.gz",
     "MNIST/raw/train-labels-idx1-ubyte.gz",
     "cifar-10-batches-bin/test_batch.bin",  # ResNet trains on these 846 (timing only)
@@ -122,7 +122,8 @@ def infer_runners(model, inputs: dict, iters: int, fullgraph: bool = True) -> di
                 with torch.no_grad():
                     return fn(*args)
 
-            out[name][mode] = Runner(step, outputs)
+            what = f"fullgraph={fullgraph}, dynamic=False" if fn is compiled else None
+            out[name][mode] = Runner(step, outputs, what)
     return out
 
 
