@@ -154,3 +154,55 @@ def repetitions_table(records: list[ComparisonRecord]) -> str:
             f"{check['rtol']:g}·\\|ref\\|): {passed} |"
         )
     return "\n".join(speed) + "\n\n" + "\n".join(check_rows)
+
+
+def gpu_path() -> Path:
+    """``artifacts/projects/gpu.json``: ``benchmarks/projects_gpu.py``'s table."""
+    return artifacts_dir() / "projects" / "gpu.json"
+
+
+def gpu_summary(project: str, path: str | Path | None = None) -> tuple[str | None, str]:
+    """The project's GPU table (Markdown) from :func:`gpu_path`, and a sentence
+    for the page: ``(None, "GPU figures are not measured.")`` when the file or
+    the project's entry is absent, or the project failed there."""
+    path = Path(path) if path is not None else gpu_path()
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    project_record = record.get("projects", {}).get(project)
+    if not project_record or "error" in project_record:
+        return None, "GPU figures are not measured."
+    rows = [
+        "| section | mode | median (s) | ratio to eager [95% CI] | reading "
+        "| first calls (s) | peak GPU memory (MB) | outputs match |",
+        "|---|---|---:|---|---|---:|---:|---|",
+    ]
+    for section, part in project_record.items():
+        if not isinstance(part, dict):
+            continue
+        for mode, r in part["modes"].items():
+            if "error" in r:
+                rows.append(f"| {section} | {mode} | failed: {r['error'][:80]} |||||")
+                continue
+            ratio = r["ratio"]
+            peak = "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+            rows.append(
+                f"| {section} ({part['unit']}) | {mode} | {r['median_s']:.4f} "
+                f"| {ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}] "
+                f"| {verdict(ratio)} | {r['compile_s']:.1f} | {peak} "
+                f"| {'yes' if r['same_computation']['passed'] else 'no'} |"
+            )
+    train = project_record["train"]
+    compiled = train["modes"]["torch.compile"].get("ratio")
+    if compiled is None:
+        return "\n".join(rows), (
+            f"On a GPU ({record['device']}) the table above gives the modes; "
+            "`torch.compile` failed there in training."
+        )
+    sentence = (
+        f"On a GPU ({record['device']}, PyTorch {record['torch']}, budget "
+        f"{record['budget']!r}; each sample timed between two CUDA synchronisations, "
+        f"{train['reps']} rounds interleaved across the modes, peak memory from "
+        "`torch.cuda.max_memory_allocated`), the GPU table above gives the same modes: "
+        f"there `torch.compile` took {compiled['ratio']:.2f} times eager's training "
+        f"time ({compiled['low']:.2f} to {compiled['high']:.2f}: {verdict(compiled)})."
+    )
+    return "\n".join(rows), sentence
