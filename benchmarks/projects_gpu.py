@@ -600,8 +600,8 @@ def main() -> int:
         if cuda
         else None,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        # A copy of the tree without .git (the GPU machine's): RLBOOK_COMMIT says.
-        "commit": os.environ.get("RLBOOK_COMMIT") or harness.git_commit(repo_root()),
+        # a copy without .git (the GPU machine's) declares it: $RLBOOK_GIT_COMMIT
+        "commit": harness.git_commit(repo_root()),
         "projects": {},
     }
     for name in args.projects.split(","):
