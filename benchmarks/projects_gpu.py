@@ -616,7 +616,10 @@ def main() -> int:
         except Exception as error:  # one project's failure must not lose the others
             traceback.print_exc()
             record["projects"][name] = {"error": f"{type(error).__name__}: {error}"}
-    record["wall_s"] = time.perf_counter() - began
+        # what is done survives a kill: the lease's timeout ends this process
+        record["wall_s"] = time.perf_counter() - began
+        text = json.dumps(record, indent=1).encode()
+        atomic_write(args.out, lambda f, text=text: f.write(text))
     validate(record)
     atomic_write(args.out, lambda f: f.write(json.dumps(record, indent=1).encode()))
     print(table(record))
