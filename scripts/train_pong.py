@@ -617,6 +617,12 @@ def main() -> int:
         help="fast recipe: give up (and record it) past this wall time",
     )
     parser.add_argument(
+        "--lanes",
+        default=None,
+        metavar="ENVSxSTEPS",
+        help="fast and gpu recipes: games side by side x steps per update, e.g. 64x32",
+    )
+    parser.add_argument(
         "--no-overlap",
         action="store_true",
         help="fast recipe: collect and learn in turn, in one process",
@@ -626,7 +632,7 @@ def main() -> int:
     fast = args.agent == "ppo" and args.recipe in ("fast", "gpu")
     if args.recipe != "shipped" and not fast:
         parser.error("--recipe is PPO's")
-    if (args.no_overlap or args.max_minutes is not None) and not fast:
+    if (args.no_overlap or args.lanes or args.max_minutes is not None) and not fast:
         parser.error("--no-overlap and --max-minutes go with --recipe fast")
     if args.device != "cpu" and args.recipe != "gpu":
         parser.error("--device goes with --recipe gpu: the other runs are CPU runs")
@@ -782,6 +788,9 @@ def main() -> int:
         config = make_config(budget, recipe=args.recipe)  # type: ignore[call-arg]
         if args.no_overlap:
             config = replace(config, overlap=False)
+        if args.lanes:
+            envs, steps = map(int, args.lanes.lower().split("x"))
+            config = replace(config, envs=envs, steps=steps)
         from rlbook.device import DeviceError, select_device
 
         try:  # $RLBOOK_DEVICE can move a gpu run, never a CPU recipe
@@ -857,6 +866,8 @@ def main() -> int:
     )
     if args.device != "cpu":
         command += f" --device {args.device}"
+    if args.lanes:
+        command += f" --lanes {args.lanes}"
     if budget != "full":
         command += f" --budget {budget}"
     if args.no_overlap:
@@ -876,6 +887,7 @@ def main() -> int:
     text = json.dumps(record, separators=(",", ":")) + "\n"
     record_dir.mkdir(parents=True, exist_ok=True)
     prefix = "" if args.recipe == "fast" else f"{args.recipe}-"
+    prefix += f"{args.lanes.lower()}-" if args.lanes else ""
     target = record_dir / f"{prefix}seed-{run.seed}.json"
     atomic_write(target, lambda h: h.write(text.encode()))
     hit = reached[0] if reached else None
