@@ -252,6 +252,17 @@ def test_changes_under_artifacts_do_not_count(book_repo):
     assert git_commit() == head  # a second artifact of one run is not "+dirty"
 
 
+def test_a_declared_commit_that_git_does_not_confirm_is_marked(
+    book_repo, monkeypatch
+):
+    head = provenance()["git_commit"]
+    monkeypatch.setenv("RLBOOK_GIT_COMMIT", head)  # confirmed: plain
+    assert provenance()["git_commit"] == head
+    # a copy whose .git stands at an older commit than the tree it got
+    monkeypatch.setenv("RLBOOK_GIT_COMMIT", "0123abc")
+    assert provenance()["git_commit"] == "0123abc+declared"
+
+
 def test_without_require_clean_a_dirty_tree_is_recorded_not_refused(book_repo):
     (book_repo / "src" / "rlbook" / "train.py").write_text("LR = 0.2\n")
     assert provenance()["git_commit"].endswith("+dirty")

@@ -239,17 +239,19 @@ def git_commit(root: str | Path | None = None) -> str:
     """The current commit (``+dirty`` with uncommitted changes outside
     ``artifacts/``), or ``unknown`` where git cannot tell.
 
-    A copy of the tree without its history (a lent GPU machine gets one)
-    can name its commit in ``$RLBOOK_GIT_COMMIT``: it is recorded as
-    ``<commit>+declared``, since nothing there can check it.
+    A copy of the tree whose history is missing or stale (a lent GPU
+    machine gets one) names its commit in ``$RLBOOK_GIT_COMMIT``: where
+    git there cannot confirm it, it is recorded as ``<commit>+declared``.
     """
+    declared = os.environ.get("RLBOOK_GIT_COMMIT", "").strip()
     try:
         folder = _root(root)
         commit = _git(["rev-parse", "HEAD"], folder).strip()
         dirty = uncommitted_changes(folder)
     except (OSError, subprocess.CalledProcessError, CheckpointError):
-        declared = os.environ.get("RLBOOK_GIT_COMMIT", "").strip()
         return f"{declared}+declared" if declared else "unknown"
+    if declared and declared != commit:
+        return f"{declared}+declared"
     return commit + ("+dirty" if dirty else "")
 
 

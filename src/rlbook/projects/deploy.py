@@ -199,7 +199,8 @@ def gpu_summary(project: str, path: str | Path | None = None) -> tuple[str | Non
         )
     sentence = (
         f"On a GPU ({record['device']}, PyTorch {record['torch']}, budget "
-        f"{record['budget']!r}; each sample timed between two CUDA synchronisations, "
+        f"{record['budget']!r}; TF32 {'on' if record.get('tf32') else 'off'}; "
+        "each sample timed between two CUDA synchronisations, "
         f"{train['reps']} rounds interleaved across the modes, peak memory from "
         "`torch.cuda.max_memory_allocated`), the GPU table above gives the same modes: "
         f"there `torch.compile` took {compiled['ratio']:.2f} times eager's training "
