@@ -100,6 +100,6 @@ def test_every_recipe_of_the_page_is_timed_in_one_run(monkeypatch):
 
     monkeypatch.setattr(page, "ppo_config", tiny)
     record = profile.recipe_rates(seed=0, updates=1)
-    assert set(record["recipes"]) == set(page.PPO_RECIPES) == {"shipped", "fast"}
+    assert set(record["recipes"]) == set(page.PPO_RECIPES) - {"gpu"}
     assert record["recipes"]["fast"]["flags"] == page.PPO_RECIPES["fast"]
     assert record["cores_available"] >= 1

@@ -251,9 +251,8 @@ class PPO(PongRun):
         self, config: PPOConfig, seed: int = 0, device: str = "cpu"
     ) -> None:
         self._start_record(config, seed)
-        self.device = torch.device(
-            device
-        )  # the learner's; games stay on CPU
+        # where the network learns (and acts); the games stay on the CPU
+        self.device = torch.device(device)
         # leave torch's global random stream be
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(seed, "init"))
@@ -267,6 +266,10 @@ class PPO(PongRun):
 
     def _network(self) -> PongActorCritic:
         return self.net
+
+    def tensor(self, x: np.ndarray) -> torch.Tensor:
+        """An array as a tensor on the learner's device."""
+        return torch.from_numpy(x).to(self.device)
 
     def _agent(self) -> StackAgent:
         return StackAgent(self.net)
@@ -299,8 +302,7 @@ def collect(
         buf["obs"][t] = agent.stack
         buf["start"][t] = self._start
         with torch.no_grad():
-            x = torch.from_numpy(agent.stack).to(self.device)
-            logits, value = self.net(x)
+            logits, value = self.net(self.tensor(agent.stack))
             logp_all = torch.log_softmax(logits, dim=1).cpu().numpy()
         action = sample_actions(np.exp(logp_all), self.rng)
         buf["action"][t] = action
@@ -314,9 +316,7 @@ def collect(
             last = np.roll(agent.stack[cut], -1, axis=1)
             last[:, -1] = prepro_batch(vec.final_frames[cut])
             with torch.no_grad():
-                _, last_value = self.net(
-                    torch.from_numpy(last).to(self.device)
-                )
+                _, last_value = self.net(self.tensor(last))
             reward[cut] += c.gamma * last_value.cpu().numpy()
         buf["truncated"][t] = cut
         done = terminated | truncated
@@ -385,9 +385,7 @@ def learn(
     else:
         assert agent is not None and agent.stack is not None
         with torch.no_grad():
-            _, value = self.net(
-                torch.from_numpy(agent.stack).to(self.device)
-            )
+            _, value = self.net(self.tensor(agent.stack))
         next_value, next_start = value.cpu().numpy(), self._start
     adv = gae(
         buf["reward"],
@@ -399,15 +397,10 @@ def learn(
         c.gae_lambda,
     )
     returns = adv + buf["value"]
-    obs, actions, old_logp, adv_t, ret_t = (
-        torch.from_numpy(x).to(self.device)
-        for x in (
-            buf["obs"].reshape(c.batch, c.frames, SIZE, SIZE),
-            buf["action"].reshape(-1),
-            buf["logp"].reshape(-1),
-            adv.reshape(-1),
-            returns.reshape(-1),
-        )
+    obs = self.tensor(buf["obs"].reshape(c.batch, c.frames, SIZE, SIZE))
+    actions, old_logp, adv_t, ret_t = (
+        self.tensor(x.reshape(-1))
+        for x in (buf["action"], buf["logp"], adv, returns)
     )
     for group in self.optimizer.param_groups:
         group["lr"] = self.learning_rate()
@@ -418,8 +411,7 @@ def learn(
     size = c.batch // c.minibatches
     stats: dict[str, float] = {}
     for _ in range(c.epochs):
-        order = torch.from_numpy(self.minibatch_rng.permutation(c.batch))
-        order = order.to(self.device)
+        order = self.tensor(self.minibatch_rng.permutation(c.batch))
         for k in range(c.minibatches):
             idx = order[k * size : (k + 1) * size]
             terms = loss_of(
@@ -468,11 +460,6 @@ def train(
     """
     c = self.config
     until = c.updates if until is None else until
-    if c.overlap and self.device.type != "cpu":
-        raise ValueError(
-            "the overlap forks a CPU collector from the learner: a learner "
-            f"on {self.device} needs overlap=False (the 'gpu' recipe)"
-        )
     if c.overlap:  # see "Pong in minutes"
         self.train_overlapped(
             until, checkpoint, checkpoint_seconds, progress
@@ -566,6 +553,11 @@ def train_overlapped(
 ) -> None:
     """train() with the collector in a second process; the log's CPU
     seconds add the collector's."""
+    if self.device.type != "cpu":
+        raise ValueError(
+            "the overlap forks a CPU collector from the learner: a learner "
+            f"on {self.device} needs overlap=False (the 'gpu' recipe)"
+        )
     c = self.config
     fork = multiprocessing.get_context("fork")
     conn, theirs = fork.Pipe()
