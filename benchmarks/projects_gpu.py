@@ -258,12 +258,12 @@ def project_vae(device, budget, steps, iters):
 
     from rlbook.chapters.vae_mnist import (
         build_vae,
+        load_mnist,
         to_input,
         train_epoch,
         vae_config,
         vae_loss,
     )
-    from rlbook.data import load_mnist
 
     config = vae_config("full")
     images = load_mnist("train").images
@@ -332,11 +332,11 @@ def project_sentiment(device, budget, steps, iters):
     from rlbook.chapters.sentiment_imdb import (
         build_lstm,
         encode_texts,
+        load_imdb,
         prepare_reviews,
         sentiment_config,
         train_lstm_epoch,
     )
-    from rlbook.data import load_imdb
 
     config = sentiment_config(budget)
     train, test = load_imdb("train"), load_imdb("test")
@@ -407,12 +407,12 @@ def project_resnet(device, budget, steps, iters):
 
     from rlbook.chapters.resnet_cifar import (
         build_resnet,
+        load_cifar10,
         make_optimizer,
         normalize,
         resnet_config,
         train_epoch,
     )
-    from rlbook.data import load_cifar10
 
     config = resnet_config(budget)
     recipe = config.train_config()

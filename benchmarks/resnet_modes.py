@@ -42,13 +42,14 @@ from rlbook.chapters.resnet_cifar import (
     ResNet18,
     ResNetConfig,
     build_resnet,
+    load_cifar10,
     make_optimizer,
     normalize,
     resnet_config,
     split_images,
     train_epoch,
 )
-from rlbook.data import describe, load_cifar10
+from rlbook.data import describe
 from rlbook.paths import artifacts_dir
 from rlbook.projects.shipping import load_model
 from rlbook.seeding import stream_seed, torch_stream

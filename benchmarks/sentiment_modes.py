@@ -46,11 +46,12 @@ from rlbook.chapters.sentiment_imdb import (
     encode_texts,
     export_lstm,
     length_batches,
+    load_imdb,
     predict,
     prepare_reviews,
     sentiment_config,
 )
-from rlbook.data import describe, load_imdb
+from rlbook.data import describe
 from rlbook.paths import artifacts_dir
 from rlbook.projects.shipping import load_model
 from rlbook.seeding import stream_seed, torch_stream

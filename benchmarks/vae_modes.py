@@ -38,13 +38,14 @@ from rlbook.chapters.vae_mnist import (
     VAEConfig,
     build_vae,
     export_decoder,
+    load_mnist,
     split_digits,
     to_input,
     train_epoch,
     vae_config,
     vae_loss,
 )
-from rlbook.data import describe, load_mnist
+from rlbook.data import describe
 from rlbook.paths import artifacts_dir
 from rlbook.projects.shipping import load_model
 from rlbook.seeding import stream_seed, torch_stream

@@ -32,12 +32,13 @@ def project():
     from fullrun.project import Project, Report
     from rlbook.chapters.resnet_cifar import (
         SHIPPED_WEIGHTS,
+        load_cifar10,
         resnet_config,
         resnet_spec,
         split_images,
         train_resnet,
     )
-    from rlbook.data import describe, load_cifar10
+    from rlbook.data import describe
 
     def report(train, test, split, config, run) -> Report:
         data = {

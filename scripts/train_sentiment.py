@@ -31,12 +31,13 @@ def project():
     from fullrun.project import Project, Report
     from rlbook.chapters.sentiment_imdb import (
         bag_of_words_baseline,
+        load_imdb,
         prepare_reviews,
         sentiment_config,
         sentiment_spec,
         train_sentiment_lstm,
     )
-    from rlbook.data import describe, load_imdb
+    from rlbook.data import describe
 
     def report(train, test, split, config, run) -> Report:
         baseline = bag_of_words_baseline(split)

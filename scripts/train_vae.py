@@ -28,8 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def project():
     """The VAE chapter's part of the run (fullrun.project.run does the rest)."""
     from fullrun.project import Project, Report
-    from rlbook.chapters.vae_mnist import split_digits, train_vae, vae_config, vae_spec
-    from rlbook.data import describe, load_mnist
+    from rlbook.chapters.vae_mnist import (
+        load_mnist,
+        split_digits,
+        train_vae,
+        vae_config,
+        vae_spec,
+    )
+    from rlbook.data import describe
 
     def report(train, test, split, config, run) -> Report:
         data = {

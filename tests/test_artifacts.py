@@ -14,8 +14,11 @@ import subprocess
 import pytest
 
 from rlbook.cartpole import REWARD_THRESHOLD
-from rlbook.chapters.sentiment_imdb import classify_reviews
-from rlbook.data import load_imdb, write_review_folder
+from rlbook.chapters.sentiment_imdb import (
+    classify_reviews,
+    load_imdb,
+    write_review_folder,
+)
 from rlbook.evaluate import evaluate_artifact
 from rlbook.paths import artifacts_dir, repo_root
 from rlbook.seeding import HOLDOUT_SEED, PONG_HOLDOUT_SEED
@@ -72,8 +75,7 @@ def test_shipped_sentiment_model_keeps_its_promise_on_the_shared_test_reviews(
 
 
 def test_shipped_resnet_scores_what_its_manifest_says(shared_data):
-    from rlbook.chapters.resnet_cifar import evaluate
-    from rlbook.data import load_cifar10
+    from rlbook.chapters.resnet_cifar import evaluate, load_cifar10
     from rlbook.projects.shipping import load_model
 
     shipped = load_model(artifacts_dir() / "resnet18-cifar", kind="resnet18-cifar")
@@ -87,8 +89,7 @@ def test_shipped_resnet_scores_what_its_manifest_says(shared_data):
 
 
 def test_shipped_vae_scores_what_its_manifest_says(shared_data):
-    from rlbook.chapters.vae_mnist import test_losses
-    from rlbook.data import load_mnist
+    from rlbook.chapters.vae_mnist import load_mnist, test_losses
     from rlbook.projects.shipping import load_model
 
     shipped = load_model(artifacts_dir() / "vae-mnist", kind="vae-mnist")

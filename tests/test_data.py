@@ -19,16 +19,15 @@ import pytest
 import torch
 
 from rlbook import data
-from rlbook.chapters.sentiment_imdb import read_review_folder
-from rlbook.data import (
-    ChecksumError,
-    DataError,
-    describe,
-    load_cifar10,
+from rlbook.chapters import resnet_cifar, vae_mnist
+from rlbook.chapters.resnet_cifar import load_cifar10
+from rlbook.chapters.sentiment_imdb import (
     load_imdb,
-    load_mnist,
+    read_review_folder,
     write_review_folder,
 )
+from rlbook.chapters.vae_mnist import load_mnist
+from rlbook.data import ChecksumError, DataError, describe
 
 RNG = np.random.default_rng(0)
 
@@ -48,7 +47,7 @@ def write_cifar(
     folder = root / "cifar-10-batches-bin"
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, list] = {"train": [], "test": []}
-    for split, names in data.CIFAR10_FILES.items():
+    for split, names in resnet_cifar.CIFAR10_FILES.items():
         for name in names:
             images, labels = cifar_records(per_batch)
             records = np.concatenate(
@@ -56,7 +55,7 @@ def write_cifar(
             )
             (folder / name).write_bytes(records.tobytes())
             written[split].append((images, labels))
-    (folder / "batches.meta.txt").write_text("\n".join(data.CIFAR10_CLASSES) + "\n")
+    (folder / "batches.meta.txt").write_text("\n".join(resnet_cifar.CIFAR10_CLASSES) + "\n")
     return {
         split: (
             np.concatenate([i for i, _ in parts]),
@@ -76,7 +75,7 @@ def write_mnist(root: Path, n: int = 7, gz: bool = True) -> dict[str, tuple]:
     folder = root / "MNIST" / "raw"
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
-    for split, prefix in data.MNIST_PREFIX.items():
+    for split, prefix in vae_mnist.MNIST_PREFIX.items():
         images = RNG.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = RNG.integers(0, 10, n, dtype=np.uint8)
         for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
@@ -150,7 +149,7 @@ def test_cifar10_label_out_of_range_is_a_clear_error(tmp_path):
     write_cifar(tmp_path)
     path = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
     raw = bytearray(path.read_bytes())
-    raw[data.CIFAR10_RECORD] = 10  # the second record's label byte
+    raw[resnet_cifar.CIFAR10_RECORD] = 10  # the second record's label byte
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="record 1 has label byte 10"):
         load_cifar10("test", tmp_path, download=False)
@@ -181,7 +180,7 @@ def cifar_archive(tmp_path: Path) -> tuple[Path, dict]:
 def test_cifar10_downloads_checks_and_extracts_only_its_files(tmp_path, monkeypatch):
     archive, written = cifar_archive(tmp_path)
     source = data.Source(archive.name, md5_of(archive), (archive.as_uri(),))
-    monkeypatch.setattr(data, "CIFAR10_ARCHIVE", source)
+    monkeypatch.setattr(resnet_cifar, "CIFAR10_ARCHIVE", source)
     root = tmp_path / "data"
     loaded = load_cifar10("test", root)
     assert torch.equal(loaded.images, torch.from_numpy(written["test"][0]))
@@ -196,7 +195,7 @@ def test_cifar10_downloads_checks_and_extracts_only_its_files(tmp_path, monkeypa
 def test_download_with_a_wrong_checksum_is_deleted_and_an_error(tmp_path, monkeypatch):
     archive, _ = cifar_archive(tmp_path)
     source = data.Source(archive.name, "0" * 32, (archive.as_uri(),))
-    monkeypatch.setattr(data, "CIFAR10_ARCHIVE", source)
+    monkeypatch.setattr(resnet_cifar, "CIFAR10_ARCHIVE", source)
     root = tmp_path / "data"
     with pytest.raises(ChecksumError, match="published checksum is 0000"):
         load_cifar10("train", root)
@@ -206,7 +205,7 @@ def test_download_with_a_wrong_checksum_is_deleted_and_an_error(tmp_path, monkey
 def test_unreachable_download_says_so_and_what_to_put_where(tmp_path, monkeypatch):
     gone = (tmp_path / "nowhere" / "cifar-10-binary.tar.gz").as_uri()
     monkeypatch.setattr(
-        data, "CIFAR10_ARCHIVE", data.Source("x.tar.gz", "0" * 32, (gone,))
+        resnet_cifar, "CIFAR10_ARCHIVE", data.Source("x.tar.gz", "0" * 32, (gone,))
     )
     with pytest.raises(DataError, match="The download failed: cannot download"):
         load_cifar10("train", tmp_path / "data")

@@ -256,7 +256,8 @@ def test_model_manifest_that_is_a_folder_or_has_a_list_kind(tmp_path, capsys):
 
 
 def test_idx_header_whose_size_overflows_int64(tmp_path):
-    from rlbook.data import DataError, read_idx
+    from rlbook.chapters.vae_mnist import read_idx
+    from rlbook.data import DataError
 
     path = tmp_path / "hostile-idx3-ubyte"
     # 2**31 * 2**31 * 4 = 2**64, which np.prod wraps to 0: the 0 bytes that follow
@@ -276,7 +277,8 @@ def idx_file(path: Path, array: np.ndarray) -> None:
 
 
 def test_mnist_with_no_labels(tmp_path):
-    from rlbook.data import DataError, load_mnist
+    from rlbook.chapters.vae_mnist import load_mnist
+    from rlbook.data import DataError
 
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -565,7 +567,8 @@ def test_a_link_to_a_regular_file_is_read(tmp_path):
 def test_writing_a_review_folder_never_follows_links(tmp_path):
     import torch
 
-    from rlbook.data import DataError, TextSet, write_review_folder
+    from rlbook.chapters.sentiment_imdb import write_review_folder
+    from rlbook.data import DataError, TextSet
 
     outside = tmp_path / "outside.txt"
     outside.write_text("precious")
@@ -785,7 +788,8 @@ def test_a_failed_cifar_extraction_leaves_no_temporary_file(tmp_path):
     import io
     import tarfile
 
-    from rlbook.data import CIFAR10_FOLDER, DataError, extract_cifar10
+    from rlbook.chapters.resnet_cifar import CIFAR10_FOLDER, extract_cifar10
+    from rlbook.data import DataError
 
     buffer = io.BytesIO()
     payload = (
@@ -816,7 +820,8 @@ def test_a_download_that_cannot_start_creates_no_folder(tmp_path):
 def test_missing_data_says_when_the_data_folder_itself_does_not_exist(
     tmp_path, monkeypatch
 ):
-    from rlbook.data import DataError, load_mnist
+    from rlbook.chapters.vae_mnist import load_mnist
+    from rlbook.data import DataError
 
     monkeypatch.setenv("RLBOOK_DATA", str(tmp_path / "nope"))
     with pytest.raises(DataError, match=r"does not exist") as caught:

@@ -25,6 +25,7 @@ from rlbook.chapters.vae_mnist import (
     export_decoder,
     latent_grid,
     latent_walk,
+    load_mnist,
     reconstruct,
     sample,
     split_digits,
@@ -37,7 +38,6 @@ from rlbook.chapters.vae_mnist import (
     vae_spec,
 )
 from rlbook.checkpoint import make_provenance
-from rlbook.data import load_mnist
 from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

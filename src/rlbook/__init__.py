@@ -19,7 +19,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.replay``         uniform and prioritized replay; uint8 frame replay
 ``rlbook.dqn``            Q-networks, the lecture's replay memory, Q-network agents
 ``rlbook.pong``           Pong: the emulator in the book's setting, Karpathy's preprocessing
-``rlbook.data``           CIFAR-10, MNIST and IMDb in their official formats
+``rlbook.data``           what the dataset loaders share: download, checksums, errors
 ``rlbook.projects``       what the PyTorch projects share: epoch runs, shipped models, tables
 ``rlbook.chapters``       generated: each page's cells tagged ``export`` (not hand-written)
 ========================  =====================================================

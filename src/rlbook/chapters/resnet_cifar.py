@@ -7,21 +7,168 @@ page, then run scripts/sync_notebooks.py.
 import contextlib
 import functools
 import math
+import os
+import shutil
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rlbook.budget import validate_budget
+from rlbook.data import (
+    ChecksumError,
+    DataError,
+    ImageSet,
+    Source,
+    check_listed_checksums,
+    check_md5,
+    check_split,
+    fetch_source,
+    missing,
+    resolve_root,
+)
 from rlbook.device import synchronize
 from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
 from rlbook.projects.shipping import round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
+
+
+def load_cifar10(
+    split: str = "train",
+    root: Path | str | None = None,
+    *,
+    download: bool = True,
+) -> ImageSet:
+    """CIFAR-10's ``split`` from the binary version: uint8
+    ``(N, 3, 32, 32)`` and labels."""
+    check_split(split)
+    root = resolve_root(root)
+    folder = root / CIFAR10_FOLDER
+    paths = [folder / name for name in CIFAR10_FILES[split]]
+    if not all(path.is_file() for path in paths):
+        archive = root / CIFAR10_ARCHIVE.filename
+        error = None
+        if not archive.is_file() and download:
+            try:
+                fetch_source(CIFAR10_ARCHIVE, root)
+            except ChecksumError:
+                raise
+            except DataError as caught:
+                error = caught
+        if archive.is_file():
+            check_md5(archive, CIFAR10_ARCHIVE.md5)
+            extract_cifar10(archive, root)
+        absent = [path.name for path in paths if not path.is_file()]
+        if absent:
+            raise missing(
+                f"CIFAR-10's {split} split ({', '.join(absent)})",
+                root,
+                f"{CIFAR10_FOLDER}/ from {CIFAR10_ARCHIVE.urls[0]} (the "
+                "binary version)",
+                error,
+            )
+    check_listed_checksums(root, paths)
+    images, labels = [], []
+    for path in paths:
+        raw = np.fromfile(path, dtype=np.uint8)
+        if raw.size == 0 or raw.size % CIFAR10_RECORD:
+            raise DataError(
+                f"{path} is truncated or not a CIFAR-10 binary batch: "
+                f"its {raw.size:,} bytes "
+                f"are not a whole number of {CIFAR10_RECORD:,}-byte "
+                "records"
+            )
+        records = raw.reshape(-1, CIFAR10_RECORD)
+        if records[:, 0].max() >= len(CIFAR10_CLASSES):
+            bad = int(np.argmax(records[:, 0] >= len(CIFAR10_CLASSES)))
+            raise DataError(
+                f"{path} is corrupt: record {bad} has label byte "
+                f"{records[bad, 0]}, but "
+                f"CIFAR-10 labels are 0-9"
+            )
+        labels.append(records[:, 0])
+        images.append(records[:, 1:].reshape(-1, 3, 32, 32))
+    return ImageSet(
+        images=torch.from_numpy(np.concatenate(images)),
+        labels=torch.from_numpy(np.concatenate(labels).astype(np.int64)),
+        classes=CIFAR10_CLASSES,
+        split=split,
+        full_size=CIFAR10_FULL_SIZE[split],
+        source=folder,
+    )
+
+
+CIFAR10_ARCHIVE = Source(
+    "cifar-10-binary.tar.gz",
+    "c32a1d4ab5d03f1284b67883e8d87530",
+    ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
+)
+CIFAR10_FOLDER = "cifar-10-batches-bin"
+CIFAR10_FILES = {
+    "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+    "test": ("test_batch.bin",),
+}
+CIFAR10_CLASSES = tuple(
+    "airplane automobile bird cat deer dog frog horse ship truck".split()
+)
+CIFAR10_RECORD = 1 + 3 * 32 * 32
+CIFAR10_FULL_SIZE = {"train": 50_000, "test": 10_000}
+
+
+def extract_cifar10(archive: Path, root: Path) -> None:
+    """Extract only the expected regular files of the CIFAR-10 binary
+    archive."""
+    wanted = {
+        f"{CIFAR10_FOLDER}/{name}"
+        for names in CIFAR10_FILES.values()
+        for name in names
+    }
+    wanted.add(f"{CIFAR10_FOLDER}/batches.meta.txt")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if name not in wanted or not member.isfile():
+                    continue
+                source = tar.extractfile(member)
+                assert source is not None
+                target = root / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, partial = tempfile.mkstemp(
+                    prefix=f".{target.name}.",
+                    suffix=".part",
+                    dir=target.parent,
+                )
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        shutil.copyfileobj(source, out)
+                    os.chmod(
+                        partial, 0o644
+                    )  # mkstemp's files are private
+                    os.replace(partial, target)
+                except BaseException:
+                    Path(partial).unlink(missing_ok=True)
+                    raise
+                wanted.discard(name)
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise DataError(
+            f"{archive} is not a readable CIFAR-10 archive ({error}); "
+            "delete it and "
+            "download it again"
+        ) from error
+    if wanted:
+        raise DataError(
+            f"{archive} lacks {sorted(wanted)}: it is not the CIFAR-10 "
+            "binary archive"
+        )
 
 
 def check_images(images: torch.Tensor, name: str = "images") -> None:

@@ -5,7 +5,10 @@ page, then run scripts/sync_notebooks.py.
 """
 
 import itertools
+import os
 import re
+import stat
+import tarfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -22,10 +25,205 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rlbook.budget import validate_budget
 from rlbook.chapters import add_to_class
-from rlbook.data import DataError, read_review
+from rlbook.data import (
+    SPLITS,
+    ChecksumError,
+    DataError,
+    Source,
+    TextSet,
+    check_listed_checksums,
+    check_md5,
+    check_split,
+    fetch_source,
+    missing,
+    resolve_root,
+)
 from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
 from rlbook.projects.shipping import load_model, round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
+
+
+def load_imdb(
+    split: str = "train",
+    root: Path | str | None = None,
+    *,
+    download: bool = True,
+) -> TextSet:
+    """IMDb's labelled reviews of ``split``, negative first, then by
+    review id, from ``aclImdb/``, else an ``aclImdb*.tar.gz``, else a
+    download."""
+    check_split(split)
+    root = resolve_root(root)
+    folder = root / "aclImdb"
+    if folder.is_dir():
+        reviews = read_imdb_folder(folder, split)
+        source = folder
+    else:
+        archives = (
+            sorted(root.glob("aclImdb*.tar.gz")) if root.is_dir() else []
+        )
+        error = None
+        if not archives and download:
+            try:
+                archives = [fetch_source(IMDB_ARCHIVE, root)]
+            except ChecksumError:
+                raise
+            except DataError as caught:
+                error = caught
+        if not archives:
+            raise missing(
+                "IMDb (aclImdb/ or aclImdb_v1.tar.gz)",
+                root,
+                f"{IMDB_ARCHIVE.filename} from {IMDB_ARCHIVE.urls[0]}",
+                error,
+            )
+        source = archives[0]
+        if source.name == IMDB_ARCHIVE.filename:
+            check_md5(source, IMDB_ARCHIVE.md5)
+        check_listed_checksums(root, [source])
+        reviews = read_imdb_archive(source)[split]
+    if not reviews or len({label for label, *_ in reviews}) < 2:
+        raise DataError(
+            f"{source} holds no positive or no negative reviews for "
+            f"{split!r}: expected "
+            f"aclImdb/{split}/pos/<id>_<rating>.txt and "
+            f"aclImdb/{split}/neg/..."
+        )
+    reviews = sorted(reviews)
+    return TextSet(
+        texts=tuple(text for *_, text in reviews),
+        labels=torch.tensor([r[0] for r in reviews], dtype=torch.int64),
+        ratings=torch.tensor([r[2] for r in reviews], dtype=torch.int64),
+        ids=tuple(r[1] for r in reviews),
+        split=split,
+        full_size=IMDB_FULL_SIZE[split],
+        source=source,
+    )
+
+
+IMDB_ARCHIVE = Source(
+    "aclImdb_v1.tar.gz",
+    "7c2ac02c03563afcf9b574c7e56c153a",
+    ("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",),
+)
+IMDB_REVIEW = re.compile(
+    r"(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt"
+)
+IMDB_FULL_SIZE = {"train": 25_000, "test": 25_000}
+
+MAX_REVIEW_BYTES = 1_000_000
+"""The most bytes a review file may hold: IMDb's longest review is about
+14 KB, so anything near this is not a review (and would cost memory to
+tokenize)."""
+
+
+def read_review(path: Path, max_bytes: int = MAX_REVIEW_BYTES) -> str:
+    """The UTF-8 text of the review file ``path``, which must be a regular
+    file (a link to one will do) of at most ``max_bytes`` bytes.
+
+    Never blocks on a FIFO, never reads a device or a folder, and turns
+    every ``OSError`` (a dangling link, a link loop, no permission) into a
+    :class:`DataError` naming the file.
+    """
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_NOCTTY", 0)
+    )
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        raise DataError(
+            f"cannot read the review {str(path)!r}: "
+            f"{error.strerror or error} "
+            "(a dangling link, a link loop, or no permission?)"
+        ) from error
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(
+                f"{str(path)!r} is not a regular file (a folder, a FIFO "
+                "or a device): "
+                "a review folder must hold review files only"
+            )
+        if info.st_size > max_bytes:
+            raise DataError(
+                f"{str(path)!r} holds {info.st_size:,} bytes, more than "
+                f"the {max_bytes:,} a review may have: it is not a review"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as error:
+        raise DataError(
+            f"cannot read the review {str(path)!r}: {error}"
+        ) from error
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # it grew while being read
+        raise DataError(
+            f"{str(path)!r} holds more than the {max_bytes:,} bytes a "
+            "review may have"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{str(path)!r} is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}); save the review as UTF-8"
+        ) from error
+
+
+Review = tuple[int, int, int, str]  # label, id, rating, text
+_imdb_cache: dict[tuple[str, int, int], dict[str, list[Review]]] = {}
+
+
+def read_imdb_archive(archive: Path) -> dict[str, list[Review]]:
+    stat = archive.stat()
+    key = (str(archive.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _imdb_cache:
+        return _imdb_cache[key]
+    reviews: dict[str, list[Review]] = {split: [] for split in SPLITS}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                match = IMDB_REVIEW.fullmatch(member.name)
+                if match is None or not member.isfile():
+                    continue
+                file = tar.extractfile(member)
+                assert file is not None
+                split, polarity, review_id, rating = match.groups()
+                text = file.read().decode("utf-8")
+                label = int(polarity == "pos")
+                reviews[split].append(
+                    (label, int(review_id), int(rating), text)
+                )
+    except (
+        tarfile.TarError,
+        EOFError,
+        OSError,
+        UnicodeDecodeError,
+    ) as error:
+        raise DataError(
+            f"{archive} is truncated or corrupt ({type(error).__name__}: "
+            f"{error}); delete "
+            "it and download it again"
+        ) from error
+    _imdb_cache.clear()
+    _imdb_cache[key] = reviews
+    return reviews
+
+
+def read_imdb_folder(folder: Path, split: str) -> list[Review]:
+    reviews = []
+    for polarity in ("pos", "neg"):
+        for path in (folder / split / polarity).glob("*.txt"):
+            match = re.fullmatch(r"(\d+)_(\d+)\.txt", path.name)
+            if match is None:
+                continue
+            text = read_review(path)
+            label = int(polarity == "pos")
+            reviews.append((label, int(match[1]), int(match[2]), text))
+    return reviews
 
 
 def tokenize(text: str) -> list[str]:
@@ -1124,6 +1322,61 @@ def classify_reviews(
         "accuracy": accuracy(probabilities, labels),
         "seconds": round(seconds, 3),
     }
+
+
+def write_review_folder(reviews: TextSet, folder: Path | str) -> Path:
+    """Write ``reviews`` as ``folder/pos/<id>_<rating>.txt`` and
+    ``folder/neg/...``.
+
+    The layout of ``aclImdb/test``: what ``python -m rlbook
+    classify-reviews`` reads, for reviews that came from an archive.
+    Existing files of the same names are overwritten; a link of the same
+    name is replaced, never followed, and a ``pos`` or ``neg`` that is a
+    link is refused. Returns ``folder``.
+    """
+    folder = Path(folder)
+    for polarity in ("pos", "neg"):
+        sub = folder / polarity
+        if sub.is_symlink():
+            raise DataError(
+                f"{str(sub)!r} is a link: reviews are written into "
+                f"{str(folder)!r} "
+                "itself, never through a link to elsewhere; remove the "
+                "link"
+            )
+        sub.mkdir(parents=True, exist_ok=True)
+    for text, label, review_id, rating in zip(
+        reviews.texts,
+        reviews.labels.tolist(),
+        reviews.ids,
+        reviews.ratings.tolist(),
+        strict=True,
+    ):
+        polarity = "pos" if label == 1 else "neg"
+        _write_new(
+            folder / polarity / f"{review_id}_{rating}.txt",
+            text.encode("utf-8"),
+        )
+    return folder
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``; an existing link there is replaced,
+    never followed."""
+    if path.is_symlink():
+        path.unlink()
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_TRUNC
+        | getattr(os, "O_NOFOLLOW", 0)
+    )
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        raise DataError(f"cannot write {str(path)!r}: {error}") from error
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 class ExportableSentimentLSTM(nn.Module):

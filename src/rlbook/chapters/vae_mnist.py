@@ -4,6 +4,8 @@ The page's code cells tagged ``export``, in page order. Edit them on the
 page, then run scripts/sync_notebooks.py.
 """
 
+import gzip
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,14 +14,152 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rlbook.budget import validate_budget
+from rlbook.data import (
+    ChecksumError,
+    DataError,
+    ImageSet,
+    Source,
+    check_listed_checksums,
+    check_split,
+    fetch_source,
+    missing,
+    resolve_root,
+)
 from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
 from rlbook.projects.shipping import round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
+
+
+def load_mnist(
+    split: str = "train",
+    root: Path | str | None = None,
+    *,
+    download: bool = True,
+) -> ImageSet:
+    """MNIST's ``split`` from its IDX files: uint8 ``(N, 1, 28, 28)`` and
+    labels."""
+    check_split(split)
+    root = resolve_root(root)
+    folder = root / MNIST_FOLDER
+    prefix = MNIST_PREFIX[split]
+    found = [
+        mnist_file(folder, f"{prefix}-{kind}-ubyte.gz", download)
+        for kind in ("images-idx3", "labels-idx1")
+    ]
+    for path, error in found:
+        if not path.is_file():
+            raise missing(
+                f"MNIST's {split} file {path.name}",
+                root,
+                f"{MNIST_FOLDER}/{path.name} (from {MNIST_MIRRORS[0]})",
+                error,
+            )
+    (images_path, _), (labels_path, _) = found
+    check_listed_checksums(root, [images_path, labels_path])
+    images = read_idx(images_path, 3)
+    labels = read_idx(labels_path, 1)
+    if images.shape[1:] != (28, 28):
+        raise DataError(
+            f"{images_path} holds {images.shape[1:]} images; MNIST's are "
+            "28x28"
+        )
+    if len(images) != len(labels):
+        raise DataError(
+            f"{images_path} holds {len(images):,} images but "
+            f"{labels_path} "
+            f"{len(labels):,} labels: the two files do not belong "
+            "together"
+        )
+    if len(labels) == 0:
+        raise DataError(
+            f"{labels_path} and {images_path} hold no images: put "
+            f"MNIST's {split} "
+            "files (or a non-empty subset of them) there"
+        )
+    if labels.max() > 9:
+        raise DataError(
+            f"{labels_path} is corrupt: it holds label {labels.max()}"
+        )
+    return ImageSet(
+        images=torch.from_numpy(images.copy()).unsqueeze(1),
+        labels=torch.from_numpy(labels.astype(np.int64)),
+        classes=tuple(str(d) for d in range(10)),
+        split=split,
+        full_size=MNIST_FULL_SIZE[split],
+        source=folder,
+    )
+
+
+MNIST_FOLDER = "MNIST/raw"
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+MNIST_SOURCES = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+MNIST_PREFIX = {"train": "train", "test": "t10k"}
+MNIST_FULL_SIZE = {"train": 60_000, "test": 10_000}
+
+
+def read_idx(path: Path, dims: int) -> np.ndarray:
+    """An IDX file of unsigned bytes with ``dims`` dimensions, gzipped or
+    not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as file:
+            data = file.read()
+    except (OSError, EOFError) as error:  # BadGzipFile is an OSError
+        raise DataError(
+            f"{path} is truncated or not a gzip file ({error})"
+        ) from error
+    if len(data) < 4 + 4 * dims or data[:4] != bytes([0, 0, 0x08, dims]):
+        raise DataError(
+            f"{path} is not an IDX file of {dims}-dimensional unsigned "
+            "bytes: its header "
+            f"starts {data[:4].hex()}, expected 000008{dims:02x}"
+        )
+    shape = tuple(
+        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big")
+        for i in range(dims)
+    )
+    body = data[4 + 4 * dims :]
+    size = math.prod(shape)  # exact: np.prod wraps around past 2**63
+    if len(body) != size:
+        raise DataError(
+            f"{path} is truncated or corrupt: its header promises shape "
+            f"{shape} "
+            f"({size:,} bytes), but {len(body):,} bytes follow"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def mnist_file(
+    folder: Path, name: str, download: bool
+) -> tuple[Path, DataError | None]:
+    for candidate in (folder / name, folder / name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate, None
+    if not download:
+        return folder / name, None
+    source = Source(
+        name, MNIST_SOURCES[name], tuple(m + name for m in MNIST_MIRRORS)
+    )
+    try:
+        return fetch_source(source, folder), None
+    except ChecksumError:
+        raise
+    except DataError as error:
+        return folder / name, error
 
 
 def check_images(images: object, name: str = "images") -> torch.Tensor:
