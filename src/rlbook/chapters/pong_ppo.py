@@ -555,8 +555,9 @@ def train_overlapped(
     seconds add the collector's."""
     if self.device.type != "cpu":
         raise ValueError(
-            "the overlap forks a CPU collector from the learner: a learner "
-            f"on {self.device} needs overlap=False (the 'gpu' recipe)"
+            "the overlap forks a CPU collector from the learner: a "
+            f"learner on {self.device} needs overlap=False (the 'gpu' "
+            "recipe)"
         )
     c = self.config
     fork = multiprocessing.get_context("fork")
