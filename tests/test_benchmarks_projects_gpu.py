@@ -88,7 +88,11 @@ def test_the_pages_gpu_summary_reads_the_table_or_says_none(smoke_record, tmp_pa
     path = tmp_path / "gpu.json"
     path.write_text(json.dumps(smoke_record))
     table, sentence = gpu_summary("vae", path)
-    assert table.count("\n") == 1 + 3 + 2 + 2  # header, rule, 3 train + 2x2 infer
+    speed, checks, units = table.split("\n\n")
+    for part in (speed, checks):  # header, rule, 3 train + 2x2 infer modes
+        assert part.count("\n") == 1 + 3 + 2 + 2
+        assert all(row.count("|") == 6 for row in part.splitlines())  # 5 columns
+    assert units.startswith("Times are medians per sample: train, ")
     assert "torch.compile" in sentence and "95%" not in sentence
     assert gpu_summary("resnet", path)[0] is None  # not measured in that run
 
