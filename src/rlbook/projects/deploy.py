@@ -211,15 +211,15 @@ def gpu_summary(project: str, path: str | Path | None = None) -> tuple[str | Non
     if compiled is None:
         return "\n".join(rows), (
             f"On a GPU ({record['device']}) the table above gives the modes; "
-            "`torch.compile` failed there in training."
+            "torch.compile failed there in training."
         )
     sentence = (
         f"On a GPU ({record['device']}, PyTorch {record['torch']}, budget "
         f"{record['budget']!r}; TF32 {'on' if record.get('tf32') else 'off'}; "
         "each sample timed between two CUDA synchronisations, "
         f"{train['reps']} rounds interleaved across the modes, peak memory from "
-        "`torch.cuda.max_memory_allocated`), the GPU table above gives the same modes: "
-        f"there `torch.compile` took {compiled['ratio']:.2f} times eager's training "
+        "torch.cuda.max_memory_allocated), the GPU table above gives the same modes: "
+        f"there torch.compile took {compiled['ratio']:.2f} times eager's training "
         f"time ({compiled['low']:.2f} to {compiled['high']:.2f}: {verdict(compiled)})."
     )
     return "\n".join(rows), sentence
