@@ -456,6 +456,22 @@ def export_pong(
     return Path(out)
 
 
+def lanes_argument(value: str) -> tuple[int, int]:
+    """``--lanes ENVSxSTEPS``: two positive integers, e.g. ``64x32``."""
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not ENVSxSTEPS: games side by side, an x, then "
+            "steps per update, e.g. 64x32"
+        )
+    envs, steps = (int(p) for p in parts)
+    if envs < 1 or steps < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: both the games and the steps must be at least 1"
+        )
+    return envs, steps
+
+
 def since_process_start() -> tuple[float, float]:
     """Wall and CPU seconds since this process started, interpreter startup and
     imports included; the CPU adds the children this process has reaped."""
@@ -618,6 +634,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--lanes",
+        type=lanes_argument,
         default=None,
         metavar="ENVSxSTEPS",
         help="fast and gpu recipes: games side by side x steps per update, e.g. 64x32",
@@ -633,7 +650,9 @@ def main() -> int:
     if args.recipe != "shipped" and not fast:
         parser.error("--recipe is PPO's")
     if (args.no_overlap or args.lanes or args.max_minutes is not None) and not fast:
-        parser.error("--no-overlap and --max-minutes go with --recipe fast")
+        parser.error(
+            "--no-overlap, --lanes and --max-minutes go with --recipe fast or gpu"
+        )
     if args.device != "cpu" and args.recipe != "gpu":
         parser.error("--device goes with --recipe gpu: the other runs are CPU runs")
     if args.extend_to is not None and (
@@ -789,7 +808,7 @@ def main() -> int:
         if args.no_overlap:
             config = replace(config, overlap=False)
         if args.lanes:
-            envs, steps = map(int, args.lanes.lower().split("x"))
+            envs, steps = args.lanes
             config = replace(config, envs=envs, steps=steps)
         from rlbook.device import DeviceError, select_device
 
@@ -867,7 +886,7 @@ def main() -> int:
     if args.device != "cpu":
         command += f" --device {args.device}"
     if args.lanes:
-        command += f" --lanes {args.lanes}"
+        command += " --lanes {}x{}".format(*args.lanes)
     if budget != "full":
         command += f" --budget {budget}"
     if args.no_overlap:
@@ -887,7 +906,7 @@ def main() -> int:
     text = json.dumps(record, separators=(",", ":")) + "\n"
     record_dir.mkdir(parents=True, exist_ok=True)
     prefix = "" if args.recipe == "fast" else f"{args.recipe}-"
-    prefix += f"{args.lanes.lower()}-" if args.lanes else ""
+    prefix += "{}x{}-".format(*args.lanes) if args.lanes else ""
     target = record_dir / f"{prefix}seed-{run.seed}.json"
     atomic_write(target, lambda h: h.write(text.encode()))
     hit = reached[0] if reached else None

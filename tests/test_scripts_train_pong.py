@@ -386,3 +386,21 @@ def test_only_the_gpu_recipe_moves_the_learner_and_a_missing_gpu_is_named(
     assert no_gpu.returncode == 2
     assert no_gpu.stderr.startswith("error: ") and "cuda" in no_gpu.stderr.lower()
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("lanes", ["64by32", "64x", "0x32", "64x32x2"])
+def test_a_malformed_lanes_value_is_named_before_anything_runs(tmp_path, lanes):
+    """--lanes is ENVSxSTEPS, two positive integers; anything else is a usage
+    error that names the value and the form, not a traceback."""
+    out = tmp_path / "out"
+    runs = ["--runs", str(tmp_path / "runs"), "--out", str(out)]
+    done = train_script("ppo", "--recipe", "fast", "--lanes", lanes, *runs)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"'{lanes}'" in done.stderr and "--lanes" in done.stderr
+    assert not out.exists()
+
+
+def test_lanes_read_as_games_and_steps():
+    script = load_script("scripts/train_pong.py")
+    assert script.lanes_argument("64X32") == (64, 32)
+    assert script.lanes_argument("16x128") == (16, 128)
