@@ -441,6 +441,7 @@ def export_pong(
         "test": {k: v.tolist() for k, v in tests.items()},
         "best_update": state["best"]["update"],
     }
+    metrics["earlier_exports"] = earlier_exports(Path(out), scores.tolist())
     text = json.dumps(metrics, separators=(",", ":")) + "\n"
     save_agent(
         out,
@@ -470,6 +471,32 @@ def lanes_argument(value: str) -> tuple[int, int]:
             f"{value!r}: both the games and the steps must be at least 1"
         )
     return envs, steps
+
+
+def earlier_exports(out: Path, scores: list) -> list[dict[str, Any]]:
+    """What earlier exports of this same run shipped in ``out``, kept when a
+    continued run (``--extend-to``) is exported over them: its games, its
+    tests and the commit it was exported at (its weights stay in history). It
+    is the same run, continued, when its scores begin this one's and are
+    fewer."""
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+        provenance = json.loads((out / "weights.provenance.json").read_text())
+    except FileNotFoundError:
+        return []
+    before = metrics["scores"]
+    if len(before) >= len(scores) or before != scores[: len(before)]:
+        return []  # another run, or this one again: replaced, not continued
+    return [
+        *metrics.get("earlier_exports", []),
+        {
+            "games": len(metrics["scores"]),
+            "updates": provenance["updates"],
+            "best_update": metrics["best_update"],
+            "test": metrics["test"],
+            "exported_at_commit": provenance["exported_at_commit"],
+        },
+    ]
 
 
 def since_process_start() -> tuple[float, float]:

@@ -404,3 +404,26 @@ def test_lanes_read_as_games_and_steps():
     script = load_script("scripts/train_pong.py")
     assert script.lanes_argument("64X32") == (64, 32)
     assert script.lanes_argument("16x128") == (16, 128)
+
+
+def test_a_continued_run_keeps_its_earlier_exports_tests(
+    tmp_path, tiny_reinforce, monkeypatch
+):
+    """#25: the run shipped at 20,000 games and went on; the export at 30,000
+    replaces the weights but keeps what the first export tested, and only for
+    the same run, continued."""
+    pt = load_script("scripts/train_pong.py")
+    monkeypatch.setattr(pt, "TEST_GAMES", 1)
+    straight, _ = tiny_reinforce
+    out = pt.export_pong(straight.state_dict(), tmp_path / "agent", command="t")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["earlier_exports"] == []
+    scores = list(straight.scores)
+    (earlier,) = pt.earlier_exports(out, [*scores, 21])  # the run went on
+    assert earlier["games"] == len(scores) and earlier["updates"] == 2
+    assert earlier["test"] == metrics["test"]
+    assert earlier["best_update"] == metrics["best_update"]
+    assert pt.earlier_exports(out, scores) == []  # the same run again
+    assert pt.earlier_exports(out, [s - 1 for s in scores] + [21]) == []
+    pt.export_pong(straight.state_dict(), out, command="t")  # re-exported
+    assert json.loads((out / "metrics.json").read_text())["earlier_exports"] == []
