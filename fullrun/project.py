@@ -37,6 +37,7 @@ class Report:
     spec: dict[str, Any]  # the shipped model's spec (rlbook.projects.shipping)
     printed: dict[str, Any] = field(default_factory=dict)  # more to print
     save_options: dict[str, Any] = field(default_factory=dict)  # save_model's
+    ships: str = "best"  # the weights that ship: "best" (validation) or "final"
 
 
 def _loss_and_valid(record: Mapping[str, Any]) -> Mapping[str, str]:
@@ -110,6 +111,7 @@ def run(
             score=report.score,
             kind=artifact,
             spec=report.spec,
+            ships=report.ships,
             **report.save_options,
         )
     return 0
@@ -239,10 +241,14 @@ def ship(
     kind: str,
     spec: Mapping[str, Any],
     root: Path | None = None,
+    ships: str = "best",
     **save_options: Any,
 ) -> Path:
-    """Write ``<root>/artifacts/<artifact>/``: the model of ``run.best``, its
-    provenance (``root``'s commit; a dirty tree is refused) and ``metrics.json``."""
+    """Write ``<root>/artifacts/<artifact>/``: the model of ``run.best`` (or
+    of ``run.final``, with ``ships="final"``), its provenance (``root``'s
+    commit; a dirty tree is refused) and ``metrics.json``."""
+    if ships not in ("best", "final"):
+        raise ValueError(f"ships must be 'best' or 'final', got {ships!r}")
     if run.resumed_from:
         metrics["seconds_note"] = (
             f"resumed after epoch {run.resumed_from}; seconds sums every epoch's time"
@@ -268,7 +274,7 @@ def ship(
         folder,
         kind=kind,
         spec=spec,
-        model=run.best,
+        model=run.best if ships == "best" else run.final,
         provenance=provenance,
         metrics=summary,
         files={"metrics.json": text.encode()},  # listed in the manifest, written last

@@ -78,3 +78,53 @@ def test_a_project_script_trains_resumes_and_reports(tmp_path, shared_data):
     again = run_vae(tmp_path, shared_data)  # goes on from the finished checkpoint
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout.strip().splitlines()[-1]) == summary
+
+
+@pytest.mark.parametrize("ships", ["best", "final"])
+def test_ship_writes_the_weights_the_project_says_ship(monkeypatch, tmp_path, ships):
+    """#27 item 9: the ResNet's one-cycle run ships its final weights; the
+    other projects their best validation's."""
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+
+    @dataclass
+    class Config:
+        epochs: int = 1
+
+    saved = {}
+    monkeypatch.setattr(script, "require_clean_tree", lambda root: None)
+    monkeypatch.setattr(script, "make_provenance", lambda **kw: {})
+    monkeypatch.setattr(script, "save_model", lambda folder, **kw: saved.update(kw))
+    run = SimpleNamespace(best="best weights", final="final weights", resumed_from=0)
+    script.ship(
+        "x",
+        script="train_x.py",
+        args=SimpleNamespace(budget="full", seed=0),
+        config=Config(),
+        device="cpu",
+        run=run,
+        metrics={"seconds": 1.0, "data": {}},
+        summary={},
+        score={},
+        kind="x",
+        spec={},
+        root=tmp_path,
+        ships=ships,
+    )
+    assert saved["model"] == f"{ships} weights"
+    with pytest.raises(ValueError, match="ships must be"):
+        script.ship(
+            "x",
+            script="",
+            args=None,
+            config=None,
+            device="cpu",
+            run=run,
+            metrics={},
+            summary={},
+            score={},
+            kind="x",
+            spec={},
+            root=tmp_path,
+            ships="last",
+        )
