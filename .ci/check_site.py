@@ -392,11 +392,6 @@ def toc_docnames(toc_path: Path) -> list[str]:
     return names
 
 
-def toc_pages(toc_path: Path) -> list[str]:
-    """The HTML page paths (relative to the site root) listed in a jb-book toc."""
-    return [f"{name}.html" for name in toc_docnames(toc_path)]
-
-
 def page_specs(toc_path: Path) -> list[PageSpec]:
     """Every toc page with its source file (next to the toc) and its declarations."""
     root = toc_path.resolve().parent

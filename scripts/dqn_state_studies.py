@@ -49,7 +49,6 @@ from rlbook.paths import artifacts_dir, repo_root
 ARTIFACT = artifacts_dir() / "dqn-state"
 SEEDS = tuple(range(10))
 TRUNCATION_VARIANT = "done = terminated or truncated"
-DIAGNOSED = ("baseline", "no target network")
 OMITTED = ("episode_end", "episode_return", "test.returns", "final_test.returns")
 
 
