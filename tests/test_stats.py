@@ -15,7 +15,6 @@ from rlbook.stats import (
     bootstrap_mean,
     bootstrap_ratio,
     holm,
-    iqm,
     paired_sign_flip_pvalue,
     paired_t,
     paired_t_pvalue,
@@ -374,38 +373,33 @@ def test_holm_keeps_the_family_wise_error_below_alpha():
 # --- IQM, probability of improvement, performance profile ----------------------
 
 
+def iqm(values):
+    """The IQM itself: :func:`bootstrap_iqm`'s point estimate."""
+    return bootstrap_iqm(values, resamples=1).mean
+
+
 def test_iqm_of_zero_to_ninety_nine_is_the_mean_of_twenty_five_to_seventy_four():
     assert iqm(np.arange(100)) == 49.5
     assert iqm(np.arange(100)[::-1]) == 49.5  # order does not matter
-    assert iqm(np.arange(100), fractional=True) == pytest.approx(49.5)
 
 
-def test_iqm_conventions_where_a_quarter_of_the_runs_is_not_whole():
-    """Five runs 1, 2, 4, 8, 100. rliable's (SciPy's trim_mean(0.25)) drops
-    floor(5 / 4) = 1 from each end: (2 + 4 + 8) / 3. Fractional drops 1.25
-    from each end: (0.75 * 2 + 4 + 0.75 * 8) / 2.5 = 4.6."""
+def test_iqm_where_a_quarter_of_the_runs_is_not_whole():
+    """rliable's convention (SciPy's trim_mean(0.25)) drops floor(n / 4) runs
+    from each end. Five runs 1, 2, 4, 8, 100: (2 + 4 + 8) / 3."""
     assert iqm([100.0, 1.0, 8.0, 2.0, 4.0]) == pytest.approx(14 / 3)
-    assert iqm([100.0, 1.0, 8.0, 2.0, 4.0], fractional=True) == pytest.approx(4.6)
     ten = [0, 1, 2, 3, 4, 5, 6, 7, 8, 1000]  # n = 10: the middle 6 (2..7)
     assert iqm(ten) == pytest.approx(4.5)
-    # Fractional: 2 and 7 count half: (1 + 3 + 4 + 5 + 6 + 3.5) / 5.
-    assert iqm(ten, fractional=True) == pytest.approx(4.5)
     assert iqm([0, 0, 1, 1, 1, 1, 1, 1, 9, 9]) == pytest.approx(1.0)
-    assert iqm([0, 0, 0, 1, 1, 1, 1, 9, 9, 9], fractional=True) == pytest.approx(
-        (0.5 * 0 + 1 + 1 + 1 + 1 + 0.5 * 9) / 5
-    )
-    # Seven runs: floor(7 / 4) = 1 dropped from each end, not round(1.75) = 2;
-    # fractional: (0.25 * 2 + 4 + 8 + 16 + 0.25 * 32) / 3.5.
+    # Seven runs: floor(7 / 4) = 1 dropped from each end, not round(1.75) = 2.
     seven = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 1000.0]
     assert iqm(seven) == pytest.approx((2 + 4 + 8 + 16 + 32) / 5)
-    assert iqm(seven, fractional=True) == pytest.approx(36.5 / 3.5)
     assert iqm([3.0]) == 3.0 and iqm([3.0, 5.0]) == 4.0  # under 4 runs: the mean
 
 
 def test_bootstrap_iqm_is_within_the_data_and_ignores_outliers():
     scores = [480.0, 490.0, 500.0, 500.0, 495.0, 470.0, 500.0, 485.0, 10.0, 500.0]
     interval = bootstrap_iqm(scores)
-    assert interval.mean == iqm(scores)
+    assert interval.mean == iqm(scores)  # whatever the resamples
     assert 485.0 <= interval.mean <= interval.high <= 500.0
     # Resamples with three or more copies of the failed run move the IQM too,
     # but less than the mean (whose low end falls to about 300).

@@ -297,29 +297,13 @@ def holm(
 # --- What Agarwal et al. (2021) recommend ---------------------------------------
 
 
-def _iqm_of_rows(rows: np.ndarray, fractional: bool) -> np.ndarray:
-    """The interquartile mean of each row of ``rows`` (see :func:`iqm`)."""
-    ordered = np.sort(rows, axis=-1)
-    n = ordered.shape[-1]
-    if not fractional:
-        cut = int(0.25 * n)
-        return ordered[..., cut : n - cut].mean(axis=-1)
-    edges = np.arange(n + 1, dtype=np.float64)
-    weights = np.clip(
-        np.minimum(edges[1:], 0.75 * n) - np.maximum(edges[:-1], 0.25 * n), 0.0, None
-    )
-    return ordered @ weights / (0.5 * n)
-
-
-def iqm(values: np.ndarray | list[float], *, fractional: bool = False) -> float:
-    """The interquartile mean: the mean of the middle half of the scores.
-
-    By default ``rliable``'s (``scipy.stats.trim_mean(values, 0.25)``): drop
-    ``floor(n / 4)`` scores from each end. With ``fractional=True`` exactly a
-    quarter of the weight goes from each end, so the scores straddling the
-    quartiles count in part. Both agree when n is a multiple of 4.
-    """
-    return float(_iqm_of_rows(_scores(values), fractional))
+def _iqm_of_rows(rows: np.ndarray) -> np.ndarray:
+    """The interquartile mean (the mean of the middle half) of each row of
+    ``rows``, ``rliable``'s (``scipy.stats.trim_mean(rows, 0.25)``): drop
+    ``floor(n / 4)`` scores from each end."""
+    n = rows.shape[-1]
+    cut = int(0.25 * n)
+    return np.sort(rows, axis=-1)[..., cut : n - cut].mean(axis=-1)
 
 
 def bootstrap_iqm(
@@ -328,19 +312,14 @@ def bootstrap_iqm(
     level: float = 0.95,
     resamples: int = 10_000,
     seed: int = 0,
-    fractional: bool = False,
 ) -> Interval:
-    """The IQM of ``values`` (:func:`iqm`, in the ``mean`` field) with a
+    """The IQM of ``values`` (:func:`_iqm_of_rows`, in the ``mean`` field) with a
     percentile-bootstrap interval: with one task, Agarwal et al.'s stratified
     bootstrap is the plain bootstrap over runs."""
     array = _scores(values)
     _check_level(level)
-    low, high = _percentile_bootstrap(
-        array, lambda rows: _iqm_of_rows(rows, fractional), level, resamples, seed
-    )
-    return Interval(
-        float(_iqm_of_rows(array, fractional)), low, high, level, array.size
-    )
+    low, high = _percentile_bootstrap(array, _iqm_of_rows, level, resamples, seed)
+    return Interval(float(_iqm_of_rows(array)), low, high, level, array.size)
 
 
 def probability_of_improvement(
