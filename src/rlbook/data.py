@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
+from .checkpoint import atomic_write
 from .paths import DATA_ENV_VAR, data_dir
 
 CHUNK = 1 << 20
@@ -155,32 +156,25 @@ def check_listed_checksums(root: Path, paths: list[Path]) -> None:
 def download(url: str, destination: Path, md5: str, *, timeout: float = 30.0) -> Path:
     """Fetch ``url`` to ``destination`` if its MD5 is ``md5``, atomically; else
     (unreachable, other bytes) :class:`DataError`, nothing left behind."""
-    digest = hashlib.md5()
-    partial = None
-    try:
-        # The network first: no folder is created for a download that cannot start.
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            fd, partial = tempfile.mkstemp(
-                prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
-            )
-            with os.fdopen(fd, "wb") as out:
-                while chunk := response.read(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
+
+    def write(out: BinaryIO) -> None:
+        digest = hashlib.md5()
+        while chunk := response.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
         if digest.hexdigest() != md5:
             raise ChecksumError(
                 f"the file downloaded from {url} has MD5 {digest.hexdigest()}, but the "
                 f"published checksum is {md5}: the download is damaged or the file changed. "
                 "It was deleted; try again, or download it by hand and check it."
             )
-        os.chmod(partial, 0o644)  # mkstemp's files are private
-        os.replace(partial, destination)
+
+    try:
+        # The network first: no folder is created for a download that cannot start.
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            atomic_write(destination, write)
     except (urllib.error.URLError, OSError) as error:
         raise DataError(f"cannot download {url}: {error}") from error
-    finally:
-        if partial is not None and os.path.exists(partial):
-            os.unlink(partial)
     return destination
 
 
