@@ -27,13 +27,6 @@ def filled(buffer: ReplayBuffer, n: int) -> ReplayBuffer:
     return buffer
 
 
-def stored(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
-    return {
-        name: getattr(buffer, name).cpu().numpy()
-        for name in ("obs", "action", "reward", "next_obs", "terminated")
-    }
-
-
 # --- ReplayBuffer ------------------------------------------------------------
 
 
@@ -51,19 +44,6 @@ def test_ring_overwrites_the_oldest_transitions():
     np.testing.assert_array_equal(buffer.action.numpy(), [i % 3 for i in order])
     np.testing.assert_array_equal(buffer.reward.numpy(), [0.5 * i for i in order])
     np.testing.assert_array_equal(buffer.terminated.numpy(), [i % 2 for i in order])
-
-
-@pytest.mark.parametrize(("before", "rows"), [(3, 4), (0, 5), (4, 1), (2, 12), (5, 5)])
-def test_add_batch_matches_repeated_add(before, rows):
-    one_by_one = filled(ReplayBuffer(5, (2,)), before + rows)
-    batched = filled(ReplayBuffer(5, (2,)), before)
-    fields = list(
-        zip(*(transition(i) for i in range(before, before + rows)), strict=True)
-    )
-    batched.add_batch(*(np.array(field) for field in fields))
-    assert (len(batched), batched.pos) == (len(one_by_one), one_by_one.pos)
-    for name, expected in stored(one_by_one).items():
-        np.testing.assert_array_equal(stored(batched)[name], expected, err_msg=name)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -102,7 +82,7 @@ def test_terminated_is_stored_as_given_and_truncation_is_not_terminal():
     # an episode cut by a time limit: truncated, not terminated, so it must bootstrap
     buffer.add([1.0], 0, 1.0, [2.0], terminated=False)
     buffer.add([2.0], 0, 1.0, [3.0], terminated=np.bool_(True))
-    buffer.add_batch([[3.0]], [0], [1.0], [[4.0]], np.array([False]))
+    buffer.add([3.0], 0, 1.0, [4.0], terminated=np.bool_(False))
     np.testing.assert_array_equal(buffer.terminated.numpy(), [1.0, 0.0, 1.0, 0.0])
 
 
@@ -137,10 +117,6 @@ def test_bad_arguments_are_clear_errors():
         buffer.sample(0)
     with pytest.raises(ValueError, match=r"obs has shape \(3,\), expected \(2,\)"):
         buffer.add(np.zeros(3), 0, 0.0, np.zeros(2), False)
-    with pytest.raises(ValueError, match=r"reward has shape \(1,\), expected \(2,\)"):
-        buffer.add_batch(
-            np.zeros((2, 2)), [0, 1], [0.0], np.zeros((2, 2)), [False, False]
-        )
     with pytest.raises(ValueError, match="capacity must be at least 1"):
         ReplayBuffer(0, (2,))
 
@@ -252,10 +228,8 @@ def test_new_transitions_get_the_max_priority():
     buffer.update_priorities(
         np.array([0, 1]), np.array([3.0, -0.5])
     )  # max is now 3 + eps
-    buffer.add(*transition(3))
-    buffer.add_batch(
-        *(np.array(field) for field in zip(transition(4), transition(5), strict=True))
-    )
+    for i in (3, 4, 5):
+        buffer.add(*transition(i))
     new = buffer.tree.priorities(np.array([3, 4, 5]))
     np.testing.assert_allclose(new, (3.0 + buffer.eps) ** 0.5)
 

@@ -103,14 +103,11 @@ class ReplayBuffer:
         """Transitions stored so far, at most :attr:`capacity`."""
         return self._size
 
-    def _obs_tensor(
-        self, obs: ArrayLike, leading: tuple[int, ...], name: str
-    ) -> torch.Tensor:
+    def _obs_tensor(self, obs: ArrayLike, name: str) -> torch.Tensor:
         tensor = _as_tensor(obs, self.obs_dtype, self.device)
-        expected = (*leading, *self.obs_shape)
-        if tuple(tensor.shape) != expected:
+        if tuple(tensor.shape) != self.obs_shape:
             raise ValueError(
-                f"{name} has shape {tuple(tensor.shape)}, expected {expected}"
+                f"{name} has shape {tuple(tensor.shape)}, expected {self.obs_shape}"
             )
         return tensor
 
@@ -124,8 +121,8 @@ class ReplayBuffer:
     ) -> None:
         """Store one transition in slot :attr:`pos`, then advance it (mod capacity);
         ``terminated`` is false for a truncated episode."""
-        obs_t = self._obs_tensor(obs, (), "obs")
-        next_obs_t = self._obs_tensor(next_obs, (), "next_obs")
+        obs_t = self._obs_tensor(obs, "obs")
+        next_obs_t = self._obs_tensor(next_obs, "next_obs")
         pos = self.pos
         self.obs[pos] = obs_t
         self.next_obs[pos] = next_obs_t
@@ -134,56 +131,6 @@ class ReplayBuffer:
         self.terminated[pos] = float(bool(terminated))
         self.pos = (pos + 1) % self._capacity
         self._size = min(self._size + 1, self._capacity)
-
-    def add_batch(
-        self,
-        obs: ArrayLike,
-        action: ArrayLike,
-        reward: ArrayLike,
-        next_obs: ArrayLike,
-        terminated: ArrayLike,
-    ) -> None:
-        """Store ``N`` transitions at once, as ``N`` calls to :meth:`add` would."""
-        obs_t = _as_tensor(obs, self.obs_dtype, self.device)
-        if tuple(obs_t.shape[1:]) != self.obs_shape or obs_t.dim() != 1 + len(
-            self.obs_shape
-        ):
-            raise ValueError(
-                f"obs has shape {tuple(obs_t.shape)}, expected (N, *{self.obs_shape})"
-            )
-        n = int(obs_t.shape[0])
-        next_obs_t = self._obs_tensor(next_obs, (n,), "next_obs")
-        action_t = _as_tensor(action, torch.int64, self.device)
-        reward_t = _as_tensor(reward, torch.float32, self.device)
-        terminated_t = _as_tensor(terminated, torch.bool, self.device).to(torch.float32)
-        for name, tensor in (
-            ("action", action_t),
-            ("reward", reward_t),
-            ("terminated", terminated_t),
-        ):
-            if tuple(tensor.shape) != (n,):
-                raise ValueError(
-                    f"{name} has shape {tuple(tensor.shape)}, expected ({n},)"
-                )
-        if n == 0:
-            return
-        # More rows than slots: only the last `capacity` rows would survive, and
-        # they land exactly where repeated `add` calls would have put them.
-        kept = min(n, self._capacity)
-        start = (self.pos + n - kept) % self._capacity
-        first = min(kept, self._capacity - start)  # rows before the wrap
-        for storage, rows in (
-            (self.obs, obs_t),
-            (self.next_obs, next_obs_t),
-            (self.action, action_t),
-            (self.reward, reward_t),
-            (self.terminated, terminated_t),
-        ):
-            rows = rows[n - kept :]
-            storage[start : start + first] = rows[:first]
-            storage[: kept - first] = rows[first:]
-        self.pos = (self.pos + n) % self._capacity
-        self._size = min(self._size + n, self._capacity)
 
     def _check_sample(self, batch_size: int) -> None:
         if batch_size < 1:
@@ -382,21 +329,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         slot = self.pos
         super().add(obs, action, reward, next_obs, terminated)
         self.tree.update(np.array([slot]), np.array([self.max_priority**self.alpha]))
-
-    def add_batch(
-        self,
-        obs: ArrayLike,
-        action: ArrayLike,
-        reward: ArrayLike,
-        next_obs: ArrayLike,
-        terminated: ArrayLike,
-    ) -> None:
-        """As :meth:`ReplayBuffer.add_batch`; new transitions get the maximum priority."""
-        start = self.pos
-        super().add_batch(obs, action, reward, next_obs, terminated)
-        n = int(np.shape(obs)[0])  # reads `.shape` first: a CUDA tensor is not copied
-        slots = (start + np.arange(min(n, self._capacity))) % self._capacity
-        self.tree.update(slots, np.full(slots.shape, self.max_priority**self.alpha))
 
     def sample(self, batch_size: int, beta: float | None = None) -> Batch:
         """``batch_size`` transitions drawn in proportion to their priority.
