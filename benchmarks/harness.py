@@ -12,10 +12,8 @@ chapters read with :mod:`rlbook.projects.deploy`.
 2. :func:`build_cpp_runner` compiles ``deploy/cpp/aoti_infer.cpp`` against the
    libtorch inside the torch wheel: a program that runs a package with no
    Python in the process.
-3. :func:`time_python` and :func:`time_cpp` time a call the same way on both
-   sides (warm-up calls, timed calls, the same thread count, the same
-   statistics); :func:`run_in_subprocess` and :func:`peak_memory_mb` measure
-   each mode in a process of its own.
+3. :func:`time_cpp` times a package's calls in the C++ runner (warm-up
+   calls, timed calls, a fixed thread count) and checks its outputs.
 4. :func:`interleave` times modes in rounds interleaved across them, each
    in a process kept for the run; :class:`Bench` is a script's skeleton on
    it: one record per mode with its samples, the ratios to the baseline
@@ -63,7 +61,6 @@ import torch
 from torch import nn
 
 from rlbook.checkpoint import atomic_write, git_commit
-from rlbook.device import synchronize
 from rlbook.paths import repo_root
 from rlbook.projects.deploy import ComparisonRecord, comparison_path
 
@@ -690,26 +687,6 @@ def cpu_description() -> dict[str, Any]:
     }
 
 
-def latency_stats(samples_ms: Sequence[float]) -> dict[str, float]:
-    """Median, mean, 10th and 90th percentiles, min and max of per-call times (ms).
-
-    Percentiles interpolate linearly between ranks (numpy's default), as the
-    C++ runner does; values are rounded to the runner's 6 decimals.
-    """
-    values = np.asarray(samples_ms, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("no latency samples: time at least one call")
-    stats = {
-        "median_ms": np.percentile(values, 50),
-        "mean_ms": values.mean(),
-        "p10_ms": np.percentile(values, 10),
-        "p90_ms": np.percentile(values, 90),
-        "min_ms": values.min(),
-        "max_ms": values.max(),
-    }
-    return {key: round(float(value), 6) for key, value in stats.items()}
-
-
 def _check_counts(iters: int, warmup: int, threads: int) -> None:
     for name, value, least in (
         ("iters", iters, 1),
@@ -729,55 +706,6 @@ def _leaves(value: Any) -> list[torch.Tensor]:
     if isinstance(value, (list, tuple)):
         return [leaf for item in value for leaf in _leaves(item)]
     return []
-
-
-def time_python(
-    fn: Callable[..., Any],
-    inputs: torch.Tensor | Sequence[torch.Tensor],
-    *,
-    iters: int = 100,
-    warmup: int = 10,
-    threads: int = 1,
-) -> dict[str, Any]:
-    """Time ``fn(*inputs)`` per call, as the C++ runner times a package.
-
-    ``warmup`` untimed calls, then ``iters`` timed ones, under
-    ``torch.inference_mode()`` with ``threads`` intra-op threads (restored
-    afterwards); on a GPU each call is synchronised before its clock stops.
-
-    Returns:
-        :func:`latency_stats` in milliseconds, plus ``iters``, ``warmup``,
-        ``threads`` (as torch reported them while timing), ``batch_size`` (first
-        dimension of input 0), ``device`` and ``output_shapes``.
-    """
-    args = tuple(_as_tensors(inputs, "inputs"))
-    _check_counts(iters, warmup, threads)
-    device = args[0].device if args else torch.device("cpu")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        used = torch.get_num_threads()
-        samples = []
-        with torch.inference_mode():
-            for _ in range(warmup):
-                output = fn(*args)
-            synchronize(device)
-            for _ in range(iters):
-                start = time.perf_counter_ns()
-                output = fn(*args)
-                synchronize(device)
-                samples.append((time.perf_counter_ns() - start) / 1e6)
-    finally:
-        torch.set_num_threads(previous)
-    return {
-        **latency_stats(samples),
-        "batch_size": int(args[0].shape[0]) if args and args[0].dim() else None,
-        "device": str(device),
-        "iters": iters,
-        "output_shapes": [list(t.shape) for t in _leaves(output)],
-        "threads": used,
-        "warmup": warmup,
-    }
 
 
 def _compare_outputs(
@@ -820,8 +748,8 @@ def time_cpp(
 
     Writes ``inputs`` (on the CPU) to a temporary folder, runs ``runner
     package folder --iters --warmup --threads --out``, and reads back its JSON
-    line and the outputs of its last call. ``iters``, ``warmup`` and
-    ``threads`` are as for :func:`time_python`. With a ``reference`` (the
+    line and the outputs of its last call: ``warmup`` untimed calls, then
+    ``iters`` timed ones, with ``threads`` intra-op threads. With a ``reference`` (the
     eager model's output), the outputs must match it
     (``torch.testing.assert_close`` with ``rtol`` and ``atol``).
 
@@ -878,60 +806,6 @@ def time_cpp(
     return report
 
 
-# ---------------------------------------------------------------- memory and processes
-
-
-def peak_memory_mb() -> float:
-    """This process's peak resident memory so far, in MiB.
-
-    It counts everything the process ever held at once (the interpreter,
-    torch's libraries, compiled packages), so compare modes by measuring each
-    in a fresh process (:func:`run_in_subprocess`). ``VmHWM`` on Linux,
-    ``getrusage`` elsewhere.
-    """
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    import resource  # not on Windows
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes vs kB
-
-
-def _call(target: str, args: tuple, kwargs: dict) -> Any:
-    module, _, qualname = target.partition(":")
-    value: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        value = getattr(value, part)
-    return value(*args, **kwargs)
-
-
-def run_in_subprocess(fn: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn(*args, **kwargs)`` in a fresh Python process and return its result.
-
-    The process is started with ``spawn`` (a new interpreter, nothing inherited),
-    so what it measures, peak memory included, is the call's alone. ``fn`` must
-    be importable by name: a top-level function of a module, or its name as
-    ``"module:function"``; arguments and result must pickle. An exception in the
-    child is raised again here, with the child's traceback as its cause; a
-    child that dies raises ``BrokenProcessPool``.
-    """
-    if isinstance(fn, str):
-        target = fn
-    elif fn.__module__ == "__main__" or "<" in fn.__qualname__:
-        raise DeployError(
-            f"run_in_subprocess cannot import {fn!r} in a fresh process: define it at "
-            "the top level of a module, or pass its name as 'module:function'"
-        )
-    else:
-        target = f"{fn.__module__}:{fn.__qualname__}"
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        return pool.submit(_call, target, args, kwargs).result()
-
-
 # ---------------------------------------------------------------- what compiled
 
 
@@ -974,6 +848,15 @@ def dynamo_graphs() -> int:
 
 
 # ---------------------------------------------------------------- interleaved modes
+
+
+def _call(target: str, args: tuple, kwargs: dict) -> Any:
+    module, _, qualname = target.partition(":")
+    value: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value(*args, **kwargs)
+
 
 MEMORY_METHOD = (
     "Linux VmHWM of the mode's own process, reset (5 written to "

@@ -29,15 +29,11 @@ from benchmarks.harness import (
     DeployError,
     build_cpp_runner,
     export_aoti,
-    latency_stats,
     load_aoti,
     load_tensor,
-    peak_memory_mb,
     read_outputs,
-    run_in_subprocess,
     save_tensor,
     time_cpp,
-    time_python,
     write_comparison,
     write_inputs,
 )
@@ -399,61 +395,6 @@ def test_failed_build_quotes_the_compiler(tmp_path: Path) -> None:
     with pytest.raises(DeployError, match=r"(?s)failed \(exit 1\).*error: made up"):
         build_cpp_runner(tmp_path / "bin", compiler=str(fake))
     assert not (tmp_path / "bin" / "aoti_infer").exists()
-
-
-# ---------------------------------------------------------------- timing
-
-
-def test_latency_stats_interpolate_like_numpy() -> None:
-    stats = latency_stats([float(v) for v in range(10, 0, -1)])
-    assert stats == {
-        "median_ms": 5.5,
-        "mean_ms": 5.5,
-        "p10_ms": 1.9,
-        "p90_ms": 9.1,
-        "min_ms": 1.0,
-        "max_ms": 10.0,
-    }
-
-
-def test_time_python_pins_threads_and_restores_them(
-    compiled: harness.AOTIModel,
-) -> None:
-    previous = torch.get_num_threads()
-    report = time_python(compiled, tiny_inputs(5), iters=6, warmup=1, threads=3)
-    assert torch.get_num_threads() == previous
-    assert report["threads"] == 3
-    assert report["iters"] == 6 and report["batch_size"] == 5
-    assert report["output_shapes"] == [[5, 3], [5, 8]]
-    stats = [report[k] for k in ("min_ms", "p10_ms", "median_ms", "p90_ms", "max_ms")]
-    assert stats == sorted(stats) and stats[0] > 0
-
-
-# ---------------------------------------------------------------- memory and processes
-
-
-def allocate_and_measure(megabytes: int) -> tuple[int, float, float]:
-    """In a fresh process: its pid, and its peak memory before and after a touch of
-    ``megabytes`` MiB."""
-    before = peak_memory_mb()
-    block = np.ones(megabytes * 2**20, dtype=np.uint8)
-    after = peak_memory_mb()
-    del block
-    return os.getpid(), before, after
-
-
-def test_peak_memory_of_a_call_in_its_own_process() -> None:
-    pid, before, after = run_in_subprocess(allocate_and_measure, 200)
-    assert pid != os.getpid()
-    assert 190 < after - before < 260
-
-
-def test_run_in_subprocess_raises_the_childs_error_and_refuses_lambdas() -> None:
-    with pytest.raises(json.JSONDecodeError) as caught:
-        run_in_subprocess("json:loads", "{not json")
-    assert "Traceback" in str(caught.value.__cause__)
-    with pytest.raises(DeployError, match="cannot import"):
-        run_in_subprocess(lambda: 1)
 
 
 # ---------------------------------------------------------------- comparison tables
