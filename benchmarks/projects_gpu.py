@@ -46,7 +46,7 @@ import torch
 from rlbook.checkpoint import atomic_write
 from rlbook.paths import artifacts_dir, data_dir, repo_root
 from rlbook.projects.shipping import load_model
-from rlbook.seeding import stream_seed
+from rlbook.seeding import stream_seed, torch_stream
 
 DATA_FILES = (  # all this script reads: 9.0 MB of the shared subsets
     "MNIST/raw/train-images-idx3-ubyte.gz",
@@ -92,10 +92,6 @@ def sync(device: torch.device) -> None:
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
-
-
-def cuda_generator(device: torch.device, seed: int, name: str) -> torch.Generator:
-    return torch.Generator(device).manual_seed(stream_seed(seed, name))
 
 
 class Runner:
@@ -208,7 +204,7 @@ def project_dqn(device, budget, steps, iters):
         replay = copy.copy(buffer)
         for key in ("obs", "next_obs", "action", "reward", "terminated"):
             setattr(replay, key, getattr(buffer, key).to(device))
-        replay.device, replay.generator = device, cuda_generator(device, 0, "replay")
+        replay.device, replay.generator = device, torch_stream(0, "replay", device)
         check = replay.sample(config.batch_size)
         opt = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate)
         forward = (
@@ -279,7 +275,7 @@ def project_vae(device, budget, steps, iters):
             model.decoder = torch.compile(model.decoder, fullgraph=True)
         dtype, gen = (
             torch.bfloat16 if mode == "bf16 autocast" else None,
-            cuda_generator(device, 0, "data"),
+            torch_stream(0, "data", device),
         )
 
         def step():
@@ -433,7 +429,7 @@ def project_resnet(device, budget, steps, iters):
         )
         dtype, gen = (
             torch.bfloat16 if mode == "bf16 autocast" else None,
-            cuda_generator(device, 0, "data"),
+            torch_stream(0, "data", device),
         )
 
         def step():

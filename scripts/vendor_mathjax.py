@@ -28,6 +28,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from rlbook.safeload import file_sha256
+
 DIST = "django-static-mathjax"
 VERSION = "3.2.2.1"
 MATHJAX = "3.2.2"  # the MathJax release it holds
@@ -49,14 +51,6 @@ DEFAULT_DEST = Path(__file__).resolve().parent.parent / "_vendor" / "mathjax"
 
 class VendorError(Exception):
     """Something the reader must fix; the message says what."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tree_files(root: Path) -> list[str]:
