@@ -26,7 +26,7 @@ Tensors cross to C++ as files in one format both sides read and write
     <numel * itemsize bytes: the values in C order, little-endian>
 
 A package fixes the CPU instruction set (Inductor compiles with
-``-march=native``) but, with ``threads=None``, not the thread count.
+``-march=native``) but not the thread count.
 """
 
 from __future__ import annotations
@@ -263,15 +263,13 @@ def compile_aoti(
     program: torch.export.ExportedProgram,
     package_path: str | Path,
     *,
-    threads: int | None = None,
     model_name: str = "",
 ) -> Path:
     """AOTInductor-compile an exported program into one ``.pt2`` package (atomically).
 
-    ``threads=None`` compiles kernels that use as many OpenMP threads as the
-    caller pins when it runs them (Inductor's default bakes in the compiling
-    process's count, a trap when comparing thread counts); an int fixes that
-    many. The package's metadata records ``rlbook.inputs`` (the signature,
+    Its kernels use as many OpenMP threads as the caller pins when it runs
+    them (Inductor's default bakes in the compiling process's count, a trap
+    when comparing thread counts). The package's metadata records ``rlbook.inputs`` (the signature,
     e.g. ``float32[batch,8] int64[batch,6]``), ``rlbook.max_batch``,
     ``rlbook.model``, ``rlbook.threads`` and ``rlbook.torch``; the C++ runner
     checks its inputs against them.
@@ -287,8 +285,6 @@ def compile_aoti(
         raise ValueError(
             f"package_path must end in .pt2 (torch loads only those), got {path}"
         )
-    if threads is not None and (isinstance(threads, bool) or threads < 1):
-        raise ValueError(f"threads must be None or a positive int, got {threads!r}")
     signature, max_batch = _program_signature(program)
     _progress(f"AOTInductor compiling {model_name or path.name}")
     configs: dict[str, Any] = {
@@ -299,14 +295,11 @@ def compile_aoti(
             "rlbook.inputs": signature,
             "rlbook.max_batch": str(max_batch),
             "rlbook.model": model_name,
-            "rlbook.threads": "dynamic" if threads is None else str(threads),
+            "rlbook.threads": "dynamic",
             "rlbook.torch": torch.__version__,
         },
+        "cpp.dynamic_threads": True,
     }
-    if threads is None:
-        configs["cpp.dynamic_threads"] = True
-    else:
-        configs["cpp.threads"] = threads
     buffer = io.BytesIO()
     try:
         with _quiet_torch_warnings():
@@ -329,7 +322,6 @@ def export_aoti(
     package_path: str | Path,
     *,
     max_batch: int = 1024,
-    threads: int | None = None,
 ) -> Path:
     """``torch.export`` a model in eval mode, batch dynamic, and :func:`compile_aoti` it.
 
@@ -380,7 +372,7 @@ def export_aoti(
     finally:
         for module, training in modes.items():
             module.training = training
-    return compile_aoti(program, package_path, threads=threads, model_name=name)
+    return compile_aoti(program, package_path, model_name=name)
 
 
 class AOTIModel:
@@ -708,29 +700,6 @@ def _leaves(value: Any) -> list[torch.Tensor]:
     return []
 
 
-def _compare_outputs(
-    actual: list[torch.Tensor], reference: Any, rtol: float | None, atol: float | None
-) -> float:
-    expected = [t.detach().to("cpu") for t in _leaves(reference)]
-    if len(actual) != len(expected):
-        raise DeployError(
-            f"the C++ runner returned {len(actual)} output(s), the reference has "
-            f"{len(expected)}"
-        )
-    worst = 0.0
-    for index, (got, want) in enumerate(zip(actual, expected, strict=True)):
-        try:
-            torch.testing.assert_close(got, want, rtol=rtol, atol=atol)
-        except AssertionError as error:
-            raise DeployError(
-                f"output {index} of the C++ runner differs from the reference: "
-                f"{' '.join(str(error).split())}"
-            ) from None
-        if got.numel():
-            worst = max(worst, float((got.double() - want.double()).abs().max()))
-    return worst
-
-
 def time_cpp(
     runner: str | Path,
     package: str | Path,
@@ -739,9 +708,6 @@ def time_cpp(
     iters: int = 100,
     warmup: int = 10,
     threads: int = 1,
-    reference: Any = None,
-    rtol: float | None = None,
-    atol: float | None = None,
     timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Time a package in the C++ runner, a process with no Python in it.
@@ -749,18 +715,15 @@ def time_cpp(
     Writes ``inputs`` (on the CPU) to a temporary folder, runs ``runner
     package folder --iters --warmup --threads --out``, and reads back its JSON
     line and the outputs of its last call: ``warmup`` untimed calls, then
-    ``iters`` timed ones, with ``threads`` intra-op threads. With a ``reference`` (the
-    eager model's output), the outputs must match it
-    (``torch.testing.assert_close`` with ``rtol`` and ``atol``).
+    ``iters`` timed ones, with ``threads`` intra-op threads.
 
     Returns:
         The runner's report (the keys ``deploy/cpp/README.md`` lists, with
         ``peak_memory_mb`` the runner process's peak resident memory), plus
-        ``outputs`` (the tensors) and, with a reference, ``max_abs_diff``.
+        ``outputs`` (the tensors).
 
     Raises:
-        DeployError: if the runner is missing or fails (its message is quoted),
-            or its outputs differ from the reference.
+        DeployError: if the runner is missing or fails (its message is quoted).
     """
     runner, package = Path(runner), Path(package)
     args = _as_tensors(inputs, "inputs")
@@ -800,8 +763,6 @@ def time_cpp(
                 f"the C++ runner printed no JSON line; its output was {result.stdout!r}"
             ) from None
         outputs = read_outputs(folder / "outputs")
-    if reference is not None:
-        report["max_abs_diff"] = _compare_outputs(outputs, reference, rtol, atol)
     report["outputs"] = outputs
     return report
 
@@ -1195,11 +1156,11 @@ def interleave(
 # ---------------------------------------------------------------- comparison tables
 
 
-def software_versions(compiler: str | None = None) -> dict[str, str]:
+def software_versions() -> dict[str, str]:
     """torch, python and C++ compiler versions (the compiler's first ``--version`` line)."""
     try:
         result = subprocess.run(
-            [*find_cxx(compiler), "--version"],
+            [*find_cxx(), "--version"],
             capture_output=True,
             text=True,
             check=False,
@@ -1327,12 +1288,12 @@ class Bench:
             os.environ[INDUCTOR_CACHE_ENV] = self._cache
         self._scratch.cleanup()
 
-    def add(self, figure: str, *, threads: int | None = None, **fields: Any) -> None:
-        """A record on ``threads`` (default ``--threads``); its time is ``figure`` too."""
+    def add(self, figure: str, **fields: Any) -> None:
+        """A record on ``--threads`` threads; its time is ``figure`` too."""
         self.figures[figure] = fields["time"]
         self.records.append(
             ComparisonRecord(
-                device=f"cpu ({threads or self.threads} thread(s))",
+                device=f"cpu ({self.threads} thread(s))",
                 versions=self.versions,
                 **fields,
             )

@@ -64,8 +64,8 @@ def slim(record: dict) -> dict:
     return out
 
 
-def significant(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else float(f"{value:.{digits}g}")
+def significant(value: float | None) -> float | None:
+    return None if value is None else float(f"{value:.4g}")
 
 
 def shipped_runs() -> dict[str, list[dict]]:

@@ -267,14 +267,10 @@ def test_cpp_outputs_match_eager(
 ) -> None:
     inputs = tiny_inputs(batch, seed=10 + batch)
     expected = eager(model, inputs)
-    report = time_cpp(runner, package, inputs, iters=2, warmup=1, reference=expected)
+    report = time_cpp(runner, package, inputs, iters=2, warmup=1)
     assert [t.shape for t in report["outputs"]] == [t.shape for t in expected]
     for got, want in zip(report["outputs"], expected, strict=True):
         torch.testing.assert_close(got, want)
-    assert report["max_abs_diff"] < 1e-5
-    wrong = tuple(t + 1 for t in expected)
-    with pytest.raises(DeployError, match=r"output 0 of the C\+\+ runner differs"):
-        time_cpp(runner, package, inputs, iters=1, warmup=0, reference=wrong)
 
 
 def test_cpp_report_has_the_promised_fields(runner: Path, package: Path) -> None:

@@ -258,10 +258,11 @@ def git_commit(root: str | Path | None = None) -> str:
 PROVENANCE_PACKAGES = ("torch", "gymnasium", "ale-py", "numpy")
 
 
-def package_versions(names: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, str]:
-    """Installed versions of ``names`` (``"not installed"`` where missing)."""
+def package_versions() -> dict[str, str]:
+    """Installed versions of :data:`PROVENANCE_PACKAGES` (``"not installed"``
+    where missing)."""
     versions = {"python": platform.python_version()}
-    for name in names:
+    for name in PROVENANCE_PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -420,13 +421,11 @@ class ReproductionError(AssertionError):
     """A live run that should have reproduced a shipped result, and did not."""
 
 
-def changed_since(
-    commit: str, paths: list[str], root: str | Path | None = None
-) -> list[str] | None:
+def changed_since(commit: str, paths: list[str]) -> list[str] | None:
     """Files under ``paths`` that differ now from ``commit`` (None: git cannot tell)."""
     commit = commit.removesuffix("+dirty")
     try:
-        out = _git(["diff", "--name-only", commit, "--", *paths], _root(root))
+        out = _git(["diff", "--name-only", commit, "--", *paths], _root(None))
     except (OSError, subprocess.CalledProcessError, CheckpointError):
         return None
     return [line for line in out.splitlines() if line.strip()]

@@ -81,12 +81,11 @@ def evaluate_batched(
     *,
     episodes: int,
     seed: int,
-    envs: int | None = None,
 ) -> EvalResult:
     """:func:`evaluate_policy` (same start states, same returns) for a policy on
-    a batch ``(N, *obs) -> (N,)``, in chunks of ``envs`` environments (default: all)."""
+    a batch ``(N, *obs) -> (N,)``, every episode's environment at once."""
     chunks = batched_returns(
-        act_batch, env_id, episodes=episodes, seed=seed, envs=envs or episodes
+        act_batch, env_id, episodes=episodes, seed=seed, envs=episodes
     )
     return EvalResult(env_id, seed, np.concatenate(list(chunks)))
 
