@@ -60,7 +60,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlbook.checkpoint import atomic_write, git_commit
+from rlbook.checkpoint import atomic_write, cpuinfo, git_commit
 from rlbook.paths import repo_root
 from rlbook.projects.deploy import ComparisonRecord, comparison_path
 
@@ -662,17 +662,11 @@ def cpu_description() -> dict[str, Any]:
     """The CPU by name, its cores and the vector and matrix instruction sets
     that decide PyTorch's speed on it (AVX-512, its bf16 and VNNI extensions,
     AMX), from ``/proc/cpuinfo`` where there is one."""
-    flags: set[str] = set()
-    model = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
+    cpu = cpuinfo()
+    flags = set(cpu.get("flags", "").split())
     wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
     return {
-        "model": model,
+        "model": cpu.get("model name") or platform.processor(),
         "cores": os.cpu_count(),
         "isa": [f for f in wanted if f in flags],
         "loadavg_1min": os.getloadavg()[0],

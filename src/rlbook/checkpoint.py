@@ -336,7 +336,7 @@ KERNEL_FLAGS = (
 """CPU flags that change which kernels torch and its math libraries run."""
 
 
-def _cpuinfo() -> dict[str, str]:
+def cpuinfo() -> dict[str, str]:
     """The first processor's fields from ``/proc/cpuinfo`` ({} where absent)."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
@@ -363,7 +363,7 @@ def machine_fingerprint() -> dict[str, Any]:
     """What decides whether two machines train the same bits: MKL and oneDNN
     pick kernels by CPU vendor, model and instruction set, and reductions split
     by thread count, so runs agree bit for bit only where every field is equal."""
-    cpu = _cpuinfo()
+    cpu = cpuinfo()
     flags = set(cpu.get("flags", "").split())
     return {
         "cpu_vendor": cpu.get("vendor_id") or platform.machine(),
