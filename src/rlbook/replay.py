@@ -75,29 +75,24 @@ class ReplayBuffer:
         obs_shape = tuple(int(n) for n in obs_shape)
         if any(n < 0 for n in obs_shape):
             raise ValueError(f"obs_shape must hold non-negative sizes, got {obs_shape}")
-        self._capacity = int(capacity)
+        self.capacity = int(capacity)
         self.obs_shape = obs_shape
         self.device = torch.device(device)
         self.obs_dtype = obs_dtype
         self.generator = generator
         self.obs = torch.zeros(
-            (self._capacity, *obs_shape), dtype=obs_dtype, device=self.device
+            (self.capacity, *obs_shape), dtype=obs_dtype, device=self.device
         )
         self.next_obs = torch.zeros_like(self.obs)
-        self.action = torch.zeros(self._capacity, dtype=torch.int64, device=self.device)
+        self.action = torch.zeros(self.capacity, dtype=torch.int64, device=self.device)
         self.reward = torch.zeros(
-            self._capacity, dtype=torch.float32, device=self.device
+            self.capacity, dtype=torch.float32, device=self.device
         )
         self.terminated = torch.zeros(
-            self._capacity, dtype=torch.float32, device=self.device
+            self.capacity, dtype=torch.float32, device=self.device
         )
         self.pos = 0
         self._size = 0
-
-    @property
-    def capacity(self) -> int:
-        """Most transitions the buffer holds."""
-        return self._capacity
 
     def __len__(self) -> int:
         """Transitions stored so far, at most :attr:`capacity`."""
@@ -129,8 +124,8 @@ class ReplayBuffer:
         self.action[pos] = int(action)
         self.reward[pos] = float(reward)
         self.terminated[pos] = float(bool(terminated))
-        self.pos = (pos + 1) % self._capacity
-        self._size = min(self._size + 1, self._capacity)
+        self.pos = (pos + 1) % self.capacity
+        self._size = min(self._size + 1, self.capacity)
 
     def _check_sample(self, batch_size: int) -> None:
         if batch_size < 1:
@@ -181,17 +176,12 @@ class SumTree:
     def __init__(self, capacity: int) -> None:
         if int(capacity) < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
-        self._capacity = int(capacity)
+        self.capacity = int(capacity)
         self._first_leaf = (
-            1 << (self._capacity - 1).bit_length()
+            1 << (self.capacity - 1).bit_length()
         )  # power of two >= capacity
         self._depth = self._first_leaf.bit_length() - 1  # edges from the root to a leaf
         self.tree = np.zeros(2 * self._first_leaf, dtype=np.float64)
-
-    @property
-    def capacity(self) -> int:
-        """Number of usable leaves."""
-        return self._capacity
 
     @property
     def total(self) -> float:
@@ -203,9 +193,9 @@ class SumTree:
         if array.size and not np.issubdtype(array.dtype, np.integer):
             raise ValueError(f"leaf indices must be integers, got dtype {array.dtype}")
         array = array.astype(np.int64, copy=False)
-        if array.size and (array.min() < 0 or array.max() >= self._capacity):
+        if array.size and (array.min() < 0 or array.max() >= self.capacity):
             raise ValueError(
-                f"leaf indices must lie in [0, {self._capacity}), "
+                f"leaf indices must lie in [0, {self.capacity}), "
                 f"got values from {array.min()} to {array.max()}"
             )
         return array
@@ -308,7 +298,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.eps = float(eps)
-        self.tree = SumTree(self._capacity)
+        self.tree = SumTree(self.capacity)
         self.max_priority = 1.0
         self.rng = np.random.default_rng(seed)
 
