@@ -39,16 +39,10 @@ class EvalResult:
         return float(self.returns.std())
 
     def summary(self) -> dict[str, Any]:
-        """A JSON-friendly record of the evaluation."""
-        return {
-            "env_id": self.env_id,
-            "episodes": int(self.returns.size),
-            "seed": self.seed,
-            "mean_return": round(self.mean, 3),
-            "std_return": round(self.std, 3),
-            "min_return": float(self.returns.min()),
-            "max_return": float(self.returns.max()),
-        }
+        """A JSON-friendly record of the evaluation (:meth:`ReturnStats.summary`)."""
+        stats = ReturnStats()
+        stats.add(self.returns)
+        return stats.summary(self.env_id, self.seed)
 
 
 def evaluate_policy(
@@ -171,7 +165,7 @@ class ReturnStats:
         return math.sqrt(self._squares / self.count) if self.count else math.nan
 
     def summary(self, env_id: str, seed: int) -> dict[str, Any]:
-        """The record of :meth:`EvalResult.summary`."""
+        """A JSON-friendly record of the returns fed so far."""
         return {
             "env_id": env_id,
             "episodes": self.count,
