@@ -1,5 +1,8 @@
 """Intervals over seeds (bootstrap and Student's t), paired tests, Holm's
-adjustment and Agarwal et al.'s metrics, against values known independently."""
+adjustment and Agarwal et al.'s metrics, against values known independently.
+
+The paired tests, Holm and Agarwal et al.'s metrics are the lesson of the page
+chapters/dqn_improvements.md and live in its module."""
 
 from __future__ import annotations
 
@@ -8,18 +11,20 @@ import math
 import numpy as np
 import pytest
 
-from rlbook.stats import (
-    Interval,
-    _t_two_sided,
+from rlbook.chapters.dqn_improvements import (
     bootstrap_iqm,
-    bootstrap_mean,
-    bootstrap_ratio,
     holm,
     paired_sign_flip_pvalue,
     paired_t,
     paired_t_pvalue,
     performance_profile,
     probability_of_improvement,
+)
+from rlbook.stats import (
+    Interval,
+    _t_two_sided,
+    bootstrap_mean,
+    bootstrap_ratio,
     regularized_beta,
     t_interval,
     t_quantile,

@@ -1,17 +1,20 @@
-"""Confidence intervals over seeds, paired tests and Agarwal et al.'s (2021) metrics.
+"""Confidence intervals over seeds, what several chapters and the benchmarks share.
 
 The percentile bootstrap (:func:`bootstrap_mean`) is too narrow with few seeds
-(about 91% coverage for a nominal 95% at 10); Student's t (:func:`t_interval`,
-:func:`paired_t`) is exact for normal scores and close at n = 10. Written
-without SciPy rather than taken from ``rliable``, which needs SciPy, ``arch``,
-``statsmodels`` and ``absl-py``. Introduced in *Deep Q-learning on CartPole's state*.
+(about 91% coverage for a nominal 95% at 10); Student's t (:func:`t_interval`)
+is exact for normal scores and close at n = 10. Written without SciPy rather
+than taken from ``rliable``, which needs SciPy, ``arch``, ``statsmodels`` and
+``absl-py``. Introduced in *Deep Q-learning on CartPole's state*. The paired
+tests, Holm's correction and Agarwal et al.'s (2021) metrics are the lesson of
+*Improving DQN, measured over seeds*, and live on that page
+(:mod:`rlbook.chapters.dqn_improvements`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +24,8 @@ from .seeding import numpy_stream
 
 @dataclass(frozen=True)
 class Interval:
-    """A statistic over ``n`` seeds (the mean; the IQM for :func:`bootstrap_iqm`)
-    and its confidence interval ``[low, high]`` at ``level``."""
+    """A statistic over ``n`` seeds (the mean, or another such as the IQM) and
+    its confidence interval ``[low, high]`` at ``level``."""
 
     mean: float
     low: float
@@ -40,7 +43,7 @@ class Interval:
         return f"{self.mean:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
 
 
-def _scores(values: np.ndarray | list[float]) -> np.ndarray:
+def as_scores(values: np.ndarray | list[float]) -> np.ndarray:
     """``values`` as a flat float array, checked: at least one, all finite."""
     array = np.asarray(values, dtype=np.float64).ravel()
     if array.size == 0:
@@ -56,20 +59,7 @@ def _check_level(level: float) -> None:
         raise ValueError(f"level must lie in (0, 1), got {level}")
 
 
-def _differences(
-    values: np.ndarray | list[float], baseline: np.ndarray | list[float]
-) -> np.ndarray:
-    """``values - baseline`` seed by seed, after checking that they pair up."""
-    a = np.asarray(values, dtype=np.float64).ravel()
-    b = np.asarray(baseline, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(
-            f"paired scores need one value per seed on both sides, got {a.size} and {b.size}"
-        )
-    return a - b
-
-
-def _percentile_bootstrap(
+def percentile_bootstrap(
     array: np.ndarray,
     statistic: Callable[[np.ndarray], np.ndarray],
     level: float,
@@ -78,6 +68,7 @@ def _percentile_bootstrap(
 ) -> tuple[float, float]:
     """The central ``level`` share of ``statistic`` (a (resamples, seeds) array
     to one value per row) over seeds resampled with replacement."""
+    _check_level(level)
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     rng = numpy_stream(seed, "bootstrap")
@@ -97,9 +88,8 @@ def bootstrap_mean(
 ) -> Interval:
     """The mean of ``values`` (one per seed) with a percentile-bootstrap interval
     (too narrow with few seeds: use :func:`t_interval`; one seed gives a point)."""
-    array = _scores(values)
-    _check_level(level)
-    low, high = _percentile_bootstrap(
+    array = as_scores(values)
+    low, high = percentile_bootstrap(
         array, lambda rows: rows.mean(axis=1), level, resamples, seed
     )
     return Interval(float(array.mean()), low, high, level, array.size)
@@ -116,7 +106,7 @@ def bootstrap_ratio(
     """``mean(values) / mean(baseline)`` of two independent samples (two
     benchmarks' timings), each side resampled on its own; the baseline must be
     positive, so that no resampled mean is 0."""
-    a, b = _scores(values), _scores(baseline)
+    a, b = as_scores(values), as_scores(baseline)
     _check_level(level)
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
@@ -216,7 +206,7 @@ def t_quantile(p: float, df: float) -> float:
 def t_interval(values: np.ndarray | list[float], *, level: float = 0.95) -> Interval:
     """The mean of ``values`` (one per seed) with Student's t interval,
     ``mean +- t_{(1 + level) / 2, n - 1} * sd / sqrt(n)``; one seed gives (-inf, inf)."""
-    array = _scores(values)
+    array = as_scores(values)
     _check_level(level)
     mean, n = float(array.mean()), array.size
     if n == 1:
@@ -225,117 +215,3 @@ def t_interval(values: np.ndarray | list[float], *, level: float = 0.95) -> Inte
         t_quantile((1.0 + level) / 2.0, n - 1) * float(array.std(ddof=1)) / math.sqrt(n)
     )
     return Interval(mean, mean - half, mean + half, level, n, "Student t")
-
-
-def paired_t(
-    values: np.ndarray | list[float],
-    baseline: np.ndarray | list[float],
-    *,
-    level: float = 0.95,
-) -> Interval:
-    """``values - baseline`` seed by seed (same seed order), with :func:`t_interval`."""
-    return t_interval(_differences(values, baseline), level=level)
-
-
-def paired_t_pvalue(
-    values: np.ndarray | list[float], baseline: np.ndarray | list[float]
-) -> float:
-    """The two-sided p-value of the paired t-test that ``values - baseline`` has mean 0.
-
-    Below ``alpha`` exactly when :func:`paired_t` at ``1 - alpha`` excludes 0. One
-    seed gives p = 1; equal differences give p = 0 (p = 1 when all are 0).
-    """
-    differences = _scores(_differences(values, baseline))
-    n, mean = differences.size, float(differences.mean())
-    if n == 1:
-        return 1.0
-    spread = float(differences.std(ddof=1))
-    if spread == 0.0:
-        return 1.0 if mean == 0.0 else 0.0
-    return _t_two_sided(mean / (spread / math.sqrt(n)), n - 1)
-
-
-def paired_sign_flip_pvalue(
-    values: np.ndarray | list[float], baseline: np.ndarray | list[float]
-) -> float:
-    """The exact two-sided p-value of the paired sign-flip test (at most 16 seeds):
-    the share of the 2^n sign patterns whose |sum| reaches the observed one.
-    Assumes no normality; its smallest value is 2 / 2^n."""
-    differences = _scores(_differences(values, baseline))
-    n = differences.size
-    if n > 16:
-        raise ValueError(
-            f"the exact test enumerates 2^n sign patterns: n <= 16, got {n}"
-        )
-    signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-    sums = np.abs(signs @ differences)
-    tolerance = 1e-9 * float(np.abs(differences).sum())
-    return float(np.mean(sums >= abs(differences.sum()) - tolerance))
-
-
-def holm(
-    p_values: Sequence[float] | Mapping[str, float],
-) -> np.ndarray | dict[str, float]:
-    """Holm's (1979) step-down adjusted p-values, in the form and order given
-    (a sequence, or a mapping name -> p-value): the i-th smallest of m is
-    multiplied by m - i + 1, kept at least the one before, capped at 1."""
-    if isinstance(p_values, Mapping):
-        names = list(p_values)
-        adjusted = holm([p_values[name] for name in names])
-        return {name: float(p) for name, p in zip(names, adjusted, strict=True)}
-    raw = np.asarray(p_values, dtype=np.float64).ravel()
-    if not np.all((raw >= 0.0) & (raw <= 1.0)):
-        raise ValueError(f"p-values must lie in [0, 1], got {raw.tolist()}")
-    m = raw.size
-    order = np.argsort(raw, kind="stable")
-    stepped = np.minimum(1.0, (m - np.arange(m)) * raw[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.maximum.accumulate(stepped)
-    return adjusted
-
-
-# --- What Agarwal et al. (2021) recommend ---------------------------------------
-
-
-def _iqm_of_rows(rows: np.ndarray) -> np.ndarray:
-    """The interquartile mean (the mean of the middle half) of each row of
-    ``rows``, ``rliable``'s (``scipy.stats.trim_mean(rows, 0.25)``): drop
-    ``floor(n / 4)`` scores from each end."""
-    n = rows.shape[-1]
-    cut = int(0.25 * n)
-    return np.sort(rows, axis=-1)[..., cut : n - cut].mean(axis=-1)
-
-
-def bootstrap_iqm(
-    values: np.ndarray | list[float],
-    *,
-    level: float = 0.95,
-    resamples: int = 10_000,
-    seed: int = 0,
-) -> Interval:
-    """The IQM of ``values`` (:func:`_iqm_of_rows`, in the ``mean`` field) with a
-    percentile-bootstrap interval: with one task, Agarwal et al.'s stratified
-    bootstrap is the plain bootstrap over runs."""
-    array = _scores(values)
-    _check_level(level)
-    low, high = _percentile_bootstrap(array, _iqm_of_rows, level, resamples, seed)
-    return Interval(float(_iqm_of_rows(array)), low, high, level, array.size)
-
-
-def probability_of_improvement(
-    values: np.ndarray | list[float], other: np.ndarray | list[float]
-) -> float:
-    """P(X > Y) + P(X = Y) / 2 for a run X of ``values`` and a run Y of ``other``,
-    over all pairs of runs (not seed by seed): Mann-Whitney U over the pairs."""
-    x, y = _scores(values)[:, None], _scores(other)[None, :]
-    return float(np.mean((x > y) + 0.5 * (x == y)))
-
-
-def performance_profile(
-    values: np.ndarray | list[float], thresholds: np.ndarray | list[float]
-) -> np.ndarray:
-    """The fraction of runs scoring above each threshold (``score > tau``):
-    Agarwal et al.'s performance profile, 1 minus the empirical CDF."""
-    scores = _scores(values)
-    taus = np.asarray(thresholds, dtype=np.float64).ravel()
-    return (scores[None, :] > taus[:, None]).mean(axis=1)

@@ -5,6 +5,7 @@ page, then run scripts/sync_notebooks.py.
 """
 
 import copy
+import math
 import multiprocessing
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 
 from rlbook.cartpole import (
@@ -39,6 +41,13 @@ from rlbook.seeding import (
     stream_seed,
     torch_stream,
     train_seed,
+)
+from rlbook.stats import (
+    Interval,
+    as_scores,
+    percentile_bootstrap,
+    regularized_beta,
+    t_interval,
 )
 
 
@@ -528,6 +537,123 @@ def run_sweep(
             for name, job in jobs.items()
         }
         return {name: future.result() for name, future in futures.items()}
+
+
+def seed_differences(
+    values: ArrayLike, baseline: ArrayLike
+) -> np.ndarray:
+    """``values - baseline`` seed by seed (same seed order), checked."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    b = np.asarray(baseline, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(
+            "paired scores need one value per seed on both sides, "
+            f"got {a.size} and {b.size}"
+        )
+    return as_scores(a - b)  # at least one, all finite
+
+
+def paired_t(
+    values: ArrayLike, baseline: ArrayLike, *, level: float = 0.95
+) -> Interval:
+    """The mean of ``values - baseline`` with its t interval."""
+    return t_interval(seed_differences(values, baseline), level=level)
+
+
+def paired_t_pvalue(values: ArrayLike, baseline: ArrayLike) -> float:
+    """The two-sided p-value of the paired t-test of a mean difference
+    of 0. One seed gives 1; equal differences 0 (1 when all are 0)."""
+    differences = seed_differences(values, baseline)
+    n, mean = differences.size, float(differences.mean())
+    if n == 1:
+        return 1.0
+    spread = float(differences.std(ddof=1))
+    if spread == 0.0:
+        return 1.0 if mean == 0.0 else 0.0
+    t, df = mean / (spread / math.sqrt(n)), n - 1
+    # P(|T| >= |t|) for Student's t, a regularized incomplete beta
+    return regularized_beta(df / (df + t * t), df / 2.0, 0.5)
+
+
+def holm(
+    p_values: Sequence[float] | Mapping[str, float],
+) -> np.ndarray | dict[str, float]:
+    """Holm's (1979) step-down adjusted p-values, in the form and order
+    given: a sequence, or a mapping name -> p-value."""
+    if isinstance(p_values, Mapping):
+        names = list(p_values)
+        adjusted = holm([p_values[name] for name in names])
+        return dict(zip(names, map(float, adjusted), strict=True))
+    raw = np.asarray(p_values, dtype=np.float64).ravel()
+    if not np.all((raw >= 0.0) & (raw <= 1.0)):
+        raise ValueError(
+            f"p-values must lie in [0, 1], got {raw.tolist()}"
+        )
+    m = raw.size
+    order = np.argsort(raw, kind="stable")  # smallest first
+    stepped = np.minimum(1.0, (m - np.arange(m)) * raw[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(stepped)  # never below
+    return adjusted
+
+
+def paired_sign_flip_pvalue(
+    values: ArrayLike, baseline: ArrayLike
+) -> float:
+    """The exact two-sided p-value of the paired sign-flip test (at most
+    16 seeds): the share of the 2^n sign patterns whose |sum| reaches the
+    observed one. Assumes no normality; its smallest value is 2 / 2^n."""
+    differences = seed_differences(values, baseline)
+    n = differences.size
+    if n > 16:
+        raise ValueError(
+            "the exact test enumerates 2^n sign patterns: "
+            f"n <= 16, got {n}"
+        )
+    signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    sums = np.abs(signs @ differences)
+    tolerance = 1e-9 * float(np.abs(differences).sum())
+    return float(np.mean(sums >= abs(differences.sum()) - tolerance))
+
+
+def iqm(rows: np.ndarray) -> np.ndarray:
+    """The interquartile mean of each row, rliable's: drop floor(n / 4)
+    scores from each end (scipy.stats.trim_mean(rows, 0.25))."""
+    n = rows.shape[-1]
+    cut = int(0.25 * n)
+    return np.sort(rows, axis=-1)[..., cut : n - cut].mean(axis=-1)
+
+
+def probability_of_improvement(
+    values: ArrayLike, other: ArrayLike
+) -> float:
+    """P(X > Y) + P(X = Y) / 2 for a run X of ``values`` and a run Y of
+    ``other``, over all pairs of runs (not seed by seed)."""
+    x, y = as_scores(values)[:, None], as_scores(other)[None, :]
+    return float(np.mean((x > y) + 0.5 * (x == y)))
+
+
+def performance_profile(
+    values: ArrayLike, thresholds: ArrayLike
+) -> np.ndarray:
+    """The share of runs scoring above each threshold (score > tau)."""
+    scores = as_scores(values)
+    taus = np.asarray(thresholds, dtype=np.float64).ravel()
+    return (scores[None, :] > taus[:, None]).mean(axis=1)
+
+
+def bootstrap_iqm(
+    values: ArrayLike,
+    *,
+    level: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> Interval:
+    """The IQM of ``values`` (in the ``mean`` field) with a
+    percentile-bootstrap interval over runs."""
+    scores = as_scores(values)
+    low, high = percentile_bootstrap(scores, iqm, level, resamples, seed)
+    return Interval(float(iqm(scores)), low, high, level, scores.size)
 
 
 NEAR_FAILURE = 0.75
