@@ -19,11 +19,11 @@ chapters read with :mod:`rlbook.projects.deploy`.
    it: one record per mode with its samples, the ratios to the baseline
    mode with intervals, the table written, one JSON line.
 
-Tensors cross to C++ as files in one format both sides read and write
-(:func:`save_tensor`, :func:`load_tensor`)::
-
-    rlbook-tensor v1 <dtype> <ndim> <size_0> ... <size_ndim-1>\\n
-    <numel * itemsize bytes: the values in C order, little-endian>
+No tensor crosses to C++ in a file: the runner builds its inputs from their
+dtypes and shapes with one formula (:func:`input_spec`, :func:`build_inputs`
+builds the same in Python), and its outputs come back through
+``torch::jit::pickle_save`` (``torch.load``), to be compared with the same
+package's outputs in Python on the same inputs.
 
 A package fixes the CPU instruction set (Inductor compiles with
 ``-march=native``) but not the thread count.
@@ -69,10 +69,7 @@ class DeployError(RuntimeError):
     """A model that cannot be exported, compiled, built against, loaded or run."""
 
 
-# ---------------------------------------------------------------- tensor files
-
-TENSOR_MAGIC = "rlbook-tensor v1"
-MAX_HEADER_BYTES = 4096  # the same limit as the C++ reader's
+# ---------------------------------------------------------------- the runner's inputs
 
 DTYPE_NAMES: dict[torch.dtype, str] = {
     torch.float32: "float32",
@@ -86,9 +83,11 @@ DTYPE_NAMES: dict[torch.dtype, str] = {
     torch.uint8: "uint8",
     torch.bool: "bool",
 }
-"""The dtypes a tensor file may hold, with their names in the header."""
+"""The dtypes the C++ runner builds inputs of, with their names there."""
 
 DTYPES_BY_NAME = {name: dtype for dtype, name in DTYPE_NAMES.items()}
+FLOAT_PERIOD = 256
+"""Built floating-point inputs repeat ``0, 1/256, ..., 255/256``."""
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -96,74 +95,57 @@ def _dtype_name(dtype: torch.dtype) -> str:
         return DTYPE_NAMES[dtype]
     except KeyError:
         raise DeployError(
-            f"tensors of dtype {dtype} cannot cross to C++; the tensor format holds "
-            f"{', '.join(DTYPE_NAMES.values())}: convert the tensor first"
+            f"the C++ runner cannot build inputs of dtype {dtype}; it builds "
+            f"{', '.join(DTYPE_NAMES.values())}: convert the input first"
         ) from None
 
 
-def _check_little_endian() -> None:
-    if sys.byteorder != "little":
-        raise DeployError("tensor files are little-endian; this machine is big-endian")
-
-
-def save_tensor(tensor: torch.Tensor, path: str | Path) -> Path:
-    """Write one tensor (copied to the CPU, contiguous) as the runner reads it."""
-    _check_little_endian()
+def input_spec(tensor: torch.Tensor) -> str:
+    """The runner's ``--input`` for an input like ``tensor``: ``DTYPE:SHAPE``
+    (``float32:2x8``), with ``:MAX`` for integers and bools, the tensor's
+    largest value (at least 1), so that the built values, ``MAX`` down to 1,
+    are valid wherever the tensor's are (token ids, lengths)."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(tensor).__name__}")
-    name = _dtype_name(tensor.dtype)
-    values = tensor.detach().to("cpu").contiguous()
-    header = " ".join([TENSOR_MAGIC, name, str(values.dim())])
-    header += "".join(f" {size}" for size in values.shape)
-    payload = values.reshape(-1).view(torch.uint8).numpy().tobytes()
-    atomic_write(
-        Path(path), lambda f: f.write(header.encode("ascii") + b"\n" + payload)
-    )
-    return Path(path)
+    spec = f"{_dtype_name(tensor.dtype)}:{'x'.join(map(str, tensor.shape))}"
+    if tensor.dtype.is_floating_point:
+        return spec
+    top = int(tensor.max()) if tensor.numel() else 1
+    return f"{spec}:{max(top, 1)}"
 
 
-def load_tensor(path: str | Path) -> torch.Tensor:
-    """Read one tensor written by :func:`save_tensor` or the C++ runner.
+def build_inputs(specs: Sequence[str]) -> list[torch.Tensor]:
+    """The inputs the C++ runner builds from its ``--input`` specs, built the
+    same way: element ``i`` (flat, C order) is ``(i % 256) / 256`` for floating
+    point, ``MAX - i % MAX`` for integers and bools (``MAX`` 1 when left out).
 
     Raises:
-        DeployError: if the file is missing, its header is not the format's, or
-            it holds fewer or more bytes than its dtype and shape say.
+        DeployError: for a spec that is not ``DTYPE:SHAPE[:MAX]``.
     """
-    _check_little_endian()
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DeployError(f"tensor file {str(path)!r} does not exist") from None
-    end = data.find(b"\n", 0, MAX_HEADER_BYTES + 1)
-    header = data[: max(end, 0)].decode("ascii", errors="replace")
-    try:
-        if end < 0 or not header.startswith(TENSOR_MAGIC + " "):
-            raise ValueError("wrong magic")
-        dtype_name, ndim, *sizes = header[len(TENSOR_MAGIC) :].split()
-        shape = [int(size) for size in sizes]
-        if len(shape) != int(ndim) or any(size < 0 for size in shape):
-            raise ValueError("bad shape")
-        dtype = DTYPES_BY_NAME[dtype_name]
-    except (KeyError, ValueError):
-        raise DeployError(
-            f"{str(path)!r} has a bad header {header!r}; expected "
-            f"'{TENSOR_MAGIC} DTYPE NDIM SIZES...' with a DTYPE of "
-            f"{', '.join(DTYPE_NAMES.values())}"
-        ) from None
-    numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    nbytes = numel * torch.empty((), dtype=dtype).element_size()
-    payload = data[end + 1 :]
-    if len(payload) != nbytes:
-        problem = "truncated" if len(payload) < nbytes else "corrupt (too long)"
-        raise DeployError(
-            f"{str(path)!r} is {problem}: its header promises {nbytes} bytes of "
-            f"{dtype_name} {shape}, the file holds {len(payload)}; write it again"
-        )
-    if nbytes == 0:
-        return torch.empty(shape, dtype=dtype)
-    flat = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
-    return flat.view(dtype).reshape(shape)
+    tensors = []
+    for spec in specs:
+        try:
+            name, shape_text, *bound = spec.split(":")
+            dtype = DTYPES_BY_NAME[name]
+            shape = [int(size) for size in shape_text.split("x")]
+            top = int(bound[0]) if bound else 1
+            if len(bound) > 1 or top < 1 or min(shape, default=0) < 0:
+                raise ValueError
+            if bound and dtype.is_floating_point:
+                raise ValueError
+        except (KeyError, ValueError):
+            raise DeployError(
+                f"bad input spec {spec!r}; expected DTYPE:SHAPE[:MAX] (int64:2x6:49), "
+                f"MAX >= 1 for integer inputs only, DTYPE one of "
+                f"{', '.join(DTYPE_NAMES.values())}"
+            ) from None
+        index = torch.arange(int(np.prod(shape, dtype=np.int64)))
+        if dtype.is_floating_point:
+            values = index.remainder(FLOAT_PERIOD).double().div(FLOAT_PERIOD)
+        else:
+            values = top - index.remainder(top)
+        tensors.append(values.to(dtype).reshape(shape))
+    return tensors
 
 
 def _as_tensors(inputs: torch.Tensor | Sequence[torch.Tensor], what: str) -> list:
@@ -176,40 +158,13 @@ def _as_tensors(inputs: torch.Tensor | Sequence[torch.Tensor], what: str) -> lis
     return items
 
 
-def write_inputs(
-    inputs: torch.Tensor | Sequence[torch.Tensor], folder: str | Path
-) -> list[Path]:
-    """Write a model's inputs as ``folder/input_<i>.tensor``, the runner's inputs.
-
-    Removes ``input_<i>.tensor`` files of an earlier, longer input list.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = _as_tensors(inputs, "inputs")
-    paths = [
-        save_tensor(t, folder / f"input_{i}.tensor") for i, t in enumerate(tensors)
-    ]
-    index = len(tensors)
-    while (stale := folder / f"input_{index}.tensor").exists():
-        stale.unlink()
-        index += 1
-    return paths
-
-
-def read_outputs(folder: str | Path) -> list[torch.Tensor]:
-    """The outputs the C++ runner wrote with ``--out folder``, in order."""
-    tensors: list[torch.Tensor] = []
-    while (path := Path(folder) / f"output_{len(tensors)}.tensor").exists():
-        tensors.append(load_tensor(path))
-    if not tensors:
-        raise DeployError(f"no output_0.tensor in {str(folder)!r}")
-    return tensors
-
-
 # ---------------------------------------------------------------- export and compile
 
 CHECK_INPUTS_ENV = "AOTI_RUNTIME_CHECK_INPUTS"
 """Set to 1, the compiled code checks every call's input dtypes and shapes."""
+TIMING_CHECK_INPUTS = False
+"""Whether a timed package checks its inputs, from Python (``aoti-python``)
+and from C++ (``aoti-cpp``) alike: off, as a deployed model's hot path."""
 COMPILER_LINES = 25  # lines of a failed build's output quoted in the error
 
 
@@ -382,10 +337,12 @@ class AOTIModel:
     package raise :class:`DeployError` naming what it expects.
     """
 
-    def __init__(self, path: Path, compiled: Any) -> None:
+    def __init__(self, path: Path, compiled: Any, check_inputs: bool = True) -> None:
         self.path = path
         self.compiled = compiled
+        self.check_inputs = check_inputs
         self.metadata: dict[str, str] = dict(compiled.get_metadata())
+        self.called = False
 
     @property
     def signature(self) -> str:
@@ -393,6 +350,9 @@ class AOTIModel:
         return self.metadata.get("rlbook.inputs", "unknown")
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
+        if not self.called:  # the compiled code reads it now, once
+            os.environ[CHECK_INPUTS_ENV] = "1" if self.check_inputs else "0"
+            self.called = True
         try:
             return self.compiled(*inputs)
         except (RuntimeError, ValueError, TypeError) as error:
@@ -409,10 +369,10 @@ class AOTIModel:
 def load_aoti(package_path: str | Path, *, check_inputs: bool = True) -> AOTIModel:
     """Load a package written by :func:`compile_aoti` to run from Python.
 
-    ``check_inputs`` sets ``AOTI_RUNTIME_CHECK_INPUTS=1`` for this process
-    (unless set already), so that the compiled code checks every call's
-    inputs, as the C++ runner's does; without it a wrong dtype or shape gives
-    wrong numbers or a crash.
+    ``check_inputs`` is ``AOTI_RUNTIME_CHECK_INPUTS`` (the C++ runner's
+    ``--check-inputs``): with it the compiled code checks every call's inputs;
+    without it a wrong dtype or shape gives wrong numbers or a crash. The
+    compiled code reads the variable once, at its first call, which sets it.
 
     Raises:
         DeployError: if the file is missing, is not a package (corrupt or
@@ -430,8 +390,6 @@ def load_aoti(package_path: str | Path, *, check_inputs: bool = True) -> AOTIMod
             f"package {str(path)!r} is not a .pt2 archive (corrupt or truncated); "
             "delete it and export it again with export_aoti"
         )
-    if check_inputs:
-        os.environ.setdefault(CHECK_INPUTS_ENV, "1")
     try:
         with _quiet_torch_warnings():
             compiled = aoti_load_package(str(path))
@@ -440,7 +398,7 @@ def load_aoti(package_path: str | Path, *, check_inputs: bool = True) -> AOTIMod
             f"cannot load package {str(path)!r} ({_summary(error)}); export it again "
             f"with this torch ({torch.__version__}) on this machine"
         ) from error
-    return AOTIModel(path, compiled)
+    return AOTIModel(path, compiled, check_inputs)
 
 
 # ---------------------------------------------------------------- the C++ runner
@@ -694,48 +652,105 @@ def _leaves(value: Any) -> list[torch.Tensor]:
     return []
 
 
+def _compare_outputs(
+    actual: list[torch.Tensor], reference: Any, rtol: float | None, atol: float | None
+) -> float:
+    expected = [t.detach().to("cpu") for t in _leaves(reference)]
+    if len(actual) != len(expected):
+        raise DeployError(
+            f"the C++ runner returned {len(actual)} output(s), the reference has "
+            f"{len(expected)}"
+        )
+    worst = 0.0
+    for index, (got, want) in enumerate(zip(actual, expected, strict=True)):
+        try:
+            torch.testing.assert_close(got, want, rtol=rtol, atol=atol)
+        except AssertionError as error:
+            raise DeployError(
+                f"output {index} of the C++ runner differs from the same package's "
+                f"in Python: {' '.join(str(error).split())}"
+            ) from None
+        if got.numel():
+            worst = max(worst, float((got.double() - want.double()).abs().max()))
+    return worst
+
+
+def _specs(inputs: torch.Tensor | Sequence[torch.Tensor | str]) -> list[str]:
+    items = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    return [item if isinstance(item, str) else input_spec(item) for item in items]
+
+
+def package_outputs(
+    package: str | Path, inputs: Sequence[torch.Tensor | str], *, check_inputs: bool
+) -> list[torch.Tensor]:
+    """The package's outputs in Python on the inputs the C++ runner builds for
+    ``inputs`` (:func:`build_inputs`), loaded with the same ``check_inputs``:
+    what the runner's outputs are checked against."""
+    model = load_aoti(package, check_inputs=check_inputs)
+    with torch.inference_mode():
+        return [t.clone() for t in _leaves(model(*build_inputs(_specs(inputs))))]
+
+
 def time_cpp(
     runner: str | Path,
     package: str | Path,
-    inputs: torch.Tensor | Sequence[torch.Tensor],
+    inputs: torch.Tensor | Sequence[torch.Tensor | str],
     *,
     iters: int = 100,
     warmup: int = 10,
     threads: int = 1,
+    check_inputs: bool = True,
+    check: bool = True,
+    rtol: float | None = None,
+    atol: float | None = None,
     timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Time a package in the C++ runner, a process with no Python in it.
 
-    Writes ``inputs`` (on the CPU) to a temporary folder, runs ``runner
-    package folder --iters --warmup --threads --out``, and reads back its JSON
-    line and the outputs of its last call: ``warmup`` untimed calls, then
-    ``iters`` timed ones, with ``threads`` intra-op threads.
+    ``inputs`` are the model's inputs, as tensors (the runner builds inputs of
+    their dtypes and shapes, :func:`input_spec`) or as ``--input`` specs. Runs
+    ``runner package --input ... --iters --warmup --threads --check-inputs
+    --out`` and reads back its JSON line and the outputs of its last call.
+    ``warmup`` untimed calls, then ``iters`` timed ones, with ``threads``
+    intra-op threads. With
+    ``check``, the same package runs in this process on the same inputs, with
+    the same ``check_inputs`` (:func:`package_outputs`), and the runner's
+    outputs must match its (``torch.testing.assert_close`` with ``rtol`` and
+    ``atol``).
 
     Returns:
         The runner's report (the keys ``deploy/cpp/README.md`` lists, with
         ``peak_memory_mb`` the runner process's peak resident memory), plus
-        ``outputs`` (the tensors).
+        ``outputs`` (the tensors), their ``output_shapes`` and
+        ``output_dtypes`` and, with ``check``, ``max_abs_diff``.
 
     Raises:
-        DeployError: if the runner is missing or fails (its message is quoted).
+        DeployError: if an input cannot be built, the runner is missing or
+            fails (its message is quoted), or its outputs differ from Python's.
     """
     runner, package = Path(runner), Path(package)
-    args = _as_tensors(inputs, "inputs")
+    specs = _specs(inputs)
+    build_inputs(specs)  # a bad spec fails here, with its message
     _check_counts(iters, warmup, threads)
     if not runner.is_file():
         raise DeployError(
             f"C++ runner {str(runner)!r} does not exist; build it with build_cpp_runner"
         )
+    command = [str(runner), str(package)]
+    for spec in specs:
+        command += ["--input", spec]
+    for flag, value in (("iters", iters), ("warmup", warmup), ("threads", threads)):
+        command += [f"--{flag}", str(value)]
+    command += ["--check-inputs", str(int(check_inputs))]
     with tempfile.TemporaryDirectory(prefix="rlbook-aoti-") as tmp:
-        folder = Path(tmp)
-        write_inputs(args, folder / "inputs")
-        command = [str(runner), str(package), str(folder / "inputs")]
-        for flag, value in (("iters", iters), ("warmup", warmup), ("threads", threads)):
-            command += [f"--{flag}", str(value)]
-        command += ["--out", str(folder / "outputs")]
+        out = Path(tmp) / "outputs.pt"
         try:
             result = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout_s, check=False
+                [*command, "--out", str(out)],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise DeployError(
@@ -756,7 +771,12 @@ def time_cpp(
             raise DeployError(
                 f"the C++ runner printed no JSON line; its output was {result.stdout!r}"
             ) from None
-        outputs = read_outputs(folder / "outputs")
+        outputs = list(torch.load(out, weights_only=True))
+    report["output_shapes"] = [list(t.shape) for t in outputs]
+    report["output_dtypes"] = [DTYPE_NAMES.get(t.dtype, str(t.dtype)) for t in outputs]
+    if check:
+        reference = package_outputs(package, specs, check_inputs=check_inputs)
+        report["max_abs_diff"] = _compare_outputs(outputs, reference, rtol, atol)
     report["outputs"] = outputs
     return report
 
@@ -930,6 +950,10 @@ class _LocalMode:
         self.runner = runner
         self.outputs, self.check_call = _first_outputs(runner)
         self.compiled = None
+        # What its outputs are checked against, where not the first mode's.
+        self.reference = (
+            _tensors(runner.reference()) if hasattr(runner, "reference") else None
+        )
 
     def step(self, timed: bool) -> dict[str, Any]:
         return _clocked_step(self.runner)
@@ -962,9 +986,12 @@ class CallRunner:
 
 class CppRunner:
     """The C++ runner as a mode: each step is one run of the program
-    (:func:`time_cpp`, ``iters`` timed calls after its own warm-up); the
-    sample's wall time is its ``iters`` calls' as the program timed them,
-    its CPU time unknown (None)."""
+    (:func:`time_cpp`, ``iters`` timed calls after its own warm-up) on the
+    inputs it builds like ``inputs`` (:func:`input_spec`); the sample's wall
+    time is its ``iters`` calls' as the program timed them, its CPU time
+    unknown (None). Its outputs are checked against :meth:`reference`, the
+    same package's in Python on the same built inputs, both with
+    ``check_inputs``."""
 
     def __init__(
         self,
@@ -973,24 +1000,32 @@ class CppRunner:
         inputs: Sequence[torch.Tensor],
         iters: int,
         threads: int,
+        check_inputs: bool = TIMING_CHECK_INPUTS,
     ) -> None:
-        self.runner, self.package, self.inputs = runner, package, tuple(inputs)
+        self.runner, self.package = runner, package
+        self.specs = [input_spec(t) for t in inputs]
         self.iters, self.threads, self.peak = iters, threads, 0.0
+        self.check_inputs = check_inputs
 
     def _run(self, iters: int, warmup: int) -> dict[str, Any]:
         report = time_cpp(
             self.runner,
             self.package,
-            self.inputs,
+            self.specs,
             iters=iters,
             warmup=warmup,
             threads=self.threads,
+            check_inputs=self.check_inputs,
+            check=False,
         )
         self.peak = max(self.peak, float(report["peak_memory_mb"]))
         return report
 
     def outputs(self) -> list[torch.Tensor]:
         return self._run(1, 0)["outputs"]
+
+    def reference(self) -> list[torch.Tensor]:
+        return package_outputs(self.package, self.specs, check_inputs=self.check_inputs)
 
     def step(self) -> dict[str, Any]:
         report = self._run(self.iters, max(2, self.iters // 10))
@@ -1027,6 +1062,19 @@ def compare_outputs(
     return {"max_abs_diff": worst, "atol": atol, "rtol": rtol, "passed": within}
 
 
+def _check(
+    process: Any, first: Sequence[torch.Tensor], tolerance: tuple[float, float]
+) -> dict[str, Any]:
+    """:func:`compare_outputs` of a mode's outputs with the first mode's, or
+    with its own reference where it has one (the C++ runner's: the same
+    package in Python on the inputs it built), saying which."""
+    own = getattr(process, "reference", None)
+    check = compare_outputs(process.outputs, first if own is None else own, *tolerance)
+    if own is not None:
+        check["against"] = "the same package in Python, on the inputs the runner built"
+    return check
+
+
 def _interval(values: Sequence[float], baseline: Sequence[float]) -> dict[str, Any]:
     from rlbook.stats import bootstrap_ratio
 
@@ -1060,7 +1108,8 @@ def interleave(
     ``outputs()`` (the mode's outputs on one fixed batch, before any step)
     and ``step()`` (one repetition of the timed work). A mode of ``local``
     is such a runner built here (it must also have ``memory()``), for work
-    that starts a program of its own. A runner of a compiled mode also has
+    that starts a program of its own; one with ``reference()`` is checked
+    against that instead of the first mode's outputs. A runner of a compiled mode also has
     ``compiled``, a dict saying what it compiles (:func:`explain`'s figures);
     the run fails if its process then compiles no graph. Every mode's first
     step is timed apart (it holds compilation); ``warmup - 1`` more untimed
@@ -1074,8 +1123,9 @@ def interleave(
         compiled mode compiles in both: its forward pass without gradients,
         then its training graphs), each sample's ``wall_s``, ``cpu_s``
         (None where the runner cannot tell) and ``order`` (its place in the
-        run); the check of the mode's outputs against the first mode's
-        within ``tolerances[mode] = (atol, rtol)``; the ratio of the mean
+        run); the check of the mode's outputs against the first mode's (or
+        its ``reference()``, ``"against"`` says so) within
+        ``tolerances[mode] = (atol, rtol)``; the ratio of the mean
         time per step to the first mode's, with a 95% bootstrap interval,
         on CPU seconds (``"clock": "cpu"``) where both modes have them, else
         on wall seconds.
@@ -1091,12 +1141,10 @@ def interleave(
             processes[mode] = _ModeProcess(target, mode, tuple(args), threads)
         for mode, runner in (local or {}).items():
             processes[mode] = _LocalMode(runner)
-        reference = processes[order[0]].outputs
+        first = processes[order[0]].outputs
         results: dict[str, dict[str, Any]] = {
             mode: {
-                "same_computation": compare_outputs(
-                    processes[mode].outputs, reference, *tolerances[mode]
-                ),
+                "same_computation": _check(processes[mode], first, tolerances[mode]),
                 "check_call": processes[mode].check_call,
                 "warmup": warmup,
                 "samples": [],
@@ -1365,8 +1413,11 @@ class Bench:
         ``--iters`` calls a step) of each Python mode, in its own process
         (``fn(mode, *args, package, inputs_path, name, iters)`` returns a
         :class:`CallRunner`), and of the package in the C++ runner
-        (``"aoti-cpp"``); outputs checked against the first mode's within
-        ``atol`` and ``rtol``."""
+        (``"aoti-cpp"``, on inputs it builds of the same dtypes and shapes:
+        :class:`CppRunner`); outputs checked within ``atol`` and ``rtol``
+        against the first mode's, the C++ runner's against the same package
+        in Python on its inputs. Both run the package with
+        :data:`TIMING_CHECK_INPUTS`."""
         iters = self.args.iters
         path = self.folder / "inputs.pt"
         torch.save({name: tuple(x) for name, x in inputs.items()}, path)

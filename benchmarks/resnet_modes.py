@@ -162,7 +162,9 @@ def infer_mode(
     inputs = torch.load(inputs_path, weights_only=True)[name]
     if mode == "aoti-python":
         return harness.CallRunner(
-            harness.load_aoti(package, check_inputs=False), inputs, iters
+            harness.load_aoti(package, check_inputs=harness.TIMING_CHECK_INPUTS),
+            inputs,
+            iters,
         )
     model = _shipped(artifact, smoke)
     if mode == "eager channels_last":

@@ -143,7 +143,7 @@ def infer_mode(
     """One Python inference mode's runner (in its own process)."""
     inputs = torch.load(inputs_path, weights_only=True)[name]
     if mode == "aoti-python":
-        fn = harness.load_aoti(package, check_inputs=False)
+        fn = harness.load_aoti(package, check_inputs=harness.TIMING_CHECK_INPUTS)
     else:
         fn = _decode(load_model(artifact, kind="vae-mnist").model)
     return harness.CallRunner(fn, inputs, iters)

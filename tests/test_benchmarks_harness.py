@@ -28,14 +28,12 @@ from benchmarks import harness
 from benchmarks.harness import (
     DeployError,
     build_cpp_runner,
+    build_inputs,
     export_aoti,
+    input_spec,
     load_aoti,
-    load_tensor,
-    read_outputs,
-    save_tensor,
     time_cpp,
     write_comparison,
-    write_inputs,
 )
 from rlbook.projects.deploy import (
     ComparisonRecord,
@@ -120,7 +118,7 @@ def runner(cpp_program) -> Path:
 
 @pytest.fixture(scope="module")
 def compiled(package: Path) -> Iterator[harness.AOTIModel]:
-    saved = os.environ.pop(harness.CHECK_INPUTS_ENV, None)  # load_aoti must set it
+    saved = os.environ.pop(harness.CHECK_INPUTS_ENV, None)  # the model must set it
     try:
         yield load_aoti(package)
     finally:
@@ -142,55 +140,59 @@ def run_runner(runner: Path, *args: str | Path) -> subprocess.CompletedProcess[s
     )
 
 
-# ---------------------------------------------------------------- tensor files
+# ---------------------------------------------------------------- the runner's inputs
+
+
+def test_input_specs_name_dtype_shape_and_the_largest_integer() -> None:
+    features, tokens, pixels = tiny_inputs(4)
+    assert input_spec(features) == "float32:4x8"
+    assert input_spec(tokens) == f"int64:4x6:{int(tokens.max())}"
+    assert input_spec(pixels) == f"uint8:4x4:{int(pixels.max())}"
+    assert input_spec(torch.zeros(3, dtype=torch.int64)) == "int64:3:1"  # at least 1
+    with pytest.raises(DeployError, match="cannot build inputs of dtype"):
+        input_spec(torch.zeros(2, dtype=torch.complex64))
+
+
+def test_built_inputs_follow_the_documented_formula() -> None:
+    # (i % 256) / 256 for floating point, MAX - i % MAX for integers: the
+    # formula deploy/cpp/aoti_infer.cpp's header states.
+    floats, ints, flags, bare = build_inputs(
+        ["float64:2x150", "int64:2x3:4", "bool:3", "uint8:2"]
+    )
+    assert floats.dtype == torch.float64 and floats.shape == (2, 150)
+    assert floats.flatten()[[0, 1, 255, 256, 299]].tolist() == [
+        0.0,
+        1 / 256,
+        255 / 256,
+        0.0,
+        43 / 256,
+    ]
+    assert ints.tolist() == [[4, 3, 2], [1, 4, 3]]
+    assert flags.tolist() == [True, True, True]
+    assert bare.dtype == torch.uint8 and bare.tolist() == [1, 1]
+
+
+def test_built_integers_stay_within_the_real_inputs_range() -> None:
+    tokens = torch.tensor([[7, 3, 0], [2, 9, 1]])
+    built = build_inputs([input_spec(tokens)])[0]
+    assert int(built.min()) >= 1 and int(built.max()) == 9
 
 
 @pytest.mark.parametrize(
-    "tensor",
+    "spec",
     [
-        torch.randn(3, 5),
-        torch.randint(-(2**40), 2**40, (2, 3, 4)),
-        torch.randint(0, 256, (7,), dtype=torch.uint8),
-        torch.tensor([True, False, True]),
-        torch.randn(2, 2).to(torch.bfloat16),
-        torch.tensor(3.5),  # 0-d
-        torch.empty(0, 4),
-        torch.arange(12.0).reshape(3, 4).t(),  # not contiguous
+        "float32",
+        "float32:",  # 0-d: a package's every input has a batch dimension
+        "float32:2x3:5",
+        "int64:2x3:0",
+        "int64:2xq",
+        "complex64:2",
+        "int8:2:3:4",
     ],
-    ids=["float32", "int64", "uint8", "bool", "bfloat16", "0-d", "empty", "transposed"],
 )
-def test_tensor_file_round_trips(tensor: torch.Tensor, tmp_path: Path) -> None:
-    path = save_tensor(tensor, tmp_path / "t.tensor")
-    back = load_tensor(path)
-    assert back.dtype == tensor.dtype
-    assert back.shape == tensor.shape
-    assert torch.equal(back, tensor)
-
-
-def test_tensor_file_header_is_the_documented_one(tmp_path: Path) -> None:
-    path = save_tensor(torch.zeros(2, 3, dtype=torch.int64), tmp_path / "t.tensor")
-    data = path.read_bytes()
-    assert data.startswith(b"rlbook-tensor v1 int64 2 2 3\n")
-    assert len(data) == len(b"rlbook-tensor v1 int64 2 2 3\n") + 2 * 3 * 8
-
-
-def test_truncated_or_bad_tensor_file_is_rejected(tmp_path: Path) -> None:
-    path = save_tensor(torch.randn(4, 4), tmp_path / "t.tensor")
-    path.write_bytes(path.read_bytes()[:-5])
-    with pytest.raises(DeployError, match=r"truncated.*promises 64 bytes.*holds 59"):
-        load_tensor(path)
-    path.write_bytes(b"not a tensor\n1234")
-    with pytest.raises(DeployError, match="bad header"):
-        load_tensor(path)
-    with pytest.raises(DeployError, match="does not exist"):
-        load_tensor(tmp_path / "missing.tensor")
-
-
-def test_write_inputs_removes_stale_inputs(tmp_path: Path) -> None:
-    write_inputs([torch.zeros(1), torch.ones(2), torch.ones(3)], tmp_path)
-    write_inputs(torch.zeros(5), tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["input_0.tensor"]
-    assert load_tensor(tmp_path / "input_0.tensor").shape == (5,)
+def test_bad_input_specs_are_refused(spec: str) -> None:
+    with pytest.raises(DeployError, match="bad input spec"):
+        build_inputs([spec])
 
 
 # ---------------------------------------------------------------- export and Python
@@ -261,27 +263,94 @@ def test_export_checks_the_batch_before_tracing(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the C++ runner
 
 
+TINY_SPECS = ["float32:3x8", "int64:3x6:49", "uint8:3x4:255"]
+ECHO_SPECS = [
+    "float32:2x300",  # past one period of 256
+    "float64:2x3",
+    "bfloat16:2x3",
+    "float16:2x3",
+    "int32:2x4:1000",
+    "int8:2x3:100",
+    "uint8:2x300:255",
+    "bool:2x2",
+]
+
+
+class Echo(nn.Module):
+    """Copies of its eight inputs (torch.export wants them named): run by the
+    C++ runner, the inputs it built."""
+
+    def forward(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        c: torch.Tensor,
+        d: torch.Tensor,
+        e: torch.Tensor,
+        f: torch.Tensor,
+        g: torch.Tensor,
+        h: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        return tuple(x.clone() for x in (a, b, c, d, e, f, g, h))
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Echo, taking one input of every dtype the runner builds, exported."""
+    folder = tmp_path_factory.mktemp("echo")
+    return export_aoti(Echo(), tuple(build_inputs(ECHO_SPECS)), folder / "echo.pt2")
+
+
+def test_cpp_builds_exactly_the_inputs_python_builds(runner: Path, echo: Path) -> None:
+    specs = [spec.replace("2x", "3x", 1) for spec in ECHO_SPECS]
+    report = time_cpp(runner, echo, specs, iters=1, warmup=0)
+    built = build_inputs(specs)
+    assert [t.dtype for t in report["outputs"]] == [t.dtype for t in built]
+    for got, want in zip(report["outputs"], built, strict=True):
+        assert torch.equal(got, want)
+
+
 @pytest.mark.parametrize("batch", [1, 5])
-def test_cpp_outputs_match_eager(
+def test_cpp_outputs_match_the_package_in_python_and_eager(
     runner: Path, package: Path, model: TinyNet, batch: int
 ) -> None:
     inputs = tiny_inputs(batch, seed=10 + batch)
-    expected = eager(model, inputs)
-    report = time_cpp(runner, package, inputs, iters=2, warmup=1)
+    report = time_cpp(runner, package, inputs, iters=2, warmup=1)  # checks itself
+    assert report["max_abs_diff"] < 1e-5
+    assert report["inputs"] == [input_spec(t) for t in inputs]
+    # The runner built what build_inputs builds: its outputs are eager's on them.
+    expected = eager(model, tuple(build_inputs(report["inputs"])))
     assert [t.shape for t in report["outputs"]] == [t.shape for t in expected]
     for got, want in zip(report["outputs"], expected, strict=True):
         torch.testing.assert_close(got, want)
 
 
+def test_cpp_check_fails_when_the_outputs_differ_from_pythons(
+    runner: Path, package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = harness.build_inputs
+
+    def shifted(specs: list[str]) -> list[torch.Tensor]:
+        features, *rest = built(specs)
+        return [features + 0.5, *rest]
+
+    monkeypatch.setattr(harness, "build_inputs", shifted)
+    with pytest.raises(DeployError, match=r"output 0 of the C\+\+ runner differs"):
+        time_cpp(runner, package, TINY_SPECS, iters=1, warmup=0)
+
+
 def test_cpp_report_has_the_promised_fields(runner: Path, package: Path) -> None:
     scratch = set(Path(tempfile.gettempdir()).glob("rlbook-aoti-*"))
-    report = time_cpp(runner, package, tiny_inputs(5), iters=7, warmup=2, threads=3)
+    report = time_cpp(
+        runner, package, tiny_inputs(5), iters=7, warmup=2, threads=3, check=False
+    )
     assert set(Path(tempfile.gettempdir()).glob("rlbook-aoti-*")) == scratch
     for key in LATENCY_KEYS:
         assert isinstance(report[key], float) and report[key] > 0
     assert report["iters"] == 7 and report["warmup"] == 2
     assert report["threads"] == 3  # not the default: 1 or the 2 cores
     assert report["batch_size"] == 5
+    assert report["check_inputs"] is True
     assert report["output_shapes"] == [[5, 3], [5, 8]]
     assert report["output_dtypes"] == ["float32", "float32"]
     assert report["model"] == "TinyNet"
@@ -293,64 +362,98 @@ def test_cpp_report_has_the_promised_fields(runner: Path, package: Path) -> None
     assert stats == sorted(stats)
 
 
-def test_cpp_runner_rejects_a_truncated_input(
+def test_cpp_outputs_file_is_a_plain_torch_load(
     runner: Path, package: Path, tmp_path: Path
 ) -> None:
-    paths = write_inputs(tiny_inputs(2), tmp_path / "in")
-    paths[1].write_bytes(paths[1].read_bytes()[:-3])
-    result = run_runner(runner, package, tmp_path / "in", "--iters", "1")
-    assert result.returncode == 1
-    assert "input_1.tensor: truncated" in result.stderr
-    assert result.stdout == ""
+    out = tmp_path / "outputs.pt"
+    args = [f"--input={spec}" for spec in TINY_SPECS]  # not the runner's form
+    assert run_runner(runner, package, *args).returncode == 2
+    args = [word for spec in TINY_SPECS for word in ("--input", spec)]
+    result = run_runner(runner, package, *args, "--iters", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    outputs = torch.load(out, weights_only=True)
+    assert [t.shape for t in outputs] == [(3, 3), (3, 8)]
 
 
-def test_cpp_runner_rejects_inputs_the_package_does_not_take(
+@pytest.mark.parametrize("check_inputs", [True, False])
+def test_both_sides_check_inputs_alike(
+    runner: Path, package: Path, check_inputs: bool
+) -> None:
+    # A batch above the package's bound of 1024 runs unchecked, and is refused
+    # with the checks on, in C++ and in Python alike.
+    over = [spec.replace("3x", "1025x") for spec in TINY_SPECS]
+    if check_inputs:
+        with pytest.raises(DeployError, match="expected to be <= 1024, but got: 1025"):
+            time_cpp(runner, package, over, iters=1, check=False)
+        with pytest.raises(DeployError, match="rejected its inputs"):
+            harness.package_outputs(package, over, check_inputs=True)
+    else:
+        report = time_cpp(runner, package, over, iters=1, check_inputs=False)
+        assert report["check_inputs"] is False
+        assert report["output_shapes"] == [[1025, 3], [1025, 8]]
+        assert report["max_abs_diff"] < 1e-5
+
+
+def test_cpp_runner_with_checks_rejects_inputs_the_package_does_not_take(
     runner: Path, package: Path
 ) -> None:
-    features, tokens, pixels = tiny_inputs(2)
-    with pytest.raises(DeployError, match=r"input 1 is int32\[2, 6\].*expects int64"):
-        time_cpp(runner, package, (features, tokens.int(), pixels), iters=1)
-    with pytest.raises(DeployError, match="takes 3 input"):
-        time_cpp(runner, package, (features, tokens), iters=1)
-    with pytest.raises(DeployError, match=r"1 <= batch <= 1024"):
-        time_cpp(runner, package, tiny_inputs(1025), iters=1)
+    wrong_dtype = ["float32:2x8", "int32:2x6:49", "uint8:2x4:255"]
+    with pytest.raises(
+        DeployError, match=r"exit 1.*input_handles\[1\]: unmatched dtype"
+    ):
+        time_cpp(runner, package, wrong_dtype, iters=1, check=False)
+    with pytest.raises(DeployError, match=r"exit 2.*package takes 3 inputs"):
+        time_cpp(runner, package, TINY_SPECS[:2], iters=1, check=False)
 
 
 def test_missing_or_corrupt_package_is_a_clear_error_in_cpp(
     runner: Path, tmp_path: Path
 ) -> None:
-    write_inputs(tiny_inputs(2), tmp_path / "in")
-    result = run_runner(runner, tmp_path / "missing.pt2", tmp_path / "in")
+    args = [word for spec in TINY_SPECS for word in ("--input", spec)]
+    result = run_runner(runner, tmp_path / "missing.pt2", *args)
     assert result.returncode == 1
     assert "missing.pt2' does not exist; export it" in result.stderr
     with pytest.raises(DeployError, match=r"failed \(exit 1\).*does not exist"):
         time_cpp(runner, tmp_path / "missing.pt2", tiny_inputs(2), iters=1)
     (tmp_path / "bad.pt2").write_bytes(b"garbage")
-    result = run_runner(runner, tmp_path / "bad.pt2", tmp_path / "in")
+    result = run_runner(runner, tmp_path / "bad.pt2", *args)
     assert result.returncode == 1
     assert "cannot load package" in result.stderr
 
 
-def test_cpp_runner_rejects_bad_arguments(runner: Path, package: Path) -> None:
-    result = run_runner(runner, package, "in", "--iters", "0")
-    assert result.returncode == 2
-    assert "--iters needs an integer >= 1" in result.stderr
-    assert "usage: aoti_infer" in result.stderr
-    result = run_runner(runner, package)
-    assert result.returncode == 2
-
-
-def test_cpp_runner_out_replaces_older_outputs(
-    runner: Path, package: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "float32:2x8", "--iters", "0"], "--iters needs an integer >= 1"),
+        (["--iters", "3"], "no --input"),
+        (["--input", "float32:2xq"], "needs an integer >= 0, got 'q'"),
+        (["--input", "float32:2x8:5"], "is not DTYPE:SHAPE"),
+        (["--input", "float32:"], "is not DTYPE:SHAPE"),
+        (["--input", "complex64:2"], "is not DTYPE:SHAPE"),
+        (["--input", "int64:2:0"], "MAX in int64:2:0 needs an integer >= 1"),
+        (
+            ["--input", "float32:2", "--check-inputs", "2"],
+            "--check-inputs needs 0 or 1",
+        ),
+        (["--input", "float32:2", "--bogus", "1"], "unknown option --bogus"),
+        (["--input"], "--input needs a value"),
+    ],
+)
+def test_cpp_runner_rejects_bad_arguments(
+    runner: Path, package: Path, args: list[str], message: str
 ) -> None:
-    write_inputs(tiny_inputs(3), tmp_path / "in")
-    out = tmp_path / "out"
-    write_inputs([torch.zeros(1)] * 4, out)  # then rename them as stale outputs
-    for path in out.iterdir():
-        path.rename(out / path.name.replace("input", "output"))
-    result = run_runner(runner, package, tmp_path / "in", "--iters", "1", "--out", out)
-    assert result.returncode == 0, result.stderr
-    assert [t.shape for t in read_outputs(out)] == [(3, 3), (3, 8)]
+    result = run_runner(runner, package, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "usage: aoti_infer" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cpp_runner_needs_one_package(runner: Path, package: Path) -> None:
+    result = run_runner(runner, "--input", "float32:2")
+    assert result.returncode == 2 and "expected one PACKAGE.pt2" in result.stderr
+    result = run_runner(runner, package, package, "--input", "float32:2")
+    assert result.returncode == 2 and "expected one PACKAGE.pt2" in result.stderr
 
 
 def test_up_to_date_runner_is_not_rebuilt(runner: Path) -> None:
@@ -597,6 +700,41 @@ def test_interleave_peak_memory_is_the_timed_regions_above_the_baseline() -> Non
     # 60 MiB touched while timed; not the 150 MiB held while building.
     assert 50 < memory["peak_above_baseline_mb"] < 100
     assert results["eager"]["memory"]["peak_above_baseline_mb"] < 20
+
+
+class OwnReferenceRunner:
+    """A local mode, as the C++ runner is: its outputs are 1.0 away from the
+    fake modes', on inputs of its own, and its ``reference()`` is theirs."""
+
+    def outputs(self) -> torch.Tensor:
+        return torch.tensor([2.0, 3.0])
+
+    def reference(self) -> torch.Tensor:
+        return torch.tensor([2.0, 3.0])
+
+    def step(self) -> dict:
+        return {"wall_s": 0.01, "cpu_s": None}
+
+    def memory(self) -> dict:
+        return {"baseline_mb": None, "peak_above_baseline_mb": None}
+
+
+def test_interleave_checks_a_local_mode_against_its_own_reference() -> None:
+    results = harness.interleave(
+        FAKE,
+        ("eager",),
+        (0.001,),
+        reps=2,
+        warmup=1,
+        threads=1,
+        tolerances={"eager": (0.0, 0.0), "cpp": (0.0, 0.0)},
+        local={"cpp": OwnReferenceRunner()},
+    )
+    check = results["cpp"]["same_computation"]
+    assert check["passed"] and check["max_abs_diff"] == 0.0
+    assert check["against"].startswith("the same package in Python")
+    assert "against" not in results["eager"]["same_computation"]
+    assert results["cpp"]["ratio"]["clock"] == "wall"
 
 
 class CompiledRunner:

@@ -1,6 +1,7 @@
 """The projects' ``benchmarks/*_modes.py`` scripts: a compiled mode compiles
 what its timed step runs."""
 
+import inspect
 import sys
 from dataclasses import asdict
 from types import SimpleNamespace
@@ -38,3 +39,16 @@ def test_the_vaes_compiled_mode_compiles_what_its_timed_epoch_runs(
     runner.step()
     assert before < checked < harness.dynamo_graphs()  # inference, then training
     assert vae_modes.train_mode("eager fp32", config, 0).compiled is None
+
+
+@pytest.mark.parametrize("project", ["dqn_port", "resnet", "sentiment", "vae"])
+def test_aoti_python_and_aoti_cpp_run_the_package_with_the_same_input_checks(
+    project: str,
+) -> None:
+    # The C++ runner once checked every call's inputs while the Python mode
+    # did not (AOTI_RUNTIME_CHECK_INPUTS=1 against check_inputs=False).
+    source = (ROOT / "benchmarks" / f"{project}_modes.py").read_text()
+    setting = "load_aoti(package, check_inputs=harness.TIMING_CHECK_INPUTS)"
+    assert source.count("load_aoti(") == source.count(setting) == 1
+    default = inspect.signature(harness.CppRunner).parameters["check_inputs"].default
+    assert default is harness.TIMING_CHECK_INPUTS
