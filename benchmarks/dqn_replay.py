@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from rlbook.chapters.dqn_state import td_loss
-from rlbook.dqn import LectureMemory, QNetwork, lecture_batches
+from rlbook.chapters.dqn_state import LectureMemory, lecture_batches, td_loss
+from rlbook.dqn import QNetwork
 from rlbook.envs import make_env
 from rlbook.replay import Batch, ReplayBuffer
 

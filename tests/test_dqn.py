@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from rlbook.agents import ArtifactError, load_agent, save_agent
-from rlbook.chapters.dqn_state import td_loss
+from rlbook.chapters.dqn_state import LectureMemory, lecture_batches, td_loss
 from rlbook.checkpoint import make_provenance
-from rlbook.dqn import LectureMemory, QNetwork, QNetworkPolicy, lecture_batches
+from rlbook.dqn import QNetwork, QNetworkPolicy
 from rlbook.evaluate import evaluate_artifact
 from rlbook.replay import Batch, ReplayBuffer
 

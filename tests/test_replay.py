@@ -1,14 +1,13 @@
+"""Replay: the package's uniform ring buffer and uint8 frame memory, and the
+sum tree and prioritized buffer of the page chapters/dqn_state.md, which live
+in its module."""
+
 import numpy as np
 import pytest
 import torch
 
-from rlbook.replay import (
-    Batch,
-    FrameReplayMemory,
-    PrioritizedReplayBuffer,
-    ReplayBuffer,
-    SumTree,
-)
+from rlbook.chapters.dqn_state import PrioritizedReplayBuffer, SumTree
+from rlbook.replay import Batch, FrameReplayMemory, ReplayBuffer
 
 from .conftest import needs_cuda
 

@@ -1,22 +1,19 @@
-"""What the DQN chapters share: the Q-network, the lecture's replay memory, and
-a shipped Q-network agent's policy (the loops and the TD loss are on the pages).
+"""What the DQN chapters share: the Q-network and a shipped Q-network agent's
+policy (the loops, the TD loss and the lecture's replay memory are on the pages).
 Introduced in *Deep Q-learning on CartPole's state*.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from .agents import register_kind
-from .replay import Batch
 
 
 class QNetwork(nn.Module):
@@ -63,49 +60,6 @@ class QNetwork(nn.Module):
             return self.head(features)
         advantage = self.advantage(features)
         return self.value(features) + advantage - advantage.mean(dim=-1, keepdim=True)
-
-
-class LectureMemory(Dataset):
-    """The lecture's replay memory: a ``deque`` of transitions, read as a ``Dataset``.
-
-    Each item is built from Python objects when the ``DataLoader`` asks for it,
-    and the loader's collate function stacks 32 of them into a batch: per-item
-    Python work on every update. Kept to show and measure that cost.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.memory: deque[tuple[Any, ...]] = deque(maxlen=capacity)
-
-    def push(
-        self, obs: Any, action: int, reward: float, next_obs: Any, done: bool
-    ) -> None:
-        self.memory.append((obs, action, reward, next_obs, done))
-
-    def __len__(self) -> int:
-        return len(self.memory)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        obs, action, reward, next_obs, done = self.memory[index]
-        return (
-            torch.tensor(obs, dtype=torch.float32),
-            torch.tensor(action, dtype=torch.int64),
-            torch.tensor(reward, dtype=torch.float32),
-            torch.tensor(next_obs, dtype=torch.float32),
-            torch.tensor(done, dtype=torch.float32),
-        )
-
-
-def lecture_batches(
-    memory: LectureMemory, batch_size: int, updates: int
-) -> Iterator[Batch]:
-    """``updates`` batches drawn the lecture's way: ``RandomSampler(replacement=True)``."""
-    sampler = RandomSampler(memory, replacement=True, num_samples=batch_size * updates)
-    loader = DataLoader(memory, batch_size=batch_size, sampler=sampler)
-    ones = torch.ones(batch_size)
-    for obs, action, reward, next_obs, done in loader:
-        yield Batch(
-            obs, action, reward, next_obs, done, torch.empty(0, dtype=torch.int64), ones
-        )
 
 
 @dataclass(frozen=True)

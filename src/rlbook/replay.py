@@ -1,5 +1,7 @@
-"""Replay storage: a uniform ring buffer, a prioritized one (Schaul et al., 2016),
-and a memory of uint8 frames that stores each frame once.
+"""Replay storage: a uniform ring buffer, and a memory of uint8 frames that
+stores each frame once. Prioritized replay, which only the state DQN pages use,
+is on the first of them (``rlbook.chapters.dqn_state``), a subclass of
+:class:`ReplayBuffer`.
 
 ``terminated`` is 1.0 only where the episode reached a terminal state; a
 truncated one (time limit) stores 0.0, so its target still bootstraps.
@@ -14,7 +16,7 @@ stack mixes two episodes); frames before an episode's first repeat its first.
 A transition is sampled only while every frame its stacks need is in the ring.
 
 Introduced in the chapters *Deep Q-learning on CartPole's state* (the ring
-buffers) and *Deep Q-learning from CartPole's pixels* (the frame memory).
+buffer) and *Deep Q-learning from CartPole's pixels* (the frame memory).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ ArrayLike: TypeAlias = torch.Tensor | np.ndarray | Sequence[float] | float | int
 class Batch(NamedTuple):
     """A batch of ``B`` transitions on the buffer's device: ``obs``/``next_obs``
     in the buffer's ``obs_dtype``, int64 ``action`` and ``indices`` (the slots,
-    for :meth:`PrioritizedReplayBuffer.update_priorities`), float32 ``reward``,
+    for prioritized replay's ``update_priorities``), float32 ``reward``,
     ``terminated`` and importance-sampling ``weights`` (ones for uniform replay)."""
 
     obs: torch.Tensor
@@ -48,12 +50,6 @@ def _as_tensor(x: ArrayLike, dtype: torch.dtype, device: torch.device) -> torch.
     if isinstance(x, torch.Tensor):
         return x.detach().to(device=device, dtype=dtype)
     return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
-
-
-def _as_numpy(x: ArrayLike) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 class ReplayBuffer:
@@ -162,224 +158,6 @@ class ReplayBuffer:
         ).to(self.device)
         weights = torch.ones(batch_size, dtype=torch.float32, device=self.device)
         return self._gather(indices, weights)
-
-
-class SumTree:
-    """A binary tree of non-negative leaf priorities, each node the sum of its
-    children; setting or drawing a batch of leaves takes ``O(log n)`` NumPy ops.
-
-    One flat float64 array :attr:`tree`: node 1 is the root, node ``k`` has
-    children ``2k`` and ``2k + 1``. Leaves are padded to a power of two ``L``
-    (leaf ``i`` is node ``L + i``); the padding stays zero, never returned.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        if int(capacity) < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
-        self.capacity = int(capacity)
-        self._first_leaf = (
-            1 << (self.capacity - 1).bit_length()
-        )  # power of two >= capacity
-        self._depth = self._first_leaf.bit_length() - 1  # edges from the root to a leaf
-        self.tree = np.zeros(2 * self._first_leaf, dtype=np.float64)
-
-    @property
-    def total(self) -> float:
-        """Sum of all priorities (the root)."""
-        return float(self.tree[1])
-
-    def _check_indices(self, indices: ArrayLike) -> np.ndarray:
-        array = np.asarray(indices)
-        if array.size and not np.issubdtype(array.dtype, np.integer):
-            raise ValueError(f"leaf indices must be integers, got dtype {array.dtype}")
-        array = array.astype(np.int64, copy=False)
-        if array.size and (array.min() < 0 or array.max() >= self.capacity):
-            raise ValueError(
-                f"leaf indices must lie in [0, {self.capacity}), "
-                f"got values from {array.min()} to {array.max()}"
-            )
-        return array
-
-    def update(self, indices: ArrayLike, priorities: ArrayLike) -> None:
-        """Set leaves ``indices`` (``(K,)``) to ``priorities`` (``(K,)``, >= 0).
-
-        When an index appears more than once, its last priority wins.
-        """
-        indices = self._check_indices(indices).ravel()
-        priorities = np.asarray(priorities, dtype=np.float64).ravel()
-        if indices.shape != priorities.shape:
-            raise ValueError(
-                f"got {indices.size} indices but {priorities.size} priorities; "
-                "they must pair up one to one"
-            )
-        if indices.size == 0:
-            return
-        if not np.all(np.isfinite(priorities)) or priorities.min() < 0:
-            raise ValueError("priorities must be finite and non-negative")
-        tree = self.tree
-        if indices.size == 1:
-            # One leaf (every `add`): a plain walk up is ~10x cheaper than array calls.
-            node = int(indices[0]) + self._first_leaf
-            tree[node] = priorities[0]
-            node //= 2
-            while node >= 1:
-                tree[node] = tree[2 * node] + tree[2 * node + 1]
-                node //= 2
-            return
-        # NumPy leaves the winner of duplicate fancy-index writes unspecified:
-        # keep each index's last occurrence explicitly (first one in the reversed array).
-        unique, first_in_reversed = np.unique(indices[::-1], return_index=True)
-        nodes = unique + self._first_leaf
-        tree[nodes] = priorities[::-1][first_in_reversed]
-        for _ in range(self._depth):
-            nodes = nodes // 2
-            # Siblings share a parent; the repeated writes carry the same value.
-            tree[nodes] = tree[2 * nodes] + tree[2 * nodes + 1]
-
-    def priorities(self, indices: ArrayLike) -> np.ndarray:
-        """Priorities of leaves ``indices``, same shape, float64."""
-        return self.tree[self._check_indices(indices) + self._first_leaf]
-
-    def __getitem__(self, indices: ArrayLike) -> np.ndarray:
-        """``tree[i]`` is :meth:`priorities` of ``i``."""
-        return self.priorities(indices)
-
-    def find(self, values: ArrayLike) -> np.ndarray:
-        """The leaf (int64, shaped like ``values``) whose interval
-        ``[sum(p[:i]), sum(p[:i+1]))`` holds each value in ``[0, total]``. A
-        zero-priority leaf is never returned, even for ``value == total`` or after
-        rounding: that goes to the last leaf with a positive priority."""
-        values = np.asarray(values, dtype=np.float64)
-        total = self.total
-        if total <= 0:
-            raise ValueError("cannot search a sum tree whose priorities are all zero")
-        if values.size and not (values.min() >= 0 and values.max() <= total):
-            raise ValueError(f"values must lie in [0, total={total}]")
-        tree = self.tree
-        nodes = np.ones(values.shape, dtype=np.int64)
-        for _ in range(self._depth):
-            left = 2 * nodes
-            left_sum = tree[left]
-            # Go right when the value lies past the left subtree, unless the right
-            # subtree is empty: only value == total or rounding can ask for that.
-            go_right = (values >= left_sum) & (tree[left + 1] > 0)
-            values = np.where(go_right, values - left_sum, values)
-            nodes = left + go_right
-        return nodes - self._first_leaf
-
-
-class PrioritizedReplayBuffer(ReplayBuffer):
-    """Proportional prioritized replay (Schaul et al., 2016).
-
-    The sum tree holds ``p_i^alpha``, ``p_i = |td_error_i| + eps``. A new
-    transition gets ``max_priority`` (the largest ``p_i`` seen, never
-    decreasing; 1.0 at first), so it is replayed at least once. ``alpha=0`` is
-    uniform; ``beta`` is the importance-sampling correction, 0 (none) to 1.
-    """
-
-    def __init__(
-        self,
-        capacity: int,
-        obs_shape: tuple[int, ...],
-        device: torch.device | str = "cpu",
-        obs_dtype: torch.dtype = torch.float32,
-        *,
-        alpha: float = 0.6,
-        beta: float = 0.4,
-        eps: float = 1e-6,
-        seed: int | None = None,
-    ) -> None:
-        super().__init__(capacity, obs_shape, device, obs_dtype)
-        if alpha < 0:
-            raise ValueError(f"alpha must be non-negative, got {alpha}")
-        self._check_beta(beta)
-        if eps <= 0:
-            raise ValueError(f"eps must be positive, got {eps}")
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-        self.eps = float(eps)
-        self.tree = SumTree(self.capacity)
-        self.max_priority = 1.0
-        self.rng = np.random.default_rng(seed)
-
-    @staticmethod
-    def _check_beta(beta: float) -> None:
-        if not 0.0 <= beta <= 1.0:
-            raise ValueError(f"beta must lie in [0, 1], got {beta}")
-
-    def add(
-        self,
-        obs: ArrayLike,
-        action: SupportsInt,
-        reward: SupportsFloat,
-        next_obs: ArrayLike,
-        terminated: object,
-    ) -> None:
-        """As :meth:`ReplayBuffer.add`; the new transition gets the maximum priority."""
-        slot = self.pos
-        super().add(obs, action, reward, next_obs, terminated)
-        self.tree.update(np.array([slot]), np.array([self.max_priority**self.alpha]))
-
-    def sample(self, batch_size: int, beta: float | None = None) -> Batch:
-        """``batch_size`` transitions drawn in proportion to their priority.
-
-        Stratified: ``[0, total)`` is cut into ``batch_size`` equal segments
-        and one value is drawn uniformly in each.
-
-        Args:
-            batch_size: transitions to draw (with replacement).
-            beta: overrides :attr:`beta` for this call.
-
-        Returns:
-            A :class:`Batch` whose ``weights`` are ``(N P(i))^(-beta)``
-            divided by their maximum over the batch (``N = len(self)``).
-        """
-        self._check_sample(batch_size)
-        beta = self.beta if beta is None else float(beta)
-        self._check_beta(beta)
-        total = self.tree.total
-        segment = total / batch_size
-        values = (np.arange(batch_size) + self.rng.random(batch_size)) * segment
-        indices = self.tree.find(
-            np.minimum(values, total)
-        )  # rounding may overshoot total
-        probabilities = self.tree.priorities(indices) / total
-        weights = (len(self) * probabilities) ** -beta
-        weights /= weights.max()
-        return self._gather(
-            torch.from_numpy(indices).to(self.device),
-            torch.from_numpy(weights.astype(np.float32)).to(self.device),
-        )
-
-    def update_priorities(self, indices: ArrayLike, td_errors: ArrayLike) -> None:
-        """Set the priority of slots ``indices`` ``(K,)`` from their new ``td_errors`` ``(K,)``.
-
-        Priority ``(|td_error| + eps)^alpha``. Tensors may be on any device
-        and may require grad. A repeated index keeps its last TD error.
-
-        Raises:
-            ValueError: for mismatched lengths, slots not yet filled, or
-                non-finite TD errors (often a diverging loss).
-        """
-        index_array = _as_numpy(indices).ravel()
-        td_array = _as_numpy(td_errors).astype(np.float64).ravel()
-        if index_array.shape != td_array.shape:
-            raise ValueError(
-                f"got {index_array.size} indices but {td_array.size} TD errors; "
-                "they must pair up one to one"
-            )
-        if index_array.size == 0:
-            return
-        if index_array.min() < 0 or index_array.max() >= len(self):
-            raise ValueError(
-                f"indices must be filled slots in [0, {len(self)}), "
-                f"got values from {index_array.min()} to {index_array.max()}"
-            )
-        if not np.all(np.isfinite(td_array)):
-            raise ValueError("TD errors must be finite; is the loss diverging?")
-        raw = np.abs(td_array) + self.eps
-        self.tree.update(index_array, raw**self.alpha)
-        self.max_priority = max(self.max_priority, float(raw.max()))
 
 
 # -- replay for learning from pixels: each frame stored once, as uint8 --------

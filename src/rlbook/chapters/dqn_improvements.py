@@ -189,7 +189,7 @@ class StackedReplayBuffer:
     Storage is ``(S, capacity, ...)``; every step adds one transition to
     each run at the same slot. Uniform buffers sample run ``s``'s indices
     with its own generator; prioritized ones keep one
-    :class:`~rlbook.replay.PrioritizedReplayBuffer` per run.
+    :class:`~rlbook.chapters.dqn_state.PrioritizedReplayBuffer` per run.
     """
 
     def __init__(

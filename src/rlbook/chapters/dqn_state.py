@@ -6,17 +6,21 @@ page, then run scripts/sync_notebooks.py.
 
 import copy
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from rlbook.cartpole import TEST_EPISODES, evaluate_greedy, test_record
 from rlbook.dqn import QNetwork
 from rlbook.envs import make_env
-from rlbook.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer
+from rlbook.replay import ArrayLike, Batch, ReplayBuffer
 from rlbook.seeding import (
     TEST_SEED,
     VALIDATION_SEED,
@@ -71,6 +75,65 @@ def td_loss(
     else:
         per_item = F.mse_loss(q_taken, target, reduction="none")
     return (batch.weights * per_item).mean(), (target - q_taken).detach()
+
+
+class LectureMemory(Dataset):
+    """The lecture's replay memory: a ``deque`` of transitions, read as a
+    ``Dataset``.
+
+    Each item is built from Python objects when the ``DataLoader`` asks
+    for it, and the loader's collate function stacks 32 of them into a
+    batch: per-item Python work on every update. Kept to show and measure
+    that cost.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.memory: deque[tuple[Any, ...]] = deque(maxlen=capacity)
+
+    def push(
+        self,
+        obs: Any,
+        action: int,
+        reward: float,
+        next_obs: Any,
+        done: bool,
+    ) -> None:
+        self.memory.append((obs, action, reward, next_obs, done))
+
+    def __len__(self) -> int:
+        return len(self.memory)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        obs, action, reward, next_obs, done = self.memory[index]
+        return (
+            torch.tensor(obs, dtype=torch.float32),
+            torch.tensor(action, dtype=torch.int64),
+            torch.tensor(reward, dtype=torch.float32),
+            torch.tensor(next_obs, dtype=torch.float32),
+            torch.tensor(done, dtype=torch.float32),
+        )
+
+
+def lecture_batches(
+    memory: LectureMemory, batch_size: int, updates: int
+) -> Iterator[Batch]:
+    """``updates`` batches drawn the lecture's way:
+    ``RandomSampler(replacement=True)``."""
+    sampler = RandomSampler(
+        memory, replacement=True, num_samples=batch_size * updates
+    )
+    loader = DataLoader(memory, batch_size=batch_size, sampler=sampler)
+    ones = torch.ones(batch_size)
+    for obs, action, reward, next_obs, done in loader:
+        yield Batch(
+            obs,
+            action,
+            reward,
+            next_obs,
+            done,
+            torch.empty(0, dtype=torch.int64),
+            ones,
+        )
 
 
 @dataclass(frozen=True)
@@ -130,6 +193,255 @@ class DQNConfig:
                 "epsilon_fraction must lie in (0, 1], got "
                 f"{self.epsilon_fraction}"
             )
+
+
+def _pair_up(indices: np.ndarray, values: np.ndarray, what: str) -> None:
+    if indices.shape != values.shape:
+        raise ValueError(
+            f"got {indices.size} indices but {values.size} {what}; "
+            "they must pair up one to one"
+        )
+
+
+class SumTree:
+    """A binary tree of non-negative leaf priorities, each node the sum of
+    its children; setting or drawing a batch of leaves takes ``O(log n)``
+    NumPy ops.
+
+    One flat float64 array :attr:`tree`: node 1 is the root, node ``k``
+    has children ``2k`` and ``2k + 1``. Leaves are padded to a power of
+    two ``L`` (leaf ``i`` is node ``L + i``); the padding stays zero,
+    never returned.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if int(capacity) < 1:
+            raise ValueError(
+                f"capacity must be at least 1, got {capacity}"
+            )
+        self.capacity = int(capacity)
+        # a power of two >= capacity
+        self._first_leaf = 1 << (self.capacity - 1).bit_length()
+        # edges from the root to a leaf
+        self._depth = self._first_leaf.bit_length() - 1
+        self.tree = np.zeros(2 * self._first_leaf, dtype=np.float64)
+
+    @property
+    def total(self) -> float:
+        """Sum of all priorities (the root)."""
+        return float(self.tree[1])
+
+    def _check_indices(self, indices: ArrayLike) -> np.ndarray:
+        array = np.asarray(indices)
+        if array.size and not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(
+                f"leaf indices must be integers, got dtype {array.dtype}"
+            )
+        array = array.astype(np.int64, copy=False)
+        if array.size and (
+            array.min() < 0 or array.max() >= self.capacity
+        ):
+            raise ValueError(
+                f"leaf indices must lie in [0, {self.capacity}), "
+                f"got values from {array.min()} to {array.max()}"
+            )
+        return array
+
+    def update(self, indices: ArrayLike, priorities: ArrayLike) -> None:
+        """Set leaves ``indices`` (``(K,)``) to ``priorities`` (``(K,)``,
+        >= 0).
+
+        When an index appears more than once, its last priority wins.
+        """
+        indices = self._check_indices(indices).ravel()
+        priorities = np.asarray(priorities, dtype=np.float64).ravel()
+        _pair_up(indices, priorities, "priorities")
+        if indices.size == 0:
+            return
+        if not np.all(np.isfinite(priorities)) or priorities.min() < 0:
+            raise ValueError("priorities must be finite and non-negative")
+        tree = self.tree
+        if indices.size == 1:
+            # One leaf (every `add`): a plain walk up is ~10x cheaper
+            # than array calls.
+            node = int(indices[0]) + self._first_leaf
+            tree[node] = priorities[0]
+            node //= 2
+            while node >= 1:
+                tree[node] = tree[2 * node] + tree[2 * node + 1]
+                node //= 2
+            return
+        # NumPy leaves the winner of duplicate fancy-index writes
+        # unspecified: keep each index's last occurrence explicitly (the
+        # first one in the reversed array).
+        unique, first_in_reversed = np.unique(
+            indices[::-1], return_index=True
+        )
+        nodes = unique + self._first_leaf
+        tree[nodes] = priorities[::-1][first_in_reversed]
+        for _ in range(self._depth):
+            nodes = nodes // 2
+            # Siblings share a parent; the repeated writes carry the same
+            # value.
+            tree[nodes] = tree[2 * nodes] + tree[2 * nodes + 1]
+
+    def priorities(self, indices: ArrayLike) -> np.ndarray:
+        """Priorities of leaves ``indices``, same shape, float64."""
+        return self.tree[self._check_indices(indices) + self._first_leaf]
+
+    def __getitem__(self, indices: ArrayLike) -> np.ndarray:
+        """``tree[i]`` is :meth:`priorities` of ``i``."""
+        return self.priorities(indices)
+
+    def find(self, values: ArrayLike) -> np.ndarray:
+        """The leaf (int64, shaped like ``values``) whose interval
+        ``[sum(p[:i]), sum(p[:i+1]))`` holds each value in ``[0, total]``.
+        A zero-priority leaf is never returned, even for ``value ==
+        total`` or after rounding: that goes to the last leaf with a
+        positive priority."""
+        values = np.asarray(values, dtype=np.float64)
+        total = self.total
+        if total <= 0:
+            raise ValueError(
+                "cannot search a sum tree whose priorities are all zero"
+            )
+        if values.size and not (
+            values.min() >= 0 and values.max() <= total
+        ):
+            raise ValueError(f"values must lie in [0, total={total}]")
+        tree = self.tree
+        nodes = np.ones(values.shape, dtype=np.int64)
+        for _ in range(self._depth):
+            left = 2 * nodes
+            left_sum = tree[left]
+            # Go right when the value lies past the left subtree, unless
+            # the right subtree is empty: only value == total or rounding
+            # can ask for that.
+            go_right = (values >= left_sum) & (tree[left + 1] > 0)
+            values = np.where(go_right, values - left_sum, values)
+            nodes = left + go_right
+        return nodes - self._first_leaf
+
+
+def _as_numpy(x: ArrayLike) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritized replay (Schaul et al., 2016).
+
+    The sum tree holds ``p_i^alpha``, ``p_i = |td_error_i| + eps``. A new
+    transition gets ``max_priority`` (the largest ``p_i`` seen, never
+    decreasing; 1.0 at first), so it is replayed at least once.
+    ``alpha=0`` is uniform; ``beta`` is the importance-sampling
+    correction, 0 (none) to 1.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: tuple[int, ...],
+        device: torch.device | str = "cpu",
+        obs_dtype: torch.dtype = torch.float32,
+        *,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        eps: float = 1e-6,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(capacity, obs_shape, device, obs_dtype)
+        if alpha < 0:
+            raise ValueError(f"alpha must be non-negative, got {alpha}")
+        self._check_beta(beta)
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.eps = float(eps)
+        self.tree = SumTree(self.capacity)
+        self.max_priority = 1.0
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def _check_beta(beta: float) -> None:
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must lie in [0, 1], got {beta}")
+
+    def add(self, *args, **kwargs) -> None:
+        """As :meth:`ReplayBuffer.add`; the new transition gets the
+        maximum priority."""
+        slot = self.pos
+        super().add(*args, **kwargs)
+        self.tree.update(
+            np.array([slot]), np.array([self.max_priority**self.alpha])
+        )
+
+    def sample(self, batch_size: int, beta: float | None = None) -> Batch:
+        """``batch_size`` transitions drawn in proportion to their
+        priority.
+
+        Stratified: ``[0, total)`` is cut into ``batch_size`` equal
+        segments and one value is drawn uniformly in each.
+
+        Args:
+            batch_size: transitions to draw (with replacement).
+            beta: overrides :attr:`beta` for this call.
+
+        Returns:
+            A :class:`Batch` whose ``weights`` are ``(N P(i))^(-beta)``
+            divided by their maximum over the batch (``N = len(self)``).
+        """
+        self._check_sample(batch_size)
+        beta = self.beta if beta is None else float(beta)
+        self._check_beta(beta)
+        total = self.tree.total
+        segment = total / batch_size
+        values = (
+            np.arange(batch_size) + self.rng.random(batch_size)
+        ) * segment
+        # rounding may overshoot total
+        indices = self.tree.find(np.minimum(values, total))
+        probabilities = self.tree.priorities(indices) / total
+        weights = (len(self) * probabilities) ** -beta
+        weights /= weights.max()
+        return self._gather(
+            torch.from_numpy(indices).to(self.device),
+            torch.from_numpy(weights.astype(np.float32)).to(self.device),
+        )
+
+    def update_priorities(
+        self, indices: ArrayLike, td_errors: ArrayLike
+    ) -> None:
+        """Set the priority of slots ``indices`` ``(K,)`` from their new
+        ``td_errors`` ``(K,)``.
+
+        Priority ``(|td_error| + eps)^alpha``. Tensors may be on any
+        device and may require grad. A repeated index keeps its last TD
+        error.
+
+        Raises:
+            ValueError: for mismatched lengths, slots not yet filled, or
+                non-finite TD errors (often a diverging loss).
+        """
+        index_array = _as_numpy(indices).ravel()
+        td_array = _as_numpy(td_errors).astype(np.float64).ravel()
+        _pair_up(index_array, td_array, "TD errors")
+        if index_array.size == 0:
+            return
+        if index_array.min() < 0 or index_array.max() >= len(self):
+            raise ValueError(
+                f"indices must be filled slots in [0, {len(self)}), got "
+                f"values from {index_array.min()} to {index_array.max()}"
+            )
+        if not np.all(np.isfinite(td_array)):
+            raise ValueError(
+                "TD errors must be finite; is the loss diverging?"
+            )
+        raw = np.abs(td_array) + self.eps
+        self.tree.update(index_array, raw**self.alpha)
+        self.max_priority = max(self.max_priority, float(raw.max()))
 
 
 def epsilon_at(config: DQNConfig, step: int) -> float:
