@@ -1126,9 +1126,12 @@ def interleave(
         run); the check of the mode's outputs against the first mode's (or
         its ``reference()``, ``"against"`` says so) within
         ``tolerances[mode] = (atol, rtol)``; the ratio of the mean
-        time per step to the first mode's, with a 95% bootstrap interval,
-        on CPU seconds (``"clock": "cpu"``) where both modes have them, else
-        on wall seconds.
+        time per step to the first mode's, with a 95% bootstrap interval
+        paired over rounds (``"method"``: round ``k`` of both modes ran in
+        the same spell of the machine, so the same rounds are resampled for
+        both, :func:`rlbook.stats.bootstrap_ratio`), on CPU seconds
+        (``"clock": "cpu"``) where both modes have them, else on wall
+        seconds.
     """
     if reps < 2 or warmup < 1:
         raise ValueError(f"need reps >= 2 and warmup >= 1, got {reps}, {warmup}")
