@@ -767,11 +767,12 @@ def compiled_mode(mode: str) -> CompiledRunner:
     return CompiledRunner(mode)
 
 
-def test_interleave_records_what_compiled_and_refuses_a_mode_that_compiled_nothing() -> (
-    None
-):
+def test_interleave_records_what_compiled_and_refuses_a_mode_that_compiled_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The VAE's table once showed no compile cost: module.compile() had
     # compiled nothing, and its "torch.compile" row timed eager code.
+    monkeypatch.setenv(harness.INDUCTOR_CACHE_ENV, str(tmp_path / "cache"))
     target = "tests.test_benchmarks_harness:compiled_mode"
     tolerances = {"eager": (0.0, 0.0), "compiled": (1e-5, 1e-5)}
     results = harness.interleave(
@@ -787,6 +788,18 @@ def test_interleave_records_what_compiled_and_refuses_a_mode_that_compiled_nothi
     compiled = results["compiled"]["compiled"]
     assert compiled["graphs"] == 1 and compiled["graph_breaks"] == 0
     assert compiled["graphs_compiled"] >= 1
+    # The first calls again in a fresh process find the cache the run
+    # filled (it was empty): they compile faster than the cold ones.
+    assert not {"check_call_warm_cache", "first_call_warm_cache"} & set(
+        results["eager"]
+    )
+    rep = results["compiled"]
+    cold, warm = (
+        rep[f"check_call{end}"]["wall_s"] + rep[f"first_call{end}"]["wall_s"]
+        for end in ("", "_warm_cache")
+    )
+    assert rep["first_call_warm_cache"]["cpu_s"] > 0
+    assert warm < cold
     with pytest.raises(DeployError, match="compiled no graph"):
         harness.interleave(
             target,

@@ -60,7 +60,8 @@ class ComparisonRecord:
     """The CPU it ran on: model, cores, vector and matrix instruction sets."""
     repetitions: Mapping[str, Any] = field(default_factory=dict)
     """Interleaved repetitions: every sample's wall and CPU seconds, the
-    first (compiling) call, peak memory of the timed region above the
+    first (compiling) call (for a compiled mode also again in a fresh
+    process with a warm compiler cache), peak memory of the timed region above the
     process's baseline, the check against the baseline mode's outputs and
     the ratio to the baseline mode with its interval; empty in older tables."""
 
@@ -111,9 +112,11 @@ def repetitions_table(records: list[ComparisonRecord]) -> str:
     """Two Markdown tables of interleaved records (those with
     ``repetitions``), split so that each fits the page's column: speed (the
     mean time, the ratio to the baseline with its interval and reading, the
-    first call), then resources and the check (memory, the fewest CPU
-    seconds per wall second of any sample, below 1 when the mode waited for
-    the CPU, and the output check)."""
+    first call's wall time, and for a compiled mode also that of a fresh
+    process's first call with the compiler's cache the run filled), then
+    resources and the check (memory, the fewest CPU seconds per wall second
+    of any sample, below 1 when the mode waited for the CPU, and the output
+    check)."""
     speed = [
         "| mode | n | time | ratio [95% interval] | reading | first call |",
         "|---|---|---|---|---|---|",
@@ -142,9 +145,13 @@ def repetitions_table(records: list[ComparisonRecord]) -> str:
         else:
             peak_text = "" if peak is None else f"{peak:,.1f}"
         passed = "pass" if check["passed"] else "FAIL"
+        first = f"{rep['first_call']['wall_s']:.2f} s"
+        if "first_call_warm_cache" in rep:
+            warm = rep["first_call_warm_cache"]["wall_s"]
+            first += f" cold, {warm:.2f} s warm cache"
         speed.append(
             f"| {r.mode} | {len(samples)} | {r.time:.3g} {r.time_unit} "
-            f"| {interval} | {reading} | {rep['first_call']['wall_s']:.2f} s |"
+            f"| {interval} | {reading} | {first} |"
         )
         check_rows.append(
             f"| {r.mode} | {peak_text} "
