@@ -1260,13 +1260,33 @@ def benchmark_meta(command: str, budget: str, threads: int) -> dict[str, Any]:
     }
 
 
+RERUN_META = ("git_commit", "date", "budget", "load_average_at_end")
+RERUN_RATIO = ("ratio", "low", "high", "clock", "method")
+
+
+def previous_run(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a comparison table keeps of the run it replaces: its meta's
+    :data:`RERUN_META` and each mode's ratio (:data:`RERUN_RATIO`, by mode),
+    one level deep (not the run's own ``"previous_run"``)."""
+    ratios = {}
+    for record in payload["records"]:
+        ratio = record.get("repetitions", {}).get("ratio")
+        if ratio:
+            ratios[record["mode"]] = {k: ratio.get(k) for k in RERUN_RATIO}
+    meta = payload.get("meta", {})
+    return {"meta": {k: meta.get(k) for k in RERUN_META}, "ratios": ratios}
+
+
 def write_comparison(
     path: str | Path, records: Sequence[ComparisonRecord], meta: Mapping[str, Any]
 ) -> Path:
     """Write ``{"meta": meta, "records": [...]}`` as compact JSON, keys sorted (atomically).
 
     Other top-level keys already in the file (another benchmark's record, such
-    as the DQN's ``"cpp_training"``) are kept.
+    as the DQN's ``"cpp_training"``) are kept. A run already in the file at
+    the same budget becomes ``"previous_run"`` (:func:`previous_run`), so
+    that the page can set a rerun's ratios beside the last run's; one at
+    another budget removes the file's ``"previous_run"`` instead.
 
     Raises:
         ValueError: for no records, two records with the same mode, or a value
@@ -1280,6 +1300,11 @@ def write_comparison(
     payload: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         payload = dict(json.loads(Path(path).read_text()))
+    if payload.get("records"):
+        if payload.get("meta", {}).get("budget") == meta.get("budget"):
+            payload["previous_run"] = previous_run(payload)
+        else:
+            payload.pop("previous_run", None)
     payload |= {"meta": dict(meta), "records": [asdict(record) for record in records]}
     try:
         text = json.dumps(
@@ -1303,7 +1328,8 @@ def parse_args(
     smoke: Mapping[str, int],
     argv: Sequence[str] | None = None,
 ) -> argparse.Namespace:
-    """``--budget``, ``--threads``, ``--no-write`` and an int option per ``defaults``.
+    """``--budget``, ``--threads``, ``--no-write``, ``--out`` and an int
+    option per ``defaults``.
 
     At ``--budget smoke`` the values in ``smoke`` replace the options'.
     ``argv`` (default: the command line) lets another script rebuild the
@@ -1315,6 +1341,11 @@ def parse_args(
     for name, default in defaults.items():
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the table here instead, at any budget (a scratch run)",
+    )
     args = parser.parse_args(argv)
     if args.budget == "smoke":
         vars(args).update(smoke)
@@ -1330,7 +1361,8 @@ class Bench:
     ``with Bench(project, __file__, args) as bench:`` gives a scratch folder
     (``bench.folder``) for the run; :meth:`interleaved` and
     :meth:`infer_interleaved` fill the table, and :meth:`finish` writes it (not at the
-    smoke budget, nor with ``--no-write``) and prints one JSON line.
+    smoke budget, nor with ``--no-write``, unless to ``--out``) and prints one
+    JSON line.
     """
 
     def __init__(self, project: str, script: str, args: argparse.Namespace) -> None:
@@ -1475,11 +1507,15 @@ class Bench:
             )
 
     def finish(self) -> int:
-        """Write the table (unless smoke or ``--no-write``), print the JSON line; 0."""
+        """Write the table (unless smoke or ``--no-write``; to ``--out`` if
+        given, at any budget), print the JSON line; 0."""
         command = f"python benchmarks/{self.script.name}"
         meta = benchmark_meta(command, self.args.budget, self.threads)
         meta["git_commit"] = self.commit
-        if self.args.budget != "smoke" and not self.args.no_write:
+        out = getattr(self.args, "out", None)
+        if out is not None:
+            write_comparison(out, self.records, meta)
+        elif self.args.budget != "smoke" and not self.args.no_write:
             write_comparison(comparison_path(self.project), self.records, meta)
         figures, ratios = self.figures, self.ratios
         print(
