@@ -10,12 +10,12 @@ import pytest
 
 from rlbook.projects.deploy import (
     ComparisonRecord,
-    check_note,
     comparison_path,
     intervals_overlap,
     load_comparison,
     repetitions_table,
     rerun_table,
+    table_note,
     verdict,
 )
 
@@ -211,13 +211,14 @@ def test_the_rerun_table_sets_each_ratio_beside_the_previous_runs(
     )
 
 
-def test_the_check_note_names_what_each_row_was_checked_against() -> None:
+def test_the_table_note_names_the_method_and_each_rows_reference() -> None:
     records = [
         _interleaved("eager", (1.0, 1.0, 1.0), True),
         _interleaved("compiled", (0.8, 0.7, 0.9), True),
     ]
-    assert check_note(records) == (
-        "Each row's outputs were checked against its section's baseline "
+    assert table_note(records) == (
+        "The intervals are by unstated methods. Each row's outputs were "
+        "checked against its section's baseline "
         "(eager) on the same inputs, every row included."
     )
     against = "the same package in Python, on the inputs the runner built"
@@ -229,6 +230,15 @@ def test_the_check_note_names_what_each_row_was_checked_against() -> None:
         repetitions=rep
         | {"same_computation": rep["same_computation"] | {"against": against}},
     )
-    assert check_note([*records, cpp]).endswith(
+    assert table_note([*records, cpp]).endswith(
         f"except the aoti-cpp rows against {against}."
     )
+    for record in records:
+        record.repetitions["ratio"]["method"] = "percentile bootstrap"
+    assert table_note(records).startswith(
+        "The intervals are by percentile bootstrap (each mode's samples "
+        "resampled on their own, not by round). Each row's"
+    )
+    for record in records:
+        record.repetitions["ratio"]["method"] = "paired bootstrap"
+    assert table_note(records).startswith("The intervals are by paired bootstrap. ")

@@ -27,12 +27,12 @@ from ..paths import artifacts_dir
 
 __all__ = [
     "ComparisonRecord",
-    "check_note",
     "comparison_path",
     "intervals_overlap",
     "load_comparison",
     "repetitions_table",
     "rerun_table",
+    "table_note",
     "verdict",
 ]
 
@@ -170,11 +170,24 @@ def repetitions_table(records: list[ComparisonRecord]) -> str:
     return "\n".join(speed) + "\n\n" + "\n".join(check_rows)
 
 
-def check_note(records: list[ComparisonRecord]) -> str:
-    """A sentence saying what each interleaved row's outputs were checked
-    against, from the records: its section's baseline mode (the ratio's),
-    or, where a record names it (``same_computation["against"]``, the C++
-    runner's rows), that reference instead."""
+def table_note(records: list[ComparisonRecord]) -> str:
+    """Two sentences from the interleaved records: how their ratios'
+    intervals were made (the ``method``), and what each row's outputs were
+    checked against: its section's baseline mode (the ratio's), or, where
+    a record names it (``same_computation["against"]``, the C++ runner's
+    rows), that reference instead."""
+    methods: list[str] = []
+    for r in records:
+        method = r.repetitions.get("ratio", {}).get("method")
+        if method and method not in methods:
+            methods.append(method)
+    note = f"The intervals are by {' and '.join(methods) or 'unstated methods'}"
+    if methods and not all(m.startswith("paired") for m in methods):
+        note += " (each mode's samples resampled on their own, not by round)"
+    return f"{note}. {_check_sentence(records)}"
+
+
+def _check_sentence(records: list[ComparisonRecord]) -> str:
     baselines: list[str] = []
     own: dict[str, list[str]] = {}
     for r in records:
