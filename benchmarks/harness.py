@@ -1089,6 +1089,25 @@ def _interval(values: Sequence[float], baseline: Sequence[float]) -> dict[str, A
     }
 
 
+def _warm_cache_calls(
+    target: str, mode: str, args: Sequence[Any], threads: int
+) -> dict[str, Any]:
+    """A compiled mode's first calls again, in a fresh process built like
+    its first (same target and arguments) after the timed rounds, so that
+    its compiler finds the on-disk caches the run filled (Inductor's
+    FX-graph and kernel caches, in ``$TORCHINDUCTOR_CACHE_DIR``): the
+    compile time of a second start on the same machine."""
+    _progress(f"{mode}: first calls again, in a fresh process (warm cache)")
+    process = _ModeProcess(target, mode, tuple(args), threads)
+    try:
+        return {
+            "check_call_warm_cache": process.check_call,
+            "first_call_warm_cache": process.step(False),
+        }
+    finally:
+        process.close()
+
+
 def interleave(
     target: str,
     modes: Sequence[str],
@@ -1123,12 +1142,19 @@ def interleave(
         compiled mode compiles in both: its forward pass without gradients,
         then its training graphs), each sample's ``wall_s``, ``cpu_s``
         (None where the runner cannot tell) and ``order`` (its place in the
-        run); the check of the mode's outputs against the first mode's (or
+        run), and for a compiled mode the same two first clocks
+        again in a fresh process after the rounds, with the compiler's
+        on-disk cache that the run filled (``"check_call_warm_cache"``,
+        ``"first_call_warm_cache"``: :func:`_warm_cache_calls`); the check
+        of the mode's outputs against the first mode's (or
         its ``reference()``, ``"against"`` says so) within
         ``tolerances[mode] = (atol, rtol)``; the ratio of the mean
-        time per step to the first mode's, with a 95% bootstrap interval,
-        on CPU seconds (``"clock": "cpu"``) where both modes have them, else
-        on wall seconds.
+        time per step to the first mode's, with a 95% bootstrap interval
+        paired over rounds (``"method"``: round ``k`` of both modes ran in
+        the same spell of the machine, so the same rounds are resampled for
+        both, :func:`rlbook.stats.bootstrap_ratio`), on CPU seconds
+        (``"clock": "cpu"``) where both modes have them, else on wall
+        seconds.
     """
     if reps < 2 or warmup < 1:
         raise ValueError(f"need reps >= 2 and warmup >= 1, got {reps}, {warmup}")
@@ -1176,6 +1202,9 @@ def interleave(
                         "2.13; use torch.compile(module))"
                     )
                 results[mode]["compiled"] = {**compiled, "graphs_compiled": graphs}
+        for mode in modes:
+            if processes[mode].compiled is not None:
+                results[mode] |= _warm_cache_calls(target, mode, args, threads)
     finally:
         for process in processes.values():
             process.close()
@@ -1231,13 +1260,33 @@ def benchmark_meta(command: str, budget: str, threads: int) -> dict[str, Any]:
     }
 
 
+RERUN_META = ("git_commit", "date", "budget", "load_average_at_end")
+RERUN_RATIO = ("ratio", "low", "high", "clock", "method")
+
+
+def previous_run(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a comparison table keeps of the run it replaces: its meta's
+    :data:`RERUN_META` and each mode's ratio (:data:`RERUN_RATIO`, by mode),
+    one level deep (not the run's own ``"previous_run"``)."""
+    ratios = {}
+    for record in payload["records"]:
+        ratio = record.get("repetitions", {}).get("ratio")
+        if ratio:
+            ratios[record["mode"]] = {k: ratio.get(k) for k in RERUN_RATIO}
+    meta = payload.get("meta", {})
+    return {"meta": {k: meta.get(k) for k in RERUN_META}, "ratios": ratios}
+
+
 def write_comparison(
     path: str | Path, records: Sequence[ComparisonRecord], meta: Mapping[str, Any]
 ) -> Path:
     """Write ``{"meta": meta, "records": [...]}`` as compact JSON, keys sorted (atomically).
 
     Other top-level keys already in the file (another benchmark's record, such
-    as the DQN's ``"cpp_training"``) are kept.
+    as the DQN's ``"cpp_training"``) are kept. A run already in the file at
+    the same budget becomes ``"previous_run"`` (:func:`previous_run`), so
+    that the page can set a rerun's ratios beside the last run's; one at
+    another budget removes the file's ``"previous_run"`` instead.
 
     Raises:
         ValueError: for no records, two records with the same mode, or a value
@@ -1251,6 +1300,11 @@ def write_comparison(
     payload: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         payload = dict(json.loads(Path(path).read_text()))
+    if payload.get("records"):
+        if payload.get("meta", {}).get("budget") == meta.get("budget"):
+            payload["previous_run"] = previous_run(payload)
+        else:
+            payload.pop("previous_run", None)
     payload |= {"meta": dict(meta), "records": [asdict(record) for record in records]}
     try:
         text = json.dumps(
@@ -1274,7 +1328,8 @@ def parse_args(
     smoke: Mapping[str, int],
     argv: Sequence[str] | None = None,
 ) -> argparse.Namespace:
-    """``--budget``, ``--threads``, ``--no-write`` and an int option per ``defaults``.
+    """``--budget``, ``--threads``, ``--no-write``, ``--out`` and an int
+    option per ``defaults``.
 
     At ``--budget smoke`` the values in ``smoke`` replace the options'.
     ``argv`` (default: the command line) lets another script rebuild the
@@ -1286,6 +1341,11 @@ def parse_args(
     for name, default in defaults.items():
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the table here instead, at any budget (a scratch run)",
+    )
     args = parser.parse_args(argv)
     if args.budget == "smoke":
         vars(args).update(smoke)
@@ -1301,7 +1361,8 @@ class Bench:
     ``with Bench(project, __file__, args) as bench:`` gives a scratch folder
     (``bench.folder``) for the run; :meth:`interleaved` and
     :meth:`infer_interleaved` fill the table, and :meth:`finish` writes it (not at the
-    smoke budget, nor with ``--no-write``) and prints one JSON line.
+    smoke budget, nor with ``--no-write``, unless to ``--out``) and prints one
+    JSON line.
     """
 
     def __init__(self, project: str, script: str, args: argparse.Namespace) -> None:
@@ -1318,7 +1379,8 @@ class Bench:
     def __enter__(self) -> Bench:
         self._scratch = tempfile.TemporaryDirectory()
         self.folder = Path(self._scratch.name)
-        # An empty Inductor cache: a mode's first call compiles from cold.
+        # An empty Inductor cache: a mode's first call compiles from cold;
+        # interleave's warm-cache first calls then find it filled.
         self._cache = os.environ.get(INDUCTOR_CACHE_ENV)
         os.environ[INDUCTOR_CACHE_ENV] = str(self.folder / "inductor-cache")
         return self
@@ -1445,11 +1507,15 @@ class Bench:
             )
 
     def finish(self) -> int:
-        """Write the table (unless smoke or ``--no-write``), print the JSON line; 0."""
+        """Write the table (unless smoke or ``--no-write``; to ``--out`` if
+        given, at any budget), print the JSON line; 0."""
         command = f"python benchmarks/{self.script.name}"
         meta = benchmark_meta(command, self.args.budget, self.threads)
         meta["git_commit"] = self.commit
-        if self.args.budget != "smoke" and not self.args.no_write:
+        out = getattr(self.args, "out", None)
+        if out is not None:
+            write_comparison(out, self.records, meta)
+        elif self.args.budget != "smoke" and not self.args.no_write:
             write_comparison(comparison_path(self.project), self.records, meta)
         figures, ratios = self.figures, self.ratios
         print(

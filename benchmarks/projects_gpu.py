@@ -15,8 +15,8 @@ apart (compilation); ``warmup - 1`` more steps are untimed; then repetitions
 interleave the modes (ABCABC...), each step between two device
 synchronisations (perf_counter), with the peak of
 ``torch.cuda.max_memory_allocated`` during it (reset before). Each mode gets
-its median and its ratio (of means) to eager with a 95% bootstrap interval
-(``harness._interval``, as the CPU tables). TF32 is off: fp32 means fp32.
+its median and its ratio (of means) to eager with a 95% bootstrap interval paired
+over rounds (``harness._interval``, as the CPU tables). TF32 is off: fp32 means fp32.
 A project that fails records its error; the others still run.
 ``--stage-data DIR`` copies just the data files this script reads.
 """

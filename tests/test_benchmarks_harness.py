@@ -544,6 +544,47 @@ def test_write_comparison_refuses_duplicates_and_nan(tmp_path: Path) -> None:
     assert not (tmp_path / "c.json").exists()
 
 
+def _timed_row(mode: str, ratio: float) -> ComparisonRecord:
+    interval = {"ratio": ratio, "low": ratio - 0.1, "high": ratio + 0.1}
+    return ComparisonRecord(
+        mode=mode,
+        time=1.0,
+        time_unit="s",
+        repetitions={"ratio": interval | {"to": "eager", "clock": "cpu"}},
+    )
+
+
+def test_a_rerun_keeps_the_previous_runs_ratios_one_level_deep(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "comparison.json"
+    meta = {"budget": "full", "git_commit": "aaa", "date": "d1", "threads": 1}
+    write_comparison(path, [_timed_row("train: compiled", 0.8)], meta)
+    assert "previous_run" not in json.loads(path.read_text())
+    write_comparison(
+        path, [_timed_row("train: compiled", 0.7)], meta | {"git_commit": "bbb"}
+    )
+    payload = json.loads(path.read_text())
+    first = payload["previous_run"]
+    assert first["meta"]["git_commit"] == "aaa" and "threads" not in first["meta"]
+    assert first["ratios"] == {
+        "train: compiled": {
+            "ratio": 0.8, "low": 0.8 - 0.1, "high": 0.8 + 0.1,
+            "clock": "cpu", "method": None,
+        }
+    }  # fmt: skip
+    write_comparison(
+        path, [_timed_row("train: compiled", 0.6)], meta | {"git_commit": "ccc"}
+    )
+    payload = json.loads(path.read_text())
+    assert payload["previous_run"]["meta"]["git_commit"] == "bbb"
+    assert payload["previous_run"]["ratios"]["train: compiled"]["ratio"] == 0.7
+    assert set(payload["previous_run"]) == {"meta", "ratios"}  # no older runs
+    # A run at another budget is no rerun of this one.
+    write_comparison(path, [_timed_row("train: compiled", 0.6)], {"budget": "smoke"})
+    assert "previous_run" not in json.loads(path.read_text())
+
+
 def test_a_convolution_exported_with_a_large_example_batch_takes_every_batch(
     tmp_path: Path,
 ) -> None:
@@ -591,6 +632,7 @@ def test_parse_args_gives_every_script_the_same_options_and_smoke_sizes(
     args = harness.parse_args("Doc.\n", {"steps": 6, "iters": 20}, {"steps": 1})
     assert (args.budget, args.threads, args.steps, args.iters) == ("full", 2, 9, 20)
     assert not args.no_write
+    assert args.out is None
     monkeypatch.setattr("sys.argv", ["x.py", "--budget", "smoke", "--no-write"])
     args = harness.parse_args("Doc.\n", {"steps": 6, "iters": 20}, {"steps": 1})
     assert (args.steps, args.iters, args.no_write) == (1, 20, True)
@@ -607,6 +649,13 @@ def test_bench_never_writes_the_table_at_smoke(
             bench.add("x s", mode="x", time=1.0, time_unit="s")
             bench.finish()
         assert json.loads(capsys.readouterr().out)["figures"] == {"x s": 1.0}
+    assert not written.exists()
+    scratch = tmp_path / "scratch.json"
+    args = argparse.Namespace(budget="smoke", threads=1, no_write=False, out=scratch)
+    with harness.Bench("tiny", "tiny_modes.py", args) as bench:
+        bench.add("x s", mode="x", time=1.0, time_unit="s")
+        bench.finish()
+    assert load_comparison(scratch)[1]["budget"] == "smoke"  # --out: any budget
     assert not written.exists()
 
 
@@ -767,11 +816,12 @@ def compiled_mode(mode: str) -> CompiledRunner:
     return CompiledRunner(mode)
 
 
-def test_interleave_records_what_compiled_and_refuses_a_mode_that_compiled_nothing() -> (
-    None
-):
+def test_interleave_records_what_compiled_and_refuses_a_mode_that_compiled_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The VAE's table once showed no compile cost: module.compile() had
     # compiled nothing, and its "torch.compile" row timed eager code.
+    monkeypatch.setenv(harness.INDUCTOR_CACHE_ENV, str(tmp_path / "cache"))
     target = "tests.test_benchmarks_harness:compiled_mode"
     tolerances = {"eager": (0.0, 0.0), "compiled": (1e-5, 1e-5)}
     results = harness.interleave(
@@ -787,6 +837,18 @@ def test_interleave_records_what_compiled_and_refuses_a_mode_that_compiled_nothi
     compiled = results["compiled"]["compiled"]
     assert compiled["graphs"] == 1 and compiled["graph_breaks"] == 0
     assert compiled["graphs_compiled"] >= 1
+    # The first calls again in a fresh process find the cache the run
+    # filled (it was empty): they compile faster than the cold ones.
+    assert not {"check_call_warm_cache", "first_call_warm_cache"} & set(
+        results["eager"]
+    )
+    rep = results["compiled"]
+    cold, warm = (
+        rep[f"check_call{end}"]["wall_s"] + rep[f"first_call{end}"]["wall_s"]
+        for end in ("", "_warm_cache")
+    )
+    assert rep["first_call_warm_cache"]["cpu_s"] > 0
+    assert warm < cold
     with pytest.raises(DeployError, match="compiled no graph"):
         harness.interleave(
             target,

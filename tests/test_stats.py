@@ -472,11 +472,30 @@ def test_bootstrap_ratio_covers_the_true_ratio_about_95_percent_of_the_time():
     assert 0.88 <= covered / 200 <= 0.99
 
 
+def test_bootstrap_ratio_pairs_rounds_so_a_shared_drift_cancels():
+    # Round k of both modes ran in the same slow or fast spell (x1 to x3).
+    rng = np.random.default_rng(5)
+    drift = np.linspace(1.0, 3.0, 10)
+    base = drift * rng.normal(1.0, 0.01, 10)
+    values = 0.8 * drift * rng.normal(1.0, 0.01, 10)
+    paired = bootstrap_ratio(values, base, resamples=4000)
+    assert paired.mean == pytest.approx(values.mean() / base.mean())
+    assert paired.method.startswith("paired")
+    # The same samples, each side resampled on its own (pairing broken).
+    picks = np.random.default_rng(0).integers(0, 10, (2, 4000, 10))
+    unpaired = np.quantile(
+        values[picks[0]].mean(axis=1) / base[picks[1]].mean(axis=1), [0.025, 0.975]
+    )
+    assert paired.high - paired.low < (unpaired[1] - unpaired[0]) / 5
+    assert paired.excludes(1.0) and paired.low <= 0.8 <= paired.high
+
+
 @pytest.mark.parametrize(
     ("values", "baseline", "message"),
     [
         ([], [1.0], "at least one"),
-        ([1.0], [0.0, 1.0], "positive"),
+        ([1.0, 1.0], [0.0, 1.0], "positive"),
+        ([1.0], [1.0, 1.0], "one value per round"),
         ([1.0], [np.nan], "finite"),
     ],
 )

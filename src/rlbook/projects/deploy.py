@@ -5,7 +5,11 @@ Each project's benchmark (``benchmarks/*_modes.py``, built on
 its table as ``artifacts/projects/<project>/comparison.json``::
 
     {"meta": {how it was made: command, budget, git commit, date, ...},
-     "records": [one ComparisonRecord as an object, ...]}
+     "records": [one ComparisonRecord as an object, ...],
+     "previous_run": {"meta": {...}, "ratios": {mode: ratio, ...}}}
+
+(``previous_run``, the ratios of the run before at the same budget, once
+the benchmark has been rerun: :func:`rerun_table`).
 
 A chapter reads it with ``load_comparison(comparison_path(project))``.
 """
@@ -24,8 +28,11 @@ from ..paths import artifacts_dir
 __all__ = [
     "ComparisonRecord",
     "comparison_path",
+    "intervals_overlap",
     "load_comparison",
     "repetitions_table",
+    "rerun_table",
+    "table_note",
     "verdict",
 ]
 
@@ -60,7 +67,8 @@ class ComparisonRecord:
     """The CPU it ran on: model, cores, vector and matrix instruction sets."""
     repetitions: Mapping[str, Any] = field(default_factory=dict)
     """Interleaved repetitions: every sample's wall and CPU seconds, the
-    first (compiling) call, peak memory of the timed region above the
+    first (compiling) call (for a compiled mode also again in a fresh
+    process with a warm compiler cache), peak memory of the timed region above the
     process's baseline, the check against the baseline mode's outputs and
     the ratio to the baseline mode with its interval; empty in older tables."""
 
@@ -111,9 +119,11 @@ def repetitions_table(records: list[ComparisonRecord]) -> str:
     """Two Markdown tables of interleaved records (those with
     ``repetitions``), split so that each fits the page's column: speed (the
     mean time, the ratio to the baseline with its interval and reading, the
-    first call), then resources and the check (memory, the fewest CPU
-    seconds per wall second of any sample, below 1 when the mode waited for
-    the CPU, and the output check)."""
+    first call's wall time, and for a compiled mode also that of a fresh
+    process's first call with the compiler's cache the run filled), then
+    resources and the check (memory, the fewest CPU seconds per wall second
+    of any sample, below 1 when the mode waited for the CPU, and the output
+    check)."""
     speed = [
         "| mode | n | time | ratio [95% interval] | reading | first call |",
         "|---|---|---|---|---|---|",
@@ -142,9 +152,13 @@ def repetitions_table(records: list[ComparisonRecord]) -> str:
         else:
             peak_text = "" if peak is None else f"{peak:,.1f}"
         passed = "pass" if check["passed"] else "FAIL"
+        first = f"{rep['first_call']['wall_s']:.2f} s"
+        if "first_call_warm_cache" in rep:
+            warm = rep["first_call_warm_cache"]["wall_s"]
+            first += f" cold, {warm:.2f} s warm cache"
         speed.append(
             f"| {r.mode} | {len(samples)} | {r.time:.3g} {r.time_unit} "
-            f"| {interval} | {reading} | {rep['first_call']['wall_s']:.2f} s |"
+            f"| {interval} | {reading} | {first} |"
         )
         check_rows.append(
             f"| {r.mode} | {peak_text} "
@@ -154,6 +168,104 @@ def repetitions_table(records: list[ComparisonRecord]) -> str:
             f"{check['rtol']:g}·\\|ref\\|): {passed} |"
         )
     return "\n".join(speed) + "\n\n" + "\n".join(check_rows)
+
+
+def table_note(records: list[ComparisonRecord]) -> str:
+    """Two sentences from the interleaved records: how their ratios'
+    intervals were made (the ``method``), and what each row's outputs were
+    checked against: its section's baseline mode (the ratio's), or, where
+    a record names it (``same_computation["against"]``, the C++ runner's
+    rows), that reference instead."""
+    methods: list[str] = []
+    for r in records:
+        method = r.repetitions.get("ratio", {}).get("method")
+        if method and method not in methods:
+            methods.append(method)
+    note = f"The intervals are by {' and '.join(methods) or 'unstated methods'}"
+    if methods and not all(m.startswith("paired") for m in methods):
+        note += " (each mode's samples resampled on their own, not by round)"
+    return f"{note}. {_check_sentence(records)}"
+
+
+def _check_sentence(records: list[ComparisonRecord]) -> str:
+    baselines: list[str] = []
+    own: dict[str, list[str]] = {}
+    for r in records:
+        if not r.repetitions:
+            continue
+        to = r.repetitions["ratio"]["to"]
+        if to not in baselines:
+            baselines.append(to)
+        against = r.repetitions["same_computation"].get("against")
+        if against:
+            mode = r.mode.rsplit(": ", 1)[-1]
+            modes = own.setdefault(against, [])
+            if mode not in modes:
+                modes.append(mode)
+    sentence = (
+        "Each row's outputs were checked against its section's baseline "
+        f"({' and '.join(baselines)}) on the same inputs"
+    )
+    if not own:
+        return sentence + ", every row included."
+    parts = [
+        f"the {', '.join(modes)} rows against {against}"
+        for against, modes in own.items()
+    ]
+    return f"{sentence}, except {'; '.join(parts)}."
+
+
+def intervals_overlap(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    """Whether two intervals (``low``, ``high``) share a point; touching
+    intervals do."""
+    return a["low"] <= b["high"] and b["low"] <= a["high"]
+
+
+def rerun_table(path: str | Path) -> str:
+    """Markdown for the page: each ratio of this run and of the run before
+    it at the same budget (the table's ``previous_run``) with their 95%
+    intervals and whether the two intervals overlap, then a sentence
+    counting them; when the table has been measured once, a sentence
+    saying so."""
+    payload = json.loads(Path(path).read_text())
+    meta, previous = payload.get("meta", {}), payload.get("previous_run")
+    if not previous:
+        return (
+            f"This table has been measured once (commit "
+            f"{str(meta.get('git_commit', '?'))[:8]}, {meta.get('date', '?')}); "
+            "a rerun of its benchmark at the same budget will set its ratios "
+            "here beside these, to show whether they survive a rerun."
+        )
+
+    def cell(ratio: Mapping[str, float]) -> str:
+        return f"{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]"
+
+    rows = [
+        "| mode | this run [95%] | previous run [95%] | intervals overlap |",
+        "|---|---|---|---|",
+    ]
+    overlaps = []
+    for record in payload["records"]:
+        ratio = record.get("repetitions", {}).get("ratio")
+        before = previous["ratios"].get(record["mode"])
+        if not ratio or ratio["to"] == record["mode"].rsplit(": ", 1)[-1]:
+            continue  # a baseline's ratio is 1 in every run
+        if before is None:
+            rows.append(f"| {record['mode']} | {cell(ratio)} | not measured | |")
+            continue
+        overlaps.append(intervals_overlap(ratio, before))
+        rows.append(
+            f"| {record['mode']} | {cell(ratio)} | {cell(before)} "
+            f"| {'yes' if overlaps[-1] else 'no'} |"
+        )
+    old = previous["meta"]
+    sentence = (
+        f"{sum(overlaps)} of {len(overlaps)} ratios' intervals overlap between "
+        f"the two runs, of commit {str(old.get('git_commit'))[:8]} "
+        f"({old.get('date')}) and of commit {str(meta.get('git_commit'))[:8]} "
+        f"({meta.get('date')}), both at budget {meta.get('budget')!r}."
+    )
+    return "\n".join(rows) + "\n\n" + sentence
 
 
 def gpu_path() -> Path:
