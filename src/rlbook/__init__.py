@@ -5,7 +5,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ========================  =====================================================
 ``rlbook.budget``         the run's budget (``RLBOOK_BUDGET``: smoke, ci, full)
 ``rlbook.device``         CUDA, then MPS, then CPU; a one-line banner
-``rlbook.seeding``        every seed constant; seed everything; independent streams
+``rlbook.seeding``        every seed constant; independent streams
 ``rlbook.paths``          repository root, ``artifacts/``, data folder
 ``rlbook.envs``           environment factory with clear errors
 ``rlbook.plotting``       the book's plot theme, smoothing, embedded animations
