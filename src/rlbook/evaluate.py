@@ -45,30 +45,6 @@ class EvalResult:
         return stats.summary(self.env_id, self.seed)
 
 
-def evaluate_policy(
-    act: Callable[[np.ndarray], int], env_id: str, *, episodes: int, seed: int
-) -> EvalResult:
-    """Run ``act`` greedily for ``episodes`` episodes, episode ``i`` from
-    ``env.reset(seed=seed + i)`` (use seeds that training never used)."""
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    env = make_env(env_id)
-    returns = np.zeros(episodes)
-    try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            done = False
-            while not done:
-                obs, reward, terminated, truncated, _ = env.step(act(obs))
-                returns[episode] += float(reward)
-                done = terminated or truncated
-    finally:
-        env.close()
-    return EvalResult(env_id, seed, returns)
-
-
 def evaluate_batched(
     act_batch: Callable[[np.ndarray], np.ndarray],
     env_id: str,
@@ -76,8 +52,10 @@ def evaluate_batched(
     episodes: int,
     seed: int,
 ) -> EvalResult:
-    """:func:`evaluate_policy` (same start states, same returns) for a policy on
-    a batch ``(N, *obs) -> (N,)``, every episode's environment at once."""
+    """Returns of ``episodes`` greedy episodes, episode ``i`` reset with
+    ``seed + i`` (as the tabular page's ``evaluate_policy``, same start states,
+    same returns) for a policy on a batch ``(N, *obs) -> (N,)``, every
+    episode's environment at once."""
     chunks = batched_returns(
         act_batch, env_id, episodes=episodes, seed=seed, envs=episodes
     )
