@@ -6,9 +6,14 @@ import torch
 from torch import nn
 
 from rlbook.agents import ArtifactError, load_agent, save_agent
-from rlbook.chapters.dqn_state import LectureMemory, lecture_batches, td_loss
+from rlbook.chapters.dqn_state import (
+    LectureMemory,
+    QNetworkPolicy,
+    lecture_batches,
+    td_loss,
+)
 from rlbook.checkpoint import make_provenance
-from rlbook.dqn import QNetwork, QNetworkPolicy
+from rlbook.dqn import QNetwork
 from rlbook.evaluate import evaluate_artifact
 from rlbook.replay import Batch, ReplayBuffer
 

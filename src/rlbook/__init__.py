@@ -17,7 +17,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.evaluate``       seeded greedy evaluation, in chunks
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
 ``rlbook.replay``         uniform replay; uint8 frame replay
-``rlbook.dqn``            Q-networks, Q-network agents
+``rlbook.dqn``            the Q-network (MLP, optional BatchNorm, dueling head)
 ``rlbook.pong``           Pong: the emulator in the book's setting, Karpathy's preprocessing
 ``rlbook.data``           what the dataset loaders share: download, checksums, errors
 ``rlbook.projects``       what the PyTorch projects share: epoch runs, shipped models, tables

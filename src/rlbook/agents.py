@@ -61,7 +61,7 @@ _BUILDERS: dict[str, Builder] = {}
 # Kinds whose builder lives in a heavier module, imported only when needed.
 _LAZY_KINDS = {
     "q-table": "rlbook.chapters.tabular_cartpole",
-    "q-network": "rlbook.dqn",
+    "q-network": "rlbook.chapters.dqn_state",
     "pixel-q-network": "rlbook.chapters.dqn_pixels",
     "pong-pg": "rlbook.chapters.pong",
     "pong-actor-critic": "rlbook.chapters.pong_ppo",

@@ -7,7 +7,7 @@ page, then run scripts/sync_notebooks.py.
 import copy
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from rlbook.agents import register_kind
 from rlbook.cartpole import TEST_EPISODES, evaluate_greedy, test_record
 from rlbook.dqn import QNetwork
 from rlbook.envs import make_env
@@ -134,6 +135,47 @@ def lecture_batches(
             torch.empty(0, dtype=torch.int64),
             ones,
         )
+
+
+@dataclass(frozen=True)
+class QNetworkPolicy:
+    """Greedy policy of a Q-network (evaluation mode, no gradients)."""
+
+    q_net: QNetwork
+
+    def act(self, obs: np.ndarray) -> int:
+        return int(self.act_batch(obs[None])[0])
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions of a batch ``(N, obs_dim) -> (N,)`` as a NumPy
+        array, computed on the device of the network's parameters (CPU
+        without any)."""
+        weight = next(self.q_net.parameters(), None)
+        device = (
+            weight.device if weight is not None else torch.device("cpu")
+        )
+        with torch.inference_mode():
+            values = self.q_net(
+                torch.as_tensor(obs, dtype=torch.float32, device=device)
+            )
+        return values.argmax(dim=1).cpu().numpy()
+
+
+@register_kind("q-network")
+def _build_q_network(
+    spec: Mapping[str, Any], weights: Mapping[str, Any]
+) -> QNetworkPolicy:
+    arch = dict(spec["network"])
+    q_net = QNetwork(
+        arch["obs_dim"],
+        arch["n_actions"],
+        arch["hidden"],
+        batch_norm=arch["batch_norm"],
+        dueling=arch["dueling"],
+    )
+    q_net.load_state_dict(weights["q_net"])
+    q_net.eval()
+    return QNetworkPolicy(q_net)
 
 
 @dataclass(frozen=True)
