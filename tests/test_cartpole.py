@@ -16,9 +16,8 @@ from rlbook.cartpole import (
     start_state,
 )
 from rlbook.chapters.dqn_improvements import StackedQNetwork
-from rlbook.chapters.dqn_state import QNetworkPolicy
+from rlbook.chapters.dqn_state import QNetworkPolicy, evaluate_batched
 from rlbook.dqn import QNetwork
-from rlbook.evaluate import evaluate_batched
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -16,7 +16,8 @@ import pytest
 
 from rlbook import evaluate as evaluate_module
 from rlbook.agents import Agent, load_agent
-from rlbook.evaluate import evaluate_artifact, evaluate_batched
+from rlbook.chapters.dqn_state import evaluate_batched
+from rlbook.evaluate import evaluate_artifact
 
 from .scripts import load_script
 

@@ -45,23 +45,6 @@ class EvalResult:
         return stats.summary(self.env_id, self.seed)
 
 
-def evaluate_batched(
-    act_batch: Callable[[np.ndarray], np.ndarray],
-    env_id: str,
-    *,
-    episodes: int,
-    seed: int,
-) -> EvalResult:
-    """Returns of ``episodes`` greedy episodes, episode ``i`` reset with
-    ``seed + i`` (as the tabular page's ``evaluate_policy``, same start states,
-    same returns) for a policy on a batch ``(N, *obs) -> (N,)``, every
-    episode's environment at once."""
-    chunks = batched_returns(
-        act_batch, env_id, episodes=episodes, seed=seed, envs=episodes
-    )
-    return EvalResult(env_id, seed, np.concatenate(list(chunks)))
-
-
 def batched_returns(
     act_batch: Callable[[np.ndarray], np.ndarray],
     env_id: str,
@@ -70,8 +53,9 @@ def batched_returns(
     seed: int,
     envs: int,
 ) -> Iterator[np.ndarray]:
-    """The returns of :func:`evaluate_batched`, one chunk of at most ``envs`` at a
-    time, so that memory does not grow with ``episodes``."""
+    """Returns of ``episodes`` greedy episodes of a policy on a batch
+    ``(N, *obs) -> (N,)``, episode ``i`` reset with ``seed + i``, one chunk of at
+    most ``envs`` at a time, so that memory does not grow with ``episodes``."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if seed < 0:

@@ -7,7 +7,7 @@ page, then run scripts/sync_notebooks.py.
 import copy
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from rlbook.agents import register_kind
-from rlbook.cartpole import TEST_EPISODES, evaluate_greedy, test_record
+from rlbook.cartpole import (
+    TEST_EPISODES,
+    GreedyEvaluation,
+    evaluate_greedy,
+)
 from rlbook.dqn import QNetwork
 from rlbook.envs import make_env
+from rlbook.evaluate import EvalResult, batched_returns
 from rlbook.replay import ArrayLike, Batch, ReplayBuffer
 from rlbook.seeding import (
     TEST_SEED,
@@ -176,6 +181,23 @@ def _build_q_network(
     q_net.load_state_dict(weights["q_net"])
     q_net.eval()
     return QNetworkPolicy(q_net)
+
+
+def evaluate_batched(
+    act_batch: Callable[[np.ndarray], np.ndarray],
+    env_id: str,
+    *,
+    episodes: int,
+    seed: int,
+) -> EvalResult:
+    """Returns of ``episodes`` greedy episodes, episode ``i`` reset with
+    ``seed + i`` (as the tabular page's ``evaluate_policy``, same start
+    states, same returns) for a policy on a batch ``(N, *obs) -> (N,)``,
+    every episode's environment at once."""
+    chunks = batched_returns(
+        act_batch, env_id, episodes=episodes, seed=seed, envs=episodes
+    )
+    return EvalResult(env_id, seed, np.concatenate(list(chunks)))
 
 
 @dataclass(frozen=True)
@@ -560,6 +582,23 @@ def update(
     if config.prioritized:  # the new TD errors become the new priorities
         buffer.update_priorities(batch.indices, td_error)
     return td_error, grad_norm
+
+
+def test_record(
+    evaluation: GreedyEvaluation, run: int = 0
+) -> dict[str, Any]:
+    """A JSON-friendly summary of one run's greedy test episodes."""
+    returns = evaluation.returns[run]
+    return {
+        "mean": float(returns.mean()),
+        "std": float(returns.std()),
+        "returns": returns.tolist(),
+        "discounted": float(evaluation.discounted[run].mean()),
+        "start_value": float(evaluation.start_values[run].mean()),
+    }
+
+
+test_record.__test__ = False  # not a pytest test
 
 
 def train_dqn(config: DQNConfig, seed: int, device="cpu") -> dict:
