@@ -277,14 +277,19 @@ def _evaluate_agent(
     """:func:`evaluate_artifact` for a loaded agent."""
     record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
     if agent.kind in ("pong-pg", "pong-actor-critic"):
+        if frames is not None:
+            raise EvaluationError(
+                "--frames applies to CartPole's pixel agents, not to Pong"
+            )
+        # whole games, played as the Pong page plays them (rlbook.chapters.pong)
         return {
             **record,
-            **_evaluate_pong(
-                agent,
+            **agent.policy.evaluate(
+                agent.env_id,
+                agent.spec["settings"],
                 games=episodes,
                 seed=seed,
-                envs=envs,
-                frames=frames,
+                lanes=envs,
                 scores=scores,
             ),
         }
@@ -335,50 +340,3 @@ def _evaluate_agent(
             listed[index] = value
     record.update(frames=frames, **stats.summary(observation["env_id"], seed))
     return {**record, "returns": listed.tolist()} if listed is not None else record
-
-
-def _evaluate_pong(
-    agent: Any,
-    *,
-    games: int,
-    seed: int,
-    envs: int,
-    frames: str | None,
-    scores: bool = True,
-) -> dict[str, Any]:
-    """Whole games of Pong with a shipped agent, at most ``envs`` emulators alive;
-    every game's score listed too if ``scores``."""
-    from .chapters.pong import play_games
-
-    if frames is not None:
-        raise EvaluationError(
-            "--frames applies to CartPole's pixel agents, not to Pong"
-        )
-    if games < 1 or envs < 1 or seed < 0:
-        raise EvaluationError(
-            f"need --episodes >= 1, --envs >= 1 and --seed >= 0, got {games}, {envs}, {seed}"
-        )
-    played = play_games(
-        agent.policy.make_agent(),
-        games,
-        seed=seed,
-        purpose="evaluate",
-        settings=agent.spec["settings"],
-        lanes=envs,
-        keep_scores=scores,
-    )
-    record = {
-        "env_id": agent.env_id,
-        "settings": agent.spec["settings"],
-        "play": "actions sampled from the policy",
-        "seed": seed,
-        "games": games,
-        "mean_score": played.mean,
-        "std_score": played.std,
-        "games_won": played.won,
-        "min_score": played.lowest,
-        "max_score": played.highest,
-    }
-    if scores:
-        record["scores"] = played.scores.tolist()
-    return record
