@@ -312,31 +312,16 @@ def _evaluate_agent(
                 listed.extend(chunk.tolist())
         record.update(stats.summary(agent.env_id, seed))
         return {**record, "returns": listed} if returns else record
-    from .chapters.dqn_pixels import check_pipeline, pixel_returns, playable_frames
-
-    try:
-        check_pipeline(observation)
-    except ValueError as error:
-        raise ArtifactError(f"{str(path)!r}: {error}") from error
-    frames = frames or observation["frames"]
-    playable = playable_frames(observation["frames"])
-    if frames not in playable:
-        raise EvaluationError(
-            f"this agent learned from {observation['frames']!r} frames; "
-            f"--frames must be one of {', '.join(playable)}, not {frames!r}"
-        )
-    stats = ReturnStats()
-    listed = np.zeros(episodes) if returns else None
-    for index, value in pixel_returns(
-        agent.policy.act_batch,
-        episodes=episodes,
-        seed=seed,
-        stack=int(observation["stack"]),
-        frames=frames,
-        envs=envs,
-    ):
-        stats.add([value])
-        if listed is not None:  # they finish out of order
-            listed[index] = value
-    record.update(frames=frames, **stats.summary(observation["env_id"], seed))
-    return {**record, "returns": listed.tolist()} if listed is not None else record
+    # from pixels: played as the pixel DQN page plays (rlbook.chapters.dqn_pixels)
+    return {
+        **record,
+        **agent.policy.evaluate(
+            path,
+            observation,
+            episodes=episodes,
+            seed=seed,
+            frames=frames,
+            envs=envs,
+            returns=returns,
+        ),
+    }
