@@ -198,21 +198,7 @@ def _misfit(agent: Any) -> str | None:
     or not at all."""
     spec = agent.spec
     if agent.kind in ("pong-pg", "pong-actor-critic"):
-        network, observation = spec.get("network"), spec.get("observation")
-        actions = spec.get("action_set")
-        if not isinstance(network, dict) or not isinstance(observation, dict):
-            return "spec lacks its network or observation record"
-        if network.get("frames") != observation.get("frames"):
-            return (
-                f"the network reads {network.get('frames')!r} frames but the observation "
-                f"stacks {observation.get('frames')!r}"
-            )
-        if not isinstance(actions, list) or network.get("actions") != len(actions):
-            return (
-                f"the network has {network.get('actions')!r} actions but action_set "
-                f"lists {actions!r:.60}"
-            )
-        return None
+        return agent.policy.misfit(spec)  # the Pong page's check
     env_id = agent.env_id
     observation = spec.get("observation")
     network = spec.get("network")

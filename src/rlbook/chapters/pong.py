@@ -993,6 +993,30 @@ class PongPolicy:
     def make_agent(self) -> PongAgent:
         return self.agent(self.net)
 
+    @staticmethod
+    def misfit(spec: Mapping[str, Any]) -> str | None:
+        """How a manifest's network, observation and actions disagree,
+        or None (`python -m rlbook evaluate` checks before playing)."""
+        network = spec.get("network")
+        observation = spec.get("observation")
+        actions = spec.get("action_set")
+        if not (
+            isinstance(network, dict) and isinstance(observation, dict)
+        ):
+            return "spec lacks its network or observation record"
+        if network.get("frames") != observation.get("frames"):
+            return (
+                f"the network reads {network.get('frames')!r} frames but "
+                f"the observation stacks {observation.get('frames')!r}"
+            )
+        count = network.get("actions")
+        if not isinstance(actions, list) or count != len(actions):
+            return (
+                f"the network has {count!r} actions but action_set lists "
+                f"{actions!r:.60}"
+            )
+        return None
+
     def evaluate(
         self,
         env_id: str,
