@@ -299,6 +299,11 @@ def _evaluate_agent(
         record.update(stats.summary(agent.env_id, seed))
         return {**record, "returns": listed} if returns else record
     # from pixels: played as the pixel DQN page plays (rlbook.chapters.dqn_pixels)
+    if not hasattr(agent.policy, "evaluate"):
+        raise ArtifactError(
+            f"{str(path)!r}: its manifest records how the agent sees pixels, but "
+            f"a {agent.kind} agent does not play from pixels"
+        )
     return {
         **record,
         **agent.policy.evaluate(
