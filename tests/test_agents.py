@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from rlbook.agents import ArtifactError, TabularPolicy, _builder, load_agent
+from rlbook.agents import ArtifactError, _builder, load_agent
+from rlbook.chapters.dqn_state import evaluate_batched
+from rlbook.chapters.tabular_cartpole import TabularPolicy, evaluate_policy
 from rlbook.envs import UnknownEnvironmentError
-from rlbook.evaluate import evaluate_artifact, evaluate_batched, evaluate_policy
+from rlbook.evaluate import evaluate_artifact
 
 from .conftest import CARTPOLE_DISCRETIZER, hand_made_cartpole_table, needs_cuda
 

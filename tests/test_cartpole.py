@@ -16,8 +16,8 @@ from rlbook.cartpole import (
     start_state,
 )
 from rlbook.chapters.dqn_improvements import StackedQNetwork
-from rlbook.dqn import QNetwork, QNetworkPolicy
-from rlbook.evaluate import evaluate_batched
+from rlbook.chapters.dqn_state import QNetworkPolicy, evaluate_batched
+from rlbook.dqn import QNetwork
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

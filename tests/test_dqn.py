@@ -1,4 +1,5 @@
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -6,9 +7,14 @@ import torch
 from torch import nn
 
 from rlbook.agents import ArtifactError, load_agent, save_agent
-from rlbook.chapters.dqn_state import LectureMemory, lecture_batches, td_loss
+from rlbook.chapters.dqn_state import (
+    LectureMemory,
+    QNetworkPolicy,
+    lecture_batches,
+    td_loss,
+)
 from rlbook.checkpoint import make_provenance
-from rlbook.dqn import QNetwork, QNetworkPolicy
+from rlbook.dqn import QNetwork
 from rlbook.evaluate import evaluate_artifact
 from rlbook.replay import Batch, ReplayBuffer
 
@@ -246,3 +252,15 @@ def test_policy_moves_observations_to_the_parameters_device_and_back():
 def test_policy_of_a_network_without_parameters_runs_on_the_cpu():
     actions = QNetworkPolicy(Fixed([0.0, 2.0, 1.0])).act_batch(np.zeros((2, 4)))
     np.testing.assert_array_equal(actions, [1, 1])
+
+
+def test_an_observation_record_on_an_agent_of_state_is_a_clear_error(
+    q_network_agent,
+):
+    # a hand-edited manifest: a pipeline record on an agent that reads states
+    folder, _ = q_network_agent
+    manifest = json.loads((folder / "agent.json").read_text())
+    manifest["spec"]["observation"] = {"frames": "weird"}
+    (folder / "agent.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="does not play from pixels"):
+        evaluate_artifact(folder, episodes=2, seed=0)

@@ -16,7 +16,8 @@ import pytest
 
 from rlbook import evaluate as evaluate_module
 from rlbook.agents import Agent, load_agent
-from rlbook.evaluate import evaluate_artifact, evaluate_batched
+from rlbook.chapters.dqn_state import evaluate_batched
+from rlbook.evaluate import evaluate_artifact
 
 from .scripts import load_script
 
@@ -90,11 +91,11 @@ class _Stop(Exception):
 def test_pixel_evaluation_memory_does_not_grow_with_episodes(monkeypatch, tmp_path):
     """A trillion episodes: nothing of that size is allocated; the run goes on
     until the policy stops it (the old code asked for an 8 TB array)."""
-    from rlbook.chapters.dqn_pixels import pipeline_for
+    from rlbook.chapters.dqn_pixels import PixelQPolicy, pipeline_for
 
     calls = itertools.count()
 
-    class Policy:
+    class Policy(PixelQPolicy):  # plays as the page's policy, without a net
         def act_batch(self, obs):
             if next(calls) >= 30:
                 raise _Stop
@@ -104,7 +105,7 @@ def test_pixel_evaluation_memory_does_not_grow_with_episodes(monkeypatch, tmp_pa
         tmp_path,
         "pixel-q-network",
         "CartPole-v1",
-        Policy(),
+        Policy(None),
         {
             "observation": {**pipeline_for("batched"), "stack": 2},
             "network": {"stack": 2, "n_actions": 2, "frame_size": 80},

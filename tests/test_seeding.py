@@ -4,14 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from rlbook.chapters.running import seed_everything, set_deterministic
 from rlbook.envs import make_env
-from rlbook.seeding import (
-    numpy_stream,
-    seed_everything,
-    set_deterministic,
-    stream_seed,
-    torch_stream,
-)
+from rlbook.seeding import numpy_stream, stream_seed, torch_stream
 
 from .conftest import needs_cuda
 

@@ -5,7 +5,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ========================  =====================================================
 ``rlbook.budget``         the run's budget (``RLBOOK_BUDGET``: smoke, ci, full)
 ``rlbook.device``         CUDA, then MPS, then CPU; a one-line banner
-``rlbook.seeding``        every seed constant; seed everything; independent streams
+``rlbook.seeding``        every seed constant; independent streams
 ``rlbook.paths``          repository root, ``artifacts/``, data folder
 ``rlbook.envs``           environment factory with clear errors
 ``rlbook.plotting``       the book's plot theme, smoothing, embedded animations
@@ -17,7 +17,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.evaluate``       seeded greedy evaluation, in chunks
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
 ``rlbook.replay``         uniform replay; uint8 frame replay
-``rlbook.dqn``            Q-networks, Q-network agents
+``rlbook.dqn``            the Q-network (MLP, optional BatchNorm, dueling head)
 ``rlbook.pong``           Pong: the emulator in the book's setting, Karpathy's preprocessing
 ``rlbook.data``           what the dataset loaders share: download, checksums, errors
 ``rlbook.projects``       what the PyTorch projects share: epoch runs, shipped models, tables

@@ -46,22 +46,6 @@ class Policy(Protocol):
 
 
 @dataclass(frozen=True)
-class TabularPolicy:
-    """Greedy action of a Q-table indexed by a
-    :class:`~rlbook.chapters.tabular_cartpole.Discretizer`."""
-
-    discretizer: Any  # the tabular chapter's Discretizer
-    q_table: np.ndarray  # (n_states, n_actions)
-
-    def act(self, obs: np.ndarray) -> int:
-        return int(np.argmax(self.q_table[self.discretizer.row(obs)]))
-
-    def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions of a batch ``(N, D) -> (N,)``."""
-        return np.argmax(self.q_table[self.discretizer.index(obs)], axis=1)
-
-
-@dataclass(frozen=True)
 class Agent:
     """A loaded agent folder."""
 
@@ -76,7 +60,8 @@ Builder = Callable[[Mapping[str, Any], Mapping[str, torch.Tensor]], Policy]
 _BUILDERS: dict[str, Builder] = {}
 # Kinds whose builder lives in a heavier module, imported only when needed.
 _LAZY_KINDS = {
-    "q-network": "rlbook.dqn",
+    "q-table": "rlbook.chapters.tabular_cartpole",
+    "q-network": "rlbook.chapters.dqn_state",
     "pixel-q-network": "rlbook.chapters.dqn_pixels",
     "pong-pg": "rlbook.chapters.pong",
     "pong-actor-critic": "rlbook.chapters.pong_ppo",
@@ -102,24 +87,6 @@ def register_kind(kind: str) -> Callable[[Builder], Builder]:
         return builder
 
     return decorator
-
-
-@register_kind("q-table")
-def _build_q_table(
-    spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
-) -> Policy:
-    # The binning is the tabular chapter's, generated from its page.
-    from .chapters.tabular_cartpole import Discretizer
-
-    discretizer = Discretizer.from_dict(dict(spec["discretizer"]))
-    # Detached and on the CPU whatever device the weights were loaded to:
-    # the table is read with NumPy.
-    table = weights["q_table"].detach().cpu().numpy()
-    if table.ndim != 2 or table.shape[0] != discretizer.n_states:
-        raise ArtifactError(
-            f"q_table has shape {tuple(table.shape)}, expected ({discretizer.n_states}, n_actions)"
-        )
-    return TabularPolicy(discretizer, table)
 
 
 def save_agent(

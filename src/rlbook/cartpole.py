@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -136,7 +135,7 @@ def evaluate_greedy(
     gamma: float = 0.99,
 ) -> GreedyEvaluation:
     """Play ``episodes`` greedy CartPole-v1 episodes (reset seeds ``seed, seed + 1,
-    ...``, as :func:`rlbook.evaluate.evaluate_batched`) with every network of
+    ...``, as the state DQN page's ``evaluate_batched``) with every network of
     ``q_net`` at once: ``(N, 4) -> (N, 2)``, or ``(R, N, 4) -> (R, N, 2)`` for
     ``runs=R`` stacked networks. Eval mode for the call, restored after.
     """
@@ -189,18 +188,3 @@ def evaluate_greedy(
 
 TEST_EPISODES = 100
 """Greedy test episodes per run, on seeds ``TEST_SEED, TEST_SEED + 1, ...``."""
-
-
-def test_record(evaluation: GreedyEvaluation, run: int = 0) -> dict[str, Any]:
-    """A JSON-friendly summary of one run's greedy test episodes."""
-    returns = evaluation.returns[run]
-    return {
-        "mean": float(returns.mean()),
-        "std": float(returns.std()),
-        "returns": returns.tolist(),
-        "discounted": float(evaluation.discounted[run].mean()),
-        "start_value": float(evaluation.start_values[run].mean()),
-    }
-
-
-test_record.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

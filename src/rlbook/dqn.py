@@ -1,19 +1,15 @@
-"""What the DQN chapters share: the Q-network and a shipped Q-network agent's
-policy (the loops, the TD loss and the lecture's replay memory are on the pages).
-Introduced in *Deep Q-learning on CartPole's state*.
+"""What the DQN chapters share: the Q-network (the loops, the TD loss, the
+lecture's replay memory and the greedy policy of a shipped Q-network agent,
+``QNetworkPolicy``, are on the pages). Introduced in *Deep Q-learning on
+CartPole's state*.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
-
-from .agents import register_kind
 
 
 class QNetwork(nn.Module):
@@ -60,41 +56,3 @@ class QNetwork(nn.Module):
             return self.head(features)
         advantage = self.advantage(features)
         return self.value(features) + advantage - advantage.mean(dim=-1, keepdim=True)
-
-
-@dataclass(frozen=True)
-class QNetworkPolicy:
-    """Greedy policy of a Q-network (evaluation mode, no gradients)."""
-
-    q_net: QNetwork
-
-    def act(self, obs: np.ndarray) -> int:
-        return int(self.act_batch(obs[None])[0])
-
-    def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions of a batch ``(N, obs_dim) -> (N,)`` as a NumPy array,
-        computed on the device of the network's parameters (CPU without any)."""
-        weight = next(self.q_net.parameters(), None)
-        device = weight.device if weight is not None else torch.device("cpu")
-        with torch.inference_mode():
-            values = self.q_net(
-                torch.as_tensor(obs, dtype=torch.float32, device=device)
-            )
-        return values.argmax(dim=1).cpu().numpy()
-
-
-@register_kind("q-network")
-def _build_q_network(
-    spec: Mapping[str, Any], weights: Mapping[str, Any]
-) -> QNetworkPolicy:
-    arch = dict(spec["network"])
-    q_net = QNetwork(
-        arch["obs_dim"],
-        arch["n_actions"],
-        arch["hidden"],
-        batch_norm=arch["batch_norm"],
-        dueling=arch["dueling"],
-    )
-    q_net.load_state_dict(weights["q_net"])
-    q_net.eval()
-    return QNetworkPolicy(q_net)

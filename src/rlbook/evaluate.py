@@ -45,45 +45,6 @@ class EvalResult:
         return stats.summary(self.env_id, self.seed)
 
 
-def evaluate_policy(
-    act: Callable[[np.ndarray], int], env_id: str, *, episodes: int, seed: int
-) -> EvalResult:
-    """Run ``act`` greedily for ``episodes`` episodes, episode ``i`` from
-    ``env.reset(seed=seed + i)`` (use seeds that training never used)."""
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    env = make_env(env_id)
-    returns = np.zeros(episodes)
-    try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            done = False
-            while not done:
-                obs, reward, terminated, truncated, _ = env.step(act(obs))
-                returns[episode] += float(reward)
-                done = terminated or truncated
-    finally:
-        env.close()
-    return EvalResult(env_id, seed, returns)
-
-
-def evaluate_batched(
-    act_batch: Callable[[np.ndarray], np.ndarray],
-    env_id: str,
-    *,
-    episodes: int,
-    seed: int,
-) -> EvalResult:
-    """:func:`evaluate_policy` (same start states, same returns) for a policy on
-    a batch ``(N, *obs) -> (N,)``, every episode's environment at once."""
-    chunks = batched_returns(
-        act_batch, env_id, episodes=episodes, seed=seed, envs=episodes
-    )
-    return EvalResult(env_id, seed, np.concatenate(list(chunks)))
-
-
 def batched_returns(
     act_batch: Callable[[np.ndarray], np.ndarray],
     env_id: str,
@@ -92,8 +53,9 @@ def batched_returns(
     seed: int,
     envs: int,
 ) -> Iterator[np.ndarray]:
-    """The returns of :func:`evaluate_batched`, one chunk of at most ``envs`` at a
-    time, so that memory does not grow with ``episodes``."""
+    """Returns of ``episodes`` greedy episodes of a policy on a batch
+    ``(N, *obs) -> (N,)``, episode ``i`` reset with ``seed + i``, one chunk of at
+    most ``envs`` at a time, so that memory does not grow with ``episodes``."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if seed < 0:
@@ -236,21 +198,7 @@ def _misfit(agent: Any) -> str | None:
     or not at all."""
     spec = agent.spec
     if agent.kind in ("pong-pg", "pong-actor-critic"):
-        network, observation = spec.get("network"), spec.get("observation")
-        actions = spec.get("action_set")
-        if not isinstance(network, dict) or not isinstance(observation, dict):
-            return "spec lacks its network or observation record"
-        if network.get("frames") != observation.get("frames"):
-            return (
-                f"the network reads {network.get('frames')!r} frames but the observation "
-                f"stacks {observation.get('frames')!r}"
-            )
-        if not isinstance(actions, list) or network.get("actions") != len(actions):
-            return (
-                f"the network has {network.get('actions')!r} actions but action_set "
-                f"lists {actions!r:.60}"
-            )
-        return None
+        return agent.policy.misfit(spec)  # the Pong page's check
     env_id = agent.env_id
     observation = spec.get("observation")
     network = spec.get("network")
@@ -315,14 +263,19 @@ def _evaluate_agent(
     """:func:`evaluate_artifact` for a loaded agent."""
     record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
     if agent.kind in ("pong-pg", "pong-actor-critic"):
+        if frames is not None:
+            raise EvaluationError(
+                "--frames applies to CartPole's pixel agents, not to Pong"
+            )
+        # whole games, played as the Pong page plays them (rlbook.chapters.pong)
         return {
             **record,
-            **_evaluate_pong(
-                agent,
+            **agent.policy.evaluate(
+                agent.env_id,
+                agent.spec["settings"],
                 games=episodes,
                 seed=seed,
-                envs=envs,
-                frames=frames,
+                lanes=envs,
                 scores=scores,
             ),
         }
@@ -345,78 +298,21 @@ def _evaluate_agent(
                 listed.extend(chunk.tolist())
         record.update(stats.summary(agent.env_id, seed))
         return {**record, "returns": listed} if returns else record
-    from .chapters.dqn_pixels import check_pipeline, pixel_returns, playable_frames
-
-    try:
-        check_pipeline(observation)
-    except ValueError as error:
-        raise ArtifactError(f"{str(path)!r}: {error}") from error
-    frames = frames or observation["frames"]
-    playable = playable_frames(observation["frames"])
-    if frames not in playable:
-        raise EvaluationError(
-            f"this agent learned from {observation['frames']!r} frames; "
-            f"--frames must be one of {', '.join(playable)}, not {frames!r}"
+    # from pixels: played as the pixel DQN page plays (rlbook.chapters.dqn_pixels)
+    if not hasattr(agent.policy, "evaluate"):
+        raise ArtifactError(
+            f"{str(path)!r}: its manifest records how the agent sees pixels, but "
+            f"a {agent.kind} agent does not play from pixels"
         )
-    stats = ReturnStats()
-    listed = np.zeros(episodes) if returns else None
-    for index, value in pixel_returns(
-        agent.policy.act_batch,
-        episodes=episodes,
-        seed=seed,
-        stack=int(observation["stack"]),
-        frames=frames,
-        envs=envs,
-    ):
-        stats.add([value])
-        if listed is not None:  # they finish out of order
-            listed[index] = value
-    record.update(frames=frames, **stats.summary(observation["env_id"], seed))
-    return {**record, "returns": listed.tolist()} if listed is not None else record
-
-
-def _evaluate_pong(
-    agent: Any,
-    *,
-    games: int,
-    seed: int,
-    envs: int,
-    frames: str | None,
-    scores: bool = True,
-) -> dict[str, Any]:
-    """Whole games of Pong with a shipped agent, at most ``envs`` emulators alive;
-    every game's score listed too if ``scores``."""
-    from .chapters.pong import play_games
-
-    if frames is not None:
-        raise EvaluationError(
-            "--frames applies to CartPole's pixel agents, not to Pong"
-        )
-    if games < 1 or envs < 1 or seed < 0:
-        raise EvaluationError(
-            f"need --episodes >= 1, --envs >= 1 and --seed >= 0, got {games}, {envs}, {seed}"
-        )
-    played = play_games(
-        agent.policy.make_agent(),
-        games,
-        seed=seed,
-        purpose="evaluate",
-        settings=agent.spec["settings"],
-        lanes=envs,
-        keep_scores=scores,
-    )
-    record = {
-        "env_id": agent.env_id,
-        "settings": agent.spec["settings"],
-        "play": "actions sampled from the policy",
-        "seed": seed,
-        "games": games,
-        "mean_score": played.mean,
-        "std_score": played.std,
-        "games_won": played.won,
-        "min_score": played.lowest,
-        "max_score": played.highest,
+    return {
+        **record,
+        **agent.policy.evaluate(
+            path,
+            observation,
+            episodes=episodes,
+            seed=seed,
+            frames=frames,
+            envs=envs,
+            returns=returns,
+        ),
     }
-    if scores:
-        record["scores"] = played.scores.tolist()
-    return record

@@ -24,12 +24,12 @@ from rlbook.cartpole import (
     X_THRESHOLD,
     CartPoleBatch,
     evaluate_greedy,
-    test_record,
 )
 from rlbook.chapters.dqn_state import (
     DQNConfig,
     epsilon_at,
     make_buffer,
+    test_record,
     update,
 )
 from rlbook.dqn import QNetwork

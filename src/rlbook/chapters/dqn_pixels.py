@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlbook.agents import register_kind, save_agent
+from rlbook.agents import ArtifactError, register_kind, save_agent
 from rlbook.cartpole import CartPoleBatch
 from rlbook.chapters import add_to_class
 from rlbook.checkpoint import (
@@ -30,7 +30,11 @@ from rlbook.checkpoint import (
     save_checkpoint,
 )
 from rlbook.envs import make_env
-from rlbook.evaluate import evaluate_artifact
+from rlbook.evaluate import (
+    EvaluationError,
+    ReturnStats,
+    evaluate_artifact,
+)
 from rlbook.replay import FrameBatch, FrameReplayMemory
 from rlbook.safeload import file_sha256
 from rlbook.seeding import (
@@ -1076,6 +1080,54 @@ class PixelQPolicy:
 
     def act(self, stacks: np.ndarray) -> int:
         return int(self.act_batch(stacks[None])[0])
+
+    def evaluate(
+        self,
+        path: str | Path,
+        observation: Mapping[str, Any],
+        *,
+        episodes: int,
+        seed: int,
+        frames: str | None,
+        envs: int,
+        returns: bool = False,
+    ) -> dict[str, Any]:
+        """What ``python -m rlbook evaluate`` records of ``episodes``
+        greedy episodes on ``frames`` (default: those the agent learned
+        from), at most ``envs`` alive; every return listed if
+        ``returns``."""
+        try:
+            check_pipeline(observation)
+        except ValueError as error:
+            raise ArtifactError(f"{str(path)!r}: {error}") from error
+        frames = frames or observation["frames"]
+        playable = playable_frames(observation["frames"])
+        if frames not in playable:
+            raise EvaluationError(
+                f"this agent learned from {observation['frames']!r} "
+                f"frames; --frames must be one of {', '.join(playable)}, "
+                f"not {frames!r}"
+            )
+        stats = ReturnStats()
+        listed = np.zeros(episodes) if returns else None
+        for index, value in pixel_returns(
+            self.act_batch,
+            episodes=episodes,
+            seed=seed,
+            stack=int(observation["stack"]),
+            frames=frames,
+            envs=envs,
+        ):
+            stats.add([value])
+            if listed is not None:  # they finish out of order
+                listed[index] = value
+        record = {
+            "frames": frames,
+            **stats.summary(observation["env_id"], seed),
+        }
+        if listed is not None:
+            record["returns"] = listed.tolist()
+        return record
 
 
 @register_kind("pixel-q-network")

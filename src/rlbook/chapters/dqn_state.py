@@ -7,7 +7,7 @@ page, then run scripts/sync_notebooks.py.
 import copy
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from rlbook.cartpole import TEST_EPISODES, evaluate_greedy, test_record
+from rlbook.agents import register_kind
+from rlbook.cartpole import (
+    TEST_EPISODES,
+    GreedyEvaluation,
+    evaluate_greedy,
+)
 from rlbook.dqn import QNetwork
 from rlbook.envs import make_env
+from rlbook.evaluate import EvalResult, batched_returns
 from rlbook.replay import ArrayLike, Batch, ReplayBuffer
 from rlbook.seeding import (
     TEST_SEED,
@@ -134,6 +140,64 @@ def lecture_batches(
             torch.empty(0, dtype=torch.int64),
             ones,
         )
+
+
+@dataclass(frozen=True)
+class QNetworkPolicy:
+    """Greedy policy of a Q-network (evaluation mode, no gradients)."""
+
+    q_net: QNetwork
+
+    def act(self, obs: np.ndarray) -> int:
+        return int(self.act_batch(obs[None])[0])
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions of a batch ``(N, obs_dim) -> (N,)`` as a NumPy
+        array, computed on the device of the network's parameters (CPU
+        without any)."""
+        weight = next(self.q_net.parameters(), None)
+        device = (
+            weight.device if weight is not None else torch.device("cpu")
+        )
+        with torch.inference_mode():
+            values = self.q_net(
+                torch.as_tensor(obs, dtype=torch.float32, device=device)
+            )
+        return values.argmax(dim=1).cpu().numpy()
+
+
+@register_kind("q-network")
+def _build_q_network(
+    spec: Mapping[str, Any], weights: Mapping[str, Any]
+) -> QNetworkPolicy:
+    arch = dict(spec["network"])
+    q_net = QNetwork(
+        arch["obs_dim"],
+        arch["n_actions"],
+        arch["hidden"],
+        batch_norm=arch["batch_norm"],
+        dueling=arch["dueling"],
+    )
+    q_net.load_state_dict(weights["q_net"])
+    q_net.eval()
+    return QNetworkPolicy(q_net)
+
+
+def evaluate_batched(
+    act_batch: Callable[[np.ndarray], np.ndarray],
+    env_id: str,
+    *,
+    episodes: int,
+    seed: int,
+) -> EvalResult:
+    """Returns of ``episodes`` greedy episodes, episode ``i`` reset with
+    ``seed + i`` (as the tabular page's ``evaluate_policy``, same start
+    states, same returns) for a policy on a batch ``(N, *obs) -> (N,)``,
+    every episode's environment at once."""
+    chunks = batched_returns(
+        act_batch, env_id, episodes=episodes, seed=seed, envs=episodes
+    )
+    return EvalResult(env_id, seed, np.concatenate(list(chunks)))
 
 
 @dataclass(frozen=True)
@@ -518,6 +582,23 @@ def update(
     if config.prioritized:  # the new TD errors become the new priorities
         buffer.update_priorities(batch.indices, td_error)
     return td_error, grad_norm
+
+
+def test_record(
+    evaluation: GreedyEvaluation, run: int = 0
+) -> dict[str, Any]:
+    """A JSON-friendly summary of one run's greedy test episodes."""
+    returns = evaluation.returns[run]
+    return {
+        "mean": float(returns.mean()),
+        "std": float(returns.std()),
+        "returns": returns.tolist(),
+        "discounted": float(evaluation.discounted[run].mean()),
+        "start_value": float(evaluation.start_values[run].mean()),
+    }
+
+
+test_record.__test__ = False  # not a pytest test
 
 
 def train_dqn(config: DQNConfig, seed: int, device="cpu") -> dict:

@@ -993,6 +993,68 @@ class PongPolicy:
     def make_agent(self) -> PongAgent:
         return self.agent(self.net)
 
+    @staticmethod
+    def misfit(spec: Mapping[str, Any]) -> str | None:
+        """How a manifest's network, observation and actions disagree,
+        or None (`python -m rlbook evaluate` checks before playing)."""
+        network = spec.get("network")
+        observation = spec.get("observation")
+        actions = spec.get("action_set")
+        if not (
+            isinstance(network, dict) and isinstance(observation, dict)
+        ):
+            return "spec lacks its network or observation record"
+        if network.get("frames") != observation.get("frames"):
+            return (
+                f"the network reads {network.get('frames')!r} frames but "
+                f"the observation stacks {observation.get('frames')!r}"
+            )
+        count = network.get("actions")
+        if not isinstance(actions, list) or count != len(actions):
+            return (
+                f"the network has {count!r} actions but action_set lists "
+                f"{actions!r:.60}"
+            )
+        return None
+
+    def evaluate(
+        self,
+        env_id: str,
+        settings: Mapping[str, Any],
+        *,
+        games: int,
+        seed: int,
+        lanes: int,
+        scores: bool = True,
+    ) -> dict[str, Any]:
+        """What `python -m rlbook evaluate` records of `games` whole
+        games, at most `lanes` emulators alive; every game's score listed
+        too if `scores`."""
+        played = play_games(
+            self.make_agent(),
+            games,
+            seed=seed,
+            purpose="evaluate",
+            settings=settings,
+            lanes=lanes,
+            keep_scores=scores,
+        )
+        record = {
+            "env_id": env_id,
+            "settings": settings,
+            "play": "actions sampled from the policy",
+            "seed": seed,
+            "games": games,
+            "mean_score": played.mean,
+            "std_score": played.std,
+            "games_won": played.won,
+            "min_score": played.lowest,
+            "max_score": played.highest,
+        }
+        if scores:
+            record["scores"] = played.scores.tolist()
+        return record
+
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
         raise TypeError(
             "Pong agents play whole games: use "

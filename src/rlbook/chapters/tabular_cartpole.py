@@ -4,12 +4,16 @@ The page's code cells tagged ``export``, in page order. Edit them on the
 page, then run scripts/sync_notebooks.py.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from rlbook.agents import ArtifactError, register_kind
 from rlbook.chapters import add_to_class
+from rlbook.envs import make_env
+from rlbook.evaluate import EvalResult
 
 
 @dataclass(frozen=True)
@@ -120,3 +124,63 @@ def row(self, obs: np.ndarray) -> int:
         row += (bucket if bucket < n else n - 1) * stride
         stride *= n
     return row
+
+
+def evaluate_policy(
+    act: Callable[[np.ndarray], int],
+    env_id: str,
+    *,
+    episodes: int,
+    seed: int,
+) -> EvalResult:
+    """Run ``act`` greedily for ``episodes`` episodes, episode ``i`` from
+    ``env.reset(seed=seed + i)`` (use seeds that training never used)."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    env = make_env(env_id)
+    returns = np.zeros(episodes)
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            done = False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(act(obs))
+                returns[episode] += float(reward)
+                done = terminated or truncated
+    finally:
+        env.close()
+    return EvalResult(env_id, seed, returns)
+
+
+@dataclass(frozen=True)
+class TabularPolicy:
+    """Greedy action of a Q-table indexed by a :class:`Discretizer`."""
+
+    discretizer: Discretizer
+    q_table: np.ndarray  # (n_states, n_actions)
+
+    def act(self, obs: np.ndarray) -> int:
+        return int(np.argmax(self.q_table[self.discretizer.row(obs)]))
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions of a batch ``(N, D) -> (N,)``."""
+        rows = self.discretizer.index(obs)
+        return np.argmax(self.q_table[rows], axis=1)
+
+
+@register_kind("q-table")
+def _build_q_table(
+    spec: Mapping[str, Any], weights: Mapping[str, Any]
+) -> TabularPolicy:
+    discretizer = Discretizer.from_dict(dict(spec["discretizer"]))
+    # Detached and on the CPU whatever device the weights were loaded
+    # to: the table is read with NumPy.
+    table = weights["q_table"].detach().cpu().numpy()
+    if table.ndim != 2 or table.shape[0] != discretizer.n_states:
+        raise ArtifactError(
+            f"q_table has shape {tuple(table.shape)}, expected "
+            f"({discretizer.n_states}, n_actions)"
+        )
+    return TabularPolicy(discretizer, table)
