@@ -137,42 +137,39 @@ def read_manifest(folder: Path, layout: Layout) -> dict[str, Any]:
     return manifest
 
 
-def check_listed_digests(
-    manifest_path: Path,
-    listed: Any,
-    records: Mapping[str, Callable[[], str]] | None = None,
-) -> str | None:
-    """Why a manifest's ``sha256`` object (file name, or a key of ``records``
-    whose function computes that digest now -> hex digest) does not hold, or None."""
-    if listed is None:
-        return None
+def _check_digests(folder: Path, layout: Layout, manifest: dict[str, Any]) -> None:
+    """The manifest's ``sha256`` (a file's name, or a hashed spec entry's -> hex
+    digest) must hold; ``layout.error`` names the first entry that does not."""
+    listed, where = manifest.get("sha256"), repr(str(folder / layout.manifest))
+    if listed is None:  # a folder written before the record
+        return
     if not isinstance(listed, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in listed.items()
     ):
-        return f"{str(manifest_path)!r}: sha256 must map file names to hex digests"
-    folder = manifest_path.parent
+        raise layout.error(f"{where}: sha256 must map file names to hex digests")
     for name, expected in listed.items():
-        if records and name in records:
-            found = records[name]()
+        if name in layout.hashed:
+            found = record_sha256(manifest["spec"].get(name))
         elif "/" in name or "\\" in name or name.startswith(".") or not name:
-            return f"{str(manifest_path)!r} lists a SHA-256 for {name!r}, not a file of its own"
+            raise layout.error(
+                f"{where} lists a SHA-256 for {name!r}, not a file of its own"
+            )
         else:
             try:
                 found = file_sha256(folder / name)
             except OSError as error:
-                return (
+                raise layout.error(
                     f"{str(folder)!r} lacks {name}, which its manifest lists "
-                    f"({error.strerror or error}): the folder is incomplete; restore it "
-                    "from the repository or export it again"
-                )
+                    f"({error.strerror or error}): the folder is incomplete; restore "
+                    "it from the repository or export it again"
+                ) from error
         if found != expected.lower():
-            return (
+            raise layout.error(
                 f"{name} in {str(folder)!r} has SHA-256 {found[:12]}..., but its "
                 f"manifest records {expected[:12]}...: it was changed or damaged after "
                 "export, or the export was interrupted; restore the folder from the "
                 "repository or export it again"
             )
-    return None
 
 
 def _check_weights(
@@ -255,13 +252,5 @@ def load_folder(
         ) from failure
     # Last, so that a damaged, foreign or misshapen file is named as such:
     # weights or a record that load and fit, but are not those exported.
-    spec = manifest["spec"]
-    records = {
-        name: lambda name=name: record_sha256(spec.get(name)) for name in layout.hashed
-    }
-    problem = check_listed_digests(
-        folder / layout.manifest, manifest.get("sha256"), records
-    )
-    if problem:
-        raise error(problem)
+    _check_digests(folder, layout, manifest)
     return manifest, built
