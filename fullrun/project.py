@@ -16,12 +16,23 @@ from typing import Any, NoReturn, TypeVar
 
 import torch
 
-from rlbook.checkpoint import CheckpointError, make_provenance, require_clean_tree
+from rlbook.checkpoint import (
+    CheckpointError,
+    load_failure,
+    make_provenance,
+    require_clean_tree,
+)
 from rlbook.data import DataError
 from rlbook.device import select_device
 from rlbook.paths import repo_root
-from rlbook.projects.shipping import save_model
-from rlbook.safeload import load_failure
+from rlbook.projects.shipping import (
+    MODEL,
+    ModelArtifactError,
+    known_kinds,
+    rebuild,
+    shipped_state,
+)
+from rlbook.safeload import save_folder
 
 T = TypeVar("T")
 
@@ -225,6 +236,45 @@ def epoch_seconds(history: list[Mapping[str, Any]]) -> float:
     """Every epoch's own time, summed: the run's training time even when it was
     resumed (each epoch's record keeps its time in the checkpoint)."""
     return float(sum(record["seconds"] for record in history))
+
+
+def save_model(
+    path: str | Path,
+    *,
+    kind: str,
+    spec: Mapping[str, Any],
+    model: torch.nn.Module,
+    provenance: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+    weight_format: str = "float16",
+    files: Mapping[str, bytes] | None = None,
+) -> Path:
+    """Write a model folder that ``rlbook.projects.shipping.load_model`` can
+    read; ``files`` (name -> bytes) go in before the manifest, which lists every
+    file's SHA-256. The model is first rebuilt from ``spec``, so a folder that
+    cannot load never ships."""
+    if kind not in known_kinds():
+        raise ModelArtifactError(
+            f"unknown model kind {kind!r}; known: {', '.join(known_kinds())}"
+        )
+    state = shipped_state(model, weight_format)
+    try:
+        rebuild(kind, spec, state, weight_format)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ModelArtifactError(
+            f"the spec does not describe this model ({type(error).__name__}: {error})"
+        ) from error
+    return save_folder(
+        path,
+        MODEL,
+        kind=kind,
+        spec=spec,
+        weights=state,
+        provenance=provenance,
+        files=files,
+        metrics=dict(metrics or {}),
+        weight_format=weight_format,
+    )
 
 
 def ship(

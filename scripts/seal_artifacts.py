@@ -25,33 +25,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rlbook import agents  # noqa: E402
-from rlbook.checkpoint import atomic_write  # noqa: E402
 from rlbook.projects import shipping  # noqa: E402
-from rlbook.safeload import file_sha256, record_sha256  # noqa: E402
+from rlbook.safeload import (  # noqa: E402
+    PROVENANCE,
+    WEIGHTS,
+    file_sha256,
+    record_sha256,
+    write_manifest,
+)
 
 
 def seal(folder: Path) -> str:
     """Add the digests to ``folder``'s manifest; what was done, in words."""
     is_agent = (folder / agents.MANIFEST).is_file()
-    name = agents.MANIFEST if is_agent else shipping.MANIFEST
+    layout = agents.AGENT if is_agent else shipping.MODEL
     load = agents.load_agent if is_agent else shipping.load_model
-    manifest = json.loads((folder / name).read_text())
+    manifest = json.loads((folder / layout.manifest).read_text())
     if "sha256" in manifest:
         return f"{folder}: already sealed"
     load(folder)  # raises, naming the problem, for a folder that does not load
-    digests = {
-        agents.WEIGHTS: file_sha256(folder / agents.WEIGHTS),
-        agents.PROVENANCE: file_sha256(folder / agents.PROVENANCE),
-    }
-    if not is_agent and "vocabulary" in manifest["spec"]:
-        digests[shipping.VOCABULARY] = record_sha256(manifest["spec"]["vocabulary"])
-    if is_agent:  # save_agent's order and indentation
-        manifest["sha256"] = digests
-        text = json.dumps(manifest, indent=2) + "\n"
-    else:  # save_model's: sorted keys, compact
-        manifest = dict(sorted({**manifest, "sha256": digests}.items()))
-        text = json.dumps(manifest, separators=(",", ":")) + "\n"
-    atomic_write(folder / name, lambda handle: handle.write(text.encode()))
+    digests = {name: file_sha256(folder / name) for name in (WEIGHTS, PROVENANCE)}
+    for name in layout.hashed:
+        if name in manifest["spec"]:
+            digests[name] = record_sha256(manifest["spec"][name])
+    write_manifest(folder, layout, {**manifest, "sha256": digests})
     load(folder)  # now through the digest check
     return f"{folder}: sealed {', '.join(digests)}"
 

@@ -99,7 +99,7 @@ def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
         base_config,
         variant_config,
     )
-    from rlbook.safeload import load_failure, refusal
+    from rlbook.checkpoint import load_failure, refusal
 
     make_config = ablation_config if ablation else variant_config
     for variant, seed in jobs:

@@ -428,9 +428,9 @@ def test_agent_weights_that_hold_code(tabular_agent_dir, capsys):
 
 
 def tiny_vae_folder(tmp_path: Path) -> Path:
+    from fullrun.project import save_model
     from rlbook.chapters.vae_mnist import VAE
     from rlbook.checkpoint import make_provenance
-    from rlbook.projects.shipping import save_model
 
     return save_model(
         tmp_path / "vae",
@@ -679,9 +679,10 @@ def test_a_manifest_without_a_hash_still_loads(tabular_agent_dir):
 
 
 def test_model_vocabulary_and_weights_are_hashed(tmp_path):
+    from fullrun.project import save_model
     from rlbook.chapters.sentiment_imdb import SentimentLSTM, Vocabulary
     from rlbook.checkpoint import make_provenance
-    from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
+    from rlbook.projects.shipping import ModelArtifactError, load_model
 
     vocabulary = Vocabulary.build([["good", "bad", "good", "film", "bad"]], min_freq=1)
     arguments = {"vocab_size": len(vocabulary), "embed_dim": 4, "hidden_size": 4}
@@ -745,7 +746,8 @@ def test_atomic_write_removes_what_a_killed_writer_left(tmp_path):
 
 
 def test_an_interrupted_export_is_found_on_load(tmp_path):
-    from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
+    from fullrun.project import save_model
+    from rlbook.projects.shipping import ModelArtifactError, load_model
 
     folder = tiny_vae_folder(tmp_path)
     manifest = json.loads((folder / "model.json").read_text())

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fullrun.project import save_model
 from rlbook.chapters.sentiment_imdb import (
     SentimentLSTM,
     Vocabulary,
@@ -27,15 +28,13 @@ from rlbook.checkpoint import make_provenance
 from rlbook.data import DataError
 from rlbook.projects.shipping import (
     MANIFEST,
-    WEIGHTS,
     ModelArtifactError,
     dequantize_int8,
     load_model,
     quantize_int8,
     round_to_shipped,
-    save_model,
 )
-from rlbook.safeload import file_sha256
+from rlbook.safeload import WEIGHTS, file_sha256
 
 from .test_sentiment_imdb import lstm_run, synthetic_reviews
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fullrun.project import save_model
 from rlbook.chapters import resnet_cifar
 from rlbook.chapters.resnet_cifar import (
     CIFAR10_MEAN,
@@ -41,12 +42,7 @@ from rlbook.chapters.resnet_cifar import (
     train_resnet,
 )
 from rlbook.checkpoint import CheckpointError, make_provenance
-from rlbook.projects.shipping import (
-    ModelArtifactError,
-    load_model,
-    round_to_shipped,
-    save_model,
-)
+from rlbook.projects.shipping import ModelArtifactError, load_model, round_to_shipped
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

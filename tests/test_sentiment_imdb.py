@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from fullrun.project import save_model
 from rlbook.chapters.sentiment_imdb import (
     PAD,
     PAD_INDEX,
@@ -45,7 +46,7 @@ from rlbook.chapters.sentiment_imdb import (
     train_sentiment_lstm,
     truncate,
 )
-from rlbook.projects.shipping import load_model, save_model
+from rlbook.projects.shipping import load_model
 from rlbook.seeding import stream_seed, torch_stream
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
+from fullrun.project import save_model
 from rlbook.chapters.vae_mnist import (
     VAE,
     VAE_CONFIGS,
@@ -38,7 +39,7 @@ from rlbook.chapters.vae_mnist import (
     vae_spec,
 )
 from rlbook.checkpoint import make_provenance
-from rlbook.projects.shipping import ModelArtifactError, load_model, save_model
+from rlbook.projects.shipping import ModelArtifactError, load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

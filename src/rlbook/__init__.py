@@ -12,7 +12,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.report``         the budget-and-device note, glue, progress bars
 ``rlbook.stats``          confidence intervals over seeds
 ``rlbook.checkpoint``     atomic, safe checkpoints; provenance and machine fingerprint
-``rlbook.safeload``       why a file would not load safely; manifests and their hashes
+``rlbook.safeload``       shipped folders: one manifest format, one safe loader
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation, in chunks
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests

@@ -1,18 +1,23 @@
 """Checkpoints: atomic writes, safe loads, and a provenance record beside each.
 
 A checkpoint holds tensors and plain values only, so it loads with
-``weights_only=True``: loading never runs code from the file. Introduced in
-*How to run this book*.
+``weights_only=True``: loading never runs code from the file. When torch
+refuses a file it explains how to load it anyway, unsafely; the book never
+repeats that advice, and says instead what the file is and where a good copy
+comes from (:func:`load_failure`). Introduced in *How to run this book*.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
+import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from importlib import metadata
@@ -41,9 +46,7 @@ def atomic_write(path: Path, write: Any) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(
-            tmp_name, 0o644
-        )  # mkstemp makes files private; these are meant to be shared
+        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; these are shared
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -67,19 +70,12 @@ def _pid_alive(pid: int) -> bool:
 
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete ``.NAME.*.tmp`` files beside ``path`` whose writer is gone."""
-    import re
-    import time
-
     prefix = f".{path.name}."
     try:
-        candidates = [
-            entry
-            for entry in os.scandir(path.parent)
-            if entry.name.startswith(prefix) and entry.name.endswith(".tmp")
-        ]
+        entries = [e for e in os.scandir(path.parent) if e.name.startswith(prefix)]
     except OSError:
         return
-    for entry in candidates:
+    for entry in entries:
         # .NAME.<pid>-<random>.tmp, or .NAME.<random>.tmp from before ids were kept
         # (a longer name, such as another file's .NAME.gz.*.tmp, is not ours)
         match = re.fullmatch(r"(?:(\d+)-)?[a-z0-9_]+\.tmp", entry.name[len(prefix) :])
@@ -98,6 +94,45 @@ def _remove_stale_temporaries(path: Path) -> None:
                 os.unlink(entry.path)
         except OSError:
             continue  # another writer's cleanup got there first, or no permission
+
+
+def one_line(error: BaseException) -> str:
+    """``error``'s whole message on one line (torch's size mismatches span several)."""
+    return " ".join(str(error).split())
+
+
+REFUSED = "Weights only load failed"
+"""How torch's message begins when ``weights_only=True`` refuses a file: for
+pickled objects and for damaged bytes alike, followed by advice to load it
+unsafely."""
+
+
+def refusal(error: BaseException | None) -> BaseException | None:
+    """torch's refusal among ``error`` and its causes, or None."""
+    while error is not None:
+        if isinstance(error, pickle.UnpicklingError) and REFUSED in str(error):
+            return error
+        error = error.__cause__
+    return None
+
+
+def load_failure(path: str | Path, error: BaseException, remedy: str) -> str:
+    """One line on why ``path`` did not load: ``error``'s own message, or, where
+    torch refused the file, what it is (never torch's advice to load it anyway)."""
+    refused = refusal(error)
+    if refused is not None and "Unsupported global" in str(refused):
+        return (
+            f"{str(path)!r} is not plain weights: it holds pickled Python objects, "
+            "which only code could rebuild, so it was not loaded and nothing in it ran; "
+            "rlbook never writes such a file, so it did not come from this book's "
+            f"training or export. {remedy}"
+        )
+    if refused is not None:
+        return (
+            f"{str(path)!r} is corrupt or not a weights file: it does not read as "
+            f"tensors and plain values, so it was not loaded. {remedy}"
+        )
+    return one_line(error)
 
 
 def provenance_path(checkpoint: Path) -> Path:
@@ -127,10 +162,14 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu"
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    *,
+    remedy: str = "Delete it and train again, or restore it from the repository.",
 ) -> dict[str, Any]:
     """Load a checkpoint saved by :func:`save_checkpoint`, with ``weights_only=True``;
-    :class:`CheckpointError` for a missing, corrupt or unsafe file."""
+    :class:`CheckpointError` for a missing, corrupt or unsafe file, ending with
+    ``remedy`` where torch refused it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -139,16 +178,8 @@ def load_checkpoint(
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for bad files
-        from .safeload import load_failure
-
-        # Never torch's own advice: it suggests the unsafe weights_only=False.
         raise CheckpointError(
-            "checkpoint "
-            + load_failure(
-                path,
-                error,
-                "Delete it and train again, or restore it from the repository.",
-            )
+            "checkpoint " + load_failure(path, error, remedy)
         ) from error
     if not isinstance(state, dict):
         raise CheckpointError(
@@ -294,6 +325,8 @@ def make_provenance(
             "make_provenance records the commit of its root: pass root=, the "
             "checkout that made the result, not git_commit="
         )
+    from .device import device_banner
+
     if require_clean:
         require_clean_tree(root)
     is_record = is_dataclass(config) and not isinstance(config, type)
@@ -303,7 +336,7 @@ def make_provenance(
         "config": config_dict,
         "budget": budget,
         "device": str(device),
-        "device_detail": _device_detail(torch.device(device)),
+        "device_detail": device_banner(torch.device(device)),
         "wall_time_s": round(float(wall_time_s), 2),
         "git_commit": git_commit(root),
         "packages": package_versions(),
@@ -312,12 +345,6 @@ def make_provenance(
         "score": dict(score) if score is not None else None,
         **extra,
     }
-
-
-def _device_detail(device: torch.device) -> str:
-    from .device import device_banner
-
-    return device_banner(device)
 
 
 KERNEL_FLAGS = (

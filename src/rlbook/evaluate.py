@@ -14,7 +14,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .agents import ArtifactError, load_agent, one_line
+from .agents import ArtifactError, load_agent
+from .checkpoint import one_line
 from .envs import UnknownEnvironmentError, make_env
 
 

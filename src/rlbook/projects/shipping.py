@@ -1,18 +1,18 @@
 """Shipped models of the projects part: a folder that rebuilds a trained model.
 
-``model.json`` (format, ``kind``, ``spec``: the constructor's arguments and
-input settings, weight format, metrics, SHA-256 of every file), ``weights.pt``
-(loads with ``weights_only=True``) and ``weights.provenance.json``. Weights ship
-rounded to keep the repository small: ``"float16"``, or ``"int8"`` (tensors of
-2+ dimensions as int8 with a float32 scale per output channel, the rest
-float16; ResNet-18's 11 MB instead of 22). A shipped model's quality is
-measured on the rounded weights (:func:`round_to_shipped`). Introduced in
-*Sentiment analysis: an LSTM on IMDb reviews*.
+A shipped folder (:mod:`rlbook.safeload`) whose manifest, ``model.json``, also
+records the weight format and the model's metrics; ``spec`` holds the
+constructor's arguments and input settings (a vocabulary is hashed too).
+Weights ship rounded to keep the repository small: ``"float16"``, or
+``"int8"`` (tensors of 2+ dimensions as int8 with a float32 scale per output
+channel, the rest float16; ResNet-18's 11 MB instead of 22). A shipped model's
+quality is measured on the rounded weights (:func:`round_to_shipped`). The
+full-run scripts write the folder (``fullrun.project.save_model``).
+Introduced in *Sentiment analysis: an LSTM on IMDb reviews*.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,29 +21,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
-from ..safeload import (
-    check_listed_digests,
-    file_sha256,
-    load_failure,
-    non_finite,
-    read_manifest,
-    record_sha256,
-    write_files,
-)
+from ..safeload import Layout, load_folder
 
-FORMAT = "rlbook-model/1"
-MANIFEST = "model.json"
-WEIGHTS = "weights.pt"
 SHIPPED_DTYPE = torch.float16
 WEIGHT_FORMATS = ("float16", "int8")
-PROVENANCE = "weights.provenance.json"
-VOCABULARY = "vocabulary"  # the sha256 entry of spec["vocabulary"]
 SCALE_SUFFIX = ".int8_scale"  # the per-channel scales of tensor NAME: NAME + this
 
 
 class ModelArtifactError(ValueError):
     """A model folder that is missing or malformed."""
+
+
+MODEL = Layout(
+    "rlbook-model/1",
+    "model.json",
+    "model",
+    "sentiment-lstm",
+    ModelArtifactError,
+    hashed=("vocabulary",),
+    compact=True,
+)
+MANIFEST = MODEL.manifest
 
 
 @dataclass(frozen=True)
@@ -124,17 +122,14 @@ def known_kinds() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def _check_format(weight_format: str) -> str:
+def check_format(weight_format: Any, where: str = "") -> str:
+    """``weight_format``, if it is one of :data:`WEIGHT_FORMATS`."""
     if weight_format not in WEIGHT_FORMATS:
         raise ModelArtifactError(
-            f"unknown weight format {weight_format!r}; known: {', '.join(WEIGHT_FORMATS)}"
+            f"{where}unknown weight format {weight_format!r}; "
+            f"known: {', '.join(WEIGHT_FORMATS)}"
         )
     return weight_format
-
-
-def _quantized(tensor: torch.Tensor) -> bool:
-    """Whether ``int8`` stores this tensor as int8: floating, two or more dimensions."""
-    return tensor.is_floating_point() and tensor.dim() >= 2
 
 
 def quantize_int8(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,12 +148,13 @@ def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.float() * scale.float().reshape(shape)
 
 
-def _shipped_state(model: nn.Module, weight_format: str) -> dict[str, torch.Tensor]:
+def shipped_state(model: nn.Module, weight_format: str) -> dict[str, torch.Tensor]:
     """The state dict as it is written to ``weights.pt``."""
+    check_format(weight_format)
     state: dict[str, torch.Tensor] = {}
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu()
-        if weight_format == "int8" and _quantized(tensor):
+        if weight_format == "int8" and tensor.is_floating_point() and tensor.dim() >= 2:
             state[name], state[name + SCALE_SUFFIX] = quantize_int8(tensor)
         elif tensor.is_floating_point():
             state[name] = tensor.to(SHIPPED_DTYPE)
@@ -190,8 +186,7 @@ def _readable_state(
 def round_to_shipped(model: nn.Module, weight_format: str = "float16") -> nn.Module:
     """Round ``model``'s weights in place to what ships in ``weight_format``, and
     back, so that a measured quality is that of the weights a reader downloads."""
-    _check_format(weight_format)
-    readable = _readable_state(_shipped_state(model, weight_format), weight_format)
+    readable = _readable_state(shipped_state(model, weight_format), weight_format)
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point():
@@ -199,140 +194,39 @@ def round_to_shipped(model: nn.Module, weight_format: str = "float16") -> nn.Mod
     return model
 
 
-def save_model(
-    path: str | Path,
-    *,
+def rebuild(
     kind: str,
     spec: Mapping[str, Any],
-    model: nn.Module,
-    provenance: Mapping[str, Any],
-    metrics: Mapping[str, Any] | None = None,
-    weight_format: str = "float16",
-    files: Mapping[str, bytes] | None = None,
-) -> Path:
-    """Write a model folder that :func:`load_model` can read; ``files`` (name ->
-    bytes) go in before the manifest, which lists every file's SHA-256. The
-    model is first built from ``spec``, so a folder that cannot load never ships."""
-    if kind not in _BUILDERS:
-        raise ModelArtifactError(
-            f"unknown model kind {kind!r}; known: {', '.join(known_kinds())}"
-        )
-    _check_format(weight_format)
-    state = _shipped_state(model, weight_format)
-    try:
-        rebuilt, _ = _BUILDERS[kind](spec)
-        rebuilt.load_state_dict(_readable_state(state, weight_format))
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise ModelArtifactError(
-            f"the spec does not describe this model ({type(error).__name__}: {error})"
-        ) from error
-    folder = Path(path)
-    save_checkpoint(folder / WEIGHTS, state, provenance)
-    digests = {
-        WEIGHTS: file_sha256(folder / WEIGHTS),
-        PROVENANCE: file_sha256(folder / PROVENANCE),
-        **write_files(folder, files),
-    }
-    if "vocabulary" in spec:
-        digests[VOCABULARY] = record_sha256(spec["vocabulary"])
-    # Written last, the manifest lists the set: a folder that an interrupted
-    # export left with a mix of old and new files fails its check on load.
-    manifest = {
-        "format": FORMAT,
-        "kind": kind,
-        "metrics": dict(metrics or {}),
-        "sha256": digests,
-        "spec": dict(spec),
-        "weight_format": weight_format,
-    }
-    text = json.dumps(manifest, separators=(",", ":")) + "\n"
-    atomic_write(folder / MANIFEST, lambda handle: handle.write(text.encode()))
-    return folder
+    stored: Mapping[str, torch.Tensor],
+    weight_format: str,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The model of ``kind`` built from ``spec``, holding the weights of
+    ``weights.pt`` (``stored``) in float32, and its extras."""
+    model, extras = _BUILDERS[kind](spec)
+    model.load_state_dict(_readable_state(stored, weight_format))
+    return model, extras
 
 
 def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
     """Rebuild the model in the folder ``path`` (of ``kind``, if given), in eval
     mode on the CPU; :class:`ModelArtifactError` says what is missing or wrong."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ModelArtifactError(
-            f"no model folder at {str(folder)!r}; shipped models live under "
-            "artifacts/ (for example artifacts/sentiment-lstm)"
-        )
-    manifest_path = folder / MANIFEST
-    manifest = read_manifest(
-        folder, MANIFEST, FORMAT, "a model folder", ModelArtifactError
-    )
-    missing = [key for key in ("kind", "spec") if key not in manifest]
-    if missing:
-        raise ModelArtifactError(f"{str(manifest_path)!r} lacks {', '.join(missing)}")
-    found = manifest["kind"]
-    if not isinstance(found, str) or found not in _BUILDERS:
-        raise ModelArtifactError(
-            f"{str(manifest_path)!r} has unknown kind {found!r:.60}; known: "
-            f"{', '.join(known_kinds())}"
-        )
-    if not isinstance(manifest["spec"], dict):
-        raise ModelArtifactError(
-            f"{str(manifest_path)!r}: spec must be a JSON object, not "
-            f"{manifest['spec']!r:.60}"
-        )
-    if kind is not None and found != kind:
-        raise ModelArtifactError(
-            f"{str(folder)!r} holds a {found!r} model, not a {kind!r} one"
-        )
-    # Folders written before int8 existed have no weight_format: float16.
-    weight_format = manifest.get("weight_format", "float16")
-    if not isinstance(weight_format, str) or weight_format not in WEIGHT_FORMATS:
-        raise ModelArtifactError(
-            f"{str(manifest_path)!r} has unknown weight format {weight_format!r}; "
-            f"known: {', '.join(WEIGHT_FORMATS)}"
-        )
-    try:
-        stored = load_checkpoint(folder / WEIGHTS)
-    except CheckpointError as error:
-        raise ModelArtifactError(
-            load_failure(
-                folder / WEIGHTS,
-                error,
-                "Restore the folder from the repository or export the model again.",
-            )
-        ) from error
-    for name, value in stored.items():
-        if not isinstance(value, torch.Tensor):
+
+    def build(_: Any, manifest: dict[str, Any], stored: dict[str, Any]) -> Any:
+        if kind is not None and manifest["kind"] != kind:
             raise ModelArtifactError(
-                f"{str(folder / WEIGHTS)!r} holds a {type(value).__name__} under "
-                f"{name!r}, not a tensor: it is not a model's weights; restore it from "
-                "the repository or export the model again"
+                f"{str(path)!r} holds a {manifest['kind']!r} model, not a {kind!r} one"
             )
-    bad = non_finite(stored)
-    if bad:
-        raise ModelArtifactError(
-            f"{str(folder / WEIGHTS)!r}: {bad!r} holds NaN or infinite values, which "
-            "no trained model has; restore the folder from the repository or export "
-            "the model again"
-        )
-    try:
-        state = _readable_state(stored, weight_format)
-        model, extras = _BUILDERS[found](manifest["spec"])
-        model.load_state_dict(state)  # copies the rounded weights into float32
-    except Exception as error:  # a spec or weights of another shape or type
-        raise ModelArtifactError(
-            f"{str(folder)!r}: its spec and weights do not fit kind {found!r} "
-            f"({type(error).__name__}: {' '.join(str(error).split())})"
-        ) from error
-    # Last, so that a damaged, foreign or misshapen file is named as such:
-    # weights or a vocabulary that load and fit, but are not those exported.
-    problem = check_listed_digests(
-        manifest_path,
-        manifest.get("sha256"),
-        {VOCABULARY: lambda: record_sha256(manifest["spec"].get("vocabulary"))},
+        # Folders written before int8 existed have no weight_format: float16.
+        weight_format = manifest.get("weight_format", "float16")
+        check_format(weight_format, f"{str(Path(path) / MANIFEST)!r} has ")
+        return rebuild(manifest["kind"], manifest["spec"], stored, weight_format)
+
+    manifest, (model, extras) = load_folder(
+        path, MODEL, find=_BUILDERS.get, known=known_kinds, build=build
     )
-    if problem:
-        raise ModelArtifactError(problem)
     return ShippedModel(
-        folder=folder,
-        kind=found,
+        folder=Path(path),
+        kind=manifest["kind"],
         spec=dict(manifest["spec"]),
         model=model.eval(),
         metrics=dict(manifest.get("metrics") or {}),
