@@ -20,10 +20,10 @@ from rlbook.chapters.dqn_improvements import (
     performance_profile,
     probability_of_improvement,
 )
+from rlbook.chapters.dqn_pixels import bootstrap_mean
 from rlbook.stats import (
     Interval,
     _t_two_sided,
-    bootstrap_mean,
     bootstrap_ratio,
     regularized_beta,
     t_interval,

@@ -1,6 +1,6 @@
 """Confidence intervals over seeds, what several chapters and the benchmarks share.
 
-The percentile bootstrap (:func:`bootstrap_mean`) is too narrow with few seeds
+The percentile bootstrap (:func:`percentile_bootstrap`) is too narrow with few seeds
 (about 91% coverage for a nominal 95% at 10); Student's t (:func:`t_interval`)
 is exact for normal scores and close at n = 10. Written without SciPy rather
 than taken from ``rliable``, which needs SciPy, ``arch``, ``statsmodels`` and
@@ -77,22 +77,6 @@ def percentile_bootstrap(
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(estimates, [tail, 1.0 - tail])
     return float(low), float(high)
-
-
-def bootstrap_mean(
-    values: np.ndarray | list[float],
-    *,
-    level: float = 0.95,
-    resamples: int = 10_000,
-    seed: int = 0,
-) -> Interval:
-    """The mean of ``values`` (one per seed) with a percentile-bootstrap interval
-    (too narrow with few seeds: use :func:`t_interval`; one seed gives a point)."""
-    array = as_scores(values)
-    low, high = percentile_bootstrap(
-        array, lambda rows: rows.mean(axis=1), level, resamples, seed
-    )
-    return Interval(float(array.mean()), low, high, level, array.size)
 
 
 def bootstrap_ratio(
