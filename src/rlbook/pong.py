@@ -1,26 +1,15 @@
-"""Pong's environment: the emulator in the chapter's setting, and Karpathy's preprocessing.
+"""Pong's environment in the book's setting, and Karpathy's preprocessing.
 
-The environment setting (:data:`PONG_SETTINGS`), one for every agent of the
-chapter *Policy gradients on Pong from pixels*: ``ALE/Pong-v5`` with a fixed
-``frameskip=4`` and no sticky actions (``repeat_action_probability=0.0``),
-the 6-action minimal action set, RGB frames 210x160. The strong anchors
-report scores in this setting (CleanRL's and the RL Zoo's PPO play
-``PongNoFrameskip-v4`` through a 4-frame skip, without sticky actions), so the
-chapter's improved agent compares with theirs. Karpathy's ``Pong-v0`` (a
-random skip of 2 to 4 frames and sticky actions with probability 0.25) and
-v5's default (sticky actions 0.25) are harder games, and scores under them do
-not compare. Without sticky actions Pong is deterministic: the same actions
-from a reset give the same frames whatever the seed, and all the randomness
-of an episode comes from the policy.
-
-:func:`make_pong` builds one game; :func:`make_pong_vector` steps ``N`` games
-at once in ALE's own C++ thread pool, returning the full RGB frames that
-:func:`prepro_batch` needs. Karpathy's ``pg-pong.py`` (2016) crops, halves and
-turns the frame into black and white (:func:`prepro`), and his policy sees
-the difference of two consecutive frames (:func:`frame_difference`). The
-agents, their training and their playing are written on the two Pong pages
-and generated into :mod:`rlbook.chapters.pong` (REINFORCE and what both agents
-share) and :mod:`rlbook.chapters.pong_ppo` (PPO).
+:data:`PONG_SETTINGS` is how every agent of the two Pong pages plays:
+``ALE/Pong-v5`` with a fixed ``frameskip=4`` and no sticky actions, the
+setting of the strong anchors (CleanRL's and the RL Zoo's PPO); the page
+*Policy gradients on Pong from pixels* compares it with Karpathy's
+``Pong-v0`` and v5's default. Without sticky actions Pong is deterministic:
+all the randomness of a game comes from the policy. :func:`make_pong` builds
+one game, :func:`make_pong_vector` ``N`` at once in ALE's C++ thread pool;
+:func:`prepro` and :func:`frame_difference` are Karpathy's ``pg-pong.py``
+(2016). The agents are on the Pong pages (:mod:`rlbook.chapters.pong`,
+:mod:`rlbook.chapters.pong_ppo`).
 """
 
 from __future__ import annotations

@@ -25,17 +25,6 @@ from typing import Any
 
 from ..paths import artifacts_dir
 
-__all__ = [
-    "ComparisonRecord",
-    "comparison_path",
-    "intervals_overlap",
-    "load_comparison",
-    "repetitions_table",
-    "rerun_table",
-    "table_note",
-    "verdict",
-]
-
 
 @dataclass(frozen=True)
 class ComparisonRecord:
