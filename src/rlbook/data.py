@@ -1,16 +1,11 @@
-"""What the dataset loaders of the projects share: finding, fetching and checking files.
+"""What the projects' dataset loaders share: finding, fetching and checking files.
 
-Each project page holds its own loader (CIFAR-10's binary batches in
-``chapters/resnet_cifar.md``, MNIST's IDX files in ``chapters/vae_mnist.md``,
-IMDb's ``aclImdb`` in ``chapters/sentiment_imdb.md``, exported to
-``rlbook.chapters.NAME``); this module holds what they share. Files come from
-:func:`rlbook.paths.data_dir`; where a network exists, the authors' files are
-downloaded, MD5-checked. The folder may hold a subset (CI's): every set says
-how many items it holds and how many the full split has, so that a page never
-presents a subset's accuracy as the dataset's. Files listed in a ``SHA256SUMS``
-are checked before use. Anything missing, truncated or malformed is a
-:class:`DataError` saying what to put where. Introduced in the part *PyTorch
-projects*.
+Each project page holds its own loader (``rlbook.chapters.resnet_cifar``,
+``vae_mnist``, ``sentiment_imdb``). Files come from :func:`rlbook.paths.data_dir`,
+or are downloaded and MD5-checked; those a ``SHA256SUMS`` lists are checked
+before use. A set says how much of its split it holds (:func:`describe`), so that
+a page never presents a subset's accuracy as the dataset's. Anything missing or
+corrupt is a :class:`DataError` saying what to put where.
 """
 
 from __future__ import annotations
