@@ -57,7 +57,6 @@ from rlbook.dqn import QNetwork
 from rlbook.paths import repo_root
 from rlbook.projects.deploy import comparison_path
 from rlbook.replay import ReplayBuffer
-from rlbook.stats import bootstrap_ratio
 
 PARTS = (
     "env",
@@ -183,10 +182,10 @@ def main() -> int:
             "us_per_step_wall": per_step(name, "seconds"),
             "us_per_step_cpu": per_step(name, "cpu_seconds"),
         }
-    ratio_cpu = bootstrap_ratio(
+    ratio_cpu = harness.bootstrap_ratio(
         per_step("cpp", "cpu_seconds"), per_step("python", "cpu_seconds")
     )
-    ratio_wall = bootstrap_ratio(
+    ratio_wall = harness.bootstrap_ratio(
         per_step("cpp", "seconds"), per_step("python", "seconds")
     )
     record = {

@@ -63,6 +63,8 @@ from torch import nn
 from rlbook.checkpoint import atomic_write, cpuinfo, git_commit
 from rlbook.paths import repo_root
 from rlbook.projects.deploy import ComparisonRecord, comparison_path
+from rlbook.seeding import numpy_stream
+from rlbook.stats import Interval, as_scores
 
 
 class DeployError(RuntimeError):
@@ -1075,9 +1077,37 @@ def _check(
     return check
 
 
-def _interval(values: Sequence[float], baseline: Sequence[float]) -> dict[str, Any]:
-    from rlbook.stats import bootstrap_ratio
+def bootstrap_ratio(
+    values: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> Interval:
+    """``mean(values) / mean(baseline)`` of paired timings, with a 95%
+    interval: sample ``k`` of each side comes from round ``k`` of an
+    interleaved run, so the same rounds are resampled for both sides, and
+    a slow spell of the machine, which falls on both, cancels instead of
+    widening the interval. The baseline must be positive."""
+    a, b = as_scores(values), as_scores(baseline)
+    if a.size != b.size:
+        raise ValueError(
+            f"paired samples need one value per round on each side, got "
+            f"{a.size} and {b.size}"
+        )
+    if np.any(b <= 0):
+        raise ValueError("baseline values must be positive (times, rates)")
+    rounds = numpy_stream(seed, "bootstrap").integers(0, a.size, (resamples, a.size))
+    ratios = a[rounds].mean(axis=1) / b[rounds].mean(axis=1)
+    tail = (1.0 - 0.95) / 2.0
+    low, high = np.quantile(ratios, [tail, 1.0 - tail])
+    method = "paired percentile bootstrap over rounds"
+    return Interval(
+        float(a.mean() / b.mean()), float(low), float(high), 0.95, a.size, method
+    )
 
+
+def _interval(values: Sequence[float], baseline: Sequence[float]) -> dict[str, Any]:
     interval = bootstrap_ratio(list(values), list(baseline))
     return {
         "ratio": interval.mean,
@@ -1152,7 +1182,7 @@ def interleave(
         time per step to the first mode's, with a 95% bootstrap interval
         paired over rounds (``"method"``: round ``k`` of both modes ran in
         the same spell of the machine, so the same rounds are resampled for
-        both, :func:`rlbook.stats.bootstrap_ratio`), on CPU seconds
+        both, :func:`bootstrap_ratio`), on CPU seconds
         (``"clock": "cpu"``) where both modes have them, else on wall
         seconds.
     """

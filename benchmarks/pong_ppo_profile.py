@@ -63,7 +63,6 @@ from torch.utils.flop_counter import FlopCounterMode
 import rlbook.chapters.pong_ppo as page
 import rlbook.pong as pong
 from rlbook.checkpoint import atomic_write, git_commit
-from rlbook.stats import bootstrap_ratio
 
 
 def clock_targets(run: page.PPO) -> list[tuple]:
@@ -238,7 +237,7 @@ def learner_variants(config: page.PPOConfig, seed: int, repeats: int) -> dict[st
                 samples[name].append(cpu)
     out: dict[str, Any] = {}
     for name, xs in samples.items():
-        ratio = bootstrap_ratio(xs, samples["fp32"], seed=seed)
+        ratio = harness.bootstrap_ratio(xs, samples["fp32"], seed=seed)
         out[name] = {
             "cpu_s_per_update": xs,
             "first_call_wall_s": compile_s[name],

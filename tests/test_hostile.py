@@ -568,8 +568,8 @@ def test_a_link_to_a_regular_file_is_read(tmp_path):
 def test_writing_a_review_folder_never_follows_links(tmp_path):
     import torch
 
-    from rlbook.chapters.sentiment_imdb import write_review_folder
-    from rlbook.data import DataError, TextSet
+    from rlbook.chapters.sentiment_imdb import TextSet, write_review_folder
+    from rlbook.data import DataError
 
     outside = tmp_path / "outside.txt"
     outside.write_text("precious")

@@ -20,11 +20,10 @@ from rlbook.chapters.dqn_improvements import (
     performance_profile,
     probability_of_improvement,
 )
+from rlbook.chapters.dqn_pixels import bootstrap_mean
 from rlbook.stats import (
     Interval,
     _t_two_sided,
-    bootstrap_mean,
-    bootstrap_ratio,
     regularized_beta,
     t_interval,
     t_quantile,
@@ -444,61 +443,3 @@ def test_performance_profile_counts_runs_strictly_above_each_threshold():
     assert np.all(np.diff(curve) <= 0)  # never rises
     with pytest.raises(ValueError, match="finite"):
         performance_profile([1.0, np.inf], steps)
-
-
-def test_bootstrap_ratio_of_a_scaled_sample_is_the_scale_exactly():
-    base = [1.0, 1.2, 0.9, 1.1, 1.05]
-    ratio = bootstrap_ratio(np.array(base) * 0.5, base)
-    assert ratio.mean == pytest.approx(0.5)
-    assert ratio.low <= 0.5 <= ratio.high
-    assert ratio.excludes(1.0)
-
-
-def test_bootstrap_ratio_of_two_draws_of_one_distribution_contains_one():
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(10, 1, 8), rng.normal(10, 1, 8)
-    ratio = bootstrap_ratio(a, b)
-    assert ratio.mean == pytest.approx(a.mean() / b.mean())
-    assert not ratio.excludes(1.0)
-    assert ratio.n == 8
-
-
-def test_bootstrap_ratio_covers_the_true_ratio_about_95_percent_of_the_time():
-    rng = np.random.default_rng(0)
-    covered = 0
-    for trial in range(200):
-        a, b = rng.normal(6, 1, 30), rng.normal(10, 1, 30)
-        covered += not bootstrap_ratio(a, b, resamples=2000, seed=trial).excludes(0.6)
-    assert 0.88 <= covered / 200 <= 0.99
-
-
-def test_bootstrap_ratio_pairs_rounds_so_a_shared_drift_cancels():
-    # Round k of both modes ran in the same slow or fast spell (x1 to x3).
-    rng = np.random.default_rng(5)
-    drift = np.linspace(1.0, 3.0, 10)
-    base = drift * rng.normal(1.0, 0.01, 10)
-    values = 0.8 * drift * rng.normal(1.0, 0.01, 10)
-    paired = bootstrap_ratio(values, base, resamples=4000)
-    assert paired.mean == pytest.approx(values.mean() / base.mean())
-    assert paired.method.startswith("paired")
-    # The same samples, each side resampled on its own (pairing broken).
-    picks = np.random.default_rng(0).integers(0, 10, (2, 4000, 10))
-    unpaired = np.quantile(
-        values[picks[0]].mean(axis=1) / base[picks[1]].mean(axis=1), [0.025, 0.975]
-    )
-    assert paired.high - paired.low < (unpaired[1] - unpaired[0]) / 5
-    assert paired.excludes(1.0) and paired.low <= 0.8 <= paired.high
-
-
-@pytest.mark.parametrize(
-    ("values", "baseline", "message"),
-    [
-        ([], [1.0], "at least one"),
-        ([1.0, 1.0], [0.0, 1.0], "positive"),
-        ([1.0], [1.0, 1.0], "one value per round"),
-        ([1.0], [np.nan], "finite"),
-    ],
-)
-def test_bootstrap_ratio_bad_arguments_are_clear_errors(values, baseline, message):
-    with pytest.raises(ValueError, match=message):
-        bootstrap_ratio(values, baseline)

@@ -16,7 +16,7 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.agents``         shipped agent folders
 ``rlbook.evaluate``       seeded greedy evaluation, in chunks
 ``rlbook.cartpole``       many CartPole-v1 episodes at once in NumPy; greedy tests
-``rlbook.replay``         uniform replay; uint8 frame replay
+``rlbook.replay``         uniform replay
 ``rlbook.dqn``            the Q-network (MLP, optional BatchNorm, dueling head)
 ``rlbook.pong``           Pong: the emulator in the book's setting, Karpathy's preprocessing
 ``rlbook.data``           what the dataset loaders share: download, checksums, errors

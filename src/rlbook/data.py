@@ -1,16 +1,11 @@
-"""What the dataset loaders of the projects share: finding, fetching and checking files.
+"""What the projects' dataset loaders share: finding, fetching and checking files.
 
-Each project page holds its own loader (CIFAR-10's binary batches in
-``chapters/resnet_cifar.md``, MNIST's IDX files in ``chapters/vae_mnist.md``,
-IMDb's ``aclImdb`` in ``chapters/sentiment_imdb.md``, exported to
-``rlbook.chapters.NAME``); this module holds what they share. Files come from
-:func:`rlbook.paths.data_dir`; where a network exists, the authors' files are
-downloaded, MD5-checked. The folder may hold a subset (CI's): every set says
-how many items it holds and how many the full split has, so that a page never
-presents a subset's accuracy as the dataset's. Files listed in a ``SHA256SUMS``
-are checked before use. Anything missing, truncated or malformed is a
-:class:`DataError` saying what to put where. Introduced in the part *PyTorch
-projects*.
+Each project page holds its own loader (``rlbook.chapters.resnet_cifar``,
+``vae_mnist``, ``sentiment_imdb``). Files come from :func:`rlbook.paths.data_dir`,
+or are downloaded and MD5-checked; those a ``SHA256SUMS`` lists are checked
+before use. A set says how much of its split it holds (:func:`describe`), so that
+a page never presents a subset's accuracy as the dataset's. Anything missing or
+corrupt is a :class:`DataError` saying what to put where.
 """
 
 from __future__ import annotations
@@ -21,7 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import torch
 
@@ -68,26 +63,6 @@ class ImageSet:
     @property
     def is_subset(self) -> bool:
         """True when the folder held fewer items than the official split."""
-        return len(self) < self.full_size
-
-
-@dataclass(frozen=True)
-class TextSet:
-    """Reviews with labels (1 positive, 0 negative), star ratings and review ids."""
-
-    texts: tuple[str, ...]
-    labels: torch.Tensor
-    ratings: torch.Tensor
-    ids: tuple[int, ...]
-    split: str
-    full_size: int
-    source: Path
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    @property
-    def is_subset(self) -> bool:
         return len(self) < self.full_size
 
 
@@ -219,9 +194,10 @@ def check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
 
 
-def describe(dataset: ImageSet | TextSet) -> str:
-    """``"4,660 of the 50,000 training images"``: how much of the split was loaded."""
-    noun = "reviews" if isinstance(dataset, TextSet) else "images"
+def describe(dataset: ImageSet | Any) -> str:
+    """``"4,660 of the 50,000 training images"``: how much of the split was
+    loaded (of reviews for the sentiment page's ``TextSet``)."""
+    noun = "reviews" if hasattr(dataset, "texts") else "images"
     part = "training" if dataset.split == "train" else "test"
     if dataset.is_subset:
         return f"{len(dataset):,} of the {dataset.full_size:,} {part} {noun}"

@@ -24,21 +24,11 @@ def _mps_available() -> bool:
 
 
 def select_device(default: str = "auto") -> torch.device:
-    """Pick the training device: ``$RLBOOK_DEVICE`` if set, else ``default``.
-
-    A chapter passes the device it suits as ``default`` (``"cpu"`` for
-    CartPole's tiny networks); a reader overrides every chapter at once with
-    ``RLBOOK_DEVICE=cuda`` (or ``cpu``, ``mps``, ``auto``, ``cuda:1``). An
-    unset or empty variable leaves ``default`` in charge. ``"auto"`` means
-    CUDA, then Apple MPS, then the CPU.
-
-    Args:
-        default: ``"auto"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"``.
-
-    Raises:
-        DeviceError: for an unknown name, or a device this machine lacks; the
-            message says where the name came from and how to fix it.
-    """
+    """Pick the training device: ``$RLBOOK_DEVICE`` if set and not empty,
+    else ``default``, the device the chapter suits (``"auto"``, ``"cuda"``,
+    ``"cuda:N"``, ``"mps"`` or ``"cpu"``; ``"auto"`` is CUDA, then Apple MPS,
+    then the CPU). A :class:`DeviceError` for an unknown name or a device
+    this machine lacks says where the name came from and how to fix it."""
     if not isinstance(default, str):
         raise DeviceError(
             f"default must be a device name such as 'cpu', got {default!r}"

@@ -1,26 +1,15 @@
-"""Pong's environment: the emulator in the chapter's setting, and Karpathy's preprocessing.
+"""Pong's environment in the book's setting, and Karpathy's preprocessing.
 
-The environment setting (:data:`PONG_SETTINGS`), one for every agent of the
-chapter *Policy gradients on Pong from pixels*: ``ALE/Pong-v5`` with a fixed
-``frameskip=4`` and no sticky actions (``repeat_action_probability=0.0``),
-the 6-action minimal action set, RGB frames 210x160. The strong anchors
-report scores in this setting (CleanRL's and the RL Zoo's PPO play
-``PongNoFrameskip-v4`` through a 4-frame skip, without sticky actions), so the
-chapter's improved agent compares with theirs. Karpathy's ``Pong-v0`` (a
-random skip of 2 to 4 frames and sticky actions with probability 0.25) and
-v5's default (sticky actions 0.25) are harder games, and scores under them do
-not compare. Without sticky actions Pong is deterministic: the same actions
-from a reset give the same frames whatever the seed, and all the randomness
-of an episode comes from the policy.
-
-:func:`make_pong` builds one game; :func:`make_pong_vector` steps ``N`` games
-at once in ALE's own C++ thread pool, returning the full RGB frames that
-:func:`prepro_batch` needs. Karpathy's ``pg-pong.py`` (2016) crops, halves and
-turns the frame into black and white (:func:`prepro`), and his policy sees
-the difference of two consecutive frames (:func:`frame_difference`). The
-agents, their training and their playing are written on the two Pong pages
-and generated into :mod:`rlbook.chapters.pong` (REINFORCE and what both agents
-share) and :mod:`rlbook.chapters.pong_ppo` (PPO).
+:data:`PONG_SETTINGS` is how every agent of the two Pong pages plays:
+``ALE/Pong-v5`` with a fixed ``frameskip=4`` and no sticky actions, the
+setting of the strong anchors (CleanRL's and the RL Zoo's PPO); the page
+*Policy gradients on Pong from pixels* compares it with Karpathy's
+``Pong-v0`` and v5's default. Without sticky actions Pong is deterministic:
+all the randomness of a game comes from the policy. :func:`make_pong` builds
+one game, :func:`make_pong_vector` ``N`` at once in ALE's C++ thread pool;
+:func:`prepro` and :func:`frame_difference` are Karpathy's ``pg-pong.py``
+(2016). The agents are on the Pong pages (:mod:`rlbook.chapters.pong`,
+:mod:`rlbook.chapters.pong_ppo`).
 """
 
 from __future__ import annotations
@@ -98,20 +87,10 @@ def check_settings(settings: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 def make_pong(
     settings: Mapping[str, Any] = PONG_SETTINGS, render_mode: str | None = None
 ) -> gym.Env:
-    """One Pong environment built from a settings dict such as :data:`PONG_SETTINGS`.
-
-    Observations are ``(210, 160, 3)`` uint8 RGB frames; the actions are the
-    minimal action set (see :data:`ACTIONS_3`). ALE's banner stays off stderr.
-
-    Args:
-        settings: ``"env_id"`` and the keyword arguments of ``gym.make``.
-        render_mode: ``None`` or ``"rgb_array"``.
-
-    Raises:
-        ValueError: for settings without an env id or with an unknown keyword;
-            :class:`rlbook.envs.UnknownEnvironmentError` (a ValueError) for an
-            unknown env id.
-    """
+    """One Pong environment from ``settings`` (``"env_id"`` and the keyword
+    arguments of ``gym.make``): ``(210, 160, 3)`` uint8 RGB frames, the
+    minimal action set (:data:`ACTIONS_3`). A ValueError names a missing env
+    id, an unknown one or an unknown keyword."""
     env_id, kwargs = check_settings(settings)
     return make_env(env_id, render_mode=render_mode, **kwargs)
 
@@ -150,15 +129,10 @@ class PongVector:
         x = vec.observation()                    # (N, 6400) difference frames
         frames, reward, terminated, truncated = vec.step(ale_actions)
 
-    Args:
-        envs: games side by side, ``N``.
-        settings: as :data:`PONG_SETTINGS`.
-        seed: game ``i``'s first reset seed is ``base + i``, ``base`` drawn
-            from ``seed`` for the purpose ``"env"``
-            (:func:`rlbook.seeding.stream_seed`). Without sticky actions the
-            seed changes nothing in Pong; it is kept so that a setting with
-            sticky actions is seeded too.
-        num_threads: ALE's worker threads; 0 is one per core (at most ``N``).
+    Game ``i``'s first reset seed is ``base + i``, ``base`` drawn from
+    ``seed`` (purpose ``"env"``): it changes nothing without sticky actions,
+    and seeds a setting with them. ``num_threads=0`` is one ALE worker per
+    core (at most ``envs``).
     """
 
     def __init__(
@@ -332,18 +306,10 @@ def prepro_batch(frames: np.ndarray) -> np.ndarray:
 def frame_difference(
     current: np.ndarray, previous: np.ndarray | None, dtype: npt.DTypeLike = np.float64
 ) -> np.ndarray:
-    """The policy's input: ``current - previous``, flattened, values in {-1, 0, 1}.
-
-    Args:
-        current: ``(..., 80, 80)`` preprocessed frames.
-        previous: the frames one step before, the same shape, or ``None`` at
-            a game's first frame, which gives zeros (``pg-pong.py``'s
-            ``prev_x = None``).
-        dtype: ``np.float64`` as in ``pg-pong.py``.
-
-    Returns:
-        ``(..., 6400)``: motion shows as +1 where something arrived, -1 where it left.
-    """
+    """The policy's input from ``(..., 80, 80)`` preprocessed frames:
+    ``current - previous`` flattened to ``(..., 6400)``, +1 where something
+    arrived, -1 where it left; zeros when ``previous`` is None, at a game's
+    first frame (``pg-pong.py``'s ``prev_x = None``, and its float64)."""
     flat = current.reshape(*current.shape[:-2], -1).astype(dtype)
     if previous is None:
         return np.zeros_like(flat)

@@ -1,6 +1,6 @@
-"""Confidence intervals over seeds, what several chapters and the benchmarks share.
+"""Confidence intervals over seeds, what several chapters share.
 
-The percentile bootstrap (:func:`bootstrap_mean`) is too narrow with few seeds
+The percentile bootstrap (:func:`percentile_bootstrap`) is too narrow with few seeds
 (about 91% coverage for a nominal 95% at 10); Student's t (:func:`t_interval`)
 is exact for normal scores and close at n = 10. Written without SciPy rather
 than taken from ``rliable``, which needs SciPy, ``arch``, ``statsmodels`` and
@@ -77,62 +77,6 @@ def percentile_bootstrap(
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(estimates, [tail, 1.0 - tail])
     return float(low), float(high)
-
-
-def bootstrap_mean(
-    values: np.ndarray | list[float],
-    *,
-    level: float = 0.95,
-    resamples: int = 10_000,
-    seed: int = 0,
-) -> Interval:
-    """The mean of ``values`` (one per seed) with a percentile-bootstrap interval
-    (too narrow with few seeds: use :func:`t_interval`; one seed gives a point)."""
-    array = as_scores(values)
-    low, high = percentile_bootstrap(
-        array, lambda rows: rows.mean(axis=1), level, resamples, seed
-    )
-    return Interval(float(array.mean()), low, high, level, array.size)
-
-
-def bootstrap_ratio(
-    values: np.ndarray | list[float],
-    baseline: np.ndarray | list[float],
-    *,
-    level: float = 0.95,
-    resamples: int = 10_000,
-    seed: int = 0,
-) -> Interval:
-    """``mean(values) / mean(baseline)`` of paired timings: sample ``k`` of
-    each side comes from round ``k`` of an interleaved run (ABCABC...), so
-    rounds are resampled, the same rounds for both sides, and the ratio of
-    their means taken. A slow spell of the machine, which falls on both
-    sides of a round, then cancels instead of widening the interval. The
-    baseline must be positive, so that no resampled mean is 0."""
-    a, b = as_scores(values), as_scores(baseline)
-    _check_level(level)
-    if resamples < 1:
-        raise ValueError(f"resamples must be at least 1, got {resamples}")
-    if a.size != b.size:
-        raise ValueError(
-            f"paired samples need one value per round on each side, got "
-            f"{a.size} and {b.size}"
-        )
-    if np.any(b <= 0):
-        raise ValueError("baseline values must be positive (times, rates)")
-    rng = numpy_stream(seed, "bootstrap")
-    rounds = rng.integers(0, a.size, (resamples, a.size))
-    ratios = a[rounds].mean(axis=1) / b[rounds].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(ratios, [tail, 1.0 - tail])
-    return Interval(
-        float(a.mean() / b.mean()),
-        float(low),
-        float(high),
-        level,
-        a.size,
-        "paired percentile bootstrap over rounds",
-    )
 
 
 # --- Student's t, without SciPy ------------------------------------------------

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,7 +35,6 @@ from rlbook.evaluate import (
     ReturnStats,
     evaluate_artifact,
 )
-from rlbook.replay import FrameBatch, FrameReplayMemory
 from rlbook.safeload import file_sha256
 from rlbook.seeding import (
     TEST_SEED,
@@ -45,6 +44,7 @@ from rlbook.seeding import (
     torch_stream,
     train_seed,
 )
+from rlbook.stats import Interval, as_scores, percentile_bootstrap
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:
@@ -551,6 +551,279 @@ def pixel_returns(
     finally:
         for env in gyms:
             env.close()
+
+
+class FrameBatch(NamedTuple):
+    """``B`` sampled transitions on the memory's device: ``(B, k, H, W)``
+    uint8 stacks (oldest frame first), and ``steps`` from ``obs`` to
+    ``next_obs`` (1 unless ``n_step > 1``), by which the target discounts:
+    ``gamma ** steps``."""
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor
+    steps: torch.Tensor
+
+
+class FrameReplayMemory:
+    """Frames stored once per slot; stacks of ``stack`` frames rebuilt on
+    sampling.
+
+    ``lanes`` rings (one per environment) of ``capacity // lanes`` slots,
+    a slot holding a frame and, once acted on, the action, reward and
+    ``terminated``. An episode of ``T`` steps fills ``T + 1`` slots; a
+    transition is sampled only while every frame its stacks need is in
+    the ring. Per step of all lanes at once::
+
+        memory.begin(first_frames)  # every lane starts an episode
+        memory.step(actions, rewards, terminated, next_frames)
+        memory.begin(reset_frames, lanes=done)  # lanes that ended
+
+    ``generator`` (on ``device``) is a fresh unseeded one if omitted.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        frame_shape: tuple[int, int],
+        stack: int,
+        *,
+        lanes: int = 1,
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if stack < 1:
+            raise ValueError(f"stack must be >= 1, got {stack}")
+        if lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {lanes}")
+        slots = capacity // lanes
+        if slots < stack + 1:
+            raise ValueError(
+                f"capacity {capacity} gives {slots} slots per lane for "
+                f"{lanes} lanes; need at least stack + 1 = {stack + 1}"
+            )
+        self.device = torch.device(device)
+        self.stack, self.lanes, self.slots = stack, lanes, slots
+        self.frame_shape = tuple(frame_shape)
+        shape = (lanes, slots)
+
+        def zeros(dtype: torch.dtype, *extra: int) -> torch.Tensor:
+            return torch.zeros(
+                shape + extra, dtype=dtype, device=self.device
+            )
+
+        self.frames = zeros(torch.uint8, *self.frame_shape)
+        self.action = zeros(torch.int64)
+        self.reward = zeros(torch.float32)
+        self.terminated = zeros(torch.float32)
+        # an action was taken from the slot's frame
+        self.acted = zeros(torch.bool)
+        # the slot's frame's step within its episode (0 = first frame)
+        self.t = zeros(torch.int64)
+        # frames the lane wrote before this one (-1: never written)
+        self.serial = zeros(torch.int64) - 1
+        self.written = torch.zeros(
+            lanes, dtype=torch.int64, device=self.device
+        )
+        self.started = torch.zeros(
+            lanes, dtype=torch.bool, device=self.device
+        )
+        self._lane_ids = torch.arange(lanes, device=self.device)
+        self.generator = (
+            generator
+            if generator is not None
+            else torch.Generator(self.device)
+        )
+
+    def _frames_tensor(self, frames: Any, n: int) -> torch.Tensor:
+        x = torch.as_tensor(frames).to(self.device)
+        if x.dtype != torch.uint8:
+            raise TypeError(
+                f"frames must be uint8 (0..255), got {x.dtype}"
+            )
+        if tuple(x.shape) != (n, *self.frame_shape):
+            raise ValueError(
+                f"expected frames of shape {(n, *self.frame_shape)}, "
+                f"got {tuple(x.shape)}"
+            )
+        return x
+
+    def _write(
+        self, lanes: torch.Tensor, frames: torch.Tensor, t: torch.Tensor
+    ) -> None:
+        slot = self.written[lanes] % self.slots
+        self.frames[lanes, slot] = frames
+        self.t[lanes, slot] = t
+        self.serial[lanes, slot] = self.written[lanes]
+        self.acted[lanes, slot] = False
+        self.written[lanes] += 1
+
+    def begin(self, frames: Any, lanes: Any = None) -> None:
+        """Start an episode in ``lanes`` (all lanes if omitted; or a
+        boolean mask or index array) with its first frames,
+        ``(len(lanes), H, W)`` uint8."""
+        if lanes is None:
+            index = self._lane_ids
+        else:
+            index = torch.as_tensor(lanes, device=self.device)
+            if index.dtype == torch.bool:
+                index = index.nonzero().flatten()
+        if index.numel() == 0:
+            return
+        x = self._frames_tensor(frames, index.numel())
+        self._write(index, x, torch.zeros_like(index))
+        self.started[index] = True
+
+    def step(
+        self,
+        actions: Any,
+        rewards: Any,
+        terminated: Any,
+        next_frames: Any,
+    ) -> None:
+        """Record one step of every lane: the action taken from each
+        lane's latest frame, its reward, whether it terminated, and the
+        frame that followed."""
+        if not bool(self.started.all()):
+            raise RuntimeError(
+                "call begin() with every lane's first frame before step()"
+            )
+        lanes, device = self._lane_ids, self.device
+        head = (self.written - 1) % self.slots
+        self.action[lanes, head] = torch.as_tensor(
+            actions, device=device
+        ).long()
+        self.reward[lanes, head] = torch.as_tensor(
+            rewards, device=device
+        ).float()
+        self.terminated[lanes, head] = torch.as_tensor(
+            terminated, device=device
+        ).float()
+        self.acted[lanes, head] = True
+        t_next = self.t[lanes, head] + 1
+        frames = self._frames_tensor(next_frames, self.lanes)
+        self._write(lanes, frames, t_next)
+
+    def _sampleable(
+        self, lane: torch.Tensor, slot: torch.Tensor
+    ) -> torch.Tensor:
+        """Transitions whose stacks' frames are all still in the ring."""
+        serial, t = self.serial[lane, slot], self.t[lane, slot]
+        oldest_needed = serial - torch.clamp(t, max=self.stack - 1)
+        oldest_kept = self.written[lane] - self.slots
+        return (
+            self.acted[lane, slot]
+            & (serial >= 0)
+            & (oldest_needed >= oldest_kept)
+        )
+
+    def __len__(self) -> int:
+        """Transitions that can be sampled now."""
+        lane = self._lane_ids.repeat_interleave(self.slots)
+        slot = torch.arange(self.slots, device=self.device)
+        return int(self._sampleable(lane, slot.repeat(self.lanes)).sum())
+
+    def stacks(
+        self, lane: torch.Tensor, slot: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, k, H, W)`` stacks ending at the frames in
+        ``(lane, slot)``."""
+        back = torch.arange(self.stack - 1, -1, -1, device=self.device)
+        t = self.t[lane, slot]
+        # before an episode's k-th frame, its first frame repeats
+        offset = torch.minimum(back.unsqueeze(0), t.unsqueeze(1))
+        slots = (slot.unsqueeze(1) - offset) % self.slots
+        return self.frames[lane.unsqueeze(1), slots]
+
+    def sample(
+        self, batch_size: int, n_step: int = 1, gamma: float = 1.0
+    ) -> FrameBatch:
+        """``batch_size`` transitions drawn uniformly from the sampleable
+        ones.
+
+        With ``n_step > 1`` each transition runs on for up to ``n_step``
+        steps of its episode: ``reward`` is the discounted sum of their
+        rewards, ``next_obs`` the stack after the last of them, and
+        ``steps`` how many there were (fewer where the episode terminated,
+        was cut off, or its later steps are not written yet).
+        """
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        if len(self) == 0:
+            raise RuntimeError(
+                "no transition to sample yet: step() at least once"
+            )
+        lanes, slots = [], []
+        have = 0
+        while have < batch_size:  # rejection: almost all are sampleable
+            draw = (2 * (batch_size - have) + 8,)
+            lane = torch.randint(
+                self.lanes,
+                draw,
+                device=self.device,
+                generator=self.generator,
+            )
+            slot = torch.randint(
+                self.slots,
+                draw,
+                device=self.device,
+                generator=self.generator,
+            )
+            keep = self._sampleable(lane, slot)
+            lanes.append(lane[keep])
+            slots.append(slot[keep])
+            have += int(keep.sum())
+        lane = torch.cat(lanes)[:batch_size]
+        slot = torch.cat(slots)[:batch_size]
+        reward = self.reward[lane, slot].clone()
+        terminated = self.terminated[lane, slot].clone()
+        steps = torch.ones_like(reward)
+        going = torch.ones_like(terminated, dtype=torch.bool)
+        for j in range(1, n_step):
+            # An episode's last frame (terminal or cut off) and the newest
+            # frame carry no action: the sum stops there.
+            later = (slot + j) % self.slots
+            going &= self.acted[lane, later]
+            reward += going * gamma**j * self.reward[lane, later]
+            steps += going
+            terminated = torch.where(
+                going, self.terminated[lane, later], terminated
+            )
+        return FrameBatch(
+            obs=self.stacks(lane, slot),
+            action=self.action[lane, slot],
+            reward=reward,
+            next_obs=self.stacks(
+                lane, (slot + steps.long()) % self.slots
+            ),
+            terminated=terminated,
+            steps=steps,
+        )
+
+    def bytes_per_slot(self) -> int:
+        """Bytes one slot occupies: its frame and its fields."""
+        fields = (
+            self.action,
+            self.reward,
+            self.terminated,
+            self.acted,
+            self.t,
+            self.serial,
+        )
+        sizes = sum(f.element_size() for f in fields)
+        return int(self.frames[0, 0].nbytes + sizes)
+
+    @staticmethod
+    def naive_bytes_per_transition(
+        frame_shape: tuple[int, int], stack: int
+    ) -> int:
+        """Bytes of the naive layout: ``obs`` and ``next_obs`` as float32
+        stacks, plus an int64 action, float32 reward and float32
+        terminated flag."""
+        pixels = int(np.prod(frame_shape))
+        return 2 * stack * pixels * 4 + 8 + 4 + 4
 
 
 class PixelQNetwork(nn.Module):
@@ -1373,6 +1646,22 @@ def export_artifact(
         },  # listed in the manifest, written last
     )
     return Path(out)
+
+
+def bootstrap_mean(
+    values: np.ndarray | list[float],
+    *,
+    level: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> Interval:
+    """The mean of ``values`` (one per seed) with a percentile-bootstrap
+    interval (too narrow with few seeds; one seed gives a point)."""
+    array = as_scores(values)
+    low, high = percentile_bootstrap(
+        array, lambda rows: rows.mean(axis=1), level, resamples, seed
+    )
+    return Interval(float(array.mean()), low, high, level, array.size)
 
 
 COURSE_EPISODES = 100

@@ -30,7 +30,6 @@ from rlbook.data import (
     ChecksumError,
     DataError,
     Source,
-    TextSet,
     check_listed_checksums,
     check_md5,
     check_split,
@@ -41,6 +40,28 @@ from rlbook.data import (
 from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
 from rlbook.projects.shipping import load_model, round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
+
+
+@dataclass(frozen=True)
+class TextSet:
+    """Reviews with labels (1 positive, 0 negative), star ratings and
+    review ids, and where they came from."""
+
+    texts: tuple[str, ...]
+    labels: torch.Tensor
+    ratings: torch.Tensor
+    ids: tuple[int, ...]
+    split: str
+    full_size: int
+    source: Path
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def is_subset(self) -> bool:
+        """True when the folder held fewer reviews than the split."""
+        return len(self) < self.full_size
 
 
 def load_imdb(

@@ -25,17 +25,6 @@ from typing import Any
 
 from ..paths import artifacts_dir
 
-__all__ = [
-    "ComparisonRecord",
-    "comparison_path",
-    "intervals_overlap",
-    "load_comparison",
-    "repetitions_table",
-    "rerun_table",
-    "table_note",
-    "verdict",
-]
-
 
 @dataclass(frozen=True)
 class ComparisonRecord:
@@ -66,11 +55,9 @@ class ComparisonRecord:
     cpu: Mapping[str, Any] = field(default_factory=dict)
     """The CPU it ran on: model, cores, vector and matrix instruction sets."""
     repetitions: Mapping[str, Any] = field(default_factory=dict)
-    """Interleaved repetitions: every sample's wall and CPU seconds, the
-    first (compiling) call (for a compiled mode also again in a fresh
-    process with a warm compiler cache), peak memory of the timed region above the
-    process's baseline, the check against the baseline mode's outputs and
-    the ratio to the baseline mode with its interval; empty in older tables."""
+    """Interleaved repetitions: samples (wall and CPU seconds), first calls,
+    memory, the output check and the ratio to the baseline mode with its
+    interval (``benchmarks/harness.py`` writes them); empty in older tables."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, str) or not self.mode:
