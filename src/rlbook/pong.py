@@ -1,15 +1,7 @@
-"""Pong's environment in the book's setting, and Karpathy's preprocessing.
-
-:data:`PONG_SETTINGS` is how every agent of the two Pong pages plays:
-``ALE/Pong-v5`` with a fixed ``frameskip=4`` and no sticky actions, the
-setting of the strong anchors (CleanRL's and the RL Zoo's PPO); the page
-*Policy gradients on Pong from pixels* compares it with Karpathy's
-``Pong-v0`` and v5's default. Without sticky actions Pong is deterministic:
-all the randomness of a game comes from the policy. :func:`make_pong` builds
-one game, :func:`make_pong_vector` ``N`` at once in ALE's C++ thread pool;
-:func:`prepro` and :func:`frame_difference` are Karpathy's ``pg-pong.py``
-(2016). The agents are on the Pong pages (:mod:`rlbook.chapters.pong`,
-:mod:`rlbook.chapters.pong_ppo`).
+"""Pong in the book's setting (:data:`PONG_SETTINGS`), ``N`` games at once in
+ALE's C++ thread pool (:class:`PongVector`), and Karpathy's preprocessing
+(``pg-pong.py``, 2016). The Pong pages (:mod:`rlbook.chapters.pong`,
+:mod:`rlbook.chapters.pong_ppo`) hold the agents and the single game.
 """
 
 from __future__ import annotations
@@ -19,11 +11,10 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 
-from .envs import _register_atari, make_env
+from .envs import _register_atari
 from .seeding import stream_seed
 
 PONG_SETTINGS: dict[str, Any] = {
@@ -34,28 +25,20 @@ PONG_SETTINGS: dict[str, Any] = {
     "obs_type": "rgb",
     "max_num_frames_per_episode": 108_000,
 }
-"""How the chapter's agents play Pong: the env id and every keyword argument of
-``gym.make``. Shipped agents store it in their manifest; :func:`make_pong` and
-:func:`make_pong_vector` build environments from it."""
+"""How every agent of the Pong pages plays: ``ALE/Pong-v5``, a fixed skip of 4
+frames, no sticky actions (so a game's randomness is the policy's); the env
+id and every keyword argument of ``gym.make``, as manifests store it."""
 
 ACTIONS_3 = (0, 2, 3)
-"""ALE actions of the 3-action softmax policy: NOOP, UP, DOWN. ALE names 2 and 3
-RIGHT and LEFT (Pong is played with a paddle controller, a dial); on screen they
-move our paddle, the green one on the right, up and down."""
+"""ALE actions of the softmax policy: NOOP, UP, DOWN (ALE's RIGHT and LEFT:
+Pong's controller is a dial) on our paddle, the right one."""
 ACTIONS_2 = (2, 3)
-"""ALE actions of Karpathy's 2-action sigmoid policy: UP (his action 2, taken
-with probability ``p``), DOWN (3)."""
-FRAME_SHAPE = (210, 160, 3)
-"""An RGB frame of the Atari screen."""
-CROP = (35, 195)
-"""Rows :func:`prepro` keeps: the playing field between the score and the
-bottom wall."""
-BACKGROUND = (144, 109)
-"""Red channel of the background: 144 in play, 109 in the first frame."""
-SIZE = 80
-"""Side of a preprocessed frame."""
-INPUTS = SIZE * SIZE
-"""Inputs of the policy: a flattened difference frame (6,400)."""
+"""Karpathy's sigmoid policy: UP (taken with probability ``p``), DOWN."""
+FRAME_SHAPE = (210, 160, 3)  # an RGB frame of the Atari screen
+CROP = (35, 195)  # the rows of the playing field, below the score
+BACKGROUND = (144, 109)  # its red: in play, in a game's first frame
+SIZE = 80  # side of a preprocessed frame
+INPUTS = SIZE * SIZE  # the policy's inputs: a flattened difference frame
 
 
 # ---------------------------------------------------------------- environment
@@ -82,17 +65,6 @@ def check_settings(settings: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
                 " render_mode is an argument of make_pong, not a setting)"
             )
     return env_id, kwargs
-
-
-def make_pong(
-    settings: Mapping[str, Any] = PONG_SETTINGS, render_mode: str | None = None
-) -> gym.Env:
-    """One Pong environment from ``settings`` (``"env_id"`` and the keyword
-    arguments of ``gym.make``): ``(210, 160, 3)`` uint8 RGB frames, the
-    minimal action set (:data:`ACTIONS_3`). A ValueError names a missing env
-    id, an unknown one or an unknown keyword."""
-    env_id, kwargs = check_settings(settings)
-    return make_env(env_id, render_mode=render_mode, **kwargs)
 
 
 _VECTOR_GAMES = {"ALE/Pong-v5": "pong"}
@@ -278,21 +250,11 @@ def make_pong_vector(
 # ---------------------------------------------------------------- preprocessing
 
 
-def prepro(frame: np.ndarray) -> np.ndarray:
-    """Karpathy's preprocessing: a ``(210, 160, 3)`` uint8 frame -> ``(80, 80)`` uint8.
-
-    Crop to the playing field, keep every other row and column of the red
-    channel, erase the background (red 144, or 109 in a game's first frame),
-    and set everything else, the paddles and the ball, to 1. Unlike
-    ``pg-pong.py`` it leaves ``frame`` untouched and does not flatten.
-    """
-    if frame.shape != FRAME_SHAPE:
-        raise ValueError(f"frame must have shape {FRAME_SHAPE}, got {frame.shape}")
-    return prepro_batch(frame[None])[0]
-
-
 def prepro_batch(frames: np.ndarray) -> np.ndarray:
-    """:func:`prepro` of every frame, ``(N, 210, 160, 3)`` -> ``(N, 80, 80)`` uint8."""
+    """Karpathy's preprocessing, ``(N, 210, 160, 3)`` -> ``(N, 80, 80)`` uint8:
+    crop to the playing field, every other row and column of the red channel,
+    the background (red 144, or 109 in a game's first frame) erased to 0,
+    everything else, the paddles and the ball, 1."""
     if frames.ndim != 4 or frames.shape[1:] != FRAME_SHAPE:
         raise ValueError(
             f"frames must have shape (N, {', '.join(map(str, FRAME_SHAPE))}), "
