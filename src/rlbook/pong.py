@@ -85,27 +85,12 @@ _RAW_FRAMES = {
 
 
 class PongVector:
-    """``N`` games of Pong stepped together, as raw frames and as difference frames.
-
-    The games run in ALE's C++ vector environment
-    (``ale_py.vector_env.AtariVectorEnv``, a thread pool), set up to return
-    the same full RGB frames as ``gym.make`` with the same settings (the tests
-    check frame for frame): none of its own preprocessing (grayscale, resizing
-    to 84, frame stacking, max-pooling, random no-ops), which is not
-    Karpathy's. A game that ends restarts within the same step: the frame
-    returned for it is the next game's first.
-
-    Per step::
-
-        frames = vec.reset()                     # (N, 210, 160, 3) uint8
-        x = vec.observation()                    # (N, 6400) difference frames
-        frames, reward, terminated, truncated = vec.step(ale_actions)
-
-    Game ``i``'s first reset seed is ``base + i``, ``base`` drawn from
-    ``seed`` (purpose ``"env"``): it changes nothing without sticky actions,
-    and seeds a setting with them. ``num_threads=0`` is one ALE worker per
-    core (at most ``envs``).
-    """
+    """``N`` games of Pong stepped together in ALE's C++ vector environment (a
+    thread pool), set up to return the frames ``gym.make`` returns with the same
+    settings (the tests check frame for frame), none of its own preprocessing.
+    A game that ends restarts within the step: its lane shows the next game's
+    first frame. Game ``i``'s first reset seed is ``base + i``, ``base`` drawn
+    from ``seed``; ``num_threads=0`` is one ALE worker per core."""
 
     def __init__(
         self,
@@ -178,11 +163,8 @@ class PongVector:
 
     def reset(self) -> np.ndarray:
         """Start a game in every lane; their first frames ``(N, 210, 160, 3)``.
-
-        The first reset seeds every lane (:attr:`seeds`); later ones go on
-        from there, as Gymnasium's ``reset()`` without a seed does. (Seeding
-        makes ALE load the game again: 0.55 s for 10 lanes, against 0.02 s.)
-        """
+        Only the first reset seeds (:attr:`seeds`): seeding reloads the game
+        (0.55 s for 10 lanes, against 0.02 s)."""
         if self._seeded:
             obs, _ = self._env.reset()
         else:
@@ -203,13 +185,9 @@ class PongVector:
         return frame_difference(self._current, self._previous, dtype=np.float32)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Act in every lane with ALE actions ``(N,)`` (indices of the minimal set).
-
-        Returns:
-            ``(frames, reward, terminated, truncated)``: ``(N, 210, 160, 3)``
-            uint8 (a game that ended shows the next game's first frame),
-            ``(N,)`` float32 rewards, ``(N,)`` bool.
-        """
+        """Act in every lane with ALE actions ``(N,)`` (of the minimal set):
+        ``(frames, reward, terminated, truncated)``, frames as :meth:`reset`'s,
+        ``(N,)`` float32 rewards and bools."""
         if self.frames is None:
             raise RuntimeError("call reset() before step()")
         actions = np.asarray(actions, dtype=np.int64)
