@@ -48,8 +48,10 @@ import numpy as np
 from rlbook.chapters.pong import (
     TorchPolicy,
     init_numpy_policy,
+    make_pong,
     numpy_forward,
     policy_probs_sparse,
+    prepro,
     sample_actions,
     torch_threads,
 )
@@ -58,9 +60,7 @@ from rlbook.pong import (
     ACTIONS_3,
     INPUTS,
     frame_difference,
-    make_pong,
     make_pong_vector,
-    prepro,
 )
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlbook.agents import ArtifactError, _builder, load_agent
+from rlbook.agents import KINDS, ArtifactError, load_agent
 from rlbook.chapters.dqn_state import evaluate_batched
 from rlbook.chapters.tabular_cartpole import TabularPolicy, evaluate_policy
 from rlbook.envs import UnknownEnvironmentError
@@ -130,7 +130,7 @@ def test_q_table_weights_from_any_device_build_a_numpy_policy(device):
     else:
         table = table.to(device)
     table.requires_grad_(True)  # as a table trained with autograd would be
-    policy = _builder("q-table")(
+    policy = KINDS.find("q-table")(
         {"discretizer": CARTPOLE_DISCRETIZER.to_dict()}, {"q_table": table}
     )
     assert type(policy.q_table) is np.ndarray

@@ -1,5 +1,5 @@
-"""rlbook.pong: the chapter's Pong setting, Karpathy's preprocessing, and the
-emulator's games stepped side by side."""
+"""rlbook.pong (the chapter's Pong setting, Karpathy's preprocessing, the
+emulator's games stepped side by side) and the page's make_pong and prepro."""
 
 import subprocess
 import sys
@@ -7,15 +7,14 @@ import sys
 import numpy as np
 import pytest
 
+from rlbook.chapters.pong import make_pong, prepro
 from rlbook.envs import UnknownEnvironmentError
 from rlbook.pong import (
     ACTIONS_2,
     ACTIONS_3,
     PONG_SETTINGS,
     frame_difference,
-    make_pong,
     make_pong_vector,
-    prepro,
     prepro_batch,
 )
 
@@ -106,7 +105,8 @@ def test_creating_environments_writes_nothing_to_stderr():
     )
     assert "A.L.E" in stderr_of(plain)
     quiet = (
-        "from rlbook.pong import make_pong, make_pong_vector\n"
+        "from rlbook.chapters.pong import make_pong\n"
+        "from rlbook.pong import make_pong_vector\n"
         "make_pong().reset(seed=0)\n"
         "v = make_pong_vector(2)\nv.reset()\nv.close()"
     )

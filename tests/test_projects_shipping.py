@@ -269,8 +269,8 @@ def test_weights_of_another_shape_or_kind_are_clear_errors(artifact, tmp_path):
 def test_load_refuses_a_kind_other_than_the_one_asked_for(artifact, monkeypatch):
     from rlbook.projects import shipping
 
-    builders = {**shipping._BUILDERS, "other": shipping._BUILDERS["sentiment-lstm"]}
-    monkeypatch.setattr(shipping, "_BUILDERS", builders)
+    builder = shipping.KINDS.find("sentiment-lstm")
+    monkeypatch.setitem(shipping.KINDS.builders, "other", builder)
     assert load_model(artifact, kind="sentiment-lstm").kind == "sentiment-lstm"
     with pytest.raises(ModelArtifactError, match="not a 'other' one"):
         load_model(artifact, kind="other")

@@ -33,30 +33,12 @@ mode in its own process, the comparison tables) is ``benchmarks/harness.py``.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {
-    "agents",
-    "budget",
-    "cartpole",
-    "chapters",
-    "checkpoint",
-    "data",
-    "device",
-    "dqn",
-    "envs",
-    "evaluate",
-    "paths",
-    "plotting",
-    "pong",
-    "projects",
-    "replay",
-    "report",
-    "safeload",
-    "seeding",
-    "stats",
-}
+# every module and package beside this file
+_SUBMODULES = {module.name for module in pkgutil.iter_modules(__path__)} - {"__main__"}
 
 
 def __getattr__(name: str) -> object:

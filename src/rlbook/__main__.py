@@ -57,27 +57,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _classify_reviews(args: argparse.Namespace) -> int:
-    from .chapters.sentiment_imdb import classify_reviews
-    from .data import DataError
-    from .projects.shipping import ModelArtifactError
-
-    if args.batch_size < 1:
-        print(
-            f"error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr
-        )
-        return 2
-    try:
-        record = classify_reviews(
-            args.artifact, args.folder, batch_size=args.batch_size
-        )
-    except (ModelArtifactError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(record))
-    return 0
-
-
 INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
 
 
@@ -95,22 +74,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.command == "classify-reviews":
-        return _classify_reviews(args)
     from .agents import ArtifactError
+    from .data import DataError
     from .envs import UnknownEnvironmentError
     from .evaluate import EvaluationError, evaluate_artifact
+    from .projects.shipping import ModelArtifactError
 
     try:
-        record = evaluate_artifact(
-            args.artifact,
-            episodes=args.episodes,
-            seed=args.seed,
-            frames=args.frames,
-            envs=args.envs,
-            scores=False,  # a Pong record's statistics only: memory stays bounded
-        )
-    except (ArtifactError, UnknownEnvironmentError, EvaluationError) as error:
+        if args.command == "classify-reviews":
+            if args.batch_size < 1:
+                raise EvaluationError(
+                    f"--batch-size must be >= 1, got {args.batch_size}"
+                )
+            from .chapters.sentiment_imdb import classify_reviews
+
+            record = classify_reviews(
+                args.artifact, args.folder, batch_size=args.batch_size
+            )
+        else:
+            record = evaluate_artifact(
+                args.artifact,
+                episodes=args.episodes,
+                seed=args.seed,
+                frames=args.frames,
+                envs=args.envs,
+                scores=False,  # a Pong record's statistics only: bounded memory
+            )
+    except (
+        ArtifactError,
+        DataError,
+        EvaluationError,
+        ModelArtifactError,
+        UnknownEnvironmentError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(record))

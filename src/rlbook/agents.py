@@ -8,7 +8,6 @@ Q-learning on CartPole*.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .safeload import Layout, load_folder, save_folder
+from .safeload import Kinds, Layout, load_folder, save_folder
 
 
 class ArtifactError(ValueError):
@@ -50,36 +49,18 @@ class Agent:
 
 
 Builder = Callable[[Mapping[str, Any], Mapping[str, torch.Tensor]], Policy]
-_BUILDERS: dict[str, Builder] = {}
-# Kinds whose builder lives in a heavier module, imported only when needed.
-_LAZY_KINDS = {
-    "q-table": "rlbook.chapters.tabular_cartpole",
-    "q-network": "rlbook.chapters.dqn_state",
-    "pixel-q-network": "rlbook.chapters.dqn_pixels",
-    "pong-pg": "rlbook.chapters.pong",
-    "pong-actor-critic": "rlbook.chapters.pong_ppo",
-}
-
-
-def _builder(kind: str) -> Builder | None:
-    if kind not in _BUILDERS and kind in _LAZY_KINDS:
-        importlib.import_module(_LAZY_KINDS[kind])
-    return _BUILDERS.get(kind)
-
-
-def known_kinds() -> list[str]:
-    """Every agent kind that :func:`load_agent` can rebuild."""
-    return sorted({*_BUILDERS, *_LAZY_KINDS})
-
-
-def register_kind(kind: str) -> Callable[[Builder], Builder]:
-    """Register how to rebuild a policy of ``kind`` from ``(spec, weights)``."""
-
-    def decorator(builder: Builder) -> Builder:
-        _BUILDERS[kind] = builder
-        return builder
-
-    return decorator
+# Each kind's builder lives on the page that trains it; register_kind(kind)
+# decorates it there.
+KINDS = Kinds(
+    {
+        "q-table": "rlbook.chapters.tabular_cartpole",
+        "q-network": "rlbook.chapters.dqn_state",
+        "pixel-q-network": "rlbook.chapters.dqn_pixels",
+        "pong-pg": "rlbook.chapters.pong",
+        "pong-actor-critic": "rlbook.chapters.pong_ppo",
+    }
+)
+register_kind, known_kinds = KINDS.register, KINDS.known
 
 
 def save_agent(
@@ -94,7 +75,7 @@ def save_agent(
 ) -> Path:
     """Write an agent folder that :func:`load_agent` (and the CLI) can read;
     ``files`` (name -> bytes) go in before the manifest, which lists their SHA-256."""
-    if _builder(kind) is None:
+    if KINDS.find(kind) is None:
         raise ArtifactError(
             f"unknown agent kind {kind!r}; known: {', '.join(known_kinds())}"
         )
@@ -116,8 +97,7 @@ def load_agent(path: str | Path) -> Agent:
     manifest, policy = load_folder(
         path,
         AGENT,
-        find=_builder,
-        known=known_kinds,
+        kinds=KINDS,
         build=lambda builder, manifest, weights: builder(manifest["spec"], weights),
     )
     spec = dict(manifest["spec"])

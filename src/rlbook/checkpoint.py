@@ -53,9 +53,9 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+# A temporary file without a writer's id (from before ids were recorded) is
+# stale once untouched this long.
 STALE_UNOWNED_SECONDS = 3600.0
-"""A temporary file named without a writer's process id (written before ids
-were recorded) is stale once untouched this long."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -101,10 +101,9 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
+# How torch's message begins when weights_only=True refuses a file, pickled
+# objects and damaged bytes alike (then advises loading it unsafely).
 REFUSED = "Weights only load failed"
-"""How torch's message begins when ``weights_only=True`` refuses a file: for
-pickled objects and for damaged bytes alike, followed by advice to load it
-unsafely."""
 
 
 def refusal(error: BaseException | None) -> BaseException | None:
@@ -145,14 +144,8 @@ def save_checkpoint(
     state: Mapping[str, Any],
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Atomically save ``state`` (tensors and plain values) and its provenance.
-
-    Args:
-        path: the ``.pt`` file to write.
-        state: e.g. ``{"q_net": q_net.state_dict(), "step": 1000}``.
-        provenance: a record from :func:`make_provenance`; written as JSON
-            beside the checkpoint when given.
-    """
+    """Atomically write ``state`` (tensors and plain values) to ``path`` and
+    ``provenance`` (:func:`make_provenance`), if given, beside it as JSON."""
     path = Path(path)
     atomic_write(path, lambda handle: torch.save(dict(state), handle))
     if provenance is not None:
@@ -205,9 +198,9 @@ class DirtyTreeError(CheckpointError):
     """Shipped results asked for from a tree with uncommitted changes."""
 
 
+# Changes here never make the tree dirty: a full run writes its artifacts one
+# after another, and the provenance records the code that made them.
 ARTIFACTS_FOLDER = "artifacts"
-"""Changes here never make the tree dirty: a full run writes its artifacts one
-after another, and the provenance records the code that made them."""
 
 DIRTY_PATHS_SHOWN = 5  # how many changed paths an error message lists
 
@@ -290,8 +283,7 @@ PROVENANCE_PACKAGES = ("torch", "gymnasium", "ale-py", "numpy")
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of :data:`PROVENANCE_PACKAGES` (``"not installed"``
-    where missing)."""
+    """Python's and :data:`PROVENANCE_PACKAGES`' versions."""
     versions = {"python": platform.python_version()}
     for name in PROVENANCE_PACKAGES:
         try:
@@ -347,20 +339,11 @@ def make_provenance(
     }
 
 
-KERNEL_FLAGS = (
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
+# CPU flags that change which kernels torch and its math libraries run
+KERNEL_FLAGS = tuple(
+    "avx2 fma avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx512_fp16 "
+    "amx_tile amx_bf16 amx_int8".split()
 )
-"""CPU flags that change which kernels torch and its math libraries run."""
 
 
 def cpuinfo() -> dict[str, str]:

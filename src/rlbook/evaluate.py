@@ -197,31 +197,17 @@ def _misfit(agent: Any) -> str | None:
     """How the agent's manifest, network and environment disagree, or None:
     mismatches that would otherwise fail deep inside NumPy, torch or Gymnasium,
     or not at all."""
-    spec = agent.spec
-    if agent.kind in ("pong-pg", "pong-actor-critic"):
-        return agent.policy.misfit(spec)  # the Pong page's check
-    env_id = agent.env_id
-    observation = spec.get("observation")
-    network = spec.get("network")
-    if observation is not None:  # from pixels
-        if not isinstance(observation, dict) or not isinstance(network, dict):
-            return "spec's observation and network must be JSON objects"
-        if observation.get("env_id", env_id) != env_id:
-            return (
-                f"env_id is {env_id!r} but the observation record says "
-                f"{observation.get('env_id')!r}"
-            )
-        if network.get("stack") != observation.get("stack"):
-            return (
-                f"the network reads stacks of {network.get('stack')!r} frames but the "
-                f"observation stacks {observation.get('stack')!r}"
-            )
-        size = observation.get("size")
-        if size is not None and [network.get("frame_size")] * 2 != size:
-            return (
-                f"the network reads {network.get('frame_size')!r}-pixel frames but the "
-                f"observation's are {size!r}"
-            )
+    spec, env_id = agent.spec, agent.env_id
+    own = getattr(agent.policy, "misfit", None)  # the Pong and pixel pages' checks
+    problem = own(spec) if own is not None else None
+    if problem or agent.kind in ("pong-pg", "pong-actor-critic"):
+        return problem
+    observation, network = spec.get("observation"), spec.get("network")
+    if isinstance(observation, dict) and observation.get("env_id", env_id) != env_id:
+        return (
+            f"env_id is {env_id!r} but the observation record says "
+            f"{observation.get('env_id')!r}"
+        )
     env = make_env(env_id)
     try:
         space, obs_space = env.action_space, env.observation_space

@@ -1,15 +1,7 @@
-"""Pong's environment in the book's setting, and Karpathy's preprocessing.
-
-:data:`PONG_SETTINGS` is how every agent of the two Pong pages plays:
-``ALE/Pong-v5`` with a fixed ``frameskip=4`` and no sticky actions, the
-setting of the strong anchors (CleanRL's and the RL Zoo's PPO); the page
-*Policy gradients on Pong from pixels* compares it with Karpathy's
-``Pong-v0`` and v5's default. Without sticky actions Pong is deterministic:
-all the randomness of a game comes from the policy. :func:`make_pong` builds
-one game, :func:`make_pong_vector` ``N`` at once in ALE's C++ thread pool;
-:func:`prepro` and :func:`frame_difference` are Karpathy's ``pg-pong.py``
-(2016). The agents are on the Pong pages (:mod:`rlbook.chapters.pong`,
-:mod:`rlbook.chapters.pong_ppo`).
+"""Pong in the book's setting (:data:`PONG_SETTINGS`), ``N`` games at once in
+ALE's C++ thread pool (:class:`PongVector`), and Karpathy's preprocessing
+(``pg-pong.py``, 2016). The Pong pages (:mod:`rlbook.chapters.pong`,
+:mod:`rlbook.chapters.pong_ppo`) hold the agents and the single game.
 """
 
 from __future__ import annotations
@@ -19,11 +11,10 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 
-from .envs import _register_atari, make_env
+from .envs import _register_atari
 from .seeding import stream_seed
 
 PONG_SETTINGS: dict[str, Any] = {
@@ -34,28 +25,20 @@ PONG_SETTINGS: dict[str, Any] = {
     "obs_type": "rgb",
     "max_num_frames_per_episode": 108_000,
 }
-"""How the chapter's agents play Pong: the env id and every keyword argument of
-``gym.make``. Shipped agents store it in their manifest; :func:`make_pong` and
-:func:`make_pong_vector` build environments from it."""
+"""How every agent of the Pong pages plays: ``ALE/Pong-v5``, a fixed skip of 4
+frames, no sticky actions (so a game's randomness is the policy's); the env
+id and every keyword argument of ``gym.make``, as manifests store it."""
 
 ACTIONS_3 = (0, 2, 3)
-"""ALE actions of the 3-action softmax policy: NOOP, UP, DOWN. ALE names 2 and 3
-RIGHT and LEFT (Pong is played with a paddle controller, a dial); on screen they
-move our paddle, the green one on the right, up and down."""
+"""ALE actions of the softmax policy: NOOP, UP, DOWN (ALE's RIGHT and LEFT:
+Pong's controller is a dial) on our paddle, the right one."""
 ACTIONS_2 = (2, 3)
-"""ALE actions of Karpathy's 2-action sigmoid policy: UP (his action 2, taken
-with probability ``p``), DOWN (3)."""
-FRAME_SHAPE = (210, 160, 3)
-"""An RGB frame of the Atari screen."""
-CROP = (35, 195)
-"""Rows :func:`prepro` keeps: the playing field between the score and the
-bottom wall."""
-BACKGROUND = (144, 109)
-"""Red channel of the background: 144 in play, 109 in the first frame."""
-SIZE = 80
-"""Side of a preprocessed frame."""
-INPUTS = SIZE * SIZE
-"""Inputs of the policy: a flattened difference frame (6,400)."""
+"""Karpathy's sigmoid policy: UP (taken with probability ``p``), DOWN."""
+FRAME_SHAPE = (210, 160, 3)  # an RGB frame of the Atari screen
+CROP = (35, 195)  # the rows of the playing field, below the score
+BACKGROUND = (144, 109)  # its red: in play, in a game's first frame
+SIZE = 80  # side of a preprocessed frame
+INPUTS = SIZE * SIZE  # the policy's inputs: a flattened difference frame
 
 
 # ---------------------------------------------------------------- environment
@@ -84,17 +67,6 @@ def check_settings(settings: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return env_id, kwargs
 
 
-def make_pong(
-    settings: Mapping[str, Any] = PONG_SETTINGS, render_mode: str | None = None
-) -> gym.Env:
-    """One Pong environment from ``settings`` (``"env_id"`` and the keyword
-    arguments of ``gym.make``): ``(210, 160, 3)`` uint8 RGB frames, the
-    minimal action set (:data:`ACTIONS_3`). A ValueError names a missing env
-    id, an unknown one or an unknown keyword."""
-    env_id, kwargs = check_settings(settings)
-    return make_env(env_id, render_mode=render_mode, **kwargs)
-
-
 _VECTOR_GAMES = {"ALE/Pong-v5": "pong"}
 # What the C++ vector env must be told so that its frames are v5's frames:
 # full size, colour, the last frame of the skip (v5 does not max-pool), no
@@ -113,27 +85,12 @@ _RAW_FRAMES = {
 
 
 class PongVector:
-    """``N`` games of Pong stepped together, as raw frames and as difference frames.
-
-    The games run in ALE's C++ vector environment
-    (``ale_py.vector_env.AtariVectorEnv``, a thread pool), set up to return
-    the same full RGB frames as ``gym.make`` with the same settings (the tests
-    check frame for frame): none of its own preprocessing (grayscale, resizing
-    to 84, frame stacking, max-pooling, random no-ops), which is not
-    Karpathy's. A game that ends restarts within the same step: the frame
-    returned for it is the next game's first.
-
-    Per step::
-
-        frames = vec.reset()                     # (N, 210, 160, 3) uint8
-        x = vec.observation()                    # (N, 6400) difference frames
-        frames, reward, terminated, truncated = vec.step(ale_actions)
-
-    Game ``i``'s first reset seed is ``base + i``, ``base`` drawn from
-    ``seed`` (purpose ``"env"``): it changes nothing without sticky actions,
-    and seeds a setting with them. ``num_threads=0`` is one ALE worker per
-    core (at most ``envs``).
-    """
+    """``N`` games of Pong stepped together in ALE's C++ vector environment (a
+    thread pool), set up to return the frames ``gym.make`` returns with the same
+    settings (the tests check frame for frame), none of its own preprocessing.
+    A game that ends restarts within the step: its lane shows the next game's
+    first frame. Game ``i``'s first reset seed is ``base + i``, ``base`` drawn
+    from ``seed``; ``num_threads=0`` is one ALE worker per core."""
 
     def __init__(
         self,
@@ -206,11 +163,8 @@ class PongVector:
 
     def reset(self) -> np.ndarray:
         """Start a game in every lane; their first frames ``(N, 210, 160, 3)``.
-
-        The first reset seeds every lane (:attr:`seeds`); later ones go on
-        from there, as Gymnasium's ``reset()`` without a seed does. (Seeding
-        makes ALE load the game again: 0.55 s for 10 lanes, against 0.02 s.)
-        """
+        Only the first reset seeds (:attr:`seeds`): seeding reloads the game
+        (0.55 s for 10 lanes, against 0.02 s)."""
         if self._seeded:
             obs, _ = self._env.reset()
         else:
@@ -231,13 +185,9 @@ class PongVector:
         return frame_difference(self._current, self._previous, dtype=np.float32)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Act in every lane with ALE actions ``(N,)`` (indices of the minimal set).
-
-        Returns:
-            ``(frames, reward, terminated, truncated)``: ``(N, 210, 160, 3)``
-            uint8 (a game that ended shows the next game's first frame),
-            ``(N,)`` float32 rewards, ``(N,)`` bool.
-        """
+        """Act in every lane with ALE actions ``(N,)`` (of the minimal set):
+        ``(frames, reward, terminated, truncated)``, frames as :meth:`reset`'s,
+        ``(N,)`` float32 rewards and bools."""
         if self.frames is None:
             raise RuntimeError("call reset() before step()")
         actions = np.asarray(actions, dtype=np.int64)
@@ -278,21 +228,11 @@ def make_pong_vector(
 # ---------------------------------------------------------------- preprocessing
 
 
-def prepro(frame: np.ndarray) -> np.ndarray:
-    """Karpathy's preprocessing: a ``(210, 160, 3)`` uint8 frame -> ``(80, 80)`` uint8.
-
-    Crop to the playing field, keep every other row and column of the red
-    channel, erase the background (red 144, or 109 in a game's first frame),
-    and set everything else, the paddles and the ball, to 1. Unlike
-    ``pg-pong.py`` it leaves ``frame`` untouched and does not flatten.
-    """
-    if frame.shape != FRAME_SHAPE:
-        raise ValueError(f"frame must have shape {FRAME_SHAPE}, got {frame.shape}")
-    return prepro_batch(frame[None])[0]
-
-
 def prepro_batch(frames: np.ndarray) -> np.ndarray:
-    """:func:`prepro` of every frame, ``(N, 210, 160, 3)`` -> ``(N, 80, 80)`` uint8."""
+    """Karpathy's preprocessing, ``(N, 210, 160, 3)`` -> ``(N, 80, 80)`` uint8:
+    crop to the playing field, every other row and column of the red channel,
+    the background (red 144, or 109 in a game's first frame) erased to 0,
+    everything else, the paddles and the ball, 1."""
     if frames.ndim != 4 or frames.shape[1:] != FRAME_SHAPE:
         raise ValueError(
             f"frames must have shape (N, {', '.join(map(str, FRAME_SHAPE))}), "

@@ -14,6 +14,7 @@ describe their folders with a :class:`Layout`.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,33 @@ class Layout:
     @property
     def a_noun(self) -> str:
         return ("an " if self.noun[0] in "aeiou" else "a ") + self.noun
+
+
+class Kinds:
+    """The builders of a folder's kinds. A kind in ``lazy`` (kind -> module,
+    a page's generated one) registers its builder when that module is first
+    imported, so loading a folder imports only the page it needs."""
+
+    def __init__(self, lazy: Mapping[str, str]) -> None:
+        self.builders: dict[str, Any] = {}
+        self.lazy = dict(lazy)
+
+    def find(self, kind: str) -> Any:
+        if kind not in self.builders and kind in self.lazy:
+            importlib.import_module(self.lazy[kind])
+        return self.builders.get(kind)
+
+    def known(self) -> list[str]:
+        return sorted({*self.builders, *self.lazy})
+
+    def register(self, kind: str) -> Callable[[Any], Any]:
+        """A decorator: the function it decorates builds ``kind``."""
+
+        def decorator(builder: Any) -> Any:
+            self.builders[kind] = builder
+            return builder
+
+        return decorator
 
 
 def file_sha256(path: str | Path) -> str:
@@ -198,14 +226,12 @@ def load_folder(
     path: str | Path,
     layout: Layout,
     *,
-    find: Callable[[str], Any],
-    known: Callable[[], list[str]],
+    kinds: Kinds,
     build: Callable[[Any, dict[str, Any], dict[str, Any]], Any],
 ) -> tuple[dict[str, Any], Any]:
     """``(manifest, build(builder, manifest, weights))`` for the folder ``path``,
     checked on the way; ``layout.error`` says in one line what is missing or
-    malformed and how to fix it. ``find(kind)``: the kind's builder, or None
-    for a kind that ``known()`` does not list."""
+    malformed and how to fix it."""
     folder = Path(path)
     noun, error = layout.noun, layout.error
     if not folder.is_dir():
@@ -219,12 +245,12 @@ def load_folder(
     if missing:
         raise error(f"{where} lacks {', '.join(missing)}")
     kind = manifest["kind"]
-    builder = find(kind) if isinstance(kind, str) else None
+    builder = kinds.find(kind) if isinstance(kind, str) else None
     if builder is None:
         raise error(
             f"{where} has unknown kind {kind!r:.60}"
             f"{'' if isinstance(kind, str) else ', not a JSON string'}; "
-            f"known: {', '.join(known())}"
+            f"known: {', '.join(kinds.known())}"
         )
     for key in layout.strings:
         if not isinstance(manifest[key], str):

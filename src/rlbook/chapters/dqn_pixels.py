@@ -1354,6 +1354,32 @@ class PixelQPolicy:
     def act(self, stacks: np.ndarray) -> int:
         return int(self.act_batch(stacks[None])[0])
 
+    @staticmethod
+    def misfit(spec: Mapping[str, Any]) -> str | None:
+        """How a manifest's network and observation disagree, or None
+        (`python -m rlbook evaluate` checks before playing)."""
+        observation, network = (
+            spec.get("observation"),
+            spec.get("network"),
+        )
+        if not (
+            isinstance(observation, dict) and isinstance(network, dict)
+        ):
+            return "spec's observation and network must be JSON objects"
+        if network.get("stack") != observation.get("stack"):
+            return (
+                f"the network reads stacks of {network.get('stack')!r} "
+                f"frames but the observation stacks "
+                f"{observation.get('stack')!r}"
+            )
+        size = observation.get("size")
+        if size is not None and [network.get("frame_size")] * 2 != size:
+            return (
+                f"the network reads {network.get('frame_size')!r}-pixel "
+                f"frames but the observation's are {size!r}"
+            )
+        return None
+
     def evaluate(
         self,
         path: str | Path,

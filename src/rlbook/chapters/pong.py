@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -21,10 +22,12 @@ from torch import nn
 from rlbook.agents import register_kind
 from rlbook.budget import validate_budget
 from rlbook.chapters import add_to_class
+from rlbook.envs import make_env
 from rlbook.paths import artifacts_dir
 from rlbook.pong import (
     ACTIONS_2,
     ACTIONS_3,
+    FRAME_SHAPE,
     INPUTS,
     PONG_SETTINGS,
     PongVector,
@@ -33,6 +36,27 @@ from rlbook.pong import (
     prepro_batch,
 )
 from rlbook.seeding import numpy_stream
+
+
+def make_pong(
+    settings: Mapping[str, Any] = PONG_SETTINGS,
+    render_mode: str | None = None,
+) -> gym.Env:
+    """One game from settings (its "env_id" and the keyword arguments of
+    gym.make): (210, 160, 3) uint8 RGB frames, the minimal action set. A
+    ValueError names a missing or unknown env id or keyword."""
+    env_id, kwargs = check_settings(settings)
+    return make_env(env_id, render_mode=render_mode, **kwargs)
+
+
+def prepro(frame: np.ndarray) -> np.ndarray:
+    """One (210, 160, 3) uint8 frame -> (80, 80) uint8. Unlike pg-pong.py
+    it leaves frame untouched and does not flatten."""
+    if frame.shape != FRAME_SHAPE:
+        raise ValueError(
+            f"frame must have shape {FRAME_SHAPE}, got {frame.shape}"
+        )
+    return prepro_batch(frame[None])[0]
 
 
 class TorchPolicy(nn.Module):

@@ -37,7 +37,7 @@ from rlbook.data import (
 )
 from rlbook.device import synchronize
 from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
-from rlbook.projects.shipping import round_to_shipped
+from rlbook.projects.shipping import register_kind, round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
 
 
@@ -384,6 +384,31 @@ def resnet_spec(
 def build_resnet(config: ResNetConfig) -> ResNet18:
     """The network of config (its weights from torch's global stream)."""
     return ResNet18(**resnet_spec(config)["model"])
+
+
+@register_kind("resnet18-cifar")
+def build_shipped_resnet(spec: dict[str, Any]) -> tuple[nn.Module, dict]:
+    """A shipped model's network, from its spec, and its extras."""
+    model = ResNet18(**dict(spec["model"]))
+    classes = spec["classes"]
+    if classes is not None and (
+        not isinstance(classes, list)
+        or len(classes) != model.fc.out_features
+    ):
+        raise ValueError(
+            f"classes must list {model.fc.out_features} names, "
+            f"got {classes!r}"
+        )
+    # normalize() uses CIFAR-10's statistics; a model trained with
+    # others would read its inputs wrong.
+    stats = (tuple(spec["mean"]), tuple(spec["std"]))
+    if stats != (CIFAR10_MEAN, CIFAR10_STD):
+        raise ValueError(
+            f"the model was trained with mean {spec['mean']} and std "
+            f"{spec['std']}, not CIFAR-10's {CIFAR10_MEAN} and "
+            f"{CIFAR10_STD}"
+        )
+    return model, {"classes": classes}
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,11 @@ from rlbook.data import (
     resolve_root,
 )
 from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
-from rlbook.projects.shipping import load_model, round_to_shipped
+from rlbook.projects.shipping import (
+    load_model,
+    register_kind,
+    round_to_shipped,
+)
 from rlbook.seeding import stream_seed, torch_stream
 
 
@@ -642,6 +646,32 @@ def sentiment_spec(
         "max_len": config.max_len,
         "head": None,
     }
+
+
+@register_kind("sentiment-lstm")
+def build_sentiment(spec: dict[str, Any]) -> tuple[nn.Module, dict]:
+    """A shipped model's network, from its spec, and its extras."""
+    vocabulary = Vocabulary.from_dict(dict(spec["vocabulary"]))
+    model = SentimentLSTM(**dict(spec["model"]))
+    if model.embedding.num_embeddings != len(vocabulary):
+        raise ValueError(
+            f"the model embeds {model.embedding.num_embeddings} tokens "
+            f"but the vocabulary has {len(vocabulary)}"
+        )
+    max_len, head = spec["max_len"], spec["head"]
+    if not isinstance(max_len, int) or max_len < 1:
+        raise ValueError(f"max_len must be an int >= 1, got {max_len!r}")
+    if head is not None and (
+        not isinstance(head, int)
+        or isinstance(head, bool)
+        or not 0 <= head <= max_len
+    ):
+        raise ValueError(
+            f"head must be null or an int in [0, max_len={max_len}], "
+            f"got {head!r}"
+        )
+    extras = {"vocabulary": vocabulary, "max_len": max_len, "head": head}
+    return model, extras
 
 
 def add_bigrams(tokens: Sequence[str]) -> list[str]:

@@ -32,7 +32,7 @@ from rlbook.data import (
     resolve_root,
 )
 from rlbook.projects.runs import check_positive_int, fit_epochs, hold_out
-from rlbook.projects.shipping import round_to_shipped
+from rlbook.projects.shipping import register_kind, round_to_shipped
 from rlbook.seeding import stream_seed, torch_stream
 
 
@@ -382,6 +382,12 @@ def vae_spec(config: VAEConfig) -> dict[str, Any]:
     """The vae-mnist spec of a shipped model (see projects.shipping)."""
     model = {"hidden": list(config.hidden), "latent": config.latent}
     return {"model": model}
+
+
+@register_kind("vae-mnist")
+def build_vae(spec: dict[str, Any]) -> tuple[nn.Module, dict]:
+    """A shipped model's network, from its spec; no extras."""
+    return VAE(**dict(spec["model"])), {}
 
 
 class DigitSplit(NamedTuple):

@@ -30,30 +30,18 @@ from ..paths import artifacts_dir
 class ComparisonRecord:
     """One execution mode's row in a project's comparison table."""
 
-    mode: str
-    """What ran: ``"eager"``, ``"torch.compile"``, ``"aoti-python"``, ``"aoti-cpp"``, ..."""
-    time: float
-    """Training: seconds per epoch or per fixed steps; inference: ms per call."""
-    time_unit: str
-    """What ``time`` counts, e.g. ``"s/epoch"``, ``"s/200 steps"``, ``"ms/call"``."""
-    throughput: float | None = None
-    """Items (images, reviews, codes) per second."""
-    peak_memory_mb: float | None = None
-    """Peak memory, measured in the mode's own process."""
-    quality: float | None = None
-    """Test accuracy, loss, ...; None where the mode does not change it (inference)."""
-    quality_name: str | None = None
-    """What ``quality`` is, e.g. ``"test accuracy"`` or ``"test loss (nats/image)"``."""
-    device: str = "cpu"
-    """Where it ran, e.g. ``"cpu (1 thread)"`` or ``"cuda:0 (NVIDIA H100)"``."""
-    versions: Mapping[str, str] = field(default_factory=dict)
-    """torch, python and C++ compiler versions."""
-    data: Mapping[str, int] = field(default_factory=dict)
-    """Data sizes, e.g. ``{"train": 50000, "test": 10000, "batch": 64}``."""
-    notes: str = ""
-    """Anything a reader needs to read the row right (budget, threads, subset)."""
-    cpu: Mapping[str, Any] = field(default_factory=dict)
-    """The CPU it ran on: model, cores, vector and matrix instruction sets."""
+    mode: str  # "eager", "torch.compile", "aoti-python", "aoti-cpp", ...
+    time: float  # training: s per epoch or per fixed steps; inference: ms/call
+    time_unit: str  # what time counts: "s/epoch", "s/200 steps", "ms/call"
+    throughput: float | None = None  # items (images, reviews, codes) per second
+    peak_memory_mb: float | None = None  # measured in the mode's own process
+    quality: float | None = None  # None where the mode leaves it (inference)
+    quality_name: str | None = None  # "test accuracy", "test loss (nats/image)"
+    device: str = "cpu"  # "cpu (1 thread)", "cuda:0 (NVIDIA H100)"
+    versions: Mapping[str, str] = field(default_factory=dict)  # torch, python, C++
+    data: Mapping[str, int] = field(default_factory=dict)  # {"train": 50000, ...}
+    notes: str = ""  # what a reader needs to read the row right (budget, threads)
+    cpu: Mapping[str, Any] = field(default_factory=dict)  # model, cores, ISAs
     repetitions: Mapping[str, Any] = field(default_factory=dict)
     """Interleaved repetitions: samples (wall and CPU seconds), first calls,
     memory, the output check and the ratio to the baseline mode with its
@@ -76,12 +64,8 @@ def comparison_path(project: str) -> Path:
 
 
 def load_comparison(path: str | Path) -> tuple[list[ComparisonRecord], dict[str, Any]]:
-    """A comparison table's ``(records, meta)``.
-
-    Raises:
-        FileNotFoundError: if there is no table at ``path``.
-        ValueError: if the file is not a comparison table.
-    """
+    """A comparison table's ``(records, meta)``; FileNotFoundError where there
+    is none, ValueError where the file is not one."""
     path = Path(path)
     try:
         payload = json.loads(path.read_text())

@@ -13,7 +13,7 @@ Introduced in *Sentiment analysis: an LSTM on IMDb reviews*.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..safeload import Layout, load_folder
+from ..safeload import Kinds, Layout, load_folder
 
 SHIPPED_DTYPE = torch.float16
 WEIGHT_FORMATS = ("float16", "int8")
@@ -57,69 +57,16 @@ class ShippedModel:
     extras: dict[str, Any]
 
 
-Builder = Callable[[Mapping[str, Any]], tuple[nn.Module, dict[str, Any]]]
-
-
-def _build_sentiment_lstm(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from ..chapters.sentiment_imdb import SentimentLSTM, Vocabulary
-
-    vocabulary = Vocabulary.from_dict(dict(spec["vocabulary"]))
-    model = SentimentLSTM(**dict(spec["model"]))
-    if model.embedding.num_embeddings != len(vocabulary):
-        raise ValueError(
-            f"the model embeds {model.embedding.num_embeddings} tokens but the "
-            f"vocabulary has {len(vocabulary)}"
-        )
-    max_len = spec["max_len"]
-    if not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"max_len must be an int >= 1, got {max_len!r}")
-    head = spec["head"]
-    if head is not None and (
-        not isinstance(head, int) or isinstance(head, bool) or not 0 <= head <= max_len
-    ):
-        raise ValueError(
-            f"head must be null or an int in [0, max_len={max_len}], got {head!r}"
-        )
-    return model, {"vocabulary": vocabulary, "max_len": max_len, "head": spec["head"]}
-
-
-def _build_resnet18_cifar(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from ..chapters.resnet_cifar import CIFAR10_MEAN, CIFAR10_STD, ResNet18
-
-    model = ResNet18(**dict(spec["model"]))
-    classes = spec["classes"]
-    if classes is not None and (
-        not isinstance(classes, list) or len(classes) != model.fc.out_features
-    ):
-        raise ValueError(
-            f"classes must list {model.fc.out_features} names, got {classes!r}"
-        )
-    # normalize() uses CIFAR-10's statistics; a model trained with others
-    # would read its inputs wrong.
-    if (tuple(spec["mean"]), tuple(spec["std"])) != (CIFAR10_MEAN, CIFAR10_STD):
-        raise ValueError(
-            f"the model was trained with mean {spec['mean']} and std "
-            f"{spec['std']}, not CIFAR-10's {CIFAR10_MEAN} and {CIFAR10_STD}"
-        )
-    return model, {"classes": classes}
-
-
-def _build_vae_mnist(spec: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    from ..chapters.vae_mnist import VAE
-
-    return VAE(**dict(spec["model"])), {}
-
-
-_BUILDERS: dict[str, Builder] = {
-    "resnet18-cifar": _build_resnet18_cifar,
-    "sentiment-lstm": _build_sentiment_lstm,
-    "vae-mnist": _build_vae_mnist,
-}
-
-
-def known_kinds() -> list[str]:
-    """The kinds :func:`load_model` can rebuild."""
-    return sorted(_BUILDERS)
+# Each kind's builder, spec -> (model, extras), lives on the page that
+# trains the model; register_kind(kind) decorates it there.
+KINDS = Kinds(
+    {
+        "resnet18-cifar": "rlbook.chapters.resnet_cifar",
+        "sentiment-lstm": "rlbook.chapters.sentiment_imdb",
+        "vae-mnist": "rlbook.chapters.vae_mnist",
+    }
+)
+register_kind, known_kinds = KINDS.register, KINDS.known
 
 
 def check_format(weight_format: Any, where: str = "") -> str:
@@ -202,7 +149,7 @@ def rebuild(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model of ``kind`` built from ``spec``, holding the weights of
     ``weights.pt`` (``stored``) in float32, and its extras."""
-    model, extras = _BUILDERS[kind](spec)
+    model, extras = KINDS.find(kind)(spec)
     model.load_state_dict(_readable_state(stored, weight_format))
     return model, extras
 
@@ -221,9 +168,7 @@ def load_model(path: str | Path, *, kind: str | None = None) -> ShippedModel:
         check_format(weight_format, f"{str(Path(path) / MANIFEST)!r} has ")
         return rebuild(manifest["kind"], manifest["spec"], stored, weight_format)
 
-    manifest, (model, extras) = load_folder(
-        path, MODEL, find=_BUILDERS.get, known=known_kinds, build=build
-    )
+    manifest, (model, extras) = load_folder(path, MODEL, kinds=KINDS, build=build)
     return ShippedModel(
         folder=Path(path),
         kind=manifest["kind"],
