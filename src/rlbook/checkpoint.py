@@ -1,11 +1,6 @@
-"""Checkpoints: atomic writes, safe loads, and a provenance record beside each.
-
-A checkpoint holds tensors and plain values only, so it loads with
-``weights_only=True``: loading never runs code from the file. When torch
-refuses a file it explains how to load it anyway, unsafely; the book never
-repeats that advice, and says instead what the file is and where a good copy
-comes from (:func:`load_failure`). Introduced in *How to run this book*.
-"""
+"""Checkpoints: atomic writes, loads with ``weights_only=True`` (loading never runs
+code from the file), and a provenance record beside each. Introduced in *How to
+run this book*."""
 
 from __future__ import annotations
 
@@ -223,17 +218,8 @@ def uncommitted_changes(root: str | Path | None = None) -> list[str]:
     cannot tell. ``root``: the repository, by default the book's."""
     folder = _root(root)
     try:
-        status = _git(
-            [
-                "status",
-                "--porcelain",
-                "--untracked-files=normal",
-                "--",
-                ".",
-                f":(exclude){ARTIFACTS_FOLDER}",
-            ],
-            folder,
-        )
+        args = ["status", "--porcelain", "--untracked-files=normal", "--", "."]
+        status = _git([*args, f":(exclude){ARTIFACTS_FOLDER}"], folder)
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", "") or str(error)
         raise CheckpointError(
@@ -359,22 +345,14 @@ def cpuinfo() -> dict[str, str]:
     return fields
 
 
-def _math_libraries() -> list[str]:
-    """The BLAS/oneDNN/OpenMP lines of ``torch.__config__.show()``."""
-    wanted = ("Math Kernel Library", "MKL-DNN", "oneDNN", "OpenMP", "OpenBLAS")
-    return [
-        line.strip(" -")
-        for line in torch.__config__.show().splitlines()
-        if any(name in line for name in wanted)
-    ]
-
-
 def machine_fingerprint() -> dict[str, Any]:
     """What decides whether two machines train the same bits: MKL and oneDNN
     pick kernels by CPU vendor, model and instruction set, and reductions split
     by thread count, so runs agree bit for bit only where every field is equal."""
     cpu = cpuinfo()
     flags = set(cpu.get("flags", "").split())
+    wanted = ("Math Kernel Library", "MKL-DNN", "oneDNN", "OpenMP", "OpenBLAS")
+    config = torch.__config__.show().splitlines()  # keep its math-library lines
     return {
         "cpu_vendor": cpu.get("vendor_id") or platform.machine(),
         "cpu_model": cpu.get("model name") or platform.processor() or "unknown",
@@ -382,7 +360,9 @@ def machine_fingerprint() -> dict[str, Any]:
         "cpu_flags": [flag for flag in KERNEL_FLAGS if flag in flags],
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
-        "math_libraries": _math_libraries(),
+        "math_libraries": [
+            line.strip(" -") for line in config if any(n in line for n in wanted)
+        ],
         "packages": package_versions(),
     }
 
