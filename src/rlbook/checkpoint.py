@@ -246,13 +246,10 @@ def require_clean_tree(root: str | Path | None = None) -> None:
 
 
 def git_commit(root: str | Path | None = None) -> str:
-    """The current commit (``+dirty`` with uncommitted changes outside
-    ``artifacts/``), or ``unknown`` where git cannot tell.
-
-    A copy of the tree whose history is missing or stale (a lent GPU
-    machine gets one) names its commit in ``$RLBOOK_GIT_COMMIT``: where
-    git there cannot confirm it, it is recorded as ``<commit>+declared``.
-    """
+    """The current commit (``+dirty`` with uncommitted changes outside ``artifacts/``),
+    or ``unknown`` where git cannot tell. A copy of the tree whose history is missing
+    or stale (a lent GPU machine gets one) names its commit in ``$RLBOOK_GIT_COMMIT``:
+    where git there cannot confirm it, it is recorded as ``<commit>+declared``."""
     declared = os.environ.get("RLBOOK_GIT_COMMIT", "").strip()
     try:
         folder = _root(root)
@@ -293,11 +290,9 @@ def make_provenance(
 ) -> dict[str, Any]:
     """A provenance record: command, config, budget, device, wall time, commit,
     package versions, machine fingerprint, score, and ``**extra``.
-
     ``require_clean=True`` (shipped results) raises :class:`DirtyTreeError` for
     a dirty tree. ``root``: the checkout whose commit is recorded (a script
-    passes its own; the installed ``rlbook`` may be another clone's).
-    """
+    passes its own; the installed ``rlbook`` may be another clone's)."""
     if "git_commit" in extra:
         raise TypeError(
             "make_provenance records the commit of its root: pass root=, the "
@@ -431,13 +426,12 @@ def check_reproduction(
     command: str,
 ) -> str:
     """Compare a live run's arrays (name -> tensor or array) with a shipped
-    result's; return one sentence for the page.
+    result's; return one sentence for the page. On a machine matching the shipped
+    fingerprint every array must be equal, else :class:`ReproductionError`, which
+    says to re-export (with ``command``) only if git shows that ``code`` (paths)
+    changed since the recorded commit. Elsewhere nothing fails: the sentence says
+    how this machine differs."""
 
-    On a machine matching the shipped fingerprint every array must be equal,
-    else :class:`ReproductionError`, which says to re-export (with ``command``)
-    only if git shows that ``code`` (paths) changed since the recorded commit.
-    Elsewhere nothing fails: the sentence says how this machine differs.
-    """
     import numpy as np
 
     def equal(a: Any, b: Any) -> bool:
