@@ -24,10 +24,8 @@ Submodules are imported on first use, so ``import rlbook`` stays cheap:
 ``rlbook.chapters``       generated: each page's cells tagged ``export`` (not hand-written)
 ========================  =====================================================
 
-What only scripts and benchmarks use is not in the package: the full-run
-scripts' shared code is ``fullrun/`` (the projects' run skeleton, the runs-folder
-lock), the benchmarks' harness (AOTInductor export, the C++ runner, timing each
-mode in its own process, the comparison tables) is ``benchmarks/harness.py``.
+Code that only scripts and benchmarks use lives in ``fullrun/`` and
+``benchmarks/harness.py``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Shipped agents: a folder that ``python -m rlbook evaluate`` can load.
-
-A shipped folder (:mod:`rlbook.safeload`) whose manifest, ``agent.json``, also
-names the environment (``env_id``); its ``kind`` says how to rebuild the greedy
-policy from ``spec`` and the weights. Introduced in *Tabular SARSA and
-Q-learning on CartPole*.
-"""
+"""Shipped agents: a :mod:`rlbook.safeload` folder, which ``python -m rlbook
+evaluate`` can load, whose ``agent.json`` also names the environment (``env_id``).
+Introduced in *Tabular SARSA and Q-learning on CartPole*."""
 
 from __future__ import annotations
 

@@ -84,8 +84,7 @@ class CartPoleBatch:
             raise ValueError(f"CartPole's actions are 0 and 1, got {np.unique(action)}")
         x, x_dot, theta, theta_dot = self.state.T
         force = np.where(action == 1, FORCE_MAG, -FORCE_MAG)
-        costheta = np.cos(theta)
-        sintheta = np.sin(theta)
+        costheta, sintheta = np.cos(theta), np.sin(theta)
         # The same operations, in the same order, as Gymnasium's CartPoleEnv.step.
         temp = (force + POLEMASS_LENGTH * np.square(theta_dot) * sintheta) / TOTAL_MASS
         thetaacc = (GRAVITY * sintheta - costheta * temp) / (
@@ -176,14 +175,8 @@ def evaluate_greedy(
                     break
     finally:
         q_net.train(was_training)
-    shape = (n_runs, episodes)
-    return GreedyEvaluation(
-        seed,
-        gamma,
-        returns.reshape(shape),
-        discounted.reshape(shape),
-        start_values.reshape(shape),
-    )
+    arrays = (a.reshape(n_runs, episodes) for a in (returns, discounted, start_values))
+    return GreedyEvaluation(seed, gamma, *arrays)
 
 
 TEST_EPISODES = 100

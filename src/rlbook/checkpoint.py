@@ -1,11 +1,6 @@
-"""Checkpoints: atomic writes, safe loads, and a provenance record beside each.
-
-A checkpoint holds tensors and plain values only, so it loads with
-``weights_only=True``: loading never runs code from the file. When torch
-refuses a file it explains how to load it anyway, unsafely; the book never
-repeats that advice, and says instead what the file is and where a good copy
-comes from (:func:`load_failure`). Introduced in *How to run this book*.
-"""
+"""Checkpoints: atomic writes, loads with ``weights_only=True`` (loading never runs
+code from the file), and a provenance record beside each. Introduced in *How to
+run this book*."""
 
 from __future__ import annotations
 
@@ -223,17 +218,8 @@ def uncommitted_changes(root: str | Path | None = None) -> list[str]:
     cannot tell. ``root``: the repository, by default the book's."""
     folder = _root(root)
     try:
-        status = _git(
-            [
-                "status",
-                "--porcelain",
-                "--untracked-files=normal",
-                "--",
-                ".",
-                f":(exclude){ARTIFACTS_FOLDER}",
-            ],
-            folder,
-        )
+        args = ["status", "--porcelain", "--untracked-files=normal", "--", "."]
+        status = _git([*args, f":(exclude){ARTIFACTS_FOLDER}"], folder)
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", "") or str(error)
         raise CheckpointError(
@@ -260,13 +246,10 @@ def require_clean_tree(root: str | Path | None = None) -> None:
 
 
 def git_commit(root: str | Path | None = None) -> str:
-    """The current commit (``+dirty`` with uncommitted changes outside
-    ``artifacts/``), or ``unknown`` where git cannot tell.
-
-    A copy of the tree whose history is missing or stale (a lent GPU
-    machine gets one) names its commit in ``$RLBOOK_GIT_COMMIT``: where
-    git there cannot confirm it, it is recorded as ``<commit>+declared``.
-    """
+    """The current commit (``+dirty`` with uncommitted changes outside ``artifacts/``),
+    or ``unknown`` where git cannot tell. A copy of the tree whose history is missing
+    or stale (a lent GPU machine gets one) names its commit in ``$RLBOOK_GIT_COMMIT``:
+    where git there cannot confirm it, it is recorded as ``<commit>+declared``."""
     declared = os.environ.get("RLBOOK_GIT_COMMIT", "").strip()
     try:
         folder = _root(root)
@@ -307,11 +290,9 @@ def make_provenance(
 ) -> dict[str, Any]:
     """A provenance record: command, config, budget, device, wall time, commit,
     package versions, machine fingerprint, score, and ``**extra``.
-
     ``require_clean=True`` (shipped results) raises :class:`DirtyTreeError` for
     a dirty tree. ``root``: the checkout whose commit is recorded (a script
-    passes its own; the installed ``rlbook`` may be another clone's).
-    """
+    passes its own; the installed ``rlbook`` may be another clone's)."""
     if "git_commit" in extra:
         raise TypeError(
             "make_provenance records the commit of its root: pass root=, the "
@@ -359,22 +340,14 @@ def cpuinfo() -> dict[str, str]:
     return fields
 
 
-def _math_libraries() -> list[str]:
-    """The BLAS/oneDNN/OpenMP lines of ``torch.__config__.show()``."""
-    wanted = ("Math Kernel Library", "MKL-DNN", "oneDNN", "OpenMP", "OpenBLAS")
-    return [
-        line.strip(" -")
-        for line in torch.__config__.show().splitlines()
-        if any(name in line for name in wanted)
-    ]
-
-
 def machine_fingerprint() -> dict[str, Any]:
     """What decides whether two machines train the same bits: MKL and oneDNN
     pick kernels by CPU vendor, model and instruction set, and reductions split
     by thread count, so runs agree bit for bit only where every field is equal."""
     cpu = cpuinfo()
     flags = set(cpu.get("flags", "").split())
+    wanted = ("Math Kernel Library", "MKL-DNN", "oneDNN", "OpenMP", "OpenBLAS")
+    config = torch.__config__.show().splitlines()  # keep its math-library lines
     return {
         "cpu_vendor": cpu.get("vendor_id") or platform.machine(),
         "cpu_model": cpu.get("model name") or platform.processor() or "unknown",
@@ -382,7 +355,9 @@ def machine_fingerprint() -> dict[str, Any]:
         "cpu_flags": [flag for flag in KERNEL_FLAGS if flag in flags],
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
-        "math_libraries": _math_libraries(),
+        "math_libraries": [
+            line.strip(" -") for line in config if any(n in line for n in wanted)
+        ],
         "packages": package_versions(),
     }
 
@@ -451,13 +426,12 @@ def check_reproduction(
     command: str,
 ) -> str:
     """Compare a live run's arrays (name -> tensor or array) with a shipped
-    result's; return one sentence for the page.
+    result's; return one sentence for the page. On a machine matching the shipped
+    fingerprint every array must be equal, else :class:`ReproductionError`, which
+    says to re-export (with ``command``) only if git shows that ``code`` (paths)
+    changed since the recorded commit. Elsewhere nothing fails: the sentence says
+    how this machine differs."""
 
-    On a machine matching the shipped fingerprint every array must be equal,
-    else :class:`ReproductionError`, which says to re-export (with ``command``)
-    only if git shows that ``code`` (paths) changed since the recorded commit.
-    Elsewhere nothing fails: the sentence says how this machine differs.
-    """
     import numpy as np
 
     def equal(a: Any, b: Any) -> bool:

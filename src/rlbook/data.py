@@ -66,9 +66,6 @@ class ImageSet:
         return len(self) < self.full_size
 
 
-# ---------------------------------------------------------------- checksums
-
-
 _digests: dict[tuple[str, int, int, str], str] = {}
 
 
@@ -125,9 +122,6 @@ def check_listed_checksums(root: Path, paths: list[Path]) -> None:
             )
 
 
-# ---------------------------------------------------------------- download
-
-
 def download(url: str, destination: Path, md5: str, *, timeout: float = 30.0) -> Path:
     """Fetch ``url`` to ``destination`` if its MD5 is ``md5``, atomically; else
     (unreachable, other bytes) :class:`DataError`, nothing left behind."""
@@ -169,11 +163,10 @@ def fetch_source(source: Source, folder: Path) -> Path:
 def missing(what: str, root: Path, put: str, error: DataError | None) -> DataError:
     reason = f" The download failed: {error}" if error else ""
     if not root.is_dir():
-        named = (
-            f" (named by ${DATA_ENV_VAR})"
-            if os.environ.get(DATA_ENV_VAR, "").strip()
-            else ""
-        )
+        named = f" (named by ${DATA_ENV_VAR})"
+        if not os.environ.get(DATA_ENV_VAR, "").strip():
+            named = ""
+
         return DataError(
             f"{what} is not there: the data folder {root}{named} does not exist.{reason} "
             f"Point {DATA_ENV_VAR} at a folder that holds it (the book's CI uses "

@@ -1,7 +1,5 @@
-"""Choosing where tensors live: CUDA, then Apple MPS, then the CPU.
-
-Introduced in the chapter *How to run this book*.
-"""
+"""Choosing where tensors live: CUDA, then Apple MPS, then the CPU. Introduced in
+the chapter *How to run this book*."""
 
 from __future__ import annotations
 
@@ -80,9 +78,8 @@ def select_device(default: str = "auto") -> torch.device:
 def device_banner(device: torch.device) -> str:
     """One line naming the device, e.g. ``device: cuda (NVIDIA H100 80GB HBM3)``."""
     if device.type == "cuda":
-        index = (
-            device.index if device.index is not None else torch.cuda.current_device()
-        )
+        index = torch.cuda.current_device() if device.index is None else device.index
+
         detail = torch.cuda.get_device_name(index)
     elif device.type == "mps":
         detail = f"Apple GPU, {platform.machine()}"

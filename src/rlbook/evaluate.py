@@ -1,7 +1,5 @@
-"""Greedy evaluation of a policy over seeded episodes.
-
-Introduced in the chapter *Tabular SARSA and Q-learning on CartPole*.
-"""
+"""Greedy evaluation of a policy over seeded episodes. Introduced in the chapter
+*Tabular SARSA and Q-learning on CartPole*."""
 
 from __future__ import annotations
 
@@ -173,14 +171,7 @@ def evaluate_artifact(
         )
     try:
         return _evaluate_agent(
-            agent,
-            path,
-            episodes=episodes,
-            seed=seed,
-            frames=frames,
-            envs=envs,
-            scores=scores,
-            returns=returns,
+            agent, path, episodes, seed, frames, envs, scores, returns
         )
     except (ArtifactError, EvaluationError, UnknownEnvironmentError):
         raise
@@ -224,12 +215,7 @@ def _misfit(agent: Any) -> str | None:
     if n_actions != n_env:
         return f"the agent chooses among {n_actions!r} actions but {env_id} has {n_env}"
     shape = getattr(obs_space, "shape", None)
-    if (
-        observation is None
-        and reads is not None
-        and shape is not None
-        and (reads,) != shape
-    ):
+    if observation is None and reads is not None and shape not in (None, (reads,)):
         return (
             f"the agent reads observations of size {reads!r} but {env_id}'s are {shape}"
         )
@@ -239,15 +225,15 @@ def _misfit(agent: Any) -> str | None:
 def _evaluate_agent(
     agent: Any,
     path: str | Path,
-    *,
     episodes: int,
     seed: int,
     frames: str | None,
     envs: int,
-    scores: bool = True,
-    returns: bool = False,
+    scores: bool,
+    returns: bool,
 ) -> dict[str, Any]:
     """:func:`evaluate_artifact` for a loaded agent."""
+
     record: dict[str, Any] = {"artifact": str(path), "kind": agent.kind}
     if agent.kind in ("pong-pg", "pong-actor-critic"):
         if frames is not None:

@@ -1,7 +1,5 @@
 """One plotting theme for the whole book, and animations that fit in a page.
-
-Introduced in the chapter *How to run this book*.
-"""
+Introduced in the chapter *How to run this book*."""
 
 from __future__ import annotations
 
@@ -69,12 +67,11 @@ def animation_html(
     max_frames: int = 150,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> str:
-    """Matplotlib's HTML5 player of uint8 RGB ``frames``, at most ``max_bytes``.
+    """Matplotlib's HTML5 player of uint8 RGB ``frames``, at most ``max_bytes``:
+    frames shrink to ``max_width``; past ``max_frames`` every k-th is kept, played
+    k times slower; past ``max_bytes`` they are thinned further rather than let
+    matplotlib drop the tail silently."""
 
-    Frames shrink to ``max_width``; past ``max_frames`` every k-th is kept, played
-    k times slower. Past ``max_bytes`` they are thinned further rather than let
-    matplotlib drop the tail silently.
-    """
     import matplotlib as mpl
     import matplotlib.pyplot as plt
     from matplotlib import animation

@@ -41,9 +41,6 @@ SIZE = 80  # side of a preprocessed frame
 INPUTS = SIZE * SIZE  # the policy's inputs: a flattened difference frame
 
 
-# ---------------------------------------------------------------- environment
-
-
 def check_settings(settings: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(env_id, kwargs)`` of a settings dict, or a ValueError naming what is wrong."""
     if "env_id" not in settings:
@@ -114,13 +111,9 @@ class PongVector:
                 "the vector environment needs a fixed frameskip (an int), got "
                 f"{kwargs['frameskip']!r}"
             )
-        unsupported = set(kwargs) - {
-            "obs_type",
-            "frameskip",
-            "repeat_action_probability",
-            "full_action_space",
-            "max_num_frames_per_episode",
-        }
+        unsupported = set(kwargs) - {"obs_type", "frameskip", "full_action_space"}
+        unsupported -= {"repeat_action_probability", "max_num_frames_per_episode"}
+
         if unsupported:
             raise ValueError(
                 f"the vector environment cannot reproduce {sorted(unsupported)}"
@@ -225,9 +218,6 @@ def make_pong_vector(
     return PongVector(n, settings, seed=seed, num_threads=num_threads)
 
 
-# ---------------------------------------------------------------- preprocessing
-
-
 def prepro_batch(frames: np.ndarray) -> np.ndarray:
     """Karpathy's preprocessing, ``(N, 210, 160, 3)`` -> ``(N, 80, 80)`` uint8:
     crop to the playing field, every other row and column of the red channel,
@@ -239,7 +229,6 @@ def prepro_batch(frames: np.ndarray) -> np.ndarray:
             f"got {frames.shape}"
         )
     red = frames[:, CROP[0] : CROP[1] : 2, ::2, 0]  # crop, downsample by 2
-    # erase background (two types), everything else (paddles, ball) is 1
     return ((red != BACKGROUND[0]) & (red != BACKGROUND[1])).astype(np.uint8)
 
 

@@ -1,12 +1,7 @@
-"""Uniform replay: a ring buffer of transitions on a device. Prioritized
-replay, which only the state DQN page uses, subclasses it there
-(``rlbook.chapters.dqn_state``); the pixel page's frame memory is on that
-page (``rlbook.chapters.dqn_pixels``).
-
-``terminated`` is 1.0 only where the episode reached a terminal state; a
-truncated one (time limit) stores 0.0, so its target still bootstraps.
-Introduced in *Deep Q-learning on CartPole's state*.
-"""
+"""Uniform replay: a ring buffer of transitions on a device (prioritized replay
+subclasses it in ``rlbook.chapters.dqn_state``). ``terminated`` is 1.0 only where
+the episode reached a terminal state; a truncated one (time limit) stores 0.0, so
+its target still bootstraps. Introduced in *Deep Q-learning on CartPole's state*."""
 
 from __future__ import annotations
 
@@ -73,9 +68,7 @@ class ReplayBuffer:
         self.reward = torch.zeros(
             self.capacity, dtype=torch.float32, device=self.device
         )
-        self.terminated = torch.zeros(
-            self.capacity, dtype=torch.float32, device=self.device
-        )
+        self.terminated = torch.zeros_like(self.reward)
         self.pos = 0
         self._size = 0
 
@@ -133,15 +126,11 @@ class ReplayBuffer:
         )
 
     def sample(self, batch_size: int) -> Batch:
-        """``batch_size`` transitions drawn uniformly, with replacement, from those stored.
-
-        Raises:
-            ValueError: if the buffer is empty or ``batch_size < 1``.
-        """
+        """``batch_size`` transitions drawn uniformly, with replacement, from those
+        stored; ValueError if the buffer is empty or ``batch_size < 1``."""
         self._check_sample(batch_size)
-        draw_device = (
-            self.generator.device if self.generator is not None else self.device
-        )
+        draw_device = self.device if self.generator is None else self.generator.device
+
         indices = torch.randint(
             0, self._size, (batch_size,), generator=self.generator, device=draw_device
         ).to(self.device)

@@ -1,7 +1,5 @@
 """What a page says about how it ran: budget, device, and the shared admonition.
-
-Introduced in the chapter *How to run this book*.
-"""
+Introduced in the chapter *How to run this book*."""
 
 from __future__ import annotations
 
@@ -65,11 +63,9 @@ BUILD_ENV_VAR = "RLBOOK_BUILDING"
 
 
 def glue_anchors(*keys: str) -> dict[str, dict[str, Any]]:
-    """Glue the numbers of published results from ``anchors.json``.
+    """Glue each number of entry ``key`` of ``anchors.json`` (published results) as
+    ``{key}_{name}``, not displayed; return the entries, sources and quotes included."""
 
-    Each number of entry ``key`` is glued as ``{key}_{name}`` (not displayed);
-    the entries, with their sources and the sentences quoted, are returned.
-    """
     import json
 
     from .paths import repo_root

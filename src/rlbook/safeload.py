@@ -1,14 +1,11 @@
 """Shipped folders: one format for agents and models, one writer, one loader.
 
-A folder holds ``weights.pt`` (tensors only, loaded with ``weights_only=True``
-through :func:`rlbook.checkpoint.load_checkpoint`), ``weights.provenance.json``,
-any other files of its export, and a JSON manifest (``agent.json`` or
-``model.json``): its ``format``, ``kind`` (how to rebuild it), ``spec`` (what
-the rebuild needs) and the SHA-256 of every file, checked on load (folders
-written before the record have none). Written last, the manifest lists the
-set: a folder that an interrupted export left with a mix of old and new files
-fails its check. :mod:`rlbook.agents` and :mod:`rlbook.projects.shipping`
-describe their folders with a :class:`Layout`.
+A folder holds ``weights.pt`` (tensors only, loaded with ``weights_only=True``),
+``weights.provenance.json``, any other files of its export, and a JSON manifest
+(``agent.json`` or ``model.json``): ``format``, ``kind`` (how to rebuild it),
+``spec`` (what the rebuild needs) and the SHA-256 of every file, checked on load.
+Written last, the manifest lists the set: a folder that an interrupted export
+left with a mix of old and new files fails its check.
 """
 
 from __future__ import annotations
@@ -138,8 +135,8 @@ def save_folder(
 
 def read_manifest(folder: Path, layout: Layout) -> dict[str, Any]:
     """The manifest of ``folder``, or ``layout.error`` saying in one line what is
-    wrong with it (missing, a folder, unreadable, not UTF-8, not JSON, another
-    format)."""
+    wrong (missing, a folder, unreadable, not UTF-8, not JSON, another format)."""
+
     name, error = layout.manifest, layout.error
     path = folder / name
     if not path.exists():

@@ -36,11 +36,10 @@ PONG_HOLDOUT_SEED = 31_337
 
 
 def train_seed(run_seed: int, episode: int) -> int:
-    """Reset seed of training episode ``episode`` of run ``run_seed``.
+    """Reset seed of training episode ``episode`` of run ``run_seed``:
+    ``1_000_000 * (run_seed + 1) + episode``, disjoint from the validation,
+    test and hold-out episodes for runs of fewer than a million episodes."""
 
-    ``1_000_000 * (run_seed + 1) + episode``: disjoint from the validation,
-    test and hold-out episodes for runs of fewer than a million episodes.
-    """
     if episode >= 1_000_000 or run_seed < 0:
         raise ValueError(
             f"train_seed needs 0 <= episode < 1e6 and run_seed >= 0, got {episode}"

@@ -4,10 +4,7 @@ The percentile bootstrap (:func:`percentile_bootstrap`) is too narrow with few s
 (about 91% coverage for a nominal 95% at 10); Student's t (:func:`t_interval`)
 is exact for normal scores and close at n = 10. Written without SciPy rather
 than taken from ``rliable``, which needs SciPy, ``arch``, ``statsmodels`` and
-``absl-py``. Introduced in *Deep Q-learning on CartPole's state*. The paired
-tests, Holm's correction and Agarwal et al.'s (2021) metrics are the lesson of
-*Improving DQN, measured over seeds*, and live on that page
-(:mod:`rlbook.chapters.dqn_improvements`).
+``absl-py``. Introduced in *Deep Q-learning on CartPole's state*.
 """
 
 from __future__ import annotations
@@ -54,7 +51,6 @@ def as_scores(values: np.ndarray | list[float]) -> np.ndarray:
 
 
 def _check_level(level: float) -> None:
-    """Raise unless ``level`` lies strictly between 0 and 1."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
 
@@ -79,15 +75,9 @@ def percentile_bootstrap(
     return float(low), float(high)
 
 
-# --- Student's t, without SciPy ------------------------------------------------
-
-
 def _beta_continued_fraction(a: float, b: float, x: float) -> float:
-    """The continued fraction of the incomplete beta function (modified Lentz).
-
-    Converges quickly for ``x < (a + 1) / (a + b + 2)``; Press et al.,
-    *Numerical Recipes*, section 6.4.
-    """
+    """The continued fraction of the incomplete beta function (modified Lentz), which
+    converges quickly for ``x < (a + 1) / (a + b + 2)``; *Numerical Recipes*, 6.4."""
     tiny, eps = 1e-300, 1e-15
     c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
     d = 1.0 / (d if abs(d) > tiny else tiny)
@@ -134,11 +124,9 @@ def _t_two_sided(t: float, df: float) -> float:
 
 @functools.lru_cache(maxsize=1024)
 def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom.
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom, by bisection
+    on the upper tail (precise far out, about 2 ms); cached, as pages repeat them."""
 
-    Bisection on the upper tail keeps its precision far out (about 2 ms); cached,
-    since a page asks for the same few many times.
-    """
     if not 0.0 < p < 1.0:
         raise ValueError(f"p must lie in (0, 1), got {p}")
     if not df > 0:

@@ -1,17 +1,13 @@
 """The projects' comparison tables: one row per execution mode, read by the chapters.
 
-Each project's benchmark (``benchmarks/*_modes.py``, built on
-``benchmarks/harness.py``, which also compiles and times the models) writes
-its table as ``artifacts/projects/<project>/comparison.json``::
+Each project's benchmark (``benchmarks/*_modes.py``) writes its table as
+``artifacts/projects/<project>/comparison.json``::
 
     {"meta": {how it was made: command, budget, git commit, date, ...},
      "records": [one ComparisonRecord as an object, ...],
      "previous_run": {"meta": {...}, "ratios": {mode: ratio, ...}}}
 
-(``previous_run``, the ratios of the run before at the same budget, once
-the benchmark has been rerun: :func:`rerun_table`).
-
-A chapter reads it with ``load_comparison(comparison_path(project))``.
+``previous_run`` (the ratios of the run before at the same budget) once rerun.
 """
 
 from __future__ import annotations
@@ -87,14 +83,10 @@ def verdict(ratio: Mapping[str, Any]) -> str:
 
 
 def repetitions_table(records: list[ComparisonRecord]) -> str:
-    """Two Markdown tables of interleaved records (those with
-    ``repetitions``), split so that each fits the page's column: speed (the
-    mean time, the ratio to the baseline with its interval and reading, the
-    first call's wall time, and for a compiled mode also that of a fresh
-    process's first call with the compiler's cache the run filled), then
-    resources and the check (memory, the fewest CPU seconds per wall second
-    of any sample, below 1 when the mode waited for the CPU, and the output
-    check)."""
+    """Two Markdown tables of the records with ``repetitions``, split to fit the
+    page's column: speed (time, ratio to the baseline, first call, cold and with a
+    warm compiler cache), then memory, the fewest CPU seconds per wall second of any
+    sample (below 1: the mode waited for the CPU) and the output check."""
     speed = [
         "| mode | n | time | ratio [95% interval] | reading | first call |",
         "|---|---|---|---|---|---|",
@@ -142,11 +134,9 @@ def repetitions_table(records: list[ComparisonRecord]) -> str:
 
 
 def table_note(records: list[ComparisonRecord]) -> str:
-    """Two sentences from the interleaved records: how their ratios'
-    intervals were made (the ``method``), and what each row's outputs were
-    checked against: its section's baseline mode (the ratio's), or, where
-    a record names it (``same_computation["against"]``, the C++ runner's
-    rows), that reference instead."""
+    """Two sentences: how the ratios' intervals were made (``method``), and what
+    each row's outputs were checked against: its section's baseline, or the
+    reference a record names (``same_computation["against"]``, the C++ rows)."""
     methods: list[str] = []
     for r in records:
         method = r.repetitions.get("ratio", {}).get("method")
@@ -187,17 +177,14 @@ def _check_sentence(records: list[ComparisonRecord]) -> str:
 
 
 def intervals_overlap(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
-    """Whether two intervals (``low``, ``high``) share a point; touching
-    intervals do."""
+    """Whether intervals (``low``, ``high``) share a point; touching ones do."""
     return a["low"] <= b["high"] and b["low"] <= a["high"]
 
 
 def rerun_table(path: str | Path) -> str:
-    """Markdown for the page: each ratio of this run and of the run before
-    it at the same budget (the table's ``previous_run``) with their 95%
-    intervals and whether the two intervals overlap, then a sentence
-    counting them; when the table has been measured once, a sentence
-    saying so."""
+    """Markdown for the page: each ratio of this run and of ``previous_run`` with
+    their 95% intervals and whether they overlap, then a sentence counting them;
+    for a table measured once, a sentence saying so."""
     payload = json.loads(Path(path).read_text())
     meta, previous = payload.get("meta", {}), payload.get("previous_run")
     if not previous:
@@ -282,13 +269,8 @@ def gpu_summary(project: str, path: str | Path | None = None) -> tuple[str | Non
                 f"| {section} | {mode} | {r['compile_s']:.1f} s | {peak} "
                 f"| {'yes' if r['same_computation']['passed'] else 'no'} |"
             )
-    rows = [
-        *speed,
-        "",
-        *checks,
-        "",
-        "Times are medians per sample: " + "; ".join(units) + ".",
-    ]
+    note = f"Times are medians per sample: {'; '.join(units)}."
+    rows = [*speed, "", *checks, "", note]
     train = project_record["train"]
     compiled = train["modes"]["torch.compile"].get("ratio")
     if compiled is None:

@@ -119,10 +119,9 @@ def fit_epochs(
             generator.set_state(state["generator"])
             torch.set_rng_state(state["torch_rng"])
             history = list(state["history"])
-            best_epoch, best_valid = (
-                int(state["best_epoch"]),
-                float(state["best_valid"]),
-            )
+            best_epoch = int(state["best_epoch"])
+            best_valid = float(state["best_valid"])
+
             best_state = state["best_model"]
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             detail = " ".join(str(error).split())

@@ -1,14 +1,11 @@
 """Shipped models of the projects part: a folder that rebuilds a trained model.
 
-A shipped folder (:mod:`rlbook.safeload`) whose manifest, ``model.json``, also
-records the weight format and the model's metrics; ``spec`` holds the
-constructor's arguments and input settings (a vocabulary is hashed too).
-Weights ship rounded to keep the repository small: ``"float16"``, or
-``"int8"`` (tensors of 2+ dimensions as int8 with a float32 scale per output
-channel, the rest float16; ResNet-18's 11 MB instead of 22). A shipped model's
-quality is measured on the rounded weights (:func:`round_to_shipped`). The
-full-run scripts write the folder (``fullrun.project.save_model``).
-Introduced in *Sentiment analysis: an LSTM on IMDb reviews*.
+A :mod:`rlbook.safeload` folder whose ``model.json`` also records the weight format
+and the metrics. Weights ship rounded, to keep the repository small: ``"float16"``,
+or ``"int8"`` (tensors of 2+ dimensions as int8 with a float32 scale per output
+channel, the rest float16; ResNet-18's 11 MB instead of 22); quality is measured on
+the rounded weights (:func:`round_to_shipped`). Introduced in *Sentiment analysis:
+an LSTM on IMDb reviews*.
 """
 
 from __future__ import annotations
@@ -147,8 +144,9 @@ def rebuild(
     stored: Mapping[str, torch.Tensor],
     weight_format: str,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The model of ``kind`` built from ``spec``, holding the weights of
-    ``weights.pt`` (``stored``) in float32, and its extras."""
+    """The model of ``kind`` built from ``spec`` with ``stored`` in float32, and
+    its extras."""
+
     model, extras = KINDS.find(kind)(spec)
     model.load_state_dict(_readable_state(stored, weight_format))
     return model, extras
