@@ -116,20 +116,24 @@ def _rerun(folder: Path, pairs: dict[str, tuple[float, float]], se: float) -> Pa
     return folder / "comparison.json"
 
 
+# The other project: two pairs whose log ratios differ by 0.1 each, with
+# intervals of standard error 0.01, so E[d^2] = 2 se^2 + 2 tau^2 gives:
+OTHER_TAU = math.sqrt((0.1**2 - 2 * 0.01**2) / 2)
+
+
+def _other_project(folder: Path) -> Path:
+    pairs = {"a": (1.0, math.exp(0.1)), "b": (math.exp(0.1), 1.0)}
+    return _rerun(folder / "other", pairs, se=0.01)
+
+
 def test_the_spread_between_runs_comes_from_the_other_projects_only(
     tmp_path: Path,
 ) -> None:
-    # the other project: two pairs whose log ratios differ by 0.1 each, with
-    # intervals of standard error 0.01: E[d^2] = 2 se^2 + 2 tau^2
-    _rerun(
-        tmp_path / "other",
-        {"a": (1.0, math.exp(0.1)), "b": (math.exp(0.1), 1.0)},
-        se=0.01,
-    )
+    _other_project(tmp_path)
     own = _rerun(tmp_path / "own", {"a": (1.0, 2.0)}, se=0.01)  # a huge miss
     tau, pairs = rerun_spread(own)
     assert pairs == 2
-    assert tau == pytest.approx(math.sqrt((0.1**2 - 2 * 0.01**2) / 2))
+    assert tau == pytest.approx(OTHER_TAU)
     # alone, a table has no other pairs and is not widened
     (tmp_path / "other" / "comparison.json").unlink()
     assert rerun_spread(own) == (0.0, 0)
@@ -156,18 +160,13 @@ def test_widening_adds_the_spread_to_the_intervals_own_error() -> None:
 def test_the_rerun_table_widens_with_the_other_projects_spread(
     tmp_path: Path,
 ) -> None:
-    _rerun(
-        tmp_path / "other",
-        {"a": (1.0, math.exp(0.1)), "b": (math.exp(0.1), 1.0)},
-        se=0.01,
-    )
+    _other_project(tmp_path)
     # 0.95 against 0.85: disjoint as measured, overlapping once widened;
     # 0.95's interval excludes 1 ("faster") until widened
     own = _rerun(tmp_path / "own", {"train: compiled": (0.95, 0.85)}, se=0.01)
     lines = rerun_table(own).splitlines()
     assert lines[2].endswith("| no | yes |")
-    tau = math.sqrt((0.1**2 - 2 * 0.01**2) / 2)
-    assert f"Widened by the spread between runs, {100 * tau:.1f}%" in lines[-1]
+    assert f"spread between runs, {100 * OTHER_TAU:.1f}%" in lines[-1]
     assert "other projects' 2 rerun pairs" in lines[-1]
     assert "1 of 1 overlap." in lines[-1]
     assert lines[-1].endswith(
