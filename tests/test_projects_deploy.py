@@ -11,10 +11,8 @@ import pytest
 from rlbook.projects.deploy import (
     ComparisonRecord,
     comparison_path,
-    intervals_overlap,
     load_comparison,
     repetitions_table,
-    rerun_table,
     table_note,
     verdict,
 )
@@ -137,78 +135,6 @@ def test_the_repetitions_table_gives_each_mode_its_reading() -> None:
     assert "| 0.50 |" in check_rows[0]  # the least CPU per wall second
     # split so that each fits the page's column (the site check measures it)
     assert all(len(line.split("|")) - 2 <= 6 for line in speed.splitlines())
-
-
-def test_intervals_that_touch_overlap_and_disjoint_ones_do_not() -> None:
-    a = {"low": 0.8, "high": 0.9}
-    assert intervals_overlap(a, {"low": 0.9, "high": 1.0})  # touching
-    assert intervals_overlap({"low": 0.9, "high": 1.0}, a)
-    assert intervals_overlap(a, {"low": 0.85, "high": 0.86})  # inside
-    assert not intervals_overlap(a, {"low": 0.91, "high": 1.0})
-    assert not intervals_overlap({"low": 0.5, "high": 0.79}, a)
-
-
-def _table(ratios: dict[str, tuple[float, float, float]], **extra) -> dict:
-    records = [
-        {
-            "mode": mode,
-            "time": 1.0,
-            "time_unit": "s",
-            "repetitions": {
-                "ratio": dict(zip(("ratio", "low", "high"), r, strict=True))
-                | {"to": "eager"}
-            },
-        }
-        for mode, r in ratios.items()
-    ]
-    meta = {"git_commit": "bbbbbbbbbb", "date": "2026-12-05", "budget": "full"}
-    return {"meta": meta, "records": records, **extra}
-
-
-@pytest.mark.parametrize("shipped", ["dqn", "resnet", "sentiment", "vae"])
-def test_a_table_measured_once_says_so(shipped: str, tmp_path: Path) -> None:
-    path = tmp_path / "comparison.json"
-    path.write_text(json.dumps(_table({"train: eager": (1.0, 1.0, 1.0)})))
-    assert rerun_table(path).startswith("This table has been measured once")
-    assert "bbbbbbbb, 2026-12-05" in rerun_table(path)
-    text = rerun_table(comparison_path(shipped))  # whatever the book ships
-    assert text.startswith(("This table", "| mode |"))
-
-
-def test_the_rerun_table_sets_each_ratio_beside_the_previous_runs(
-    tmp_path: Path,
-) -> None:
-    previous = {
-        "meta": {"git_commit": "aaaaaaaaaa", "date": "2026-12-01"},
-        "ratios": {
-            "train: compiled": {"ratio": 0.85, "low": 0.8, "high": 0.9},
-            "train: bf16": {"ratio": 1.5, "low": 1.4, "high": 1.6},
-        },
-    }
-    payload = _table(
-        {
-            "train: eager": (1.0, 1.0, 1.0),
-            "train: compiled": (0.95, 0.9, 1.0),  # touches the previous
-            "train: bf16": (1.2, 1.1, 1.3),  # does not overlap
-            "train: new": (1.0, 0.9, 1.1),
-        },
-        previous_run=previous,
-    )
-    path = tmp_path / "comparison.json"
-    path.write_text(json.dumps(payload))
-    lines = rerun_table(path).splitlines()
-    assert lines[0].count("|") == 5  # four columns
-    rows = lines[2:5]
-    assert (
-        rows[0] == "| train: compiled | 0.95 [0.90, 1.00] | 0.85 [0.80, 0.90] | yes |"
-    )
-    assert rows[1].endswith("| 1.50 [1.40, 1.60] | no |")
-    assert "not measured" in rows[2]  # the baseline is left out
-    assert lines[-1] == (
-        "1 of 2 ratios' intervals overlap between the two runs, of commit "
-        "aaaaaaaa (2026-12-01) and of commit bbbbbbbb (2026-12-05), both at "
-        "budget 'full'."
-    )
 
 
 def test_the_table_note_names_the_method_and_each_rows_reference() -> None:

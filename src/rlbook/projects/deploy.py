@@ -176,56 +176,6 @@ def _check_sentence(records: list[ComparisonRecord]) -> str:
     return f"{sentence}, except {'; '.join(parts)}."
 
 
-def intervals_overlap(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
-    """Whether intervals (``low``, ``high``) share a point; touching ones do."""
-    return a["low"] <= b["high"] and b["low"] <= a["high"]
-
-
-def rerun_table(path: str | Path) -> str:
-    """Markdown for the page: each ratio of this run and of ``previous_run`` with
-    their 95% intervals and whether they overlap, then a sentence counting them;
-    for a table measured once, a sentence saying so."""
-    payload = json.loads(Path(path).read_text())
-    meta, previous = payload.get("meta", {}), payload.get("previous_run")
-    if not previous:
-        return (
-            f"This table has been measured once (commit "
-            f"{str(meta.get('git_commit', '?'))[:8]}, {meta.get('date', '?')}); "
-            "a rerun of its benchmark at the same budget will set its ratios "
-            "here beside these, to show whether they survive a rerun."
-        )
-
-    def cell(ratio: Mapping[str, float]) -> str:
-        return f"{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]"
-
-    rows = [
-        "| mode | this run [95%] | previous run [95%] | intervals overlap |",
-        "|---|---|---|---|",
-    ]
-    overlaps = []
-    for record in payload["records"]:
-        ratio = record.get("repetitions", {}).get("ratio")
-        before = previous["ratios"].get(record["mode"])
-        if not ratio or ratio["to"] == record["mode"].rsplit(": ", 1)[-1]:
-            continue  # a baseline's ratio is 1 in every run
-        if before is None:
-            rows.append(f"| {record['mode']} | {cell(ratio)} | not measured | |")
-            continue
-        overlaps.append(intervals_overlap(ratio, before))
-        rows.append(
-            f"| {record['mode']} | {cell(ratio)} | {cell(before)} "
-            f"| {'yes' if overlaps[-1] else 'no'} |"
-        )
-    old = previous["meta"]
-    sentence = (
-        f"{sum(overlaps)} of {len(overlaps)} ratios' intervals overlap between "
-        f"the two runs, of commit {str(old.get('git_commit'))[:8]} "
-        f"({old.get('date')}) and of commit {str(meta.get('git_commit'))[:8]} "
-        f"({meta.get('date')}), both at budget {meta.get('budget')!r}."
-    )
-    return "\n".join(rows) + "\n\n" + sentence
-
-
 def gpu_path() -> Path:
     """``artifacts/projects/gpu.json``: ``benchmarks/projects_gpu.py``'s table."""
     return artifacts_dir() / "projects" / "gpu.json"
