@@ -405,17 +405,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def __init__(
         self,
-        capacity: int,
-        obs_shape: tuple[int, ...],
-        device: torch.device | str = "cpu",
-        obs_dtype: torch.dtype = torch.float32,
-        *,
+        *args: Any,  # ReplayBuffer's: capacity, obs_shape, device, ...
         alpha: float = 0.6,
         beta: float = 0.4,
         eps: float = 1e-6,
         seed: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(capacity, obs_shape, device, obs_dtype)
+        super().__init__(*args, **kwargs)
         if alpha < 0:
             raise ValueError(f"alpha must be non-negative, got {alpha}")
         self._check_beta(beta)
