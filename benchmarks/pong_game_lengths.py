@@ -3,23 +3,14 @@
     .venv/bin/python benchmarks/pong_game_lengths.py \
         --out artifacts/benchmarks/pong_game_lengths.json
 
-``ALE/Pong-v5`` stops a game after ``max_num_frames_per_episode`` frames
-(108,000, 27,000 agent steps at a skip of 4) and reports it as truncated. The
-shipped PPO run treated that as the game's end (it predates the page's
-bootstrap through truncation), and its record keeps each game's score but not
-its length. This script measures what the repository's data can say:
-
-- the shipped PPO agent's 10 test games, with its best and with its final
-  weights, replayed game for game (same weights, seed and lanes as the export;
-  the replayed scores must equal the shipped ones, or the script stops), with
-  each game's length in agent steps;
-- the length of every game of the REINFORCE run's committed checkpoint
-  (``artifacts/pong-pg/checkpoint.pt.xz``, which records them);
-- for the PPO run's training games, what the record bounds: how many games of
-  27,000 steps its lanes' steps could hold at most.
-
-Prints one JSON line (and writes it atomically to ``--out``), with the
-command, the commit and the machine.
+``ALE/Pong-v5`` truncates a game at 108,000 frames (27,000 agent steps). The
+shipped PPO run took that for the game's end and recorded scores, not
+lengths. This measures what the repository's data can say: the lengths of
+the shipped PPO agent's test games, best and final weights, replayed game for
+game (the replayed scores must equal the shipped ones); the length of every
+game in the REINFORCE run's checkpoint as committed at :data:`PG_CHECKPOINT`;
+and, for the PPO run's training games, how many 27,000-step games its lanes'
+steps could hold at most. Prints one JSON line (and writes it to ``--out``).
 """
 
 from __future__ import annotations
@@ -29,6 +20,7 @@ import io
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,18 +36,21 @@ from rlbook.paths import artifacts_dir
 from rlbook.seeding import PONG_TEST_SEED
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from train_pong import TEST_GAMES, unpack
+from train_pong import ROOT, TEST_GAMES, unpack
+
+# The REINFORCE checkpoint measured (update 1,329), which left the tree when
+# the run shipped: its games' lengths are in no other file.
+PG_CHECKPOINT = "3539ed0f91d9:artifacts/pong-pg/checkpoint.pt.xz"
 
 
 class LengthAgent:
-    """Plays ``agent`` and counts each lane's steps per game."""
+    """Plays ``agent`` and records the length of each lane's games, in order."""
 
     def __init__(self, agent: Any) -> None:
         self.agent = agent
         self.action_set = agent.action_set
         self.steps: np.ndarray | None = None
         self.lengths: list[list[int]] = []
-        """per lane, the lengths of the games it finished, in order"""
 
     def start(self, frames: np.ndarray) -> None:
         self.steps = np.zeros(len(frames), np.int64)
@@ -101,10 +96,13 @@ def test_game_lengths(folder: Path, settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def reinforce_lengths(path: Path) -> list[int]:
-    """Every game's length in the REINFORCE run's committed checkpoint."""
+def reinforce_lengths() -> list[int]:
+    """Every game's length in the REINFORCE run's checkpoint at PG_CHECKPOINT."""
+    packed = subprocess.run(
+        ["git", "show", PG_CHECKPOINT], cwd=ROOT, capture_output=True, check=True
+    ).stdout
     state = torch.load(
-        io.BytesIO(unpack(path.read_bytes())), map_location="cpu", weights_only=False
+        io.BytesIO(unpack(packed)), map_location="cpu", weights_only=False
     )
     return [int(n) for n in state["lengths"]]
 
@@ -139,7 +137,7 @@ def main() -> None:
         "resumed_at_updates": provenance.get("resumed_at_updates", []),
     }
 
-    pg = reinforce_lengths(artifacts_dir() / "pong-pg" / "checkpoint.pt.xz")
+    pg = reinforce_lengths()
     record = {
         "benchmark": "pong_game_lengths",
         "cap_frames": settings["max_num_frames_per_episode"],

@@ -3,43 +3,20 @@
     .venv/bin/python benchmarks/pong_ppo_profile.py [--updates 3] [--variants]
         [--recipes] [--out FILE]
 
-Runs the PPO page's PPO (:class:`rlbook.chapters.pong_ppo.PPO`, the full recipe's
-settings: 16 games x 128 steps an update, 4 epochs of 4 minibatches) for one
-warm-up update and then ``--updates`` timed ones, and charges the wall and the
-CPU time (all threads) of each to its part, by wrapping the functions the
-update calls (nothing in the update changes):
+Trains the PPO page's full-recipe PPO for one warm-up and ``--updates`` timed
+updates, and charges each part's wall and CPU time (collection: emulator,
+preprocessing, frame stack, policy forward, sampling; learning: GAE, forward,
+backward, clipping, Adam) by wrapping the functions the update calls, which
+changes nothing it computes. Beside it, the limits: ALE stepping 16 games
+with random actions alone, and the learner's counted FLOPs against the
+matmul rate in float32 and bfloat16.
 
-* collection: the emulators' step (``PongVector.step``, which includes
-  preprocessing its frames), preprocessing (``prepro_batch``, every call, in
-  the step and in the frame stack), the frame stack, the policy's forward
-  pass, sampling actions, and the rest (Python and buffer writes);
-* learning: GAE, the network's forward pass, the loss, ``backward``, gradient
-  clipping, Adam's step, and the rest.
-
-Beside it, the two limits of this machine: the emulators alone (ALE's vector
-environment stepping 16 games with random actions, nothing else: no
-collection can be faster), and the learner's floating-point work (counted
-with ``torch.utils.flop_counter.FlopCounterMode``) against the measured
-matrix-multiply rate in float32 and bfloat16 on one and on all cores.
-
-With ``--variants``, it also times the learner alone on one fixed buffer of
-experience, in each of the ways #26 of the book's issues lists (bfloat16
-autocast, ``channels_last``, ``torch.compile``, fewer epochs, fewer frames,
-a smaller hidden layer), ``--repeats`` times each, interleaved (ABCABC...),
-and reports each one's CPU seconds per update and its ratio to float32's with
-a 95% bootstrap interval. These say how much each change could save per
-update, not whether the agent still learns as fast per step: only training
-runs can say that.
-
-With ``--recipes``, it also trains each of the page's recipes
-(``PPO_RECIPES``: the shipped one and the fast one) for one warm-up update and
-``--updates`` timed ones, one recipe after the other, and reports the steps
-per second of collection, of learning and of the whole update (the fast
-recipe's overlap collects in a second process: on one core it cannot gain).
-
-Prints one JSON line (and writes it to ``--out``): every part's seconds per
-update, the limits, the variants, the recipes' rates, and the machine (CPU
-model and flags, cores, load).
+``--variants`` times the learner alone on one fixed buffer in each way #26
+lists (bf16 autocast, channels_last, compile, fewer epochs or frames),
+interleaved, with each one's ratio to float32 and a 95% bootstrap interval:
+what each could save per update, not whether the agent still learns as fast.
+``--recipes`` times collection, learning and the whole update of each CPU
+recipe (``PPO_RECIPES``). Prints one JSON line (and writes it to ``--out``).
 """
 
 from __future__ import annotations
@@ -148,8 +125,8 @@ def emulator_ceiling(envs: int, steps: int, seed: int) -> dict[str, float]:
 
 
 def learner_flops(config: page.PPOConfig) -> dict[str, float]:
-    """FLOPs of one collection forward pass over all lanes, and of one learning
-    minibatch's forward and backward pass (counted, not estimated)."""
+    """Counted FLOPs of one collection forward pass over all lanes, and of one
+    learning minibatch's forward and backward pass."""
     net = page.PongActorCritic(config.frames, config.actions)
     x = torch.randint(0, 2, (config.envs, config.frames, 80, 80), dtype=torch.uint8)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -248,10 +225,9 @@ def learner_variants(config: page.PPOConfig, seed: int, repeats: int) -> dict[st
 
 
 def time_recipe(run: page.PPO, updates: int) -> dict[str, Any]:
-    """One warm-up update (compilation, first passes), then ``updates`` timed
-    ones: steps per second of collection, of learning and of the whole update,
-    per wall and per CPU second. Collection is timed where it runs (in the
-    overlap's collector process, which sends its clocks with each rollout)."""
+    """Steps per second (wall and CPU) of collection, learning and the whole
+    update, after one warm-up. Collection is timed where it runs: the
+    overlap's collector process sends its clocks with each rollout."""
     collect, learn = run.collect, run.learn
     rows: list[list[float]] = []  # collect wall, cpu; learn wall, cpu
 
@@ -296,8 +272,7 @@ CPU_RECIPES = ("shipped", "fast")
 
 
 def recipe_rates(seed: int, updates: int) -> dict[str, Any]:
-    """:func:`time_recipe` for every CPU recipe of the page, one after another
-    (the gpu recipe's learner needs a GPU; on a CPU it is the shipped one)."""
+    """:func:`time_recipe` for every CPU recipe of the page, in turn."""
     out: dict[str, Any] = {
         "cores_available": len(os.sched_getaffinity(0)),
         "recipes": {},

@@ -1,35 +1,20 @@
 """Collecting Pong experience: pg-pong.py's one-game loop against rlbook's batched rollout.
 
     .venv/bin/python benchmarks/pong_rollout.py [--steps 4000] [--envs 32]
-        [--threads 0] [--repeats 2] [--actions 3]
+        [--threads 0] [--repeats 2]
 
-Both ways play Pong in the chapter's setting (:data:`rlbook.pong.PONG_SETTINGS`)
-with the same randomly initialised two-layer policy, and produce what
-REINFORCE needs of every step: the difference frame, the sampled action and
-the reward.
+Both ways play the chapter's Pong with the same random two-layer policy and
+produce what REINFORCE needs of every step (difference frame, action,
+reward); the backward pass at each game's end is left out of both.
+``single`` is ``pg-pong.py``'s loop: one game, float64, records kept in
+lists. ``vector`` is :func:`rollout`: ``N`` games in ALE's thread pool, one
+sparse float32 forward pass over them a step, on one torch thread. The
+ceiling is ALE alone with random actions, one game and ``N``: no rollout can
+beat it, so ``ceiling_ratio`` bounds what any rollout can gain here.
 
-* ``single``: ``pg-pong.py``'s loop: one environment; per step ``prepro``,
-  the difference frame in float64, the forward pass of one frame in float64,
-  an action drawn with one uniform, ``env.step``; the per-step records kept in
-  lists, as ``pg-pong.py`` keeps them until the game ends (the backward pass
-  at the end of each game is left out of both ways).
-* ``vector``: :func:`rollout` on :func:`rlbook.pong.make_pong_vector`:
-  ``N`` games stepped by ALE's C++ thread pool, ``prepro_batch`` on all
-  frames, one float32 forward pass over the ``N`` difference frames a step
-  that adds up only the weights of their nonzero pixels
-  (``policy_probs_sparse`` of :mod:`rlbook.chapters.pong`), on one torch thread.
-* the ceiling, ``emulator_only_steps_per_s``: ALE alone, one game and ``N``
-  games, random actions, nothing else. No rollout can beat ``N`` games of
-  ALE alone, so ``ceiling_ratio`` (that rate over ``single``'s) bounds what
-  any rollout can gain on this machine: on two cores, emulating Pong's four
-  frames a step costs as much as the rest of ``pg-pong.py``'s step.
-
-Each ``--envs`` value is measured; the ways alternate, ``--repeats`` times
-each, and the best rate of each is kept. Prints one JSON line with the env
-steps per second of ``single`` and of the best ``N``, their ratio, the rate
-of every ``N``, the CPU time each way spends per step (all threads; on a busy
-machine the wall-clock rates swing with the other jobs, the CPU time much
-less), and the machine: CPU count, load average, versions.
+The ways alternate ``--repeats`` times for every ``--envs``; the best rate of
+each is kept. Prints one JSON line: steps per second, CPU time per step (all
+threads: steadier than wall time on a busy machine), and the machine.
 """
 
 from __future__ import annotations
@@ -55,13 +40,7 @@ from rlbook.chapters.pong import (
     sample_actions,
     torch_threads,
 )
-from rlbook.pong import (
-    ACTIONS_2,
-    ACTIONS_3,
-    INPUTS,
-    frame_difference,
-    make_pong_vector,
-)
+from rlbook.pong import ACTIONS_3, INPUTS, frame_difference, make_pong_vector
 
 
 def rollout(
@@ -71,26 +50,14 @@ def rollout(
     rng: np.random.Generator,
     action_set: tuple[int, ...] = ACTIONS_3,
 ) -> dict[str, np.ndarray]:
-    """Play ``steps`` steps in every lane of ``vec_env`` (a
-    :class:`rlbook.pong.PongVector`), the policy in one batch a step.
+    """Play ``steps`` more steps in every lane of ``vec_env`` (a
+    :class:`rlbook.pong.PongVector`), ``policy_fn`` mapping ``(N, 6400)``
+    difference frames to ``(N, len(action_set))`` probabilities.
 
-    Continues where the last call stopped (resetting ``vec_env`` first if it
-    never was). Give ``rng`` its own stream, apart from the environment's
-    seeds: ``numpy_stream(seed, "actions")``.
-
-    Args:
-        policy_fn: ``(N, 6400)`` float32 difference frames -> ``(N, A)``
-            probabilities, e.g. ``lambda x: numpy_forward(model, x)[0]``.
-        steps: steps per lane, ``T``.
-        action_set: the ALE action of each of the policy's ``A`` actions.
-
-    Returns:
-        ``x``: ``(T, N, 6400)`` int8, the difference frames acted on (exact,
-        at an eighth of float64's memory); ``action``: ``(T, N)`` int64 indices
-        into ``action_set``; ``reward``: ``(T, N)`` float32; ``terminated``,
-        ``truncated``: ``(T, N)`` bool (the game ended at that step and the
-        next step is a new game's first); ``episode_returns``: the final
-        scores of the games that ended, in the order they ended.
+    Returns ``(T, N)`` arrays: ``x`` (the difference frames acted on, int8:
+    exact), ``action`` (indices into ``action_set``), ``reward``,
+    ``terminated`` and ``truncated``; and ``episode_returns``, the scores of
+    the games that ended, in order.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -124,11 +91,11 @@ def rollout(
     }
 
 
-def single(steps: int, seed: int, actions: int) -> tuple[float, float]:
-    """pg-pong.py's loop, one game: env steps per second, and CPU seconds per step."""
+def single(steps: int, seed: int) -> tuple[float, float]:
+    """pg-pong.py's loop, one game: env steps per second, CPU seconds per step."""
     rng = np.random.default_rng(seed)
+    actions = len(ACTIONS_3)
     model = init_numpy_policy(rng, actions=actions)  # float64, as pg-pong.py
-    action_set = ACTIONS_2 if actions == 2 else ACTIONS_3
     env = make_pong()
     observation, _ = env.reset(seed=seed)
     prev_x = None
@@ -144,7 +111,7 @@ def single(steps: int, seed: int, actions: int) -> tuple[float, float]:
         xs.append(x)
         hs.append(h[0])
         dlogps.append(np.eye(actions)[index] - probs[0])  # pg-pong's "fake label"
-        observation, reward, terminated, truncated, _ = env.step(action_set[index])
+        observation, reward, terminated, truncated, _ = env.step(ACTIONS_3[index])
         drs.append(reward)
         if terminated or truncated:  # pg-pong.py updates here; we only reset
             xs, hs, dlogps, drs = [], [], [], []
@@ -156,28 +123,19 @@ def single(steps: int, seed: int, actions: int) -> tuple[float, float]:
     return rate, cpu
 
 
-def vector(
-    steps: int, envs: int, seed: int, actions: int, threads: int
-) -> tuple[float, float]:
-    """rlbook's batched rollout over ``envs`` games: env steps per second, and CPU
-    seconds per step (all of ALE's threads included)."""
+def vector(steps: int, envs: int, seed: int, threads: int) -> tuple[float, float]:
+    """rlbook's batched rollout over ``envs`` games: env steps per second, CPU
+    seconds per step (ALE's threads included)."""
     rng = np.random.default_rng(seed)
-    model = init_numpy_policy(rng, actions=actions, dtype=np.float32)
+    model = init_numpy_policy(rng, actions=len(ACTIONS_3), dtype=np.float32)
     policy = TorchPolicy.from_numpy(model)
     w1_t = policy.hidden.weight.detach().t().contiguous()
-    action_set = ACTIONS_2 if actions == 2 else ACTIONS_3
     vec = make_pong_vector(envs, seed=seed, num_threads=threads)
     vec.reset()
     per_lane = max(1, steps // envs)
     start, cpu = time.perf_counter(), time.process_time()
     with torch_threads(1):  # ALE's threads need the cores; the forward is tiny
-        rollout(
-            lambda x: policy_probs_sparse(policy, w1_t, x),
-            vec,
-            per_lane,
-            rng,
-            action_set,
-        )
+        rollout(lambda x: policy_probs_sparse(policy, w1_t, x), vec, per_lane, rng)
     rate = per_lane * envs / (time.perf_counter() - start)
     cpu = (time.process_time() - cpu) / (per_lane * envs)
     vec.close()
@@ -187,8 +145,8 @@ def vector(
 def emulator_only(
     steps: int, envs: int, seed: int, threads: int
 ) -> tuple[float, float]:
-    """The ceiling: env steps per second of ALE alone, one game and ``envs`` games
-    in its thread pool, random actions, no preprocessing, no policy."""
+    """The ceiling: env steps per second of ALE alone, random actions, one game
+    and ``envs`` games in its thread pool."""
     rng = np.random.default_rng(seed)
     env = make_pong()
     env.reset(seed=seed)
@@ -220,7 +178,6 @@ def main() -> None:
         "--threads", type=int, default=0, help="ALE threads (0: one per core)"
     )
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--actions", type=int, choices=(2, 3), default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     load_before = os.getloadavg()[0]  # other jobs slow both ways down
@@ -228,14 +185,12 @@ def main() -> None:
     best_vector = dict.fromkeys(args.envs, 0.0)
     cpu_vector = dict.fromkeys(args.envs, float("inf"))
     for _ in range(args.repeats):
-        rate, cpu = single(args.steps, args.seed, args.actions)
+        rate, cpu = single(args.steps, args.seed)
         best_single, cpu_single = max(best_single, rate), min(cpu_single, cpu)
         for n in args.envs:
-            rate, cpu = vector(args.steps, n, args.seed, args.actions, args.threads)
-            best_vector[n], cpu_vector[n] = (
-                max(best_vector[n], rate),
-                min(cpu_vector[n], cpu),
-            )
+            rate, cpu = vector(args.steps, n, args.seed, args.threads)
+            best_vector[n] = max(best_vector[n], rate)
+            cpu_vector[n] = min(cpu_vector[n], cpu)
     best_n = max(best_vector, key=best_vector.__getitem__)
     ceiling_one, ceiling_many = 0.0, 0.0
     for _ in range(args.repeats):
@@ -259,7 +214,6 @@ def main() -> None:
                 "cpu_us_per_step_single": round(1e6 * cpu_single),
                 "cpu_us_per_step_vector": round(1e6 * cpu_vector[best_n]),
                 "ale_threads": args.threads,
-                "actions": args.actions,
                 "steps": args.steps,
                 "repeats": args.repeats,
                 "cpus": os.cpu_count(),

@@ -4,15 +4,12 @@
         --out artifacts/pong-ppo-fast/dev-frames-2.json \
         --what "seed 0 of the fast recipe with 2 frames, ..." [--log LOG] [--every 8]
 
-``RUN_FOLDER`` is a runs folder of ``scripts/train_pong.py`` (``progress.json``
-and ``checkpoint.pt``). The record keeps every game's score (the running mean
-of any window can be recomputed), the log's cumulative columns every
-``--every`` updates and at the last one, the validations, the run's config,
-seed and budget, and the commits it trained at and the updates it was resumed
-at, as its checkpoint records them. ``--what`` says in words what the run was
-(where it ran, why it stopped); ``--log`` adds the last progress line the run
-printed, which can be later than its last checkpoint. Written compact and
-atomically, with the command, the commit and the machine that thinned it.
+``RUN_FOLDER`` is a runs folder of ``scripts/train_pong.py``. The record keeps
+every game's score, the log's cumulative columns every ``--every`` updates
+and at the last, the validations, and the run's config, seed, budget,
+commits and resumptions. ``--what`` says in words what the run was; ``--log``
+adds the last progress line the run printed, which can be later than its
+last checkpoint.
 """
 
 from __future__ import annotations

@@ -1,57 +1,15 @@
-"""The full runs of the two Pong pages: REINFORCE, then PPO.
-
-    .venv/bin/python scripts/train_pong.py reinforce --runs _build/pong
-    .venv/bin/python scripts/train_pong.py ppo --runs _build/pong
-    .venv/bin/python scripts/train_pong.py reinforce --runs _build/pong --export
+"""The full runs of the two Pong pages (REINFORCE, PPO) and the PPO page's
+timed seeds; README.md says how to use every option.
 
 Each run keeps its whole state in ``<runs>/<agent>/checkpoint.pt``, written
-every ``--checkpoint-seconds`` and at the end, always between updates: run the
-same command again after any interruption and the run goes on from its last
-checkpoint (see the PPO page's *PPO's full run* for what a resumed PPO run
-restarts). ``progress.json`` beside it has the curves so far.
-
-``--export`` tests the best and the final weights of a finished run on 10
-games and writes ``artifacts/pong-pg/`` or ``artifacts/pong-ppo/`` (weights,
-manifest, curves, provenance); it refuses a tree with uncommitted changes
-outside ``artifacts/``. ``--snapshot`` writes, for a run still going,
-``in-progress.json`` into that folder (its curves so far and their
-provenance, no agent: the pages show it as a run in progress) and
-``checkpoint.pt.xz``, the whole resumable checkpoint, compressed, so that a
-run longer than a working session survives on ``main``: started where the
-runs folder has no checkpoint, a run goes on from the committed one. The
-export of the finished run removes both.
-
-Where the shipped agent and the checkpoint do not both fit in the tree's
-40 MB, the checkpoint is kept in ``main``'s history instead: commit the
-snapshot, then ``--park`` replaces ``checkpoint.pt.xz`` with
-``checkpoint.parked.json`` (the commit that holds it and its SHA-256), to be
-committed too; a run started without a checkpoint reads the parked one back
-with ``git show``.
-
-``--extend-to N`` goes on past a run's planned end (REINFORCE's 2,000
-updates) to update N, with the update code unchanged: only the loop's end
-moves, and the extension is recorded in the checkpoint and the provenance.
-
-REINFORCE is ``chapters/pong.md``'s (:mod:`rlbook.chapters.pong`), PPO
-``chapters/pong_ppo.md``'s (:mod:`rlbook.chapters.pong_ppo`).
-
-A resumed run keeps the budget and seed it started with: ``--budget`` or
-``--seed`` that differ from the checkpoint's are refused.
-
-A timed seed of the PPO page's fast recipe (#26 of the book's issues), alone
-on an idle machine:
-
-    .venv/bin/python scripts/train_pong.py ppo --recipe fast --seed 1
-
-runs in ``<runs>/ppo-fast-seed1``, stops at the first running mean of +18
-over 20 games (or at the end of the budget), and writes
-``artifacts/pong-ppo-fast/seed-1.json``: wall and CPU seconds from the
-process's start (imports, environment creation, compilation, validations and
-checkpoints included), env steps, updates and games to +18, the curve, and
-provenance. It refuses to start from a tree with uncommitted changes unless
-``--out`` names another folder; ``--no-overlap`` collects and learns in turn
-in one process (a run on one core); ``--max-minutes M`` gives up after M
-minutes of wall time and records that the seed did not reach +18 by then.
+between updates: the same command goes on from it after an interruption,
+with the budget and seed it started with. ``--export`` ships a finished run
+to ``artifacts/pong-pg/`` or ``artifacts/pong-ppo/``; ``--snapshot`` records
+an unfinished one there with its checkpoint, compressed, which ``--park``
+moves into git history; a run started without a checkpoint goes on from
+either. A timed seed (``--recipe fast`` or ``gpu``) stops at the first
+running mean of +18 and writes ``artifacts/pong-ppo-fast/``, timed from the
+process's start.
 """
 
 from __future__ import annotations
@@ -59,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -70,22 +29,16 @@ if TYPE_CHECKING:
     import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_ARTIFACTS = "pong-ppo-fast"
-"""The timed seeds of the PPO page's fast recipe: ``artifacts/<this>/seed-S.json``."""
-COMMITTED_CHECKPOINT = "checkpoint.pt.xz"
-"""Beside the snapshot: the resumable checkpoint of a run that is not finished,
-packed by :func:`pack` (it must keep the tracked tree under 40 MB)."""
-PARKED_CHECKPOINT = "checkpoint.parked.json"
-"""In its place once ``--park`` moved it into ``main``'s history: the commit and
-path that hold it, and its SHA-256."""
+CHECKPOINT_SECONDS = 300.0
+COMMITTED_CHECKPOINT = "checkpoint.pt.xz"  # an unfinished run's, beside its snapshot
+PARKED_CHECKPOINT = "checkpoint.parked.json"  # in its place, once --park moved it
 
 
 def pack(data: bytes) -> bytes:
     """Compress a checkpoint losslessly: its bytes in four planes, then xz.
 
-    A checkpoint is mostly float32 arrays, aligned in the file; putting every
-    fourth byte together lets xz find the exponents' regularity (a 15.5 MB
-    REINFORCE checkpoint: 11.7 MB, against 14.0 MB with gzip alone).
+    A checkpoint is mostly aligned float32 arrays: every fourth byte together
+    lets xz find the exponents' regularity (15.5 MB: 11.7, gzip's 14.0).
     """
     import lzma
 
@@ -108,8 +61,8 @@ def unpack(packed: bytes) -> bytes:
 
 
 def park(folder: Path, root: Path) -> Path:
-    """Replace the committed ``folder/checkpoint.pt.xz`` by a pointer to it in
-    ``root``'s history (HEAD must hold it, as committed)."""
+    """Replace the committed ``folder/checkpoint.pt.xz`` (HEAD must hold it as
+    it is on disk) by a pointer to it in ``root``'s history."""
     import hashlib
     import subprocess
 
@@ -143,8 +96,7 @@ def park(folder: Path, root: Path) -> Path:
 
 
 def unpark(pointer_file: Path, root: Path) -> bytes:
-    """The packed checkpoint that ``pointer_file`` names, read from ``root``'s
-    history and checked against its SHA-256."""
+    """The packed checkpoint ``pointer_file`` names, checked by its SHA-256."""
     import hashlib
     import subprocess
 
@@ -183,20 +135,15 @@ def extend(state: dict[str, Any], to: int) -> dict[str, Any] | None:
     return {"at_update": int(state["update"]), "from": planned, "to": to}
 
 
-# ---------------------------------------------------------------- shipping a run
-
-PROGRESS_FILE = "in-progress.json"
-"""Written by ``--snapshot`` into the agent's artifacts folder; the pages read it."""
-TEST_GAMES = 10
-"""Games each shipped agent is tested on (the PPO page's table)."""
+PROGRESS_FILE = "in-progress.json"  # --snapshot's, which the pages read
+TEST_GAMES = 10  # each shipped agent's test games
 
 
 def first_reaching(
     scores: np.ndarray, level: float, window: int | None = None
 ) -> int | None:
     """Index of the first game at which the running mean of ``window`` full
-    games (the first Pong page's ``RUNNING_GAMES``) reaches ``level``; ``None`` if it
-    never does."""
+    games (default ``RUNNING_GAMES``) reaches ``level``, or None."""
     import numpy as np
 
     from rlbook.chapters.pong import RUNNING_GAMES, running_mean
@@ -254,8 +201,7 @@ def spec_for(state: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 def agent_for(
     kind: str, network: Mapping[str, Any], weights: Mapping[str, torch.Tensor]
 ) -> Any:
-    """A fresh agent of ``kind`` playing a network built from ``network``
-    holding ``weights``."""
+    """A fresh agent of ``kind`` playing ``network`` with ``weights``."""
     from rlbook.chapters.pong import DifferenceAgent, TorchPolicy, load_network
 
     if kind == "pong-pg":
@@ -282,6 +228,27 @@ def score_weights(
     ).scores
 
 
+def run_provenance(
+    state: Mapping[str, Any], command: str, root: str | Path | None, **extra: Any
+) -> dict[str, Any]:
+    """The provenance of a full run's record, as its checkpoint tells it."""
+    from rlbook.checkpoint import make_provenance
+
+    return make_provenance(
+        command=command,
+        config=json.loads(state["config"]),
+        budget=state.get("budget", "full"),
+        device="cpu",
+        wall_time_s=state["wall_seconds"],
+        trained_at_commits=json.loads(state.get("commits", "[]")),
+        resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
+        extended=json.loads(state.get("extensions", "[]")),
+        cpu_count=os.cpu_count(),
+        root=root,
+        **extra,
+    )
+
+
 def snapshot_pong(
     state: Mapping[str, Any],
     out: str | Path,
@@ -289,20 +256,12 @@ def snapshot_pong(
     command: str,
     root: str | Path | None = None,
 ) -> Path:
-    """Record where an unfinished full run stands, without shipping an agent.
-
-    Writes ``out/in-progress.json``: the run's curves so far (scores, log,
-    validations), how far it has gone of its planned updates, and where it came
-    from. No weights ship with it and nothing is tested: a chapter shows it as
-    a run in progress, never as a result. :func:`export_pong` removes it once
-    the finished run ships. ``scripts/train_pong.py --snapshot`` refuses a
-    tree with uncommitted changes before it calls this; ``root`` is that
-    checkout, whose commit the provenance records.
+    """Write ``out/in-progress.json``: an unfinished run's curves so far and
+    where they came from, no weights and no tests (the pages show it as a run
+    in progress); ``root`` is the checkout whose commit the provenance names.
     """
+    from rlbook.checkpoint import atomic_write
 
-    from rlbook.checkpoint import atomic_write, make_provenance
-
-    config = json.loads(state["config"])
     planned = planned_updates(state)
     if state["update"] >= planned:
         raise ValueError(
@@ -319,18 +278,7 @@ def snapshot_pong(
         "scores": whole_points(state["scores"]),
         "log": json.loads(state["log"]),
         "validations": json.loads(state["validations"]),
-        "provenance": make_provenance(
-            command=command,
-            config=config,
-            budget=state.get("budget", "full"),
-            device="cpu",
-            wall_time_s=state["wall_seconds"],
-            trained_at_commits=json.loads(state.get("commits", "[]")),
-            resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
-            extended=json.loads(state.get("extensions", "[]")),
-            cpu_count=os.cpu_count(),
-            root=root,
-        ),
+        "provenance": run_provenance(state, command, root),
     }
     Path(out).mkdir(parents=True, exist_ok=True)
     text = json.dumps(record, separators=(",", ":")) + "\n"
@@ -346,22 +294,16 @@ def export_pong(
     command: str,
     root: str | Path | None = None,
 ) -> Path:
-    """Ship a finished run: its best-validation weights as the agent, both tested.
-
-    The rule, fixed before the runs: the shipped weights are those of the
-    run's best validation (10 games every ``validate_every`` updates, the last
-    at the final update; ties go to the earlier); the final weights ship
-    beside them and both are tested on :data:`TEST_GAMES` games.
-    ``scripts/train_pong.py --export`` refuses a tree with uncommitted changes
-    before it calls this; ``root`` is that checkout, whose commit the
-    provenance records. The manifest lists the SHA-256 of ``metrics.json``
-    too, so a changed curve fails on load.
+    """Ship a finished run: the weights of its best validation (the rule fixed
+    before the runs; ties go to the earlier) as the agent, the final weights
+    beside them, both tested on :data:`TEST_GAMES` games. The manifest lists
+    ``metrics.json``'s SHA-256 too, so a changed curve fails on load.
     """
     import numpy as np
 
     from rlbook.agents import save_agent
     from rlbook.chapters.pong import RUNNING_GAMES, action_set
-    from rlbook.checkpoint import git_commit, make_provenance
+    from rlbook.checkpoint import git_commit
     from rlbook.seeding import PONG_TEST_SEED
 
     config = json.loads(state["config"])
@@ -412,26 +354,19 @@ def export_pong(
         "games": TEST_GAMES,
         "seed": PONG_TEST_SEED,
     }
-    provenance = make_provenance(
-        command=command,
-        config=config,
-        budget=state.get("budget", "full"),
-        device="cpu",
-        wall_time_s=state["wall_seconds"],
+    provenance = run_provenance(
+        state,
+        command,
+        root,
         score=score,
-        trained_at_commits=json.loads(state.get("commits", "[]")),
-        resumed_at_updates=json.loads(state.get("resumed_at", "[]")),
-        extended=json.loads(state.get("extensions", "[]")),
         exported_at_commit=git_commit(root),
         env_steps=state["env_steps"],
-        cpu_count=os.cpu_count(),
         cpu_time_s=round(state.get("cpu_seconds", 0.0), 1),
         updates=state["update"],
         chosen_by="the weights of the best validation (10 games each); ties to the earlier",
         running_mean_games=RUNNING_GAMES,
         first_running_mean_at_least_18=at_game(reached),
         first_running_mean_at_least_0=at_game(reached_zero),
-        root=root,
     )
     metrics = {
         "kind": kind,
@@ -459,26 +394,19 @@ def export_pong(
 
 def lanes_argument(value: str) -> tuple[int, int]:
     """``--lanes ENVSxSTEPS``: two positive integers, e.g. ``64x32``."""
-    parts = value.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    match = re.fullmatch(r"([1-9]\d*)x([1-9]\d*)", value.lower())
+    if match is None:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not ENVSxSTEPS: games side by side, an x, then "
-            "steps per update, e.g. 64x32"
+            "steps per update, both at least 1, e.g. 64x32"
         )
-    envs, steps = (int(p) for p in parts)
-    if envs < 1 or steps < 1:
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: both the games and the steps must be at least 1"
-        )
-    return envs, steps
+    return int(match[1]), int(match[2])
 
 
 def earlier_exports(out: Path, scores: list) -> list[dict[str, Any]]:
-    """What earlier exports of this same run shipped in ``out``, kept when a
-    continued run (``--extend-to``) is exported over them: its games, its
-    tests and the commit it was exported at (its weights stay in history). It
-    is the same run, continued, when its scores begin this one's and are
-    fewer."""
+    """What earlier exports of this run in ``out`` tested, kept when the run,
+    continued (``--extend-to``: its scores begin with theirs), is exported
+    over them; their weights stay in history."""
     try:
         metrics = json.loads((out / "metrics.json").read_text())
         provenance = json.loads((out / "weights.provenance.json").read_text())
@@ -500,8 +428,8 @@ def earlier_exports(out: Path, scores: list) -> list[dict[str, Any]]:
 
 
 def since_process_start() -> tuple[float, float]:
-    """Wall and CPU seconds since this process started, interpreter startup and
-    imports included; the CPU adds the children this process has reaped."""
+    """Wall and CPU seconds since this process started, imports included; the
+    CPU adds the children this process has reaped."""
     ticks = os.sysconf("SC_CLK_TCK")
     with open("/proc/self/stat") as handle:  # field 22: start, in ticks since boot
         started = int(handle.read().rsplit(")", 1)[1].split()[19]) / ticks
@@ -511,11 +439,11 @@ def since_process_start() -> tuple[float, float]:
 
 
 class ReachedTarget(Exception):
-    """Raised between updates when the running mean first reaches the target."""
+    pass
 
 
 class OutOfTime(Exception):
-    """Raised between updates once the process has run its wall-time budget."""
+    pass
 
 
 def stop_at(
@@ -524,11 +452,10 @@ def stop_at(
     then: Any = None,
     max_wall_seconds: float | None = None,
 ) -> Any:
-    """A ``progress`` callback for ``train``: after ``then(run)``, it appends to
-    ``reached`` where the run stands and raises :class:`ReachedTarget` once the
-    running mean of the run's last 20 games first reaches ``level``; the CPU
-    time adds that of a collector still running in its own process. Past
-    ``max_wall_seconds`` from the process's start without it, it raises
+    """A ``progress`` callback for ``train``: after ``then(run)``, once the
+    running mean first reaches ``level`` it appends where the run stands to
+    ``reached`` (the CPU time with the collector's, still running) and raises
+    :class:`ReachedTarget`; past ``max_wall_seconds`` without it,
     :class:`OutOfTime`."""
     import numpy as np
 
@@ -616,6 +543,97 @@ def fast_record(
     }
 
 
+def ship(args: argparse.Namespace, checkpoint: Path, shipped: Path) -> Path:
+    """``--export`` or ``--snapshot`` the run in ``checkpoint``, from committed
+    code."""
+    from rlbook.checkpoint import atomic_write, load_checkpoint, require_clean_tree
+
+    require_clean_tree(ROOT)
+    if not checkpoint.exists():
+        what = "export" if args.export else "snapshot"
+        raise ValueError(f"no run to {what}: {checkpoint} does not exist")
+    state = load_checkpoint(checkpoint)
+    budget = state.get("budget", "full")
+    command = f"python scripts/train_pong.py {args.agent} --budget {budget}"
+    committed = shipped / COMMITTED_CHECKPOINT
+    if args.export:
+        written = export_pong(state, shipped, command=command, root=ROOT)
+        committed.unlink(missing_ok=True)
+    else:
+        written = snapshot_pong(state, shipped, command=command, root=ROOT)
+        packed = pack(checkpoint.read_bytes())
+        atomic_write(committed, lambda h: h.write(packed))
+        print(f"wrote {committed} ({committed.stat().st_size / 1e6:.1f} MB)")
+    (shipped / PARKED_CHECKPOINT).unlink(missing_ok=True)  # replaced
+    return written
+
+
+def start_run(
+    args: argparse.Namespace, checkpoint: Path, shipped: Path, fast: bool
+) -> tuple[Any, dict[str, Any]]:
+    """The run to train, from its checkpoint or new, and what its checkpoints
+    record beside its state."""
+    from rlbook.checkpoint import atomic_write, load_checkpoint
+
+    if args.agent == "reinforce":
+        from rlbook.chapters.pong import Reinforce as Run
+        from rlbook.chapters.pong import reinforce_config as make_config
+    else:
+        from rlbook.chapters.pong_ppo import PPO as Run  # type: ignore[assignment]
+        from rlbook.chapters.pong_ppo import ppo_config as make_config  # type: ignore[assignment]
+
+    committed = shipped / COMMITTED_CHECKPOINT
+    parked = shipped / PARKED_CHECKPOINT
+    if not checkpoint.exists() and (committed.exists() or parked.exists()):
+        # A new machine: go on from the checkpoint committed on main.
+        source = committed if committed.exists() else parked
+        packed = committed.read_bytes() if committed.exists() else unpark(parked, ROOT)
+        data = unpack(packed)
+        atomic_write(checkpoint, lambda h: h.write(data))
+        print(f"no checkpoint in {checkpoint.parent}: starting from {source}")
+    if not checkpoint.exists():
+        if args.extend_to is not None:
+            raise ValueError("--extend-to goes on from a checkpoint, and there is none")
+        budget = args.budget or "full"
+        record = {"budget": budget, "commits": [], "resumed_at": [], "extensions": []}
+        seed = args.seed or 0
+        if not fast:
+            return Run(make_config(budget), seed), record
+        from dataclasses import replace
+
+        from rlbook.device import select_device
+
+        config = make_config(budget, recipe=args.recipe)  # type: ignore[call-arg]
+        if args.lanes:
+            config = replace(config, envs=args.lanes[0], steps=args.lanes[1])
+        # $RLBOOK_DEVICE can move a gpu run, never a CPU recipe
+        device = select_device(args.device) if args.recipe == "gpu" else "cpu"
+        return Run(config, seed, device=str(device)), record  # type: ignore[call-arg]
+
+    state = load_checkpoint(checkpoint)
+    budget = str(state.get("budget", "full"))
+    for option, asked, stored in (
+        ("--budget", args.budget, budget),
+        ("--seed", args.seed, state.get("seed")),
+    ):
+        if asked is not None and asked != stored:
+            raise ValueError(
+                f"{checkpoint} is a run with {option} {stored}, not {asked}: drop "
+                f"{option} to resume it, or use another --runs folder for a new run"
+            )
+    extensions = json.loads(state.get("extensions", "[]"))
+    if args.extend_to is not None and (moved := extend(state, args.extend_to)):
+        extensions.append(moved)
+    run = Run.from_state(state)
+    print(f"resuming {checkpoint} at update {run.update}", flush=True)
+    return run, {
+        "budget": budget,
+        "commits": json.loads(state.get("commits", "[]")),
+        "resumed_at": [*json.loads(state.get("resumed_at", "[]")), run.update],
+        "extensions": extensions,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("agent", choices=["reinforce", "ppo"])
@@ -628,13 +646,12 @@ def main() -> int:
     parser.add_argument(
         "--device", default="cpu", help="the learner's: cpu, cuda (--recipe gpu)"
     )
-    parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
-    ship = parser.add_mutually_exclusive_group()
-    ship.add_argument("--export", action="store_true", help="ship a finished run")
-    ship.add_argument(
+    ship_group = parser.add_mutually_exclusive_group()
+    ship_group.add_argument("--export", action="store_true", help="ship a finished run")
+    ship_group.add_argument(
         "--snapshot", action="store_true", help="record an unfinished run's curves"
     )
-    ship.add_argument(
+    ship_group.add_argument(
         "--park",
         action="store_true",
         help="move the committed checkpoint into main's history, leaving a pointer",
@@ -666,20 +683,13 @@ def main() -> int:
         metavar="ENVSxSTEPS",
         help="fast and gpu recipes: games side by side x steps per update, e.g. 64x32",
     )
-    parser.add_argument(
-        "--no-overlap",
-        action="store_true",
-        help="fast recipe: collect and learn in turn, in one process",
-    )
     args = parser.parse_args()
     load_at_start = os.getloadavg()
-    fast = args.agent == "ppo" and args.recipe in ("fast", "gpu")
-    if args.recipe != "shipped" and not fast:
+    fast = args.recipe != "shipped"
+    if fast and args.agent != "ppo":
         parser.error("--recipe is PPO's")
-    if (args.no_overlap or args.lanes or args.max_minutes is not None) and not fast:
-        parser.error(
-            "--no-overlap, --lanes and --max-minutes go with --recipe fast or gpu"
-        )
+    if (args.lanes or args.max_minutes is not None) and not fast:
+        parser.error("--lanes and --max-minutes go with --recipe fast or gpu")
     if args.device != "cpu" and args.recipe != "gpu":
         parser.error("--device goes with --recipe gpu: the other runs are CPU runs")
     if args.extend_to is not None and (
@@ -693,189 +703,63 @@ def main() -> int:
 
     import torch
 
+    from fullrun.lock import RunsFolderBusy, hold_runs_folder
     from rlbook.checkpoint import (
         CheckpointError,
         atomic_write,
         git_commit,
-        load_checkpoint,
+        require_clean_tree,
         save_checkpoint,
     )
 
     torch.set_num_threads(args.threads)
     folder = args.runs / args.agent
-    if fast:
-        seed = 0 if args.seed is None else args.seed
-        variant = "-no-overlap" if args.no_overlap else ""
-        folder = args.runs / f"ppo-{args.recipe}{variant}-seed{seed}"
-        record_dir = args.out or ROOT / "artifacts" / FAST_ARTIFACTS
-        if args.out is None:  # a shipped record comes from committed code
-            from rlbook.checkpoint import require_clean_tree
-
-            try:
-                require_clean_tree(ROOT)
-            except CheckpointError as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 2
-    checkpoint = folder / "checkpoint.pt"
     shipped = args.out or ROOT / "artifacts" / (
         "pong-pg" if args.agent == "reinforce" else "pong-ppo"
     )
-    if fast:  # never the shipped run's committed checkpoint
-        shipped = record_dir
-    committed = shipped / COMMITTED_CHECKPOINT
-    parked = shipped / PARKED_CHECKPOINT
-
-    if args.agent == "reinforce":
-        from rlbook.chapters.pong import Reinforce as Run
-        from rlbook.chapters.pong import reinforce_config as make_config
-    else:
-        from rlbook.chapters.pong_ppo import PPO as Run  # type: ignore[assignment]
-        from rlbook.chapters.pong_ppo import ppo_config as make_config  # type: ignore[assignment]
-
-    if args.park:
-        try:
-            print(f"wrote {park(shipped, ROOT)}: commit it")
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        return 0
-
-    if args.export or args.snapshot:
-        from rlbook.checkpoint import require_clean_tree
-
-        try:
-            require_clean_tree(ROOT)
-        except CheckpointError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        if not checkpoint.exists():
-            what = "export" if args.export else "snapshot"
-            print(
-                f"error: no run to {what}: {checkpoint} does not exist", file=sys.stderr
-            )
-            return 2
-        try:
-            state = load_checkpoint(checkpoint)
-            budget = state.get("budget", "full")
-            command = f"python scripts/train_pong.py {args.agent} --budget {budget}"
-            if args.export:
-                written = export_pong(state, shipped, command=command, root=ROOT)
-                committed.unlink(missing_ok=True)
-                parked.unlink(missing_ok=True)
-            else:
-                written = snapshot_pong(state, shipped, command=command, root=ROOT)
-                packed = pack(checkpoint.read_bytes())
-                atomic_write(committed, lambda h: h.write(packed))
-                parked.unlink(missing_ok=True)  # this one replaces it
-                print(f"wrote {committed} ({committed.stat().st_size / 1e6:.1f} MB)")
-        except (ValueError, CheckpointError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        print(f"wrote {written}")
-        return 0
-
-    from fullrun.lock import RunsFolderBusy, hold_runs_folder
-
+    if fast:  # its own record, never the shipped run's committed checkpoint
+        folder = args.runs / f"ppo-{args.recipe}-seed{args.seed or 0}"
+        shipped = args.out or ROOT / "artifacts" / "pong-ppo-fast"
+    checkpoint = folder / "checkpoint.pt"
     try:
+        if args.park:
+            print(f"wrote {park(shipped, ROOT)}: commit it")
+            return 0
+        if args.export or args.snapshot:
+            print(f"wrote {ship(args, checkpoint, shipped)}")
+            return 0
+        if fast and args.out is None:  # a shipped record comes from committed code
+            require_clean_tree(ROOT)
         hold_runs_folder(folder)  # one run per runs folder
-    except RunsFolderBusy as error:
+        run, record = start_run(args, checkpoint, shipped, fast)
+    except (ValueError, CheckpointError, RunsFolderBusy) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    commits: list[str] = []
-    resumed_at: list[int] = []  # updates at which the run went on from a checkpoint
-    extensions: list[dict[str, Any]] = []  # --extend-to, where it moved the end
-    if not checkpoint.exists() and (committed.exists() or parked.exists()):
-        # A new machine: go on from the checkpoint committed on main.
-        try:
-            data = unpack(
-                committed.read_bytes() if committed.exists() else unpark(parked, ROOT)
-            )
-        except ValueError as error:
-            print(f"error: cannot resume: {error}", file=sys.stderr)
-            return 2
-        atomic_write(checkpoint, lambda h: h.write(data))
-        source = committed if committed.exists() else parked
-        print(f"no checkpoint in {folder}: starting from {source}", flush=True)
-    budget = args.budget or "full"
-    if checkpoint.exists():
-        try:
-            state = load_checkpoint(checkpoint)
-        except CheckpointError as error:
-            print(f"error: cannot resume: {error}", file=sys.stderr)
-            return 2
-        budget = str(state.get("budget", "full"))
-        for option, asked, stored in (
-            ("--budget", args.budget, budget),
-            ("--seed", args.seed, state.get("seed")),
-        ):
-            if asked is not None and asked != stored:
-                print(
-                    f"error: {checkpoint} is a run with {option} {stored}, not "
-                    f"{asked}: drop {option} to resume it, or use another --runs "
-                    "folder for a new run",
-                    file=sys.stderr,
-                )
-                return 2
-        extensions = json.loads(state.get("extensions", "[]"))
-        if args.extend_to is not None:
-            try:
-                moved = extend(state, args.extend_to)
-            except ValueError as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 2
-            extensions += [moved] if moved else []
-        run = Run.from_state(state)
-        commits = json.loads(state.get("commits", "[]"))
-        resumed_at = [*json.loads(state.get("resumed_at", "[]")), run.update]
-        print(f"resuming {checkpoint} at update {run.update}", flush=True)
-    elif fast:
-        from dataclasses import replace
-
-        config = make_config(budget, recipe=args.recipe)  # type: ignore[call-arg]
-        if args.no_overlap:
-            config = replace(config, overlap=False)
-        if args.lanes:
-            envs, steps = args.lanes
-            config = replace(config, envs=envs, steps=steps)
-        from rlbook.device import DeviceError, select_device
-
-        try:  # $RLBOOK_DEVICE can move a gpu run, never a CPU recipe
-            gpu = args.recipe == "gpu"
-            device = select_device(args.device) if gpu else torch.device("cpu")
-        except DeviceError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        run = Run(config, 0 if args.seed is None else args.seed, device=str(device))  # type: ignore[call-arg]
-    elif args.extend_to is not None:
-        parser.error("--extend-to goes on from a checkpoint, and there is none")
-    else:
-        run = Run(make_config(budget), 0 if args.seed is None else args.seed)
     commit = os.environ.get("RLBOOK_GIT_COMMIT") or git_commit(ROOT)
 
-    def save(r: Run) -> None:
+    def save(r: Any) -> None:
         state = r.state_dict()
-        state["budget"] = budget
-        state["commits"] = json.dumps(sorted(set(commits) | {commit}))
-        state["resumed_at"] = json.dumps(resumed_at)
-        state["extensions"] = json.dumps(extensions)
+        state["budget"] = record["budget"]
+        state["commits"] = json.dumps(sorted({*record["commits"], commit}))
+        state["resumed_at"] = json.dumps(record["resumed_at"])
+        state["extensions"] = json.dumps(record["extensions"])
         save_checkpoint(checkpoint, state)
-        text = json.dumps(
-            {
-                "agent": args.agent,
-                "update": r.update,
-                "env_steps": r.env_steps,
-                "wall_seconds": r.wall_seconds,
-                "cpu_seconds": r.cpu_seconds,
-                "scores": r.scores,
-                "log": r.log,
-                "validations": r.validations,
-            }
-        )
+        progress = {
+            "agent": args.agent,
+            "update": r.update,
+            "env_steps": r.env_steps,
+            "wall_seconds": r.wall_seconds,
+            "cpu_seconds": r.cpu_seconds,
+            "scores": r.scores,
+            "log": r.log,
+            "validations": r.validations,
+        }
+        text = json.dumps(progress)
         atomic_write(folder / "progress.json", lambda h: h.write(text.encode()))
 
     last = [time.perf_counter()]
 
-    def progress(r: Run) -> None:
+    def progress(r: Any) -> None:
         if time.perf_counter() - last[0] > 60:
             recent = r.scores[-20:]
             print(
@@ -886,27 +770,23 @@ def main() -> int:
             )
             last[0] = time.perf_counter()
 
-    if not fast:
-        run.train(
-            checkpoint=save,
-            checkpoint_seconds=args.checkpoint_seconds,
-            progress=progress,
-        )
-        print("done", flush=True)
-        return 0
-
     reached: list[dict[str, Any]] = []
-    budget_s = None if args.max_minutes is None else 60 * args.max_minutes
-    stop_at_18 = stop_at(18.0, reached, then=progress, max_wall_seconds=budget_s)
-
+    callback = progress
+    if fast:
+        budget_s = None if args.max_minutes is None else 60 * args.max_minutes
+        callback = stop_at(18.0, reached, then=progress, max_wall_seconds=budget_s)
     try:
         run.train(
             checkpoint=save,
-            checkpoint_seconds=args.checkpoint_seconds,
-            progress=stop_at_18,
+            checkpoint_seconds=CHECKPOINT_SECONDS,
+            progress=callback,
         )
     except (ReachedTarget, OutOfTime):
         save(run)
+    if not fast:
+        print("done", flush=True)
+        return 0
+
     command = (
         f"python scripts/train_pong.py ppo --recipe {args.recipe} --seed {run.seed}"
     )
@@ -914,40 +794,35 @@ def main() -> int:
         command += f" --device {args.device}"
     if args.lanes:
         command += " --lanes {}x{}".format(*args.lanes)
-    if budget != "full":
-        command += f" --budget {budget}"
-    if args.no_overlap:
-        command += " --no-overlap"
+    if record["budget"] != "full":
+        command += f" --budget {record['budget']}"
     if args.max_minutes is not None:
         command += f" --max-minutes {args.max_minutes:g}"
-    record = fast_record(
+    hit = reached[0] if reached else None
+    result = fast_record(
         run,
-        reached=reached[0] if reached else None,
+        reached=hit,
         command=command,
-        budget=budget,
-        resumed_at=resumed_at,
+        budget=record["budget"],
+        resumed_at=record["resumed_at"],
         load_at_start=load_at_start,
         root=ROOT,
         recipe=args.recipe,
     )
-    text = json.dumps(record, separators=(",", ":")) + "\n"
-    record_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, separators=(",", ":")) + "\n"
     prefix = "" if args.recipe == "fast" else f"{args.recipe}-"
     prefix += "{}x{}-".format(*args.lanes) if args.lanes else ""
-    target = record_dir / f"{prefix}seed-{run.seed}.json"
+    target = shipped / f"{prefix}seed-{run.seed}.json"
+    shipped.mkdir(parents=True, exist_ok=True)
     atomic_write(target, lambda h: h.write(text.encode()))
-    hit = reached[0] if reached else None
-    print(
-        f"wrote {target}: "
-        + (
-            f"+18 at game {hit['game']}, {hit['env_steps']} steps, "
+    if hit:
+        print(
+            f"wrote {target}: +18 at game {hit['game']}, {hit['env_steps']} steps, "
             f"{hit['process_wall_seconds']:.0f} s wall, "
             f"{hit['process_cpu_seconds']:.0f} s CPU from process start"
-            if hit
-            else "never reached +18"
-        ),
-        flush=True,
-    )
+        )
+    else:
+        print(f"wrote {target}: never reached +18")
     return 0
 
 
