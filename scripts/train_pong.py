@@ -403,6 +403,23 @@ def lanes_argument(value: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def change_argument(value: str) -> tuple[str, int | float | bool]:
+    """``--change KEY=VALUE``: one PPOConfig field and its number or bool."""
+    key, sep, text = value.partition("=")
+    try:
+        if not (sep and key.isidentifier()):
+            raise ValueError
+        parsed = json.loads(text.lower())
+        if not isinstance(parsed, int | float):  # bool is an int
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not KEY=VALUE with a number or true/false, "
+            "e.g. minibatches=8"
+        ) from None
+    return key, parsed
+
+
 def earlier_exports(out: Path, scores: list) -> list[dict[str, Any]]:
     """What earlier exports of this run in ``out`` tested, kept when the run,
     continued (``--extend-to``: its scores begin with theirs), is exported
@@ -606,6 +623,14 @@ def start_run(
         config = make_config(budget, recipe=args.recipe)  # type: ignore[call-arg]
         if args.lanes:
             config = replace(config, envs=args.lanes[0], steps=args.lanes[1])
+        try:
+            config = replace(config, **dict(args.change))
+        except TypeError:
+            fields = ", ".join(vars(config))
+            raise ValueError(
+                f"--change {' '.join(k for k, _ in args.change)}: PPOConfig's "
+                f"fields are {fields}"
+            ) from None
         # $RLBOOK_DEVICE can move a gpu run, never a CPU recipe
         device = select_device(args.device) if args.recipe == "gpu" else "cpu"
         return Run(config, seed, device=str(device)), record  # type: ignore[call-arg]
@@ -683,13 +708,22 @@ def main() -> int:
         metavar="ENVSxSTEPS",
         help="fast and gpu recipes: games side by side x steps per update, e.g. 64x32",
     )
+    parser.add_argument(
+        "--change",
+        type=change_argument,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fast and gpu recipes: one PPOConfig field changed, e.g. "
+        "minibatches=8 (repeatable); the record is named after the changes",
+    )
     args = parser.parse_args()
     load_at_start = os.getloadavg()
     fast = args.recipe != "shipped"
     if fast and args.agent != "ppo":
         parser.error("--recipe is PPO's")
-    if (args.lanes or args.max_minutes is not None) and not fast:
-        parser.error("--lanes and --max-minutes go with --recipe fast or gpu")
+    if (args.lanes or args.change or args.max_minutes is not None) and not fast:
+        parser.error("--lanes, --change and --max-minutes go with --recipe fast or gpu")
     if args.device != "cpu" and args.recipe != "gpu":
         parser.error("--device goes with --recipe gpu: the other runs are CPU runs")
     if args.extend_to is not None and (
@@ -718,7 +752,8 @@ def main() -> int:
         "pong-pg" if args.agent == "reinforce" else "pong-ppo"
     )
     if fast:  # its own record, never the shipped run's committed checkpoint
-        folder = args.runs / f"ppo-{args.recipe}-seed{args.seed or 0}"
+        changed = "".join(f"-{k}-{v}" for k, v in args.change)
+        folder = args.runs / f"ppo-{args.recipe}{changed}-seed{args.seed or 0}"
         shipped = args.out or ROOT / "artifacts" / "pong-ppo-fast"
     checkpoint = folder / "checkpoint.pt"
     try:
@@ -794,6 +829,7 @@ def main() -> int:
         command += f" --device {args.device}"
     if args.lanes:
         command += " --lanes {}x{}".format(*args.lanes)
+    command += "".join(f" --change {k}={v}" for k, v in args.change)
     if record["budget"] != "full":
         command += f" --budget {record['budget']}"
     if args.max_minutes is not None:
@@ -812,6 +848,7 @@ def main() -> int:
     text = json.dumps(result, separators=(",", ":")) + "\n"
     prefix = "" if args.recipe == "fast" else f"{args.recipe}-"
     prefix += "{}x{}-".format(*args.lanes) if args.lanes else ""
+    prefix += "".join(f"{k}-{v}-" for k, v in args.change)
     target = shipped / f"{prefix}seed-{run.seed}.json"
     shipped.mkdir(parents=True, exist_ok=True)
     atomic_write(target, lambda h: h.write(text.encode()))

@@ -427,3 +427,33 @@ def test_a_continued_run_keeps_its_earlier_exports_tests(
     assert pt.earlier_exports(out, [s - 1 for s in scores] + [21]) == []
     pt.export_pong(straight.state_dict(), out, command="t")  # re-exported
     assert json.loads((out / "metrics.json").read_text())["earlier_exports"] == []
+
+
+def test_changes_read_as_a_field_and_a_number():
+    script = load_script("scripts/train_pong.py")
+    assert script.change_argument("minibatches=8") == ("minibatches", 8)
+    assert script.change_argument("learning_rate=5e-4") == ("learning_rate", 5e-4)
+    assert script.change_argument("bf16=False") == ("bf16", False)
+
+
+@pytest.mark.parametrize(
+    "change", ["minibatches", "minibatches=eight", "=8", "a b=1", "minibatches=[8]"]
+)
+def test_a_malformed_change_is_named_before_anything_runs(tmp_path, change):
+    out = tmp_path / "out"
+    runs = ["--runs", str(tmp_path / "runs"), "--out", str(out)]
+    done = train_script("ppo", "--recipe", "fast", "--change", change, *runs)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"'{change}'" in done.stderr and "KEY=VALUE" in done.stderr
+    assert not out.exists()
+
+
+def test_a_change_to_a_field_ppo_lacks_names_the_fields(tmp_path):
+    out = tmp_path / "out"
+    runs = ["--runs", str(tmp_path / "runs"), "--out", str(out)]
+    done = train_script("ppo", "--recipe", "fast", "--change", "minibatch=8", *runs)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--change minibatch" in done.stderr and "minibatches" in done.stderr
+    assert not out.exists()
+    shipped = train_script("ppo", "--change", "minibatches=8", *runs)
+    assert shipped.returncode == 2 and "--recipe fast or gpu" in shipped.stderr
