@@ -2,21 +2,14 @@
 
     .venv/bin/python benchmarks/dqn_replay.py [--updates 3000] [--repeats 3] [--threads 1]
 
-Both ways train the lecture's Q-network (4-128-64-2 with BatchNorm, SGD with
-momentum 0.9 at lr 1e-3, MSE loss, batch 32) from the same 10,000 CartPole
-transitions with the same update function; they differ only in how batches
-are drawn from the memory:
-
-* ``dataloader``: the lecture's ``Dataset`` over a deque, read through a
-  ``DataLoader`` with ``RandomSampler(replacement=True)`` (per-item Python,
-  then a collate that stacks 32 items);
-* ``rlbook``: :class:`rlbook.replay.ReplayBuffer`, preallocated tensors and
-  one ``randint`` plus one gather per field.
-
-The two ways alternate, ``--repeats`` times each, and the best time of each
-is kept. Prints one JSON line with ``updates_per_s_dataloader``,
-``updates_per_s_rlbook`` and ``ratio``, and the same for drawing batches
-alone (``batches_per_s_*``, ``sampling_ratio``).
+Both ways train the lecture's Q-network from the same 10,000 CartPole
+transitions with the same update; they differ only in how batches are drawn:
+``dataloader`` (the lecture's ``Dataset`` over a deque through a
+``DataLoader``: per-item Python, then a collate) or ``rlbook``
+(:class:`rlbook.replay.ReplayBuffer`: one ``randint`` plus one gather per
+field). The ways alternate; the best of ``--repeats`` timings is kept. Prints
+one JSON line: updates per second of each way and their ratio, and the same
+for drawing batches alone.
 """
 
 from __future__ import annotations
