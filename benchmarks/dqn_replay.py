@@ -70,15 +70,14 @@ def no_update(batch: Batch) -> None:
     """Draw batches only: isolates the cost of sampling."""
 
 
-def time_updates(
-    batches: Iterator[Batch], update: Callable[[Batch], None]
-) -> tuple[int, float]:
+def rate(batches: Iterator[Batch], update: Callable[[Batch], None]) -> float:
+    """Batches per second through ``update``."""
     start = time.perf_counter()
     count = 0
     for batch in batches:
         update(batch)
         count += 1
-    return count, time.perf_counter() - start
+    return count / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -110,13 +109,11 @@ def main() -> None:
     best_sampling = {name: 0.0 for name in ways}
     for repeat in range(args.repeats + 1):  # the first round warms up and is not kept
         for name, batches in ways.items():
-            count, seconds = time_updates(batches(args.updates), make_update(repeat))
-            sampled, sampling_seconds = time_updates(batches(args.updates), no_update)
+            updates = rate(batches(args.updates), make_update(repeat))
+            sampled = rate(batches(args.updates), no_update)
             if repeat > 0:
-                best[name] = max(best[name], count / seconds)
-                best_sampling[name] = max(
-                    best_sampling[name], sampled / sampling_seconds
-                )
+                best[name] = max(best[name], updates)
+                best_sampling[name] = max(best_sampling[name], sampled)
     record = {
         "benchmark": "dqn_replay",
         "updates_per_s_dataloader": round(best["dataloader"], 1),
