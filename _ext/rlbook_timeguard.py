@@ -1,28 +1,18 @@
 """Sphinx extension: each chapter's execution time against its declared CI budget.
 
-Every notebook chapter declares, in its front matter, how long it may take to
-execute at the ``ci`` budget on the machine that declared the budgets
-(:data:`REFERENCE`)::
+A notebook chapter declares in its front matter (``rlbook: ci_seconds: N``)
+how long it may take at the ``ci`` budget on :data:`REFERENCE`. Before the
+chapters run, the build measures this machine on two short workloads that
+stand for what chapters spend their time on (CartPole steps per second,
+fp32 GFLOP/s on one thread) and counts its cores: the slowdown is the larger
+speed ratio to :data:`REFERENCE` (at least 1) times the ratio of cores, and
+a chapter's limit is ``TOLERANCE`` x ``ci_seconds`` x slowdown.
 
-    rlbook:
-      ci_seconds: 180
-
-A slower machine gets proportionally more time. Before any chapter runs, the
-build measures this machine on two short fixed workloads that stand for what
-the chapters spend their time on: Python-bound environment stepping (CartPole
-steps per second) and matrix multiplication (fp32 GFLOP/s on one thread),
-and counts the cores it may use. The slowdown is the larger of the two
-speed ratios to :data:`REFERENCE` (never below 1), times the ratio of the
-reference's cores to this machine's. A chapter's limit is ``TOLERANCE`` x
-``ci_seconds`` x slowdown.
-
-When the build finishes, this extension writes every executed chapter's run
-time and the machine's measurement to ``_build/chapter_times.json`` and logs
-one line per chapter. At the ``ci`` budget *in CI* (``CI`` set to true), a
-chapter past its limit, or a notebook chapter that declares no budget, is a
-warning naming the chapter, and the book's strict build (``-W``) fails on it.
-Anywhere else (a reader's build) the same lines are information only: a
-slow laptop never fails the build.
+When the build finishes, every chapter's time goes to
+``_build/chapter_times.json`` and the log. At the ``ci`` budget in CI (``CI``
+true), a chapter past its limit or without a budget is a warning, which the
+strict build (``-W``) fails on; anywhere else only information: a slow
+laptop never fails the build.
 """
 
 from __future__ import annotations
@@ -53,11 +43,6 @@ reference would read low, and every slower machine would get too little."""
 
 logger = logging.getLogger(__name__)
 _measured: dict[str, Any] = {}
-
-
-def in_ci() -> bool:
-    """True when the build runs in CI (the ``CI`` variable is true)."""
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def _best_rate(work: Any, seconds: float = 0.25, repeats: int = 5) -> float:
@@ -131,7 +116,7 @@ def declared(source: Path) -> dict[str, Any]:
 
 
 def calibrate(app: Sphinx | None = None) -> dict[str, Any]:
-    """Measure this machine once per build (before the chapters execute)."""
+    """Measure this machine once per build, before the chapters execute."""
     from rlbook.budget import get_budget
 
     if not _measured and get_budget() == "ci":
@@ -156,7 +141,7 @@ def check_times(app: Sphinx, exception: Exception | None) -> None:
     budget = get_budget()
     machine = calibrate() if budget == "ci" else {}
     scale = float(machine.get("slowdown", 1.0))
-    strict = in_ci()
+    strict = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
     report = logger.warning if strict else logger.info
     rows = {}
     for docname, data in sorted(NbMetadataCollector.get_doc_data(app.env).items()):
@@ -187,7 +172,7 @@ def check_times(app: Sphinx, exception: Exception | None) -> None:
                 f"to the front matter of {source.name}",
                 location=docname,
             )
-        elif limit is not None and runtime > limit:
+        elif runtime > limit:
             report(
                 f"{docname} took {runtime:.0f} s to execute at the ci budget, more than "
                 f"{TOLERANCE:g} x its declared ci_seconds: {ci_seconds} x this machine's "

@@ -2,21 +2,14 @@
 
     .venv/bin/python benchmarks/dqn_replay.py [--updates 3000] [--repeats 3] [--threads 1]
 
-Both ways train the lecture's Q-network (4-128-64-2 with BatchNorm, SGD with
-momentum 0.9 at lr 1e-3, MSE loss, batch 32) from the same 10,000 CartPole
-transitions with the same update function; they differ only in how batches
-are drawn from the memory:
-
-* ``dataloader``: the lecture's ``Dataset`` over a deque, read through a
-  ``DataLoader`` with ``RandomSampler(replacement=True)`` (per-item Python,
-  then a collate that stacks 32 items);
-* ``rlbook``: :class:`rlbook.replay.ReplayBuffer`, preallocated tensors and
-  one ``randint`` plus one gather per field.
-
-The two ways alternate, ``--repeats`` times each, and the best time of each
-is kept. Prints one JSON line with ``updates_per_s_dataloader``,
-``updates_per_s_rlbook`` and ``ratio``, and the same for drawing batches
-alone (``batches_per_s_*``, ``sampling_ratio``).
+Both ways train the lecture's Q-network from the same 10,000 CartPole
+transitions with the same update; they differ only in how batches are drawn:
+``dataloader`` (the lecture's ``Dataset`` over a deque through a
+``DataLoader``: per-item Python, then a collate) or ``rlbook``
+(:class:`rlbook.replay.ReplayBuffer`: one ``randint`` plus one gather per
+field). The ways alternate; the best of ``--repeats`` timings is kept. Prints
+one JSON line: updates per second of each way and their ratio, and the same
+for drawing batches alone.
 """
 
 from __future__ import annotations
@@ -77,15 +70,14 @@ def no_update(batch: Batch) -> None:
     """Draw batches only: isolates the cost of sampling."""
 
 
-def time_updates(
-    batches: Iterator[Batch], update: Callable[[Batch], None]
-) -> tuple[int, float]:
+def rate(batches: Iterator[Batch], update: Callable[[Batch], None]) -> float:
+    """Batches per second through ``update``."""
     start = time.perf_counter()
     count = 0
     for batch in batches:
         update(batch)
         count += 1
-    return count, time.perf_counter() - start
+    return count / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -117,13 +109,11 @@ def main() -> None:
     best_sampling = {name: 0.0 for name in ways}
     for repeat in range(args.repeats + 1):  # the first round warms up and is not kept
         for name, batches in ways.items():
-            count, seconds = time_updates(batches(args.updates), make_update(repeat))
-            sampled, sampling_seconds = time_updates(batches(args.updates), no_update)
+            updates = rate(batches(args.updates), make_update(repeat))
+            sampled = rate(batches(args.updates), no_update)
             if repeat > 0:
-                best[name] = max(best[name], count / seconds)
-                best_sampling[name] = max(
-                    best_sampling[name], sampled / sampling_seconds
-                )
+                best[name] = max(best[name], updates)
+                best_sampling[name] = max(best_sampling[name], sampled)
     record = {
         "benchmark": "dqn_replay",
         "updates_per_s_dataloader": round(best["dataloader"], 1),

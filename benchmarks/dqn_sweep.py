@@ -2,23 +2,14 @@
 
     .venv/bin/python benchmarks/dqn_sweep.py [--steps 10000] [--seeds 10] [--workers 2]
 
-Three ways to train the book's baseline DQN on CartPole (the chapter
-*Deep Q-learning on CartPole's state*), each run ``--steps`` environment steps
-with validation every 2,500 steps and a final 100-episode test, all measured
-in this one process:
-
-* ``single``: ``rlbook.chapters.dqn_state.train_dqn``, the chapter's plain loop,
-  one run after another on one thread (how the sweep ran before);
-* ``batched``: ``train_dqn_batched`` with ``--seeds`` seeds in one process on
-  one thread (stacked networks, one CartPoleBatch);
-* ``sweep``: ``run_sweep`` of two identical variants over ``--seeds`` seeds on
-  ``--workers`` single-threaded worker processes: how the chapter's sweep runs.
-
-Prints one JSON line: runs per minute of each way, the ratios against
-``single``, and the projected wall time of the chapter's full sweep
-(6 variants x 10 seeds x 50,000 steps) at the measured ``sweep`` rate.
-Baseline runs only: prioritized replay costs more per update (see the
-chapter's measured sweep time for all six variants).
+Trains the baseline DQN of *Deep Q-learning on CartPole's state* for
+``--steps`` steps per run three ways: ``single`` (``train_dqn``, one run
+after another on one thread), ``batched`` (``train_dqn_batched``, ``--seeds``
+seeds in one process) and ``sweep`` (``run_sweep`` of two identical variants
+on ``--workers`` processes, as the chapter's sweep runs). Prints one JSON
+line: runs per minute of each way, ratios to ``single``, and the projected
+wall time of the chapter's full sweep (6 variants x 10 seeds x 50,000 steps;
+baseline runs only, prioritized replay costs more).
 """
 
 from __future__ import annotations

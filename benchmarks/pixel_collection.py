@@ -3,20 +3,14 @@
     .venv/bin/python benchmarks/pixel_collection.py [--frames 3000] [--envs 32]
         [--threads 1] [--repeats 2]
 
-Each way steps CartPole with random actions, resets finished episodes, and
-produces the preprocessed 80x80 frame of every step, which is what a pixel
-agent's data collection costs before the network:
-
-* ``single``: one Gymnasium environment, ``env.step``, ``env.render()`` (pygame
-  draws a 600x400 frame) and :func:`rlbook.chapters.dqn_pixels.preprocess` (OpenCV);
-* ``async``: Gymnasium's ``AsyncVectorEnv`` with one worker process per core,
-  each rendering and preprocessing its own frames;
-* ``batched``: :class:`rlbook.cartpole.CartPoleBatch` (the same physics over
-  arrays) and :func:`rlbook.chapters.dqn_pixels.render_batch`, every environment's frame
-  drawn in one batch.
-
-The ways alternate, ``--repeats`` times each; the best rate of each is kept.
-Prints one JSON line with ``frames_per_s_*`` and the ratios to ``single``.
+Each way steps CartPole with random actions and makes the preprocessed 80x80
+frame of every step: ``single`` (one Gymnasium environment, pygame's
+600x400 render, then :func:`rlbook.chapters.dqn_pixels.preprocess`),
+``async`` (Gymnasium's ``AsyncVectorEnv``, one worker process per core) and
+``batched`` (:class:`rlbook.cartpole.CartPoleBatch` and
+:func:`rlbook.chapters.dqn_pixels.render_batch`, every frame in one batch).
+The ways alternate; the best of ``--repeats`` rates is kept. Prints one JSON
+line with ``frames_per_s_*`` and the ratios to ``single``.
 """
 
 from __future__ import annotations

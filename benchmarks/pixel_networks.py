@@ -2,11 +2,9 @@
 
     .venv/bin/python benchmarks/pixel_networks.py [--device cpu] [--batch 128]
 
-Prints one JSON line: for the Nature-DQN network and the lecture's network
-(``rlbook.chapters.dqn_pixels.PixelQNetwork``, from the chapter's page), the
-parameter count and the median time of one forward and backward pass over a
-batch of 3-frame 80x80 stacks (and the optimizer step), measured in the same
-run on the same device.
+Prints one JSON line: for the Nature-DQN and the lecture's network, the
+parameter count and the median time of one forward, backward and optimizer
+step over a batch of 3-frame 80x80 stacks, on the same device.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """One run per runs folder: two runs would resume from, and overwrite, each
-other's checkpoints. The ``flock`` on ``<folder>/.lock`` is dropped by the
-system when the process ends, however it ends, so a killed run leaves no stale lock.
+other's checkpoints. The system drops the ``flock`` on ``<folder>/.lock``
+when the process ends, however it ends, so a killed run leaves no stale lock.
 """
 
 from __future__ import annotations
 
+import fcntl  # Linux and macOS, where the book runs
 import os
 from pathlib import Path
 
@@ -18,13 +19,7 @@ class RunsFolderBusy(RuntimeError):
 
 def hold_runs_folder(folder: str | Path) -> Path:
     """Lock ``folder`` (created if need be) for this process, or raise
-    :class:`RunsFolderBusy` naming the process that holds it.
-
-    A no-op where ``fcntl`` does not exist (Windows)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on Linux or macOS
-        return Path(folder)
+    :class:`RunsFolderBusy` naming the process that holds it."""
     folder = Path(folder).resolve()
     if folder in _held:
         return folder

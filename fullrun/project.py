@@ -1,6 +1,13 @@
 """The skeleton of ``scripts/train_resnet.py``, ``train_sentiment.py`` and
 ``train_vae.py``: each describes its chapter's part as a :class:`Project`;
-:func:`run` does the rest (options, checks, resumable epochs, bar, shipping).
+:func:`run` does the rest.
+
+A run trains one epoch at a time into ``<runs>/checkpoint.pt`` (default
+``_build/<name>-<budget>``): the same command after an interruption goes on
+from the last finished epoch to the weights it would have reached without
+stopping. ``--export`` writes ``artifacts/<artifact>/`` (the model, its
+provenance and ``metrics.json``) and refuses, before training, a tree with
+uncommitted changes outside ``artifacts/``.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ class Report:
     score: dict[str, Any]  # the provenance's score
     spec: dict[str, Any]  # the shipped model's spec (rlbook.projects.shipping)
     printed: dict[str, Any] = field(default_factory=dict)  # more to print
-    save_options: dict[str, Any] = field(default_factory=dict)  # save_model's
+    weight_format: str = "float16"
     ships: str = "best"  # the weights that ship: "best" (validation) or "final"
 
 
@@ -72,15 +79,14 @@ class Project:
 def run(
     doc: str, path: str | Path, name: str, artifact: str, project: Callable[[], Project]
 ) -> int:
-    """A project's full run: the script at ``path`` (its ``__file__``)
-    trains into ``_build/<name>-<budget>`` and ships ``artifacts/<artifact>``,
-    a model of that kind. ``project()`` imports the chapter's code, after
+    """The full run of the script at ``path`` (its ``__file__``), in the
+    checkout it belongs to. ``project()`` imports the chapter's code after
     the checks, so that a refused run is refused at once."""
     path = Path(path).resolve()
     root = path.parents[1]
     args = parser(doc, name, artifact).parse_args()
     device, runs = start(args, name, root)
-    hold(runs)  # one run per runs folder
+    hold(runs)
     part = project()
     train, test = load(part.load)
     config = part.config(args.budget)
@@ -123,13 +129,12 @@ def run(
             kind=artifact,
             spec=report.spec,
             ships=report.ships,
-            **report.save_options,
+            weight_format=report.weight_format,
         )
     return 0
 
 
 def parser(doc: str, name: str, artifact: str) -> argparse.ArgumentParser:
-    """The options every project script takes."""
     result = argparse.ArgumentParser(description=doc.splitlines()[0])
     result.add_argument(
         "--runs", type=Path, help=f"checkpoint folder (default _build/{name}-<budget>)"
@@ -157,18 +162,22 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+def check_clean(root: Path) -> None:
+    try:
+        require_clean_tree(root)
+    except CheckpointError as error:
+        fail(f"--export: {error}")
+
+
 def start(
     args: argparse.Namespace, name: str, root: Path | None = None
 ) -> tuple[torch.device, Path]:
-    """The device and checkpoint folder, after the checks: with ``--export`` a
-    dirty tree of ``root`` (the script's own checkout: the installed ``rlbook``
-    may be another clone's) is refused now, before hours of training."""
+    """The device and checkpoint folder. ``root`` is the script's own checkout
+    (the installed ``rlbook`` may be another clone's); with ``--export`` its
+    dirty tree is refused now, before hours of training."""
     root = root or repo_root()
     if args.export:
-        try:
-            require_clean_tree(root)
-        except CheckpointError as error:
-            fail(f"--export: {error}")
+        check_clean(root)
     if args.threads:
         torch.set_num_threads(args.threads)
     runs = args.runs or root / "_build" / f"{name}-{args.budget}"
@@ -185,8 +194,7 @@ def load(loader: Callable[[str], T]) -> tuple[T, T]:
 
 
 def hold(runs: Path) -> None:
-    """Lock the runs folder for this process; a second run in it exits 2 with
-    one line naming the first (see :mod:`fullrun.lock`)."""
+    """One run per runs folder (see :mod:`fullrun.lock`)."""
     from .lock import RunsFolderBusy, hold_runs_folder
 
     try:
@@ -233,8 +241,8 @@ def epoch_bar(
 
 
 def epoch_seconds(history: list[Mapping[str, Any]]) -> float:
-    """Every epoch's own time, summed: the run's training time even when it was
-    resumed (each epoch's record keeps its time in the checkpoint)."""
+    """The run's training time even when it was resumed (each epoch's record
+    keeps its own time in the checkpoint)."""
     return float(sum(record["seconds"] for record in history))
 
 
@@ -292,7 +300,7 @@ def ship(
     spec: Mapping[str, Any],
     root: Path | None = None,
     ships: str = "best",
-    **save_options: Any,
+    weight_format: str = "float16",
 ) -> Path:
     """Write ``<root>/artifacts/<artifact>/``: the model of ``run.best`` (or
     of ``run.final``, with ``ships="final"``), its provenance (``root``'s
@@ -305,10 +313,7 @@ def ship(
         )
     root = root or repo_root()
     folder = root / "artifacts" / artifact
-    try:
-        require_clean_tree(root)
-    except CheckpointError as error:
-        fail(f"--export: {error}")
+    check_clean(root)
     provenance = make_provenance(
         command=f"python scripts/{script} --budget {args.budget} --export",
         config={**asdict(config), "seed": args.seed},
@@ -328,7 +333,7 @@ def ship(
         provenance=provenance,
         metrics=summary,
         files={"metrics.json": text.encode()},  # listed in the manifest, written last
-        **save_options,
+        weight_format=weight_format,
     )
     print(f"wrote {folder}")
     return folder

@@ -3,31 +3,18 @@
     .venv/bin/python scripts/dqn_state_studies.py truncation
     .venv/bin/python scripts/dqn_state_studies.py diagnostics
 
-Both train with the improvements chapter's ``train_dqn_batched`` (imported
-from the module generated from ``chapters/dqn_improvements.md``), on the
-sweep's seeds 0-9 in one batch, with the sweep's full-budget ``DQNConfig``,
-on one thread, the way one worker of the sweep trains one variant.
-
-``truncation``: the baseline trained with ``done = terminated or truncated``
-stored as the end of the bootstrap (the common "fix" that
-``chapters/dqn_state.md`` warns against). Writes
-``artifacts/dqn-state/truncation.json``: one record per seed in the sweep's
-record format (``metrics.json``, ``sweep.variants``), without the
-per-episode lists (``episode_end``, ``episode_return`` and the 100 test
-returns of ``test`` and ``final_test``), which the chapter does not read.
-
-``diagnostics``: the baseline and the no-target-network variant, each with a
-``TrainingMonitor`` that logs, at each validation point, the predicted and
-collected values, the mean |TD error| and gradient norm of the updates since
-the last point, and the replay buffer's shares of near-failure and terminal
-states. Writes ``artifacts/dqn-state/diagnostics.json`` (floats to 4
-significant digits). Each run also says whether its validation returns equal
-the shipped sweep's run of that variant and seed: equal means the logging
-changed nothing and this machine trains the shipped bits.
-
-Both record provenance (command, commit, machine, wall and CPU seconds) and
-write atomically; to the default ``artifacts/`` path only from a clean tree.
-``--out``, ``--steps``, ``--seeds`` make small runs for tests.
+Both train like one worker of the sweep: ``train_dqn_batched`` on seeds 0-9
+in one batch, the sweep's full-budget ``DQNConfig``, one thread.
+``truncation`` trains the baseline with ``done = terminated or truncated``
+(the "fix" ``chapters/dqn_state.md`` warns against) into
+``artifacts/dqn-state/truncation.json``, in the sweep's record format without
+the per-episode lists the chapter does not read. ``diagnostics`` trains the
+baseline and the no-target-network variant with a ``TrainingMonitor`` into
+``diagnostics.json`` (4 significant digits), and says whether each run's
+validation returns equal the shipped sweep's: equal means the logging
+changed nothing and this machine trains the shipped bits. Writing to
+``artifacts/`` needs a clean tree; ``--out``, ``--steps``, ``--seeds`` make
+small runs for tests.
 """
 
 from __future__ import annotations
@@ -68,12 +55,10 @@ def significant(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.4g}")
 
 
-def shipped_runs() -> dict[str, list[dict]]:
-    """The shipped sweep's records, by variant ({} if absent)."""
+def shipped_sweep() -> dict:
+    """The shipped sweep's ``metrics.json`` ({} if absent)."""
     path = ARTIFACT / "metrics.json"
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())["sweep"]["variants"]
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def timed(train, *args, **kwargs):
@@ -96,7 +81,7 @@ def truncation(config: DQNConfig, seeds: list[int]) -> tuple[dict, float, float]
 
 
 def diagnostics(config: DQNConfig, seeds: list[int]) -> tuple[dict, float, float]:
-    shipped = shipped_runs()
+    shipped = shipped_sweep().get("sweep", {}).get("variants", {})
     variants = {
         "baseline": config,
         "no target network": replace(config, target_every=0),
@@ -152,17 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     if shipping:  # refuse a dirty tree before training, not after
         require_clean_tree(repo_root())
     study = truncation if args.study == "truncation" else diagnostics
-    result, wall, cpu = study(config, [int(s) for s in args.seeds])
-    full = config == DQNConfig()
-    metrics = ARTIFACT / "metrics.json"
-    sweep_config = (
-        json.loads(metrics.read_text())["config"] if metrics.exists() else None
-    )
-    same = json.loads(json.dumps(asdict(config))) == sweep_config
+    result, wall, cpu = study(config, args.seeds)
+    same = json.loads(json.dumps(asdict(config))) == shipped_sweep().get("config")
     provenance = make_provenance(
         command=".venv/bin/python " + command,
         config=config,
-        budget="full" if full else "custom",
+        budget="full" if config == DQNConfig() else "custom",
         device="cpu",
         wall_time_s=wall,
         require_clean=shipping,

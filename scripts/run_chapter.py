@@ -3,15 +3,13 @@
     RLBOOK_BUDGET=full RLBOOK_EXPORT_ARTIFACTS=1 .venv/bin/python scripts/run_chapter.py \
         chapters/tabular_cartpole.md
 
-runs every cell of the chapter in a fresh kernel (in the chapter's folder, as
-the book build does) and writes the executed notebook to
-``_build/run_chapter/<name>.ipynb``. Several chapters run one after another,
-in the order given, each in its own kernel; the first that fails stops the
-rest (the two DQN pages export together this way). With ``RLBOOK_EXPORT_ARTIFACTS=1`` the
-chapter writes its trained agent and provenance under ``artifacts/``; shipped
-results must come from committed code, so the script then refuses to start
-(exit status 2) while the repository has uncommitted changes outside
-``artifacts/``, instead of failing when the chapter exports, at the end.
+runs each chapter given, in order, in a fresh kernel in the chapter's folder
+(as the book build does), writes the executed notebook to
+``_build/run_chapter/<name>.ipynb``, and stops at the first that fails.
+``RLBOOK_EXPORT_ARTIFACTS=1`` makes chapters write their agents under
+``artifacts/``; shipped results must come from committed code, so a tree with
+uncommitted changes outside ``artifacts/`` is refused at once (exit status 2)
+rather than when the chapter exports, at the end.
 """
 
 from __future__ import annotations
@@ -37,9 +35,6 @@ def main() -> int:
     parser.add_argument(
         "chapters", type=Path, nargs="+", help="chapter .md files, run in this order"
     )
-    parser.add_argument(
-        "--timeout", type=int, default=6 * 3600, help="seconds per cell"
-    )
     args = parser.parse_args()
     chapters = [path.resolve() for path in args.chapters]
     for given, chapter in zip(args.chapters, chapters, strict=True):
@@ -56,7 +51,7 @@ def main() -> int:
         notebook = jupytext.read(chapter)
         client = NotebookClient(
             notebook,
-            timeout=args.timeout,
+            timeout=6 * 3600,  # seconds per cell
             kernel_name="python3",
             resources={"metadata": {"path": str(chapter.parent)}},
         )

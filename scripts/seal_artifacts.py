@@ -1,17 +1,13 @@
 """Record the SHA-256 of each shipped folder's weights in its manifest.
 
-Exports since the hostile-input checks (issue #28) write ``sha256`` into
-``agent.json``/``model.json`` themselves, and loading checks it. Folders
-shipped before them lack the record; this adds it, for the files every
-export lists (``weights.pt``, ``weights.provenance.json``) and a model's
-vocabulary, without touching the files themselves. A folder is sealed only if
-it loads cleanly first (so damaged bytes are never sealed as good), and is
-loaded again after, through the digest check.
-
     .venv/bin/python scripts/seal_artifacts.py [FOLDER ...]
 
-Without folders, every agent and model folder under ``artifacts/``. A folder
-that already has a ``sha256`` record is left as it is.
+For folders shipped before exports wrote ``sha256`` themselves (issue #28):
+adds the digests of ``weights.pt``, ``weights.provenance.json`` and a model's
+vocabulary, touching no other file. A folder must load cleanly first (damaged
+bytes are never sealed as good) and is loaded again after, through the digest
+check; one already sealed is left as it is. Without folders: every agent and
+model folder under ``artifacts/``.
 """
 
 from __future__ import annotations

@@ -2,38 +2,16 @@
 
     .venv/bin/python scripts/train_dqn_pixels.py --runs _build/dqn-pixels --workers 12
 
-trains each variant of ``rlbook.chapters.dqn_pixels.VARIANTS`` with seeds 0, 1 and 2,
-``--workers`` runs at a time in separate processes (one CPU thread each, all
-on ``--device``). Each run keeps its whole state in
-``<runs>/<variant>-s<seed>/checkpoint.pt`` (written every ``--checkpoint-every``
-transitions): run the same command again after any interruption and every
-run goes on from its last checkpoint, to the same weights it would have
-reached without stopping. A finished run writes ``result.json`` (its curves
-and the test returns of its best and final weights) and ``weights.pt``
-(both, in float16, as they would ship).
-
-``--ablations`` trains instead the lecture's choices this book did not take
-(``rlbook.chapters.dqn_pixels.ABLATIONS``: its network, 8 frames), each applied alone to
-the shipped variant and stopped at half the run's steps, into
-``<runs>/ablations/``; with ``--export`` it then writes their curves to
-``artifacts/dqn-pixels/ablations.json`` and leaves the agent as it is::
-
-    .venv/bin/python scripts/train_dqn_pixels.py --runs _build/dqn-pixels --ablations --export
-
-``--course-eval`` trains nothing: it plays the shipped agent
-(``artifacts/dqn-pixels``) by NPFL139's protocol, three evaluation seeds of
-100 episodes each (``rlbook.chapters.dqn_pixels.COURSE_SEEDS``), through
-``python -m rlbook evaluate``'s code, and writes every return with its
-provenance and the weights' SHA-256 to ``<runs>/course_eval.json``; with
-``--export``, to ``artifacts/dqn-pixels/course_eval.json`` (``--budget
-smoke`` plays 2 episodes per seed, to check the command)::
-
-    .venv/bin/python scripts/train_dqn_pixels.py --course-eval --export
-
-``--export`` picks the shipped agent by the rule fixed in
-``rlbook.chapters.dqn_pixels.choose_winner`` and writes ``artifacts/dqn-pixels/``
-(agent, provenance, and every run's curves in ``metrics.json``); it refuses a
-tree with uncommitted changes outside ``artifacts/``.
+runs ``--workers`` runs at a time, each in its own process on one thread, in
+``<runs>/<variant>-s<seed>/``: ``checkpoint.pt`` every ``--checkpoint-every``
+transitions (the same command resumes every run from it, to the weights an
+uninterrupted run reaches), then ``result.json`` (curves, test returns of the
+best and final weights) and ``weights.pt`` (both, in float16). ``--export``
+writes ``artifacts/dqn-pixels/`` by ``rlbook.chapters.dqn_pixels.choose_winner``.
+``--ablations`` trains the lecture's other choices into ``<runs>/ablations/``
+instead (``--export``: ``ablations.json``); ``--course-eval`` trains nothing
+and plays the shipped agent by NPFL139's protocol (``--export``:
+``course_eval.json``). README.md says more.
 """
 
 from __future__ import annotations
@@ -43,46 +21,18 @@ import json
 import os
 import subprocess
 import sys
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
+# This checkout's code runs (here and in the runs), its tree is checked.
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # fullrun, rlbook
 
-
-def fail(message: str) -> NoReturn:
-    """One ``error:`` line on stderr, exit status 2."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+from fullrun.project import check_clean, fail, hold  # noqa: E402
 
 
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())[:300] or type(error).__name__
-
-
-def resume_problem(
-    checkpoint: Path, stored_config, stored_seed: int, config, seed: int
-) -> str | None:
-    """Why the run saved in ``checkpoint`` is not the one asked for, or None."""
-    from dataclasses import asdict
-
-    if stored_seed != seed:
-        return (
-            f"{checkpoint} is a run with seed {stored_seed}, not {seed}: move it away "
-            "to start this run afresh"
-        )
-    if stored_config != config:
-        have, want = asdict(stored_config), asdict(config)
-        differ = ", ".join(
-            f"{key} {have[key]!r} (asked {want[key]!r})"
-            for key in want
-            if have.get(key) != want[key]
-        )
-        return (
-            f"{checkpoint} holds a run with other settings ({differ}): resume it with "
-            "the --budget it was started with, or move it away to start afresh"
-        )
-    return None
 
 
 def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
@@ -91,6 +41,8 @@ def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
 
     Reads only each checkpoint's config and seed (memory-mapped: the replay
     memory it also holds is not read)."""
+    from dataclasses import asdict
+
     import torch
 
     from rlbook.chapters.dqn_pixels import (
@@ -135,26 +87,27 @@ def check_resumable(runs: Path, jobs, budget: str, ablation: bool) -> None:
                 f"({type(error).__name__}: {one_line(error)}); move it away to start "
                 "this run afresh"
             )
-        problem = resume_problem(
-            checkpoint,
-            stored,
-            stored_seed,
-            make_config(variant, base_config(budget)),
-            seed,
-        )
-        if problem:
-            fail(problem)
+        if stored_seed != seed:
+            fail(
+                f"{checkpoint} is a run with seed {stored_seed}, not {seed}: move it "
+                "away to start this run afresh"
+            )
+        want = make_config(variant, base_config(budget))
+        if stored != want:
+            have, want = asdict(stored), asdict(want)
+            differ = ", ".join(
+                f"{key} {have[key]!r} (asked {want[key]!r})"
+                for key in want
+                if have.get(key) != want[key]
+            )
+            fail(
+                f"{checkpoint} holds a run with other settings ({differ}): resume it "
+                "with the --budget it was started with, or move it away to start afresh"
+            )
 
 
-def run_one(
-    variant: str,
-    seed: int,
-    folder: Path,
-    device: str,
-    checkpoint_every: int,
-    budget: str,
-    ablation: bool = False,
-) -> None:
+def run_one(args: argparse.Namespace, runs: Path, ablation: bool) -> None:
+    """``--one VARIANT SEED``: one run, in the process main started for it."""
     import torch
 
     from rlbook.chapters.dqn_pixels import (
@@ -172,31 +125,17 @@ def run_one(
     )
     from rlbook.device import select_device
 
+    variant, seed, budget = args.one[0], int(args.one[1]), args.budget
     torch.set_num_threads(1)
+    folder = runs / f"{variant}-s{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = folder / "checkpoint.pt"
-    dev = select_device(device)
+    dev = select_device(args.device)
     make_config = ablation_config if ablation else variant_config
     config = make_config(variant, base_config(budget))
+    # main checked the checkpoint is this run's before starting any
     if checkpoint.exists():
-        from rlbook.checkpoint import CheckpointError
-
-        try:
-            run = PixelDQN.resume(checkpoint, device=dev)
-        except (
-            CheckpointError,
-            KeyError,
-            TypeError,
-            ValueError,
-            RuntimeError,
-        ) as error:
-            fail(
-                f"cannot resume {checkpoint} ({one_line(error)}); move it away to "
-                "start this run afresh"
-            )
-        problem = resume_problem(checkpoint, run.config, run.seed, config, seed)
-        if problem:
-            fail(problem)
+        run = PixelDQN.resume(checkpoint, device=dev)
     else:
         run = PixelDQN(config, seed, device=dev)
 
@@ -220,7 +159,7 @@ def run_one(
     run.train(
         ablation_steps(config) if ablation else None,
         checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=args.checkpoint_every,
         progress=progress,
     )
     command = "python scripts/train_dqn_pixels.py" + (
@@ -298,11 +237,6 @@ def course_eval(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    # This checkout's rlbook, also in this process (the runs get it through
-    # PYTHONPATH), so that the export checks and records this checkout.
-    for folder in (ROOT, ROOT / "src"):  # fullrun, rlbook
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
     from rlbook.chapters.dqn_pixels import ABLATIONS, VARIANTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -341,7 +275,7 @@ def main() -> int:
         "--one", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
-    if min(args.seeds) < 0 or (args.one and not args.one[1].isdigit()):
+    if min(args.seeds) < 0:
         fail(
             f"--seeds must be whole numbers >= 0, got {' '.join(map(str, args.seeds))}"
         )
@@ -349,39 +283,18 @@ def main() -> int:
         fail("--workers and --checkpoint-every must be >= 1")
 
     ablation = args.ablations is not None
-    if args.course_eval and (ablation or args.one):
+    if args.course_eval and ablation:
         fail("--course-eval trains nothing: drop --ablations")
     names = (args.ablations or list(ABLATIONS)) if ablation else args.variants
     runs = args.runs / "ablations" if ablation else args.runs
     if args.one:
-        variant, seed = args.one[0], int(args.one[1])
-        run_one(
-            variant,
-            seed,
-            runs / f"{variant}-s{seed}",
-            args.device,
-            args.checkpoint_every,
-            args.budget,
-            ablation,
-        )
+        run_one(args, runs, ablation)
         return 0
-
     if args.export:
-        from rlbook.checkpoint import CheckpointError, require_clean_tree
-
-        try:
-            require_clean_tree(ROOT)
-        except CheckpointError as error:
-            print(f"error: --export: {error}", file=sys.stderr)
-            return 2
+        check_clean(ROOT)
     if args.course_eval:
         return course_eval(args)
-    from fullrun.lock import RunsFolderBusy, hold_runs_folder
-
-    try:
-        hold_runs_folder(runs)  # one command per runs folder; its runs are its own
-    except (RunsFolderBusy, OSError) as error:
-        fail(str(error))
+    hold(runs)  # one command per runs folder; its runs are its own
     check_resumable(
         runs, [(v, s) for v in names for s in args.seeds], args.budget, ablation
     )
@@ -395,53 +308,41 @@ def main() -> int:
     jobs.sort(
         key=lambda job: not (runs / f"{job[0]}-s{job[1]}" / "checkpoint.pt").exists()
     )
-    running: list[tuple[subprocess.Popen, str]] = []
-    failed = []
-    path = os.pathsep.join(
-        filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    while jobs or running:
-        while jobs and len(running) < args.workers:
-            variant, seed = jobs.pop(0)
-            command = [
-                sys.executable,
-                __file__,
-                "--runs",
-                str(args.runs),
-                "--device",
-                args.device,
-                "--checkpoint-every",
-                str(args.checkpoint_every),
-                "--budget",
-                args.budget,
-                *(["--ablations"] if ablation else []),
-                "--one",
-                variant,
-                str(seed),
-            ]
-            running.append((subprocess.Popen(command, env=env), f"{variant}-s{seed}"))
-        time.sleep(5)
-        for process, name in list(running):
-            if process.poll() is not None:
-                running.remove((process, name))
-                if process.returncode != 0:
-                    failed.append(name)
-                print(f"{name}: exit {process.returncode}", flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run_job(job: tuple[str, int]) -> int:
+        variant, seed = job
+        command = [
+            sys.executable,
+            __file__,
+            "--runs",
+            str(args.runs),
+            "--device",
+            args.device,
+            "--checkpoint-every",
+            str(args.checkpoint_every),
+            "--budget",
+            args.budget,
+            *(["--ablations"] if ablation else []),
+            "--one",
+            variant,
+            str(seed),
+        ]
+        code = subprocess.Popen(command, env=env).wait()
+        print(f"{variant}-s{seed}: exit {code}", flush=True)
+        return code
+
+    with ThreadPoolExecutor(args.workers) as pool:
+        codes = list(pool.map(run_job, jobs))
+    failed = [f"{v}-s{s}" for (v, s), code in zip(jobs, codes, strict=True) if code]
     if failed:
         print(f"error: runs failed: {', '.join(failed)}", file=sys.stderr)
         return 1
-    if args.export and ablation:
-        from rlbook.chapters.dqn_pixels import export_ablations
+    if args.export:
+        from rlbook.chapters import dqn_pixels
 
-        path = export_ablations(
-            args.runs, ROOT / "artifacts" / "dqn-pixels", command=" ".join(sys.argv)
-        )
-        print(f"exported {path}")
-    elif args.export:
-        from rlbook.chapters.dqn_pixels import export_artifact
-
-        path = export_artifact(
+        export = dqn_pixels.export_ablations if ablation else dqn_pixels.export_artifact
+        path = export(
             args.runs, ROOT / "artifacts" / "dqn-pixels", command=" ".join(sys.argv)
         )
         print(f"exported {path}")

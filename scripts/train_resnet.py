@@ -2,19 +2,13 @@
 
     .venv/bin/python scripts/train_resnet.py --export
 
-reads CIFAR-10 from ``$RLBOOK_DATA`` (the shared subset, or the full
-dataset where it can be downloaded), trains the ResNet-18 of
-``rlbook.chapters.resnet_cifar.resnet_config("full")`` with seed 0, one epoch
-at a time, writing ``<runs>/checkpoint.pt`` after each: run the same command
-again after an interruption and it goes on from the last finished epoch to
-the weights it would have reached without stopping. With ``--export`` it
-writes ``artifacts/resnet18-cifar/``: the final weights, in int8 with
-per-channel scales (a one-cycle schedule ends its learning rate near zero on
-purpose, and 466 validation images, a standard error of about 2 points,
-cannot pick between its last epochs: validation stays a diagnostic), and
-``metrics.json`` with the curves and the test accuracy and confusion matrix
-of the final *and* the best-validation weights. ``--export`` refuses a tree
-with uncommitted changes outside ``artifacts/``.
+trains ``rlbook.chapters.resnet_cifar.resnet_config("full")`` on CIFAR-10 from
+``$RLBOOK_DATA`` and ships ``artifacts/resnet18-cifar/``: the *final* weights
+in int8 (a one-cycle schedule ends its learning rate near zero on purpose,
+and 466 validation images, a standard error of about 2 points, cannot pick
+between its last epochs: validation stays a diagnostic), and the test
+accuracy and confusion matrix of the final *and* the best-validation
+weights. See ``fullrun.project``.
 """
 
 from __future__ import annotations
@@ -23,8 +17,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-# The checkout this script belongs to: its code runs, its tree is checked, its
-# artifacts are written (an rlbook installed from another clone is not used).
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -71,7 +63,7 @@ def project():
                 "test_images": data["test_images"],
             },
             spec=resnet_spec(config, train.classes),
-            save_options={"weight_format": SHIPPED_WEIGHTS},
+            weight_format=SHIPPED_WEIGHTS,
             ships="final",
         )
 
@@ -88,9 +80,8 @@ def project():
 
 
 def main() -> int:
-    for folder in (ROOT, ROOT / "src"):  # fullrun, rlbook
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
+    # This checkout's code runs, its tree is checked, its artifacts written.
+    sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # fullrun, rlbook
     from fullrun.project import run
 
     return run(__doc__, __file__, "resnet", "resnet18-cifar", project)

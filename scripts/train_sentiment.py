@@ -2,18 +2,12 @@
 
     .venv/bin/python scripts/train_sentiment.py --export
 
-reads IMDb from ``$RLBOOK_DATA`` (the shared subset, or the full dataset
-where it can be downloaded), trains the BiLSTM of
-``rlbook.chapters.sentiment_imdb.sentiment_config("full")`` with seed 0, one epoch at
-a time, writing ``<runs>/checkpoint.pt`` after each: run the same command
-again after an interruption and it goes on from the last finished epoch to
-the weights it would have reached without stopping. Then it fits the
-bag-of-words baseline on the same training reviews, and with ``--export``
-writes ``artifacts/sentiment-lstm/``: the best epoch's weights (by validation
-accuracy, ties to the earlier, a rule fixed in ``rlbook.projects.runs``) in
-float16, and ``metrics.json`` with the curves, the test accuracy of the best
-*and* the final weights, and the baseline's. ``--export`` refuses a tree
-with uncommitted changes outside ``artifacts/``.
+trains the BiLSTM of ``rlbook.chapters.sentiment_imdb.sentiment_config("full")``
+on IMDb from ``$RLBOOK_DATA``, fits the bag-of-words baseline on the same
+reviews, and ships ``artifacts/sentiment-lstm/``: the float16 weights of the
+best epoch by validation accuracy (ties to the earlier), and the test
+accuracy of the best *and* the final weights and of the baseline. See
+``fullrun.project``.
 """
 
 from __future__ import annotations
@@ -21,8 +15,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# The checkout this script belongs to: its code runs, its tree is checked, its
-# artifacts are written (an rlbook installed from another clone is not used).
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -84,9 +76,8 @@ def project():
 
 
 def main() -> int:
-    for folder in (ROOT, ROOT / "src"):  # fullrun, rlbook
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
+    # This checkout's code runs, its tree is checked, its artifacts written.
+    sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # fullrun, rlbook
     from fullrun.project import run
 
     return run(__doc__, __file__, "sentiment", "sentiment-lstm", project)

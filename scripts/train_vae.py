@@ -2,17 +2,10 @@
 
     .venv/bin/python scripts/train_vae.py --export
 
-reads MNIST from ``$RLBOOK_DATA`` (the shared subset, or the full dataset
-where it can be downloaded), trains the VAE of
-``rlbook.chapters.vae_mnist.vae_config("full")`` with seed 0, one epoch at a
-time, writing ``<runs>/checkpoint.pt`` after each: run the same command
-again after an interruption and it goes on from the last finished epoch to
-the weights it would have reached without stopping. With ``--export`` it
-writes ``artifacts/vae-mnist/``: the weights of the epoch with the lowest
-validation loss (ties to the earlier, a rule fixed in
-``rlbook.projects.runs``) in float16, and ``metrics.json`` with the curves
-and the test loss of the best *and* the final weights. ``--export`` refuses
-a tree with uncommitted changes outside ``artifacts/``.
+trains ``rlbook.chapters.vae_mnist.vae_config("full")`` on MNIST from
+``$RLBOOK_DATA`` and ships ``artifacts/vae-mnist/``: the float16 weights of
+the epoch with the lowest validation loss (ties to the earlier), and the
+test loss of the best *and* the final weights. See ``fullrun.project``.
 """
 
 from __future__ import annotations
@@ -20,8 +13,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# The checkout this script belongs to: its code runs, its tree is checked, its
-# artifacts are written (an rlbook installed from another clone is not used).
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -82,9 +73,8 @@ def project():
 
 
 def main() -> int:
-    for folder in (ROOT, ROOT / "src"):  # fullrun, rlbook
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
+    # This checkout's code runs, its tree is checked, its artifacts written.
+    sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # fullrun, rlbook
     from fullrun.project import run
 
     return run(__doc__, __file__, "vae", "vae-mnist", project)

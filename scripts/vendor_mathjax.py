@@ -1,21 +1,15 @@
 """Copy a pinned, checksum-verified MathJax 3 into _vendor/mathjax/ for the site.
 
-Usage:
     python scripts/vendor_mathjax.py [--dest _vendor/mathjax]
 
-The built site must work offline, so MathJax is served from the site itself
-instead of a CDN. It comes from the PyPI package `django-static-mathjax`
-(pinned in requirements.txt; it holds MathJax 3.2.2's browser components and
-needs no Django to install). This script copies the part the site loads, the
-combined `tex-mml-chtml.js` component and the components and fonts it loads
-on demand (CHTML woff-v2 fonts, TeX extensions, menu, accessibility), into
-DEST, and checks the copy against the SHA-256 digest pinned below. Sphinx
-serves DEST as `_static/mathjax/` (`html_static_path` and `mathjax_path` in
-_config.yml).
-
-Idempotent: when DEST already holds exactly the pinned files, it does nothing.
-Exit status 1, with one `error:` line saying what to do, when the package is
-missing or at another version, or when a digest does not match.
+The built site must work offline, so it serves MathJax itself (Sphinx serves
+DEST as `_static/mathjax/`, see _config.yml), copied from the PyPI package
+`django-static-mathjax` (pinned in requirements.txt; it needs no Django):
+the combined `tex-mml-chtml.js` and what it loads on demand (fonts, TeX
+extensions, menu, accessibility), checked against the digest pinned below.
+Does nothing when DEST already holds exactly those files; exit status 1 with
+one `error:` line saying what to do when the package is missing, at another
+version, or does not match the digest.
 """
 
 from __future__ import annotations
@@ -24,7 +18,6 @@ import argparse
 import hashlib
 import shutil
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -42,8 +35,8 @@ ENTRY = "tex-mml-chtml.js"
 LICENSE = "LICENSE"  # MathJax's Apache-2.0 license, one folder up from es5/
 FOLDERS = ("a11y", "input", "output", "sre", "ui")
 # SHA-256 of the manifest: one line "<sha256 of file>  <path>\n" per file,
-# sorted by path (see tree_digest). Recompute it only for a new pinned VERSION,
-# after checking the new files.
+# sorted by path. For a new pinned VERSION only, after checking its files:
+# tree_digest(source_dir()).
 TREE_SHA256 = "9d1e921901698ef2c4f1016d1cb6ec14c8f5d9a414c697f96ebbe656544dc11f"
 FILE_COUNT = 92
 DEFAULT_DEST = Path(__file__).resolve().parent.parent / "_vendor" / "mathjax"
@@ -81,12 +74,7 @@ def source_dir() -> Path:
         raise VendorError(f"{DIST} is not installed; {fix}") from None
     if dist.version != VERSION:
         raise VendorError(f"{DIST} {dist.version} is installed, not {VERSION}; {fix}")
-    es5 = Path(str(dist.locate_file(ES5)))
-    if not (es5 / ENTRY).is_file():
-        raise VendorError(
-            f"{es5 / ENTRY} is missing; reinstall: {fix} --force-reinstall"
-        )
-    return es5
+    return Path(str(dist.locate_file(ES5)))  # check() says if files are missing
 
 
 def check(root: Path, what: str) -> None:
@@ -111,19 +99,13 @@ def vendor(dest: Path) -> str:
             pass  # stale or damaged copy: replace it
     src = source_dir()
     check(src, "files in")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".mathjax-", dir=dest.parent))
-    try:
-        for rel in tree_files(src):
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src / rel, staging / rel)
-        shutil.copyfile(src.parent / LICENSE, staging / LICENSE)
-        check(staging, "copy in")
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging.rename(dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    for rel in tree_files(src):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / rel, dest / rel)
+    # Last: a copy cut short has no LICENSE, and is never taken as done.
+    shutil.copyfile(src.parent / LICENSE, dest / LICENSE)
+    check(dest, "copy in")
     return (
         f"MathJax {MATHJAX} ({DIST} {VERSION}): copied {FILE_COUNT} files"
         f" to {dest} (checksum ok)"
@@ -133,17 +115,8 @@ def vendor(dest: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="target folder")
-    parser.add_argument(
-        "--print-digest",
-        action="store_true",
-        help="print the installed package's manifest digest and file count, copy nothing",
-    )
     args = parser.parse_args(argv)
     try:
-        if args.print_digest:
-            digest, count = tree_digest(source_dir())
-            print(f"{digest} {count}")
-            return 0
         print(vendor(args.dest.resolve()))
     except (VendorError, OSError) as exc:
         print(f"error: vendor_mathjax: {exc}", file=sys.stderr)
