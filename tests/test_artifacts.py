@@ -148,3 +148,35 @@ def test_agents_checked_bit_for_bit_record_the_machine_that_trained_them(name):
     machine = provenance_of(name).get("machine")
     assert isinstance(machine, dict), f"{name} records no machine fingerprint"
     assert machine["cpu_model"] and machine["packages"]["torch"]
+
+
+AGENT_FOLDERS = [
+    "q-learning",
+    "sarsa",
+    "dqn-state",
+    "dqn-pixels",
+    "pong-pg",
+    "pong-ppo",
+]
+MODEL_FOLDERS = ["resnet18-cifar", "sentiment-lstm", "vae-mnist"]
+
+
+@pytest.mark.parametrize("name", AGENT_FOLDERS + MODEL_FOLDERS)
+def test_every_shipped_folder_records_the_sha256_of_its_weights(name):
+    """So that a damaged byte stops the load (tests/test_hostile.py)."""
+    folder = artifacts_dir() / name
+    manifest = "agent.json" if name in AGENT_FOLDERS else "model.json"
+    listed = json.loads((folder / manifest).read_text()).get("sha256", {})
+    expected = {"weights.pt", "weights.provenance.json"}
+    if name == "sentiment-lstm":
+        expected.add("vocabulary")
+    assert expected <= set(listed), f"{name} lacks {expected - set(listed)}"
+
+
+def test_the_list_of_shipped_folders_is_every_folder_with_a_manifest():
+    with_manifest = {
+        p.parent.name
+        for p in artifacts_dir().glob("*/*.json")
+        if p.name in ("agent.json", "model.json")
+    }
+    assert with_manifest == set(AGENT_FOLDERS + MODEL_FOLDERS)
