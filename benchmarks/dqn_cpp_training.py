@@ -3,35 +3,11 @@
     .venv/bin/python benchmarks/dqn_cpp_training.py [--episodes 500]
         [--repeats 5] [--budget smoke] [--no-write]
 
-The honest counterpart of the Rust column in the chapter the projects part
-follows: there, the *training program* ran from a compiled language on the
-same engine. Here:
-
-* ``python``: the page's loop, :func:`rlbook.chapters.dqn_port.train_port`,
-  eager float32 on one thread, seed 0;
-* ``cpp``: ``deploy/cpp/dqn_train.cpp``, the same loop written against
-  libtorch's C++ API (same network, initialisation, optimizer, replay
-  memory, schedule and CartPole physics; its own random streams), built
-  against the libtorch inside the installed wheel, one thread.
-
-Each runs ``--episodes`` episodes ``--repeats`` times, alternating (python,
-cpp, python, cpp, ...), after one short warm-up run of each. Every run
-charges its wall and CPU seconds to the same parts: the environment, acting
-(the network's forward pass for one state), storing a transition, sampling
-a batch, the forward pass and loss, ``backward``, the optimizer's step, the
-target copies. The two programs learn from different random episodes, so
-their episodes differ in length: compare time per environment step.
-
-Beside the parts, the network's arithmetic: FLOPs of one gradient step and of
-one acting step (counted with ``FlopCounterMode``) over this CPU's measured
-float32 matrix-multiply rate on one thread, the time the math alone would
-take; the rest of the learner's time is the framework's work per operation
-(dispatch, allocation, autograd bookkeeping), from Python or from C++.
-
-Writes its record under ``"cpp_training"`` in
-``artifacts/projects/dqn/comparison.json`` (the other benchmarks' table
-there is kept) unless ``--no-write`` or ``--budget smoke``, and prints one
-JSON line.
+The page's loop (``train_port``) against ``deploy/cpp/dqn_train.cpp``, the
+same loop on libtorch's C++ API, alternating, each run's time charged to
+the same parts; ``benchmarks/projects.md`` says how. Writes ``"cpp_training"``
+in ``artifacts/projects/dqn/comparison.json`` (not at smoke nor with
+``--no-write``).
 """
 
 from __future__ import annotations
@@ -182,12 +158,14 @@ def main() -> int:
             "us_per_step_wall": per_step(name, "seconds"),
             "us_per_step_cpu": per_step(name, "cpu_seconds"),
         }
-    ratio_cpu = harness.bootstrap_ratio(
-        per_step("cpp", "cpu_seconds"), per_step("python", "cpu_seconds")
-    )
-    ratio_wall = harness.bootstrap_ratio(
-        per_step("cpp", "seconds"), per_step("python", "seconds")
-    )
+    ratios = {}
+    for clock, key in (("cpu", "cpu_seconds"), ("wall", "seconds")):
+        ratio = harness.bootstrap_ratio(per_step("cpp", key), per_step("python", key))
+        ratios[f"cpp_over_python_per_step_{clock}"] = [
+            ratio.mean,
+            ratio.low,
+            ratio.high,
+        ]
     record = {
         "benchmark": "dqn_cpp_training",
         "command": "python benchmarks/dqn_cpp_training.py",
@@ -196,12 +174,7 @@ def main() -> int:
         "budget": args.budget,
         "python": summary["python"],
         "cpp": summary["cpp"],
-        "cpp_over_python_per_step_cpu": [ratio_cpu.mean, ratio_cpu.low, ratio_cpu.high],
-        "cpp_over_python_per_step_wall": [
-            ratio_wall.mean,
-            ratio_wall.low,
-            ratio_wall.high,
-        ],
+        **ratios,
         "network_math": network_math(rate),
         "matmul_gflops_fp32_1thread": rate,
         "source_seconds_500_episodes": SOURCE_SECONDS,

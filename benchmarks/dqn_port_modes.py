@@ -2,34 +2,18 @@
 
     .venv/bin/python benchmarks/dqn_port_modes.py
 
-Training, the same work in every mode: the port's learner step (a batch of
-64 drawn from replay, ``td_loss`` from the chapter's page, Adam) on one
-fixed replay buffer (``--buffer`` CartPole transitions of a seeded random
-policy, filled alike in every mode's process), from the same initial
-weights, with the batches drawn from the same seeded stream, against a
-target network held at those weights. A step is ``--learner-steps`` learner
-steps; ``eager fp32``, ``torch.compile`` (the Q-network compiled, as
-``train_port(compile_network=True)`` does) and ``bf16 autocast``, each in a
-process of its own kept for the run. Each mode's first step is timed apart
-(it holds compilation, with an empty Inductor cache), ``--warmup`` steps in
-all are untimed, then ``--reps`` rounds time one step of every mode in turn
-(ABCABC...): wall and CPU seconds of every step are stored, and each mode's
-ratio to eager fp32 comes with a 95% bootstrap interval (on CPU seconds).
-Before training, each mode's Q-values and TD loss on one fixed batch of 64
-transitions are compared with eager fp32's within a stated tolerance.
-
-Inference: latency of the port's Q-network (its seeded initial weights:
-latency does not depend on their values) for one state (the acting call)
-and for a batch of ``--batch`` states, ``--iters`` calls a step,
-interleaved the same way, for ``eager``, ``aoti-python`` (the AOTInductor
-package run from Python) and ``aoti-cpp`` (the same package run by
-``deploy/cpp/aoti_infer.cpp``, a process with no Python in it), all on
-``--threads`` threads.
-
-Its table, ``artifacts/projects/dqn/comparison.json`` (the key
-``cpp_training``, written by ``benchmarks/dqn_cpp_training.py``, is kept),
-and its JSON line are :class:`harness.Bench`'s. ``--budget smoke`` checks
-the script quickly.
+The method is ``benchmarks/projects.md``'s. Training, the same work in every
+mode: ``--learner-steps`` of the port's learner step (a batch of 64 drawn
+from replay, ``td_loss`` from the chapter's page, Adam) on one fixed replay
+buffer (``--buffer`` CartPole transitions of a seeded random policy), the
+batches from the same seeded stream, against a target network held at the
+initial weights; ``eager fp32``, ``torch.compile`` (the Q-network, as
+``train_port(compile_network=True)`` compiles it) and ``bf16 autocast``,
+checked on the Q-values and TD loss of one batch. Inference: the port's
+Q-network (seeded initial weights: latency does not depend on them) on one
+state (the acting call) and on ``--batch`` states, ``eager``,
+``aoti-python`` and ``aoti-cpp``. The table's ``cpp_training`` key, written
+by ``benchmarks/dqn_cpp_training.py``, is kept.
 """
 
 from __future__ import annotations
@@ -135,9 +119,7 @@ class LearnerRunner:
             self.optimizer.step()
 
 
-def train_mode(mode: str, buffer_size: int, steps: int, seed: int) -> LearnerRunner:
-    """Build a training mode's runner (in its own process)."""
-    return LearnerRunner(mode, buffer_size, steps, seed)
+train_mode = LearnerRunner  # interleave builds each mode's runner in its process
 
 
 def infer_mode(

@@ -1,32 +1,12 @@
 """The projects' benchmark harness: AOTInductor packages, a C++ runner, fair timing.
 
-The four ``benchmarks/*_modes.py`` scripts are built on it; their tables are
-the projects' ``artifacts/projects/<project>/comparison.json``, which the
-chapters read with :mod:`rlbook.projects.deploy`.
-
-1. :func:`export_aoti` traces a model with ``torch.export`` (a dynamic batch
-   dimension on every input) and :func:`compile_aoti` compiles it ahead of
-   time with AOTInductor into one ``.pt2`` package (generated C++ kernels in
-   a shared library, the weights inside). :func:`load_aoti` runs it from
-   Python.
-2. :func:`build_cpp_runner` compiles ``deploy/cpp/aoti_infer.cpp`` against the
-   libtorch inside the torch wheel: a program that runs a package with no
-   Python in the process.
-3. :func:`time_cpp` times a package's calls in the C++ runner (warm-up
-   calls, timed calls, a fixed thread count) and checks its outputs.
-4. :func:`interleave` times modes in rounds interleaved across them, each
-   in a process kept for the run; :class:`Bench` is a script's skeleton on
-   it: one record per mode with its samples, the ratios to the baseline
-   mode with intervals, the table written, one JSON line.
-
-No tensor crosses to C++ in a file: the runner builds its inputs from their
-dtypes and shapes with one formula (:func:`input_spec`, :func:`build_inputs`
-builds the same in Python), and its outputs come back through
-``torch::jit::pickle_save`` (``torch.load``), to be compared with the same
-package's outputs in Python on the same inputs.
-
-A package fixes the CPU instruction set (Inductor compiles with
-``-march=native``) but not the thread count.
+:func:`export_aoti` and :func:`compile_aoti` make a ``.pt2`` package,
+:func:`build_cpp_runner` builds ``deploy/cpp/aoti_infer.cpp`` (its README
+tells how inputs and outputs cross to C++), :func:`time_cpp` times a package
+there, and :func:`interleave` times modes in rounds interleaved across them,
+each in a process kept for the run. :class:`Bench` is the
+``benchmarks/*_modes.py`` scripts' skeleton on it; their tables are
+``artifacts/projects/<project>/comparison.json`` (:mod:`rlbook.projects.deploy`).
 """
 
 from __future__ import annotations
@@ -107,8 +87,6 @@ def input_spec(tensor: torch.Tensor) -> str:
     (``float32:2x8``), with ``:MAX`` for integers and bools, the tensor's
     largest value (at least 1), so that the built values, ``MAX`` down to 1,
     are valid wherever the tensor's are (token ids, lengths)."""
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"expected a torch.Tensor, got {type(tensor).__name__}")
     spec = f"{_dtype_name(tensor.dtype)}:{'x'.join(map(str, tensor.shape))}"
     if tensor.dtype.is_floating_point:
         return spec
@@ -119,11 +97,7 @@ def input_spec(tensor: torch.Tensor) -> str:
 def build_inputs(specs: Sequence[str]) -> list[torch.Tensor]:
     """The inputs the C++ runner builds from its ``--input`` specs, built the
     same way: element ``i`` (flat, C order) is ``(i % 256) / 256`` for floating
-    point, ``MAX - i % MAX`` for integers and bools (``MAX`` 1 when left out).
-
-    Raises:
-        DeployError: for a spec that is not ``DTYPE:SHAPE[:MAX]``.
-    """
+    point, ``MAX - i % MAX`` for integers and bools (``MAX`` 1 when left out)."""
     tensors = []
     for spec in specs:
         try:
@@ -148,16 +122,6 @@ def build_inputs(specs: Sequence[str]) -> list[torch.Tensor]:
             values = top - index.remainder(top)
         tensors.append(values.to(dtype).reshape(shape))
     return tensors
-
-
-def _as_tensors(inputs: torch.Tensor | Sequence[torch.Tensor], what: str) -> list:
-    items = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
-    for index, item in enumerate(items):
-        if not isinstance(item, torch.Tensor):
-            raise TypeError(
-                f"{what} must be tensors; item {index} is a {type(item).__name__}"
-            )
-    return items
 
 
 # ---------------------------------------------------------------- export and compile
@@ -185,11 +149,8 @@ def _quiet_torch_warnings() -> Iterator[None]:
 
 
 def _program_signature(program: torch.export.ExportedProgram) -> tuple[str, int]:
-    """``("float32[batch,8] int64[batch,6]", max_batch)`` of a program's inputs.
-
-    A symbolic first dimension is ``batch``, any other symbolic one ``any``;
-    ``max_batch`` is the batch's upper bound, 0 where it has none.
-    """
+    """``("float32[batch,8] int64[batch,6]", max_batch)`` of a program's inputs
+    (``any`` for a dynamic dimension after the first; max_batch 0: unbounded)."""
     user_inputs = set(program.graph_signature.user_inputs)
     specs, max_batch = [], 0
     for node in program.graph.nodes:
@@ -222,26 +183,17 @@ def compile_aoti(
     *,
     model_name: str = "",
 ) -> Path:
-    """AOTInductor-compile an exported program into one ``.pt2`` package (atomically).
+    """AOTInductor-compile an exported program into one ``.pt2`` package
+    (atomically), its signature in its ``rlbook.*`` metadata, which the C++
+    runner checks inputs against.
 
-    Its kernels use as many OpenMP threads as the caller pins when it runs
-    them (Inductor's default bakes in the compiling process's count, a trap
-    when comparing thread counts). The package's metadata records ``rlbook.inputs`` (the signature,
-    e.g. ``float32[batch,8] int64[batch,6]``), ``rlbook.max_batch``,
-    ``rlbook.model``, ``rlbook.threads`` and ``rlbook.torch``; the C++ runner
-    checks its inputs against them.
-
-    Raises:
-        DeployError: if AOTInductor cannot compile the program (for instance no
-            C++ compiler: Inductor needs one too).
+    Its kernels use the threads the caller pins when it runs them
+    (Inductor's default bakes in the compiling process's count, a trap when
+    comparing thread counts).
     """
     from torch._inductor import aoti_compile_and_package
 
     path = Path(package_path)
-    if path.suffix != ".pt2":
-        raise ValueError(
-            f"package_path must end in .pt2 (torch loads only those), got {path}"
-        )
     signature, max_batch = _program_signature(program)
     _progress(f"AOTInductor compiling {model_name or path.name}")
     configs: dict[str, Any] = {
@@ -282,24 +234,17 @@ def export_aoti(
 ) -> Path:
     """``torch.export`` a model in eval mode, batch dynamic, and :func:`compile_aoti` it.
 
-    ``example_inputs`` hold one tensor per positional input, the batch first
-    and at least 2 (``torch.export`` fixes a dimension of size 1). Make the
+    ``example_inputs``: one tensor per positional input, the batch first and
+    at least 2 (``torch.export`` fixes a dimension of size 1). Make the
     example batch a typical large one: Inductor may specialise a kernel on
     which side of a threshold it falls (with torch 2.13, a convolution traced
     with a batch of 2 gives a package that takes at most 15; traced with 64,
     it takes 1 to ``max_batch``). Each submodule's mode is restored afterwards.
-
-    Raises:
-        DeployError: if the inputs have no common batch dimension, or if
-            ``torch.export`` cannot trace the model (the message names its class)
-            or AOTInductor cannot compile it.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    inputs = tuple(_as_tensors(example_inputs, "example_inputs"))
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    inputs = tuple(example_inputs)
     name = type(model).__name__
-    if isinstance(max_batch, bool) or max_batch < 2:
-        raise ValueError(f"max_batch must be an int >= 2, got {max_batch!r}")
     batches = [t.shape[0] if t.dim() else None for t in inputs]
     if not inputs or len(set(batches)) > 1 or None in batches:
         raise DeployError(
@@ -333,11 +278,8 @@ def export_aoti(
 
 
 class AOTIModel:
-    """A compiled ``.pt2`` package loaded into this Python process.
-
-    Call it like the model it was exported from. Inputs that do not fit the
-    package raise :class:`DeployError` naming what it expects.
-    """
+    """A ``.pt2`` package loaded here: call it like the model it was exported
+    from; inputs that do not fit raise :class:`DeployError` saying what fits."""
 
     def __init__(self, path: Path, compiled: Any, check_inputs: bool = True) -> None:
         self.path = path
@@ -372,13 +314,9 @@ def load_aoti(package_path: str | Path, *, check_inputs: bool = True) -> AOTIMod
     """Load a package written by :func:`compile_aoti` to run from Python.
 
     ``check_inputs`` is ``AOTI_RUNTIME_CHECK_INPUTS`` (the C++ runner's
-    ``--check-inputs``): with it the compiled code checks every call's inputs;
-    without it a wrong dtype or shape gives wrong numbers or a crash. The
-    compiled code reads the variable once, at its first call, which sets it.
-
-    Raises:
-        DeployError: if the file is missing, is not a package (corrupt or
-            truncated), or cannot be loaded (e.g. compiled by another torch).
+    ``--check-inputs``): without it a wrong dtype or shape gives wrong
+    numbers or a crash. The compiled code reads the variable once, at its
+    first call, which sets it.
     """
     from torch._inductor import aoti_load_package
 
@@ -412,13 +350,8 @@ COMPILER_CANDIDATES = ("c++", "g++", "clang++")
 
 
 def find_cxx(compiler: str | None = None) -> list[str]:
-    """The C++ compiler command: ``compiler``, else ``$CXX``, else c++, g++, clang++.
-
-    A list, because ``$CXX`` may carry words (``"ccache g++"``).
-
-    Raises:
-        DeployError: if the chosen compiler, or any, cannot be found.
-    """
+    """The C++ compiler command: ``compiler``, else ``$CXX``, else c++, g++,
+    clang++; a list, as ``$CXX`` may carry words (``"ccache g++"``)."""
     chosen, origin = compiler, "asked for"
     if chosen is None and os.environ.get("CXX", "").strip():
         chosen, origin = os.environ["CXX"], "named by $CXX"
@@ -442,13 +375,10 @@ def find_cxx(compiler: str | None = None) -> list[str]:
 
 
 def cpp_build_flags() -> list[str]:
-    """Flags that build a program against the libtorch inside the torch wheel.
-
-    ``-isystem`` keeps torch's headers' warnings quiet; the
-    ``_GLIBCXX_USE_CXX11_ABI`` value is the wheel's (a mismatch fails at link
-    time); ``-rpath`` finds ``libtorch*.so`` without ``LD_LIBRARY_PATH``. Put
-    them after the source file.
-    """
+    """Flags (after the source file) that build against the torch wheel's
+    libtorch: ``-isystem`` quiets its headers' warnings, the wheel's
+    ``_GLIBCXX_USE_CXX11_ABI`` (a mismatch fails at link time), ``-rpath``
+    to find ``libtorch*.so`` without ``LD_LIBRARY_PATH``."""
     root = Path(torch.__file__).resolve().parent
     include, lib = root / "include", root / "lib"
     loader = include / "torch" / "csrc" / "inductor" / "aoti_package"
@@ -483,16 +413,9 @@ def build_cpp_program(
     name: str, out_dir: str | Path, *, compiler: str | None = None
 ) -> Path:
     """Compile ``deploy/cpp/NAME.cpp`` against the wheel's libtorch into
-    ``out_dir/NAME``; its path.
-
-    Skips the build when the binary is newer than the source and was built from
-    the same source with the same compiler and flags (recorded beside it in
-    ``NAME.build.json``). The compiler's warnings are not shown.
-
-    Raises:
-        DeployError: if no compiler is found or the build fails (the message
-            quotes the command and the last lines the compiler wrote).
-    """
+    ``out_dir/NAME``; its path. Skipped when the binary is newer than the
+    source and was built from the same source, compiler and flags (recorded
+    in ``NAME.build.json`` beside it)."""
     source = repo_root() / RUNNER_SOURCE.parent / f"{name}.cpp"
     if not source.is_file():
         raise DeployError(f"no C++ program {source}")
@@ -542,14 +465,12 @@ def build_cpp_program(
 
 class Clocks:
     """Wall and CPU seconds (all threads) charged to named parts of a program,
-    by wrapping the functions it calls; nothing they compute changes.
+    by wrapping the functions it calls.
 
-    ``with clocks.patched([(target, "name", "part"), ...]):`` replaces each
-    ``target.name`` by a clocked wrapper for the block and restores it after.
-    A part marked as a phase (``phase=True``) names the calls inside it: a
-    clocked call made during phase ``P`` is charged to ``"P.part"`` when its
-    part is ``phased`` (the network's forward pass while collecting and while
-    learning).
+    ``with clocks.patched([(target, "name", "part"), ...]):`` clocks each
+    ``target.name`` for the block. A call made inside a ``phase=True`` part
+    ``P`` is charged to ``"P.part"`` when its part is ``phased`` (the
+    network's forward pass while collecting and while learning).
     """
 
     def __init__(self) -> None:
@@ -619,9 +540,8 @@ def matmul_gflops(dtype: torch.dtype, threads: int, n: int = 1024) -> float:
 
 
 def cpu_description() -> dict[str, Any]:
-    """The CPU by name, its cores and the vector and matrix instruction sets
-    that decide PyTorch's speed on it (AVX-512, its bf16 and VNNI extensions,
-    AMX), from ``/proc/cpuinfo`` where there is one."""
+    """The CPU's name, cores, and the instruction sets that decide PyTorch's
+    speed on it (AVX-512 and its bf16 and VNNI extensions, AMX)."""
     cpu = cpuinfo()
     flags = set(cpu.get("flags", "").split())
     wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
@@ -631,16 +551,6 @@ def cpu_description() -> dict[str, Any]:
         "isa": [f for f in wanted if f in flags],
         "loadavg_1min": os.getloadavg()[0],
     }
-
-
-def _check_counts(iters: int, warmup: int, threads: int) -> None:
-    for name, value, least in (
-        ("iters", iters, 1),
-        ("warmup", warmup, 0),
-        ("threads", threads, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
 
 def _leaves(value: Any) -> list[torch.Tensor]:
@@ -707,33 +617,19 @@ def time_cpp(
     atol: float | None = None,
     timeout_s: float = 600.0,
 ) -> dict[str, Any]:
-    """Time a package in the C++ runner, a process with no Python in it.
+    """Time a package in the C++ runner, a process with no Python in it:
+    ``warmup`` untimed calls, then ``iters`` timed ones, on inputs it builds
+    like ``inputs`` (tensors, or their :func:`input_spec`).
 
-    ``inputs`` are the model's inputs, as tensors (the runner builds inputs of
-    their dtypes and shapes, :func:`input_spec`) or as ``--input`` specs. Runs
-    ``runner package --input ... --iters --warmup --threads --check-inputs
-    --out`` and reads back its JSON line and the outputs of its last call.
-    ``warmup`` untimed calls, then ``iters`` timed ones, with ``threads``
-    intra-op threads. With
-    ``check``, the same package runs in this process on the same inputs, with
-    the same ``check_inputs`` (:func:`package_outputs`), and the runner's
-    outputs must match its (``torch.testing.assert_close`` with ``rtol`` and
-    ``atol``).
-
-    Returns:
-        The runner's report (the keys ``deploy/cpp/README.md`` lists, with
-        ``peak_memory_mb`` the runner process's peak resident memory), plus
-        ``outputs`` (the tensors), their ``output_shapes`` and
-        ``output_dtypes`` and, with ``check``, ``max_abs_diff``.
-
-    Raises:
-        DeployError: if an input cannot be built, the runner is missing or
-            fails (its message is quoted), or its outputs differ from Python's.
+    Returns the runner's report (``deploy/cpp/README.md`` lists its keys)
+    with ``outputs`` (its last call's), their ``output_shapes`` and
+    ``output_dtypes``; with ``check``, also ``max_abs_diff`` from the same
+    package in Python on the same inputs (:func:`package_outputs`), which
+    must agree within ``rtol`` and ``atol`` (``assert_close``).
     """
     runner, package = Path(runner), Path(package)
     specs = _specs(inputs)
     build_inputs(specs)  # a bad spec fails here, with its message
-    _check_counts(iters, warmup, threads)
     if not runner.is_file():
         raise DeployError(
             f"C++ runner {str(runner)!r} does not exist; build it with build_cpp_runner"
@@ -787,11 +683,9 @@ def time_cpp(
 
 
 def explain(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """What ``torch.compile`` makes of ``fn(*args, **kwargs)``:
-    ``torch._dynamo.explain``'s graph count, graph breaks, operators in the
-    graphs and the distinct reasons for the breaks (first line of each, at
-    most 5). Dynamo's caches are reset afterwards, so a compile that follows
-    starts cold."""
+    """``torch._dynamo.explain``'s graphs, graph breaks, operators and (at most
+    5) distinct break reasons of ``fn(*args, **kwargs)``; Dynamo's caches are
+    reset afterwards, so a compile that follows starts cold."""
     import torch._dynamo
 
     try:
@@ -827,12 +721,9 @@ def dynamo_graphs() -> int:
 # ---------------------------------------------------------------- interleaved modes
 
 
-def _call(target: str, args: tuple, kwargs: dict) -> Any:
-    module, _, qualname = target.partition(":")
-    value: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        value = getattr(value, part)
-    return value(*args, **kwargs)
+def _call(target: str, args: tuple) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)(*args)
 
 
 MEMORY_METHOD = (
@@ -868,22 +759,25 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return [t.detach().to("cpu", torch.float32) for t in _leaves(value)]
 
 
+def _clocked(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """``fn()`` and its wall and CPU seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = fn()
+    clocks = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+    return value, clocks
+
+
 def _first_outputs(runner: Any) -> tuple[list[torch.Tensor], dict[str, float]]:
     """A runner's outputs on the fixed batch, and that first call's clocks
     (a compiled mode compiles its forward pass there)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    outputs = _tensors(runner.outputs())
-    return outputs, {
-        "wall_s": time.perf_counter() - wall,
-        "cpu_s": time.process_time() - cpu,
-    }
+    return _clocked(lambda: _tensors(runner.outputs()))
 
 
 def _worker_start(target: str, mode: str, args: tuple, threads: int) -> tuple:
     """In a fresh worker: build the mode's runner; :func:`_first_outputs`
     and the runner's ``compiled`` (what a compiled mode compiles), if any."""
     torch.set_num_threads(threads)
-    runner = _call(target, (mode, *args), {})
+    runner = _call(target, (mode, *args))
     _WORKER.clear()
     _WORKER["runner"] = runner
     # Graphs compiled from here on: not explain's, made while building.
@@ -893,13 +787,8 @@ def _worker_start(target: str, mode: str, args: tuple, threads: int) -> tuple:
 
 
 def _clocked_step(runner: Any) -> dict[str, Any]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    extra = runner.step() or {}
-    sample = {
-        "wall_s": time.perf_counter() - wall,
-        "cpu_s": time.process_time() - cpu,
-    }
-    return sample | dict(extra)
+    extra, sample = _clocked(runner.step)
+    return sample | dict(extra or {})
 
 
 def _worker_step(timed: bool) -> dict[str, Any]:
@@ -987,13 +876,11 @@ class CallRunner:
 
 
 class CppRunner:
-    """The C++ runner as a mode: each step is one run of the program
-    (:func:`time_cpp`, ``iters`` timed calls after its own warm-up) on the
-    inputs it builds like ``inputs`` (:func:`input_spec`); the sample's wall
-    time is its ``iters`` calls' as the program timed them, its CPU time
-    unknown (None). Its outputs are checked against :meth:`reference`, the
-    same package's in Python on the same built inputs, both with
-    ``check_inputs``."""
+    """The C++ runner as a mode: a step is one run of the program
+    (:func:`time_cpp`), its sample the wall time of its ``iters`` calls as
+    the program timed them (CPU time unknown: None). Its outputs are checked
+    against :meth:`reference`, the same package's in Python on the same
+    built inputs."""
 
     def __init__(
         self,
@@ -1067,9 +954,8 @@ def compare_outputs(
 def _check(
     process: Any, first: Sequence[torch.Tensor], tolerance: tuple[float, float]
 ) -> dict[str, Any]:
-    """:func:`compare_outputs` of a mode's outputs with the first mode's, or
-    with its own reference where it has one (the C++ runner's: the same
-    package in Python on the inputs it built), saying which."""
+    """:func:`compare_outputs` against the first mode's outputs, or against
+    the mode's own reference where it has one (the C++ runner's)."""
     own = getattr(process, "reference", None)
     check = compare_outputs(process.outputs, first if own is None else own, *tolerance)
     if own is not None:
@@ -1086,9 +972,9 @@ def bootstrap_ratio(
 ) -> Interval:
     """``mean(values) / mean(baseline)`` of paired timings, with a 95%
     interval: sample ``k`` of each side comes from round ``k`` of an
-    interleaved run, so the same rounds are resampled for both sides, and
-    a slow spell of the machine, which falls on both, cancels instead of
-    widening the interval. The baseline must be positive."""
+    interleaved run, so the same rounds are resampled for both, and a slow
+    spell of the machine, which falls on both, cancels instead of widening
+    the interval."""
     a, b = as_scores(values), as_scores(baseline)
     if a.size != b.size:
         raise ValueError(
@@ -1108,25 +994,16 @@ def bootstrap_ratio(
 
 
 def _interval(values: Sequence[float], baseline: Sequence[float]) -> dict[str, Any]:
-    interval = bootstrap_ratio(list(values), list(baseline))
-    return {
-        "ratio": interval.mean,
-        "low": interval.low,
-        "high": interval.high,
-        "level": interval.level,
-        "n": interval.n,
-        "method": interval.method,
-    }
+    interval = asdict(bootstrap_ratio(list(values), list(baseline)))
+    return {"ratio": interval.pop("mean"), **interval}
 
 
 def _warm_cache_calls(
     target: str, mode: str, args: Sequence[Any], threads: int
 ) -> dict[str, Any]:
-    """A compiled mode's first calls again, in a fresh process built like
-    its first (same target and arguments) after the timed rounds, so that
-    its compiler finds the on-disk caches the run filled (Inductor's
-    FX-graph and kernel caches, in ``$TORCHINDUCTOR_CACHE_DIR``): the
-    compile time of a second start on the same machine."""
+    """A compiled mode's first calls again, in a fresh process after the
+    timed rounds, with the Inductor caches the run filled: the compile time
+    of a second start on the same machine."""
     _progress(f"{mode}: first calls again, in a fresh process (warm cache)")
     process = _ModeProcess(target, mode, tuple(args), threads)
     try:
@@ -1152,39 +1029,25 @@ def interleave(
     """Time modes in repetitions interleaved across them (ABCABC..., not AABBCC).
 
     Each mode of ``modes`` runs in a spawned process of its own, kept for the
-    whole run: ``target`` (``"module:function"``) called as
-    ``target(mode, *args)`` there returns its runner, an object with
-    ``outputs()`` (the mode's outputs on one fixed batch, before any step)
-    and ``step()`` (one repetition of the timed work). A mode of ``local``
-    is such a runner built here (it must also have ``memory()``), for work
-    that starts a program of its own; one with ``reference()`` is checked
-    against that instead of the first mode's outputs. A runner of a compiled mode also has
-    ``compiled``, a dict saying what it compiles (:func:`explain`'s figures);
-    the run fails if its process then compiles no graph. Every mode's first
-    step is timed apart (it holds compilation); ``warmup - 1`` more untimed
-    steps follow; then ``reps`` rounds, each one step of every mode in turn.
+    run, where ``target(mode, *args)`` (``target`` is ``"module:function"``)
+    returns its runner: ``outputs()`` (its outputs on one fixed batch) and
+    ``step()`` (one repetition of the timed work), and for a compiled mode
+    ``compiled`` (:func:`explain`'s figures; the run fails if the process
+    then compiles no graph). A runner of ``local`` is built here (work that
+    starts its own program) and also has ``memory()``, and may have
+    ``reference()`` to check its outputs against. Every mode's first step is
+    timed apart (it holds compilation), ``warmup - 1`` more are untimed,
+    then ``reps`` rounds time one step of every mode in turn.
 
-    Returns:
-        ``{mode: {"check_call", "first_call", "samples", "warmup", "memory",
-        "same_computation", "ratio"}}`` (and ``"compiled"``, with
-        ``graphs_compiled`` counted in the process, for a compiled mode):
-        the clocks of the first ``outputs()`` and of the first step (a
-        compiled mode compiles in both: its forward pass without gradients,
-        then its training graphs), each sample's ``wall_s``, ``cpu_s``
-        (None where the runner cannot tell) and ``order`` (its place in the
-        run), and for a compiled mode the same two first clocks
-        again in a fresh process after the rounds, with the compiler's
-        on-disk cache that the run filled (``"check_call_warm_cache"``,
-        ``"first_call_warm_cache"``: :func:`_warm_cache_calls`); the check
-        of the mode's outputs against the first mode's (or
-        its ``reference()``, ``"against"`` says so) within
-        ``tolerances[mode] = (atol, rtol)``; the ratio of the mean
-        time per step to the first mode's, with a 95% bootstrap interval
-        paired over rounds (``"method"``: round ``k`` of both modes ran in
-        the same spell of the machine, so the same rounds are resampled for
-        both, :func:`bootstrap_ratio`), on CPU seconds
-        (``"clock": "cpu"``) where both modes have them, else on wall
-        seconds.
+    Returns ``{mode: {...}}``: ``check_call`` and ``first_call`` (the clocks
+    of the first ``outputs()`` and step; for a compiled mode also both again
+    in a fresh process with the caches the run filled, ``*_warm_cache``),
+    ``samples`` (``wall_s``, ``cpu_s`` or None, ``order``), ``warmup``,
+    ``memory``, ``same_computation`` (outputs against the first mode's
+    within ``tolerances[mode] = (atol, rtol)``), ``compiled`` and ``ratio``:
+    mean time per step over the first mode's, with a 95% interval paired
+    over rounds (:func:`bootstrap_ratio`), on CPU seconds where both modes
+    have them (``"clock"``).
     """
     if reps < 2 or warmup < 1:
         raise ValueError(f"need reps >= 2 and warmup >= 1, got {reps}, {warmup}")
@@ -1296,8 +1159,7 @@ RERUN_RATIO = ("ratio", "low", "high", "clock", "method")
 
 def previous_run(payload: Mapping[str, Any]) -> dict[str, Any]:
     """What a comparison table keeps of the run it replaces: its meta's
-    :data:`RERUN_META` and each mode's ratio (:data:`RERUN_RATIO`, by mode),
-    one level deep (not the run's own ``"previous_run"``)."""
+    :data:`RERUN_META` and each mode's ratio (:data:`RERUN_RATIO`)."""
     ratios = {}
     for record in payload["records"]:
         ratio = record.get("repetitions", {}).get("ratio")
@@ -1310,18 +1172,11 @@ def previous_run(payload: Mapping[str, Any]) -> dict[str, Any]:
 def write_comparison(
     path: str | Path, records: Sequence[ComparisonRecord], meta: Mapping[str, Any]
 ) -> Path:
-    """Write ``{"meta": meta, "records": [...]}`` as compact JSON, keys sorted (atomically).
-
-    Other top-level keys already in the file (another benchmark's record, such
-    as the DQN's ``"cpp_training"``) are kept. A run already in the file at
-    the same budget becomes ``"previous_run"`` (:func:`previous_run`), so
-    that the page can set a rerun's ratios beside the last run's; one at
-    another budget removes the file's ``"previous_run"`` instead.
-
-    Raises:
-        ValueError: for no records, two records with the same mode, or a value
-            JSON cannot hold (NaN or infinity: use None for a missing value).
-    """
+    """Write ``{"meta": meta, "records": [...]}`` as compact JSON, keys sorted
+    (atomically), keeping the file's other top-level keys (the DQN's
+    ``"cpp_training"``). A run already there at the same budget becomes
+    ``"previous_run"``, for the page to set a rerun's ratios beside; one at
+    another budget drops the file's ``"previous_run"``."""
     if not records:
         raise ValueError("no records to write")
     modes = [record.mode for record in records]
@@ -1359,12 +1214,8 @@ def parse_args(
     argv: Sequence[str] | None = None,
 ) -> argparse.Namespace:
     """``--budget``, ``--threads``, ``--no-write``, ``--out`` and an int
-    option per ``defaults``.
-
-    At ``--budget smoke`` the values in ``smoke`` replace the options'.
-    ``argv`` (default: the command line) lets another script rebuild the
-    options a benchmark ran with (``benchmarks/projects_limit.py``).
-    """
+    option per ``defaults``, replaced by ``smoke``'s at ``--budget smoke``;
+    ``argv`` lets ``projects_limit.py`` rebuild a benchmark's options."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--budget", choices=["smoke", "full"], default="full")
     parser.add_argument("--threads", type=int, default=1)
@@ -1386,14 +1237,10 @@ INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
 class Bench:
-    """One run of a ``benchmarks/*_modes.py`` script: its records and figures.
-
-    ``with Bench(project, __file__, args) as bench:`` gives a scratch folder
-    (``bench.folder``) for the run; :meth:`interleaved` and
-    :meth:`infer_interleaved` fill the table, and :meth:`finish` writes it (not at the
-    smoke budget, nor with ``--no-write``, unless to ``--out``) and prints one
-    JSON line.
-    """
+    """One run of a ``benchmarks/*_modes.py`` script: ``with Bench(project,
+    __file__, args) as bench:`` gives a scratch folder, ``bench.folder``;
+    :meth:`interleaved` and :meth:`infer_interleaved` fill the table and
+    :meth:`finish` writes it and prints one JSON line."""
 
     def __init__(self, project: str, script: str, args: argparse.Namespace) -> None:
         self.project = project
@@ -1447,12 +1294,10 @@ class Bench:
         notes: str,
         local: Mapping[str, Any] | None = None,
     ) -> None:
-        """:func:`interleave` the modes (``--reps`` rounds after ``--warmup``
-        steps; ``fn(mode, *args)`` builds a mode's runner in its process), one
-        record per mode: ``time`` the mean seconds per step on the ratio's
-        clock times ``scale`` (in ``unit``), ``throughput`` ``items`` per
-        second of it, ``peak_memory_mb`` the timed region's peak above the
-        process's baseline, and every sample in ``repetitions``."""
+        """:func:`interleave` the modes (``fn(mode, *args)`` builds one's
+        runner), a record per mode: ``time`` the mean seconds per step on the
+        ratio's clock times ``scale`` (in ``unit``), ``throughput`` ``items``
+        per second, and every sample in ``repetitions``."""
         reps, warmup = self.args.reps, self.args.warmup
         results = interleave(
             f"{self.script.stem}:{fn.__name__}",
@@ -1502,14 +1347,10 @@ class Bench:
         rtol: float = 1e-4,
     ) -> None:
         """Per named input tuple, :meth:`interleaved` latency (ms per call,
-        ``--iters`` calls a step) of each Python mode, in its own process
+        ``--iters`` calls a step) of each Python mode
         (``fn(mode, *args, package, inputs_path, name, iters)`` returns a
-        :class:`CallRunner`), and of the package in the C++ runner
-        (``"aoti-cpp"``, on inputs it builds of the same dtypes and shapes:
-        :class:`CppRunner`); outputs checked within ``atol`` and ``rtol``
-        against the first mode's, the C++ runner's against the same package
-        in Python on its inputs. Both run the package with
-        :data:`TIMING_CHECK_INPUTS`."""
+        :class:`CallRunner`) and of the package in the C++ runner
+        (``"aoti-cpp"``), outputs checked within ``atol`` and ``rtol``."""
         iters = self.args.iters
         path = self.folder / "inputs.pt"
         torch.save({name: tuple(x) for name, x in inputs.items()}, path)
@@ -1537,8 +1378,8 @@ class Bench:
             )
 
     def finish(self) -> int:
-        """Write the table (unless smoke or ``--no-write``; to ``--out`` if
-        given, at any budget), print the JSON line; 0."""
+        """Write the table (not at smoke nor with ``--no-write``; to ``--out``
+        at any budget), print the JSON line; 0."""
         command = f"python benchmarks/{self.script.name}"
         meta = benchmark_meta(command, self.args.budget, self.threads)
         meta["git_commit"] = self.commit

@@ -3,22 +3,8 @@
     RLBOOK_DATA=.gpu/data python benchmarks/projects_gpu.py --device cuda
     RLBOOK_DATA=/work/shared/data python benchmarks/projects_gpu.py --stage-data .gpu/data
 
-For each project (``dqn``, ``vae``, ``sentiment``, ``resnet``; ``--projects``
-picks some): training, a fixed number of minibatch steps a sample on the real
-data subset, in the modes of its CPU table (``benchmarks/*_modes.py``: eager
-fp32, torch.compile as the CPU script compiles it, bf16 autocast, ResNet's
-channels_last); inference, ``eager`` against ``torch.compile`` at batch 1 and
-at the CPU table's batch (AOTInductor is left to the CPU table). Each mode is
-built from the same seeded weights; its outputs on one fixed batch are checked
-against eager's within the CPU script's tolerances; its first step is timed
-apart (compilation); ``warmup - 1`` more steps are untimed; then repetitions
-interleave the modes (ABCABC...), each step between two device
-synchronisations (perf_counter), with the peak of
-``torch.cuda.max_memory_allocated`` during it (reset before). Each mode gets
-its median and its ratio (of means) to eager with a 95% bootstrap interval paired
-over rounds (``harness._interval``, as the CPU tables). TF32 is off: fp32 means fp32.
-A project that fails records its error; the others still run.
-``--stage-data DIR`` copies just the data files this script reads.
+Training and inference modes of the CPU tables, interleaved, each step
+between two device synchronisations; ``benchmarks/projects.md`` says how.
 """
 
 from __future__ import annotations

@@ -3,32 +3,10 @@
     RLBOOK_DATA=<data folder> OMP_NUM_THREADS=1 \\
         .venv/bin/python benchmarks/projects_limit.py
 
-For each project's benchmark (``benchmarks/resnet_modes.py``,
-``sentiment_modes.py``, ``dqn_port_modes.py``, ``vae_modes.py``) this builds,
-with the benchmark's own builders and options (its defaults, the ones its
-shipped table ran with), the eager fp32 runner of its timed training step
-and of its timed inference call, runs the untimed steps the benchmark runs
-before its samples, then counts each timed step's arithmetic with
-``torch.utils.flop_counter.FlopCounterMode`` (the FLOPs of matrix products
-and convolutions, forward and backward: the work a matrix-multiply peak
-measures; element-wise work is not counted) and its operator calls (aten
-operations, forward, backward and the optimizer's): one count per sample
-the comparison stores. bf16 autocast does the same products, so its
-samples are set against the same FLOPs.
-
-The CPU seconds of every sample, eager fp32 and bf16 autocast, are read from
-the shipped ``artifacts/projects/<project>/comparison.json``; a table whose
-CPU, sample count, warm-up, batch or calls per sample disagree with the
-options is refused. The peak is this CPU's matrix-multiply rate on one
-thread, the thread count every comparison ran with: a 1024 x 1024 product
-in float32 and in bfloat16 (:func:`harness.matmul_gflops`, best of 5 timings
-of 10 products, per CPU second), measured before and after the counting,
-the higher kept.
-
-Writes ``artifacts/projects/limits.json`` (compact, atomically; not at
-``--budget smoke`` nor with ``--no-write``) and prints one JSON line.
-``--budget smoke`` counts the benchmarks' smoke workloads and reads no
-table.
+Counts the FLOPs and operator calls of the four mode benchmarks' eager
+workloads and sets their shipped CPU seconds against this CPU's fp32 and
+bf16 matrix-multiply peak; ``benchmarks/projects.md`` says how.
+``--budget smoke`` counts the smoke workloads and reads no table.
 """
 
 from __future__ import annotations

@@ -2,31 +2,15 @@
 
     RLBOOK_DATA=<data folder> .venv/bin/python benchmarks/resnet_modes.py
 
-Training: ``eager fp32``, ``channels_last``, ``bf16 autocast`` and
-``torch.compile`` (the whole network, ``fullgraph=True``), each in a
-process of its own kept for the run, from the same initial weights over the
-same augmented batches of the shared CIFAR-10 training images (the shipped
-recipe, batch 128). A step is ``--steps-per-sample`` SGD steps. Each
-mode's first step is timed apart (it holds compilation, with an empty
-Inductor cache), ``--warmup`` steps in all are untimed, then ``--reps``
-rounds time one step of every mode in turn (ABCDABCD..., so a slow spell
-of the machine falls on every mode): wall and CPU seconds of every step are
-stored, and each mode's ratio to eager fp32 comes with a 95% bootstrap
-interval (on CPU seconds). Before training, each mode's logits on one fixed
-batch of 32 training images (eval mode) are compared with eager fp32's
-within a stated tolerance.
-
-Inference, with the shipped model (``artifacts/resnet18-cifar``): latency
-of one image and of a batch of ``--batch`` images, ``--iters`` calls a
-step, interleaved the same way, for ``eager``, ``eager channels_last``,
-``aoti-python`` (the AOTInductor package run from Python) and ``aoti-cpp``
-(the same package run by ``deploy/cpp/aoti_infer.cpp``, a process with no
-Python in it), all on ``--threads`` threads, outputs checked against
-eager's.
-
-Its table, ``artifacts/projects/resnet/comparison.json``, and its JSON line
-are :class:`harness.Bench`'s. ``--budget smoke`` checks the script in a
-minute or two (a narrow net, a tiny untrained model for inference).
+The method is ``benchmarks/projects.md``'s. Training: ``eager fp32``,
+``channels_last``, ``bf16 autocast`` and ``torch.compile`` (the whole
+network, ``fullgraph=True``) over the same augmented batches of the shared
+CIFAR-10 training images (the shipped recipe, batch 128), a step
+``--steps-per-sample`` SGD steps, checked on the logits of 32 training
+images. Inference, with the shipped model (``artifacts/resnet18-cifar``):
+one image and ``--batch`` images, ``eager``, ``eager channels_last``,
+``aoti-python`` and ``aoti-cpp``. ``--budget smoke`` uses a narrow net and
+a tiny untrained model for inference.
 """
 
 from __future__ import annotations
@@ -134,11 +118,7 @@ class TrainRunner:
         )
 
 
-def train_mode(
-    mode: str, config_dict: dict, steps: int, total: int, seed: int
-) -> TrainRunner:
-    """Build a training mode's runner (in its own process)."""
-    return TrainRunner(mode, config_dict, steps, total, seed)
+train_mode = TrainRunner  # interleave builds each mode's runner in its process
 
 
 def _shipped(artifact: str, smoke: bool) -> torch.nn.Module:

@@ -2,32 +2,17 @@
 
     RLBOOK_DATA=<data folder> .venv/bin/python benchmarks/sentiment_modes.py
 
-Training: ``eager fp32``, ``torch.compile`` and ``bf16 autocast``, each in
-a process of its own kept for the run, from the same initial weights over
-the same length-sorted batches of the shared training reviews. A step is
-``--steps-per-sample`` Adam steps. Each mode's first step is timed apart
-(it holds compilation, with an empty Inductor cache), ``--warmup`` steps in
-all are untimed, then ``--reps`` rounds time one step of every mode in turn
-(ABCABC...): wall and CPU seconds of every step are stored, and each mode's
-ratio to eager fp32 comes with a 95% bootstrap interval (on CPU seconds).
-Before training, each mode's logits on one fixed batch of 64 training
-reviews (eval mode) are compared with eager fp32's within a stated
-tolerance. ``torch.compile`` compiles what Dynamo can trace:
-``pack_padded_sequence`` breaks the graph, so the LSTM itself runs eagerly;
-the record says how many graphs and breaks (``torch._dynamo.explain``).
-
-Inference, with the shipped model (``artifacts/sentiment-lstm``): latency of
-one review and of a batch of ``--batch`` reviews, ``--iters`` calls a step,
-interleaved the same way, for ``eager (packed)``, ``eager (padded)`` (the
-exportable path), ``aoti-python`` (the AOTInductor package run from Python)
-and ``aoti-cpp`` (the same package run by ``deploy/cpp/aoti_infer.cpp``, a
-process with no Python in it), all on ``--threads`` threads; and, in
-``--reps`` repetitions, the time to classify 1,000 test reviews from their
-text (the original chapter's row) in eager mode.
-
-Its table, ``artifacts/projects/sentiment/comparison.json``, and its JSON line
-are :class:`harness.Bench`'s. ``--budget smoke`` checks the script in a
-minute (tiny model, few steps).
+The method is ``benchmarks/projects.md``'s. Training: ``eager fp32``,
+``torch.compile`` and ``bf16 autocast`` over the same length-sorted batches
+of the shared training reviews, a step ``--steps-per-sample`` Adam steps,
+checked on the logits of 64 training reviews. ``torch.compile`` compiles
+what Dynamo can trace: ``pack_padded_sequence`` breaks the graph, so the
+LSTM itself runs eagerly (the record counts graphs and breaks). Inference,
+with the shipped model (``artifacts/sentiment-lstm``): one review and
+``--batch`` reviews, ``eager (packed)``, ``eager (padded)`` (the exportable
+path), ``aoti-python`` and ``aoti-cpp``; and, in ``--reps`` repetitions,
+the time to classify 1,000 test reviews from their text (the original
+chapter's row) in eager mode.
 """
 
 from __future__ import annotations
@@ -134,9 +119,7 @@ class TrainRunner:
             self.optimizer.step()
 
 
-def train_mode(mode: str, config_dict: dict, steps: int, seed: int) -> TrainRunner:
-    """Build a training mode's runner (in its own process)."""
-    return TrainRunner(mode, config_dict, steps, seed)
+train_mode = TrainRunner  # interleave builds each mode's runner in its process
 
 
 class TextRunner:
@@ -158,11 +141,6 @@ class TextRunner:
 
     def step(self) -> None:
         self.outputs()  # a step returns nothing, or a dict of extra fields
-
-
-def text_mode(mode: str, artifact: str, n: int) -> TextRunner:
-    """Build the text-to-labels runner (in its own process)."""
-    return TextRunner(mode, artifact, n)
 
 
 def infer_mode(
@@ -247,7 +225,7 @@ def main() -> int:
         )
         n = min(1000, len(test))
         bench.interleaved(
-            text_mode,
+            TextRunner,
             ("eager (packed)",),
             str(artifact),
             n,

@@ -2,27 +2,13 @@
 
     RLBOOK_DATA=<data folder> .venv/bin/python benchmarks/vae_modes.py
 
-Training: ``eager fp32``, ``torch.compile`` and ``bf16 autocast``, each in
-a process of its own kept for the run, from the same initial weights over
-the same batches of the shared MNIST training images. A step is one epoch.
-Each mode's first epoch is timed apart (it holds compilation, with an empty
-Inductor cache), ``--warmup`` epochs in all are untimed, then ``--reps``
-rounds time one epoch of every mode in turn (ABCABC..., so a slow spell of
-the machine falls on every mode): wall and CPU seconds of every epoch are
-stored, and each mode's ratio to eager fp32 comes with a 95% bootstrap
-interval (on CPU seconds). Before training, each mode's outputs (logits,
-mu, logvar and loss on one fixed batch of 128 training images, z = mu) are
-compared with eager fp32's within a stated tolerance.
-
-Inference, with the shipped model (``artifacts/vae-mnist``): latency of the
-decoder (codes to images, the generator) for one code and for a batch of
-``--batch`` codes, ``--iters`` calls a step, interleaved the same way, for
-``eager``, ``aoti-python`` (the AOTInductor package run from Python) and
-``aoti-cpp`` (the same package run by ``deploy/cpp/aoti_infer.cpp``, a
-process with no Python in it), all on ``--threads`` threads.
-
-Its table, ``artifacts/projects/vae/comparison.json``, and its JSON line
-are :class:`harness.Bench`'s. ``--budget smoke`` checks the script quickly.
+The method is ``benchmarks/projects.md``'s. Training: ``eager fp32``,
+``torch.compile`` and ``bf16 autocast`` over the same batches of the shared
+MNIST training images, a step one epoch, checked on the logits, mu, logvar
+and loss of 128 training images (z = mu). Inference, with the shipped model
+(``artifacts/vae-mnist``): the decoder (codes to images, the generator) on
+one code and on ``--batch`` codes, ``eager``, ``aoti-python`` and
+``aoti-cpp``.
 """
 
 from __future__ import annotations
@@ -123,9 +109,7 @@ class TrainRunner:
         )
 
 
-def train_mode(mode: str, config_dict: dict, seed: int) -> TrainRunner:
-    """Build a training mode's runner (in its own process)."""
-    return TrainRunner(mode, config_dict, seed)
+train_mode = TrainRunner  # interleave builds each mode's runner in its process
 
 
 def _decode(model: torch.nn.Module):
