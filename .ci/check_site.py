@@ -301,7 +301,7 @@ class Site:
 
     book_root: Path  # the toc's folder: chapter sources and their .ipynb twins
     colab_url: str
-    colab_repo: str | None  # <colab_url>/github/<owner>/<repo>/blob/<branch>
+    colab_repo: str  # <colab_url>/github/<owner>/<repo>/blob/<branch>
     path_to_book: str
     max_page_bytes: float
 
@@ -360,11 +360,14 @@ def read_site(config_path: Path, book_root: Path, max_page_mb: float) -> Site:
         r"https?://github\.com/([^/]+)/([^/#?]+?)(?:\.git)?/?$",
         str(repository.get("url") or ""),
     )
-    colab_repo = None
-    if match:
-        owner, repo = match.groups()
-        branch = repository.get("branch") or "master"
-        colab_repo = f"{colab_url}/github/{owner}/{repo}/blob/{branch}"
+    if not match:
+        raise SystemExit(
+            f"{config_path}: repository.url is not a github.com/<owner>/<repo> URL,"
+            " so no Colab link can be checked"
+        )
+    owner, repo = match.groups()
+    branch = repository.get("branch") or "master"
+    colab_repo = f"{colab_url}/github/{owner}/{repo}/blob/{branch}"
     prefix = str(repository.get("path_to_book") or "").strip("/")
     return Site(
         book_root,
@@ -393,19 +396,11 @@ def check_links(
     reasons = []
     # Colab: the launch button opens the chapter's .ipynb twin on GitHub.
     if spec.notebook or probe["colab"]:
-        expected = None
-        if site.colab_repo is None:
-            reasons.append(
-                "Colab link cannot be checked: repository.url in"
-                " _config.yml is not a github.com/<owner>/<repo> URL"
-            )
-        else:
-            expected = f"{site.colab_repo}/{site.notebook_path(spec.docname)}"
-            if not probe["colab"]:
-                reasons.append(f"no Colab launch link (expected {expected})")
-        for href in sorted(set(probe["colab"])):
-            if expected is not None and href != expected:
-                reasons.append(f"Colab link {href} is not {expected}")
+        expected = f"{site.colab_repo}/{site.notebook_path(spec.docname)}"
+        if not probe["colab"]:
+            reasons.append(f"no Colab launch link (expected {expected})")
+        for href in sorted(set(probe["colab"]) - {expected}):
+            reasons.append(f"Colab link {href} is not {expected}")
         twin = site.book_root / f"{spec.docname}.ipynb"
         if not twin.is_file():
             reasons.append(
