@@ -451,20 +451,19 @@ def check_page(
         return parts.netloc == origin and parts.path != "/favicon.ico"
 
     def on_request_url(url: str, what: str) -> None:
-        scheme = urlsplit(url).scheme
+        parts = urlsplit(url)
         if (
-            scheme in ("http", "https", "ws", "wss", "ftp")
-            and urlsplit(url).netloc != origin
+            parts.scheme in ("http", "https", "ws", "wss", "ftp")
+            and parts.netloc != origin
         ):
             external.setdefault(url, what)
 
-    def on_request(req: Request) -> None:
-        on_request_url(req.url, req.resource_type)
-
     def on_response(resp: Response) -> None:
-        if local(resp.url) and resp.status >= 400:
+        if not local(resp.url):
+            return
+        if resp.status >= 400:
             failed_urls[resp.url] = f"HTTP {resp.status}"
-        elif local(resp.url):
+        else:
             loaded.add(unquote(urlsplit(resp.url).path))
 
     def on_request_failed(req: Request) -> None:
@@ -476,7 +475,7 @@ def check_page(
         if msg.type == "error" and "Failed to load resource" in msg.text and local(url):
             failed_urls.setdefault(url, msg.text)
 
-    page.on("request", on_request)
+    page.on("request", lambda req: on_request_url(req.url, req.resource_type))
     page.on("websocket", lambda ws: on_request_url(ws.url, "websocket"))
     page.on("response", on_response)
     page.on("requestfailed", on_request_failed)
