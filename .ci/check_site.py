@@ -2,62 +2,21 @@
 
 Usage:
     python .ci/check_site.py _build/html --toc _toc.yml [--screenshot-dir DIR]
-        [--config _config.yml] [--max-page-mb 10]
+        [--max-page-mb 10]
 
-Every `root`/`file` entry of the table of contents must exist as an HTML page.
-The site is served from 127.0.0.1 and each page is loaded in Debian's Chromium
-(or $CHROMIUM) through Playwright, with every other host unreachable. A page
-fails, with one line naming each problem and where it is, when:
-
-* it is not HTTP 200, or has no <h1>;
-* it requests anything from another origin (a CDN, web fonts...): the site
-  must work offline; or a same-origin resource fails (e.g. a 404);
-* its math is not typeset: MathJax must load and finish, every Sphinx `.math`
-  element must hold MathJax output (`mjx-container`), no `mjx-merror`, and no
-  raw `\\(`, `\\[` or `$$` may be left in the text outside code;
-* an <img> is broken, or it shows fewer figures or animation players than its
-  source declares (below), or a player has fewer than 2 frames that load;
-* a cell output shows a traceback or stderr (MyST-NB's `div.output.traceback`
-  and `div.output.stderr`; cells tagged `raises-exception` are exempt), or a
-  cell output or glued value (`{glue:text}`, `{glue}`) reads `nan`, `inf` or
-  `None` as a word (cells tagged `allow-nan` are exempt: an output that must
-  show one, e.g. a Box space's `-inf` bounds);
-* a display equation, a code cell (folded ones included) or a table is wider
-  than the text column at 1280 px (clipped: the reader must scroll sideways);
-* the page throws an uncaught JavaScript error (KNOWN_JS_ERRORS aside);
-* a notebook page's Colab launch link is not
-  `<colab_url>/github/<owner>/<repo>/blob/<branch>/<path>.ipynb` (from
-  `repository` and `launch_buttons` in _config.yml), or that `.ipynb` twin of
-  the chapter is not in the repository;
-* its download menu lacks the `.md` source or, for a notebook, the `.ipynb`,
-  or a download link is not served;
-* the page (its HTML plus every same-origin file it loads) is over
-  --max-page-mb.
-
-A chapter declares what it shows in the YAML front matter of its source (the
-file the toc entry names); a page without an `rlbook:` block declares 0::
-
-    rlbook:
-      figures: 9      # at least this many figures (images from cell outputs,
-                      # glued figures included)
-      animations: 1   # at least this many matplotlib `to_jshtml` players
-
-A full-page screenshot of each page goes to --screenshot-dir. The last line
-gives the site's total size and its largest page. Exit status is 1 if any page
-fails, else 0.
+Every page of the toc is loaded in Chromium with no network; what makes a page
+fail, and how a chapter declares its figures and animations, is in
+.ci/README.md. Exit status is 1 if any page fails, else 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import re
 import sys
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,16 +24,8 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import yaml
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Page,
-    Request,
-    Response,
-    sync_playwright,
-)
+from playwright.sync_api import ConsoleMessage, Page, Request, Response, sync_playwright
 
-SOURCE_SUFFIXES = (".md", ".ipynb", ".rst", ".myst", ".py", ".txt")
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -87,31 +38,26 @@ LAUNCH_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 NAV_TIMEOUT_MS = 30_000
-IMAGE_TIMEOUT_MS = 10_000
-MATHJAX_TIMEOUT_MS = 30_000
 MAX_PAGE_MB = 10.0
-MIN_FRAMES = 2
 SHOWN_PER_KIND = 3  # problems of one kind listed per page; the rest are counted
-DEFAULT_COLAB_URL = "https://colab.research.google.com"
 MB = 1e6
+# A common laptop screen, on which the book's text column holds about 77
+# characters of code, 75 in a folded cell (chapters keep code cells to 74).
+VIEWPORT = {"width": 1280, "height": 900}
 # Uncaught JavaScript errors fail a page, except these known harmless ones:
 # sphinx-thebe 0.3.1 inlines its config script twice on every page, so the
 # second `const THEBE_JS_URL = ...` throws; the first one stands, and thebe
 # (not enabled in this book) would still work.
-VIEWPORT = {"width": 1280, "height": 900}
-"""The browser window: a common laptop screen, on which the book's text column
-holds about 77 characters of code, 75 in a folded cell (chapters keep code
-cells to 74)."""
-
-KNOWN_JS_ERRORS = (
-    re.compile(
-        r"Identifier '(THEBE_JS_URL|thebe_selector\w*)' has already been declared"
-    ),
+KNOWN_JS_ERROR = re.compile(
+    r"Identifier '(THEBE_JS_URL|thebe_selector\w*)' has already been declared"
 )
 
-# Runs in the page after `load`: waits for MathJax, then returns what the
-# Python side judges. Nothing here decides pass or fail.
-PAGE_PROBE_JS = r"""async ({imageTimeoutMs, mathTimeoutMs, colabUrl}) => {
+# Runs in the page after `load`: waits for MathJax, then returns the page's
+# problems as {kind: [one line each]}, and what the Python side checks itself.
+PAGE_PROBE_JS = r"""async ({figuresDeclared, animationsDeclared, source, colabUrl}) => {
+  const IMAGE_TIMEOUT_MS = 10000, MATH_TIMEOUT_MS = 30000, MIN_FRAMES = 2;
+  const problems = {};
+  const fail = (kind, line) => (problems[kind] = problems[kind] || []).push(line);
   const root = document.querySelector('main') || document.body;
   const timeout = (ms, value) => new Promise(r => setTimeout(() => r(value), ms));
   const where = (el) => {
@@ -125,43 +71,48 @@ PAGE_PROBE_JS = r"""async ({imageTimeoutMs, mathTimeoutMs, colabUrl}) => {
   const snippet = (text, index, len) =>
     text.slice(Math.max(0, index - 30), index + len + 30).replace(/\s+/g, ' ').trim();
   const SKIP_TEXT = 'script, style, noscript, template, textarea';
+  const width = window.innerWidth;
 
   // --- MathJax: wait for the initial typeset, then inspect it.
-  const math = {elements: 0, untypeset: [], overflow: [], errors: [], state: 'none', raw: []};
   const mathEls = [...document.querySelectorAll('.math')]
     .filter(el => !el.parentElement.closest('.math'));
-  math.elements = mathEls.length;
   const MJ = window.MathJax;
+  let mathState = 'none';
   if (MJ && MJ.startup && MJ.startup.promise) {
-    math.state = await Promise.race([
+    mathState = await Promise.race([
       MJ.startup.promise.then(() => 'ok', e => `failed: ${e}`),
-      timeout(mathTimeoutMs, 'timeout'),
+      timeout(MATH_TIMEOUT_MS, 'timeout'),
     ]);
   } else if (mathEls.length) {
-    math.state = 'missing';
+    mathState = 'missing';
+    fail('math', `math not typeset: MathJax did not load, ${mathEls.length} math`
+                 + ' element(s) show raw TeX');
   }
+  if (mathState !== 'ok' && mathState !== 'none' && mathState !== 'missing')
+    fail('math', `MathJax ${mathState} (after ${MATH_TIMEOUT_MS / 1000} s)`);
   const items = (MJ && MJ.startup && MJ.startup.document && MJ.startup.document.math)
     ? [...MJ.startup.document.math] : [];
   const texOf = (container) => {
     const item = items.find(i => i.typesetRoot === container);
-    return item ? item.math : (container.textContent || '');
+    return (item ? item.math : (container.textContent || '')).trim().slice(0, 80);
   };
   for (const el of mathEls) {
     const box = el.querySelector('mjx-container');
     if (!box) {
-      math.untypeset.push({tex: el.textContent.trim().slice(0, 80), where: where(el)});
+      if (mathState !== 'missing')
+        fail('untypeset math elements',
+             `math not typeset in ${where(el)}: ${el.textContent.trim().slice(0, 80)}`);
     } else if (box.getAttribute('display') === 'true' && box.scrollWidth > box.clientWidth + 2) {
-      math.overflow.push({tex: texOf(box).trim().slice(0, 80), where: where(el),
-                          over: box.scrollWidth - box.clientWidth});
+      fail('overflowing equations', `display math in ${where(el)} is `
+           + `${box.scrollWidth - box.clientWidth} px wider than the column`
+           + ` (clipped, scrolls sideways): ${texOf(box)}`);
     }
   }
   for (const err of document.querySelectorAll('mjx-merror')) {
     const box = err.closest('mjx-container');
-    math.errors.push({
-      message: err.getAttribute('data-mjx-error') || err.textContent || 'error',
-      tex: (box ? texOf(box) : '').trim().slice(0, 80),
-      where: where(err),
-    });
+    const message = err.getAttribute('data-mjx-error') || err.textContent || 'error';
+    fail('MathJax errors',
+         `MathJax error in ${where(err)}: ${message} (TeX: ${box ? texOf(box) : ''})`);
   }
   // Raw TeX delimiters left in text, outside code and MathJax output.
   const rawSkip = SKIP_TEXT + ', pre, code, .highlight, mjx-container, mjx-assistive-mml';
@@ -170,12 +121,12 @@ PAGE_PROBE_JS = r"""async ({imageTimeoutMs, mathTimeoutMs, colabUrl}) => {
     const text = node.nodeValue;
     const m = /\\\(|\\\[|\$\$/.exec(text);
     if (!m || node.parentElement.closest(rawSkip)) continue;
-    math.raw.push({text: snippet(text, m.index, 2), where: where(node.parentElement)});
+    fail('raw TeX fragments',
+         `raw TeX in text in ${where(node.parentElement)}: "${snippet(text, m.index, 2)}"`);
   }
   if (document.fonts) await Promise.race([document.fonts.ready, timeout(5000)]);
 
-  // --- Notebook error outputs (tracebacks, stderr).
-  const errors = new Set();
+  // --- Notebook error outputs (tracebacks, stderr); `raises-exception` cells aside.
   const bad = '.output.traceback, .output.stderr, .output.error, .cell_output .traceback,'
             + ' .cell_output .stderr, .cell_output .error';
   const hits = [...root.querySelectorAll(bad)];
@@ -188,11 +139,10 @@ PAGE_PROBE_JS = r"""async ({imageTimeoutMs, mathTimeoutMs, colabUrl}) => {
     const text = (out.querySelector('pre') || out).textContent;
     const lines = text.split('\n').map(s => s.trim()).filter(Boolean);
     const line = kind === 'stderr' ? lines[0] : lines[lines.length - 1];
-    errors.add(`${kind} output in ${where(out)}: ${(line || '').slice(0, 120)}`);
+    fail('error outputs', `${kind} output in ${where(out)}: ${(line || '').slice(0, 120)}`);
   }
 
-  // --- nan / inf / None in outputs and glued values.
-  const badWords = [];
+  // --- nan / inf / None in outputs and glued values; `allow-nan` cells aside.
   const outSel = '.cell_output, .output, .pasted-text, .pasted-inline, .pasted-block, .pasted-math';
   const outRoots = [...root.querySelectorAll(outSel)]
     .filter(el => !el.parentElement.closest(outSel));
@@ -202,26 +152,31 @@ PAGE_PROBE_JS = r"""async ({imageTimeoutMs, mathTimeoutMs, colabUrl}) => {
     for (let node = w.nextNode(); node; node = w.nextNode()) {
       const m = WORD.exec(node.nodeValue);
       if (!m || node.parentElement.closest(SKIP_TEXT + ', .tag_allow-nan')) continue;
-      const glued = out.matches('.cell_output') ? 'cell output' : 'glued value';
-      badWords.push({word: m[1], kind: glued, text: snippet(node.nodeValue, m.index, m[1].length),
-                     where: where(out)});
+      const kind = out.matches('.cell_output') ? 'cell output' : 'glued value';
+      fail('nan/inf/None values', `'${m[1]}' in ${kind} in ${where(out)}: `
+           + `"${snippet(node.nodeValue, m.index, m[1].length)}"`);
     }
   }
 
-  // --- Images: every <img> must load.
-  const wait = (img) => Promise.race([
-    img.decode().then(() => 'ok', () => 'broken'),
-    timeout(imageTimeoutMs, 'timeout'),
-  ]);
+  // --- Images: every local <img> must load.
   const imgs = [...document.images];
   imgs.forEach(img => { img.loading = 'eager'; });
-  const states = await Promise.all(imgs.map(wait));
-  const images = imgs.map((img, i) => {
-    let state = states[i];
-    if (state !== 'timeout' && img.complete && img.naturalWidth === 0
-        && !/\.svgz?($|[?#])/i.test(img.currentSrc || img.src)) state = 'broken';
-    return {src: img.getAttribute('src') || '', url: img.currentSrc || img.src, state,
-            where: where(img)};
+  const states = await Promise.all(imgs.map(img => Promise.race([
+    img.decode().then(() => 'ok', () => 'broken'),
+    timeout(IMAGE_TIMEOUT_MS, 'unloaded'),
+  ])));
+  const badImages = [];
+  let localImages = 0;
+  imgs.forEach((img, i) => {
+    const url = img.currentSrc || img.src;
+    if (!url.startsWith(location.origin + '/') && !url.startsWith('data:')) return;
+    localImages += 1;
+    if (states[i] === 'ok' && img.complete && img.naturalWidth === 0
+        && !/\.svgz?($|[?#])/i.test(url)) states[i] = 'broken';
+    if (states[i] === 'ok') return;
+    badImages.push(url);
+    fail('images', `${states[i]} image in ${where(img)}: `
+         + (img.getAttribute('src') || '(empty src)').slice(0, 100));
   });
 
   // --- Figures: images from cell outputs, and glued ones, which MyST-NB
@@ -232,30 +187,62 @@ PAGE_PROBE_JS = r"""async ({imageTimeoutMs, mathTimeoutMs, colabUrl}) => {
     if (img.closest('.animation')) return;
     let path = '';
     try { path = new URL(img.src).pathname; } catch (e) { /* no src */ }
-    if ((img.closest('.cell_output') || OUTPUT_IMAGE.test(path)) && images[i].state === 'ok')
+    if ((img.closest('.cell_output') || OUTPUT_IMAGE.test(path)) && states[i] === 'ok')
       figures += 1;
   });
+  if (figures < figuresDeclared)
+    fail('figures', `${figures} figure(s) shown, ${figuresDeclared} declared in ${source}`);
 
   // --- Animation players (matplotlib to_jshtml): `anim<id>` holds the frames.
-  const animations = [];
-  for (const div of root.querySelectorAll('.animation')) {
+  const players = [...root.querySelectorAll('.animation')];
+  if (players.length < animationsDeclared)
+    fail('animations', `${players.length} animation player(s) shown, `
+         + `${animationsDeclared} declared`);
+  for (const div of players) {
     const img = div.querySelector('img[id^="_anim_img"]');
-    const id = img ? img.id.slice('_anim_img'.length) : '';
-    const player = id ? window['anim' + id] : undefined;
-    const frames = (player && player.frames) ? [...player.frames] : [];
+    const player = img ? window['anim' + img.id.slice('_anim_img'.length)] : undefined;
+    const name = `animation ${img ? img.id : '(no player image)'} in ${where(div)}`;
+    if (!player) {
+      fail('animations', `${name}: player has no frames (its script did not create it)`);
+      continue;
+    }
+    const frames = player.frames ? [...player.frames] : [];
     const ok = await Promise.all(frames.map(f => (f && f.src)
-      ? Promise.race([f.decode().then(() => true, () => false), timeout(imageTimeoutMs, false)])
+      ? Promise.race([f.decode().then(() => true, () => false),
+                      timeout(IMAGE_TIMEOUT_MS, false)])
       : false));
-    animations.push({id: img ? img.id : '(no player image)', initialised: !!player,
-                     total: frames.length, loaded: ok.filter(Boolean).length, where: where(div)});
+    const loaded = ok.filter(Boolean).length;
+    if (loaded < MIN_FRAMES)
+      fail('animations', `${name}: ${loaded} of ${frames.length} frame(s) load,`
+           + ` needs at least ${MIN_FRAMES}`);
   }
 
-  // --- Links: Colab launch button, download menu.
-  const anchors = [...document.querySelectorAll('a[href]')];
-  const colab = anchors.map(a => a.href).filter(h => h.startsWith(colabUrl + '/'));
-  const downloads = [...document.querySelectorAll('.dropdown-download-buttons a[href],'
-      + ' a.btn-download-source-button, a.btn-download-notebook-button')]
-    .map(a => ({href: a.getAttribute('href'), url: a.href}));
+  // --- Notebook code a reader must scroll sideways to read (outputs may
+  // scroll; package code shown by literalinclude keeps its 88 columns).
+  for (const pre of root.querySelectorAll('.cell_input pre')) {
+    if (pre.closest('.cell_output') || !pre.offsetParent) continue;
+    if (pre.scrollWidth > pre.clientWidth + 2) {
+      const longest = pre.textContent.split('\n')
+        .reduce((a, b) => b.length > a.length ? b : a, '');
+      fail('code blocks wider than the column', `code in ${where(pre)} is `
+           + `${pre.scrollWidth - pre.clientWidth} px wider than its block at ${width} px`
+           + ` (scrolls sideways): '${longest.trim().slice(0, 60)}'`);
+    }
+  }
+
+  // --- Tables a reader must scroll sideways to read: the theme wraps each in
+  // a scrolling container, which hides the columns that do not fit.
+  for (const table of root.querySelectorAll('table')) {
+    if (!table.offsetParent) continue;
+    const box = table.closest('.pst-scrollable-table-container') || table.parentElement;
+    if (box.scrollWidth > box.clientWidth + 2) {
+      const head = [...table.querySelectorAll('th')].map(th => th.textContent.trim());
+      fail('tables wider than the column', `table in ${where(table)} is `
+           + `${box.scrollWidth - box.clientWidth} px wider than the column at ${width} px`
+           + ` (scrolls sideways): '${head.join(' | ').slice(0, 60)}'`);
+    }
+  }
+  if (!document.querySelector('h1')) fail('headings', 'no <h1>');
 
   // --- Resources the markup points at on another origin (loaded or not).
   const external = [];
@@ -270,37 +257,19 @@ PAGE_PROBE_JS = r"""async ({imageTimeoutMs, mathTimeoutMs, colabUrl}) => {
     let url;
     try { url = new URL(el.getAttribute(attr), document.baseURI); } catch (e) { continue; }
     if (/^(https?|wss?|ftp):$/.test(url.protocol) && url.origin !== location.origin)
-      external.push({url: url.href, tag: el.tagName.toLowerCase(), where: where(el)});
+      external.push([url.href, `<${el.tagName.toLowerCase()}> in ${where(el)}`]);
   }
 
-  // --- Notebook code a reader must scroll sideways to read (outputs may
-  // scroll; package code shown by literalinclude keeps its 88 columns).
-  const wideCode = [];
-  for (const pre of root.querySelectorAll('.cell_input pre')) {
-    if (pre.closest('.cell_output') || !pre.offsetParent) continue;
-    if (pre.scrollWidth > pre.clientWidth + 2) {
-      const longest = pre.textContent.split('\n').reduce((a, b) => b.length > a.length ? b : a, '');
-      wideCode.push({where: where(pre), over: pre.scrollWidth - pre.clientWidth,
-                     line: longest.trim().slice(0, 60)});
-    }
-  }
-
-  // --- Tables a reader must scroll sideways to read: the theme wraps each in
-  // a scrolling container, which hides the columns that do not fit.
-  const wideTables = [];
-  for (const table of root.querySelectorAll('table')) {
-    if (!table.offsetParent) continue;
-    const box = table.closest('.pst-scrollable-table-container') || table.parentElement;
-    if (box.scrollWidth > box.clientWidth + 2) {
-      const head = [...table.querySelectorAll('th')].map(th => th.textContent.trim());
-      wideTables.push({where: where(table), over: box.scrollWidth - box.clientWidth,
-                       head: head.join(' | ').slice(0, 60)});
-    }
-  }
-
-  return {math, errors: [...errors], badWords, images, figures, animations, colab,
-          downloads, external, wideCode, wideTables,
-          hasH1: !!document.querySelector('h1')};
+  const anchors = [...document.querySelectorAll('a[href]')];
+  const downloads = [...document.querySelectorAll('.dropdown-download-buttons a[href],'
+      + ' a.btn-download-source-button, a.btn-download-notebook-button')];
+  return {
+    problems, external, badImages,
+    colab: anchors.map(a => a.href).filter(h => h.startsWith(colabUrl + '/')),
+    downloads: downloads.map(a => [a.getAttribute('href'), a.href]),
+    summary: `${localImages} images, ${figures} figures, ${players.length} animations,`
+             + ` ${mathEls.length} math`,
+  };
 }"""
 
 
@@ -315,37 +284,29 @@ class QuietHandler(SimpleHTTPRequestHandler):
 class PageSpec:
     """One toc entry: its HTML page, its source, and what the source declares."""
 
-    rel: str  # the page, relative to the site root: chapters/dqn_state.html
     docname: str  # the toc entry without suffix: chapters/dqn_state
-    source: Path | None  # the source file in the repository, if found
-    notebook: bool = False  # a Jupyter notebook (kernelspec in front matter, or .ipynb)
+    source: Path | None  # the Markdown source next to the toc, if there is one
+    notebook: bool = False  # a Jupyter notebook (kernelspec in front matter)
     figures: int = 0
     animations: int = 0
 
+    @property
+    def rel(self) -> str:
+        return f"{self.docname}.html"
+
 
 @dataclass
-class SiteConfig:
+class Site:
     """What the checks need from _config.yml and the command line."""
 
     book_root: Path  # the toc's folder: chapter sources and their .ipynb twins
-    colab_url: str = DEFAULT_COLAB_URL
-    owner: str | None = None
-    repo: str | None = None
-    branch: str = "master"
-    path_to_book: str = ""
-    max_page_bytes: float = MAX_PAGE_MB * MB
-
-    def colab_href(self, docname: str) -> str | None:
-        if not (self.owner and self.repo):
-            return None
-        return (
-            f"{self.colab_url}/github/{self.owner}/{self.repo}/blob/{self.branch}/"
-            f"{self.notebook_path(docname)}"
-        )
+    colab_url: str
+    colab_repo: str  # <colab_url>/github/<owner>/<repo>/blob/<branch>
+    path_to_book: str
+    max_page_bytes: float
 
     def notebook_path(self, docname: str) -> str:
-        prefix = self.path_to_book.strip("/")
-        return f"{prefix}/{docname}.ipynb" if prefix else f"{docname}.ipynb"
+        return f"{self.path_to_book}{docname}.ipynb"
 
 
 @dataclass
@@ -355,101 +316,66 @@ class PageResult:
     size: int = 0
 
 
-def front_matter(source: Path) -> dict[str, Any]:
-    """The YAML front matter of a Markdown file ({} when it has none)."""
-    text = source.read_text(encoding="utf-8")
-    if not text.startswith("---"):
-        return {}
-    lines = text.splitlines()
-    for end in range(1, len(lines)):
-        if lines[end].strip() == "---":
-            data = yaml.safe_load("\n".join(lines[1:end]))
-            return data if isinstance(data, dict) else {}
-    return {}
-
-
-def toc_docnames(toc_path: Path) -> list[str]:
-    """The `root`/`file` entries of a jb-book toc, in order, without suffix."""
-    names: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                walk(item)
-        elif isinstance(node, dict):
-            for key in ("root", "file"):
-                if isinstance(node.get(key), str):
-                    stem = node[key].strip().lstrip("/")
-                    base, ext = os.path.splitext(stem)
-                    name = base if ext.lower() in SOURCE_SUFFIXES else stem
-                    if name not in names:
-                        names.append(name)
-            for value in node.values():
-                if isinstance(value, (list, dict)):
-                    walk(value)
-
-    walk(yaml.safe_load(toc_path.read_text(encoding="utf-8")))
-    return names
-
-
 def page_specs(toc_path: Path) -> list[PageSpec]:
-    """Every toc page with its source file (next to the toc) and its declarations."""
-    root = toc_path.resolve().parent
+    """Every `root`/`file` entry of the toc, with what its source declares.
+
+    A page declares its figures and animations in the `rlbook:` block of its
+    YAML front matter (0 without one).
+    """
+    root = toc_path.parent
     specs = []
-    for name in toc_docnames(toc_path):
-        source = next(
-            (
-                root / f"{name}{s}"
-                for s in SOURCE_SUFFIXES
-                if (root / f"{name}{s}").is_file()
-            ),
-            None,
+    for line in toc_path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\s*(?:-\s*)?(?:file|root):\s*(\S+)", line.split("#")[0])
+        if not match:
+            continue
+        name = re.sub(r"\.(md|ipynb)$", "", match.group(1).lstrip("/"))
+        source = root / f"{name}.md"
+        if not source.is_file():
+            specs.append(PageSpec(name, None))
+            continue
+        text = source.read_text(encoding="utf-8")
+        found = re.match(r"---\n(.*?)\n---$", text, re.DOTALL | re.MULTILINE)
+        meta = (yaml.safe_load(found.group(1)) if found else None) or {}
+        block = meta.get("rlbook") or {}
+        specs.append(
+            PageSpec(
+                name,
+                source,
+                notebook="kernelspec" in meta,
+                figures=int(block.get("figures") or 0),
+                animations=int(block.get("animations") or 0),
+            )
         )
-        spec = PageSpec(rel=f"{name}.html", docname=name, source=source)
-        if source is not None and source.suffix == ".ipynb":
-            spec.notebook = True
-            meta = json.loads(source.read_text(encoding="utf-8")).get("metadata", {})
-            block = meta.get("rlbook") or {}
-        elif source is not None:
-            fm = front_matter(source)
-            spec.notebook = "kernelspec" in fm
-            block = fm.get("rlbook") or {}
-        else:
-            block = {}
-        if isinstance(block, dict):
-            spec.figures = int(block.get("figures") or 0)
-            spec.animations = int(block.get("animations") or 0)
-        specs.append(spec)
     return specs
 
 
-def site_config(config_path: Path, book_root: Path, max_page_mb: float) -> SiteConfig:
-    """Read the repository and Colab settings of a Jupyter Book _config.yml."""
+def read_site(config_path: Path, book_root: Path, max_page_mb: float) -> Site:
+    """The repository and Colab settings of a Jupyter Book _config.yml."""
     config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     repository = config.get("repository") or {}
     launch = config.get("launch_buttons") or {}
-    site = SiteConfig(
-        book_root=book_root,
-        colab_url=(launch.get("colab_url") or DEFAULT_COLAB_URL).rstrip("/"),
-        branch=str(repository.get("branch") or "master"),
-        path_to_book=str(repository.get("path_to_book") or ""),
-        max_page_bytes=max_page_mb * MB,
-    )
+    colab_url = launch.get("colab_url") or "https://colab.research.google.com"
+    colab_url = colab_url.rstrip("/")
     match = re.match(
         r"https?://github\.com/([^/]+)/([^/#?]+?)(?:\.git)?/?$",
         str(repository.get("url") or ""),
     )
-    if match:
-        site.owner, site.repo = match.groups()
-    return site
-
-
-def start_server(html_dir: Path) -> ThreadingHTTPServer:
-    """Serve html_dir on 127.0.0.1 on a free port, in a daemon thread."""
-    handler = functools.partial(QuietHandler, directory=str(html_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    if not match:
+        raise SystemExit(
+            f"{config_path}: repository.url is not a github.com/<owner>/<repo> URL,"
+            " so no Colab link can be checked"
+        )
+    owner, repo = match.groups()
+    branch = repository.get("branch") or "master"
+    colab_repo = f"{colab_url}/github/{owner}/{repo}/blob/{branch}"
+    prefix = str(repository.get("path_to_book") or "").strip("/")
+    return Site(
+        book_root,
+        colab_url,
+        colab_repo,
+        f"{prefix}/" if prefix else "",
+        max_page_mb * MB,
+    )
 
 
 def listed(kind: str, items: list[str]) -> list[str]:
@@ -460,109 +386,47 @@ def listed(kind: str, items: list[str]) -> list[str]:
     return shown
 
 
-def http_status(url: str) -> tuple[int, bytes]:
-    """GET a URL of the local server: (status, body)."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, b""
-    except OSError as exc:
-        return 0, str(exc).encode()
-
-
 def fmt_mb(size: float) -> str:
     return f"{size / MB:.1f} MB" if size >= 0.1 * MB else f"{size / 1e3:.0f} kB"
 
 
-def check_math(math: dict[str, Any]) -> list[str]:
-    reasons = []
-    state = math["state"]
-    if math["elements"] and state == "missing":
-        reasons.append(
-            f"math not typeset: MathJax did not load, {math['elements']} math"
-            " element(s) show raw TeX"
-        )
-    elif state not in ("ok", "none"):
-        reasons.append(f"MathJax {state} (after {MATHJAX_TIMEOUT_MS // 1000} s)")
-    if math["untypeset"] and state != "missing":
-        reasons += listed(
-            "untypeset math elements",
-            [
-                f"math not typeset in {m['where']}: {m['tex']}"
-                for m in math["untypeset"]
-            ],
-        )
-    reasons += listed(
-        "overflowing equations",
-        [
-            f"display math in {m['where']} is {m['over']} px wider than the column"
-            f" (clipped, scrolls sideways): {m['tex']}"
-            for m in math["overflow"]
-        ],
-    )
-    reasons += listed(
-        "MathJax errors",
-        [
-            f"MathJax error in {e['where']}: {e['message']} (TeX: {e['tex']})"
-            for e in math["errors"]
-        ],
-    )
-    reasons += listed(
-        "raw TeX fragments",
-        [f'raw TeX in text in {r["where"]}: "{r["text"]}"' for r in math["raw"]],
-    )
-    return reasons
-
-
 def check_links(
-    probe: dict[str, Any], spec: PageSpec, site: SiteConfig, page_url: str
+    page: Page, probe: dict[str, Any], spec: PageSpec, site: Site, page_url: str
 ) -> list[str]:
     reasons = []
     # Colab: the launch button opens the chapter's .ipynb twin on GitHub.
-    expected = site.colab_href(spec.docname)
     if spec.notebook or probe["colab"]:
-        if expected is None:
-            reasons.append(
-                "Colab link cannot be checked: repository.url in"
-                " _config.yml is not a github.com/<owner>/<repo> URL"
-            )
-        elif not probe["colab"]:
+        expected = f"{site.colab_repo}/{site.notebook_path(spec.docname)}"
+        if not probe["colab"]:
             reasons.append(f"no Colab launch link (expected {expected})")
-        for href in sorted(set(probe["colab"])):
-            if expected is not None and href != expected:
-                reasons.append(f"Colab link {href} is not {expected}")
-        # The twin lies next to the source, in the book's folder.
+        for href in sorted(set(probe["colab"]) - {expected}):
+            reasons.append(f"Colab link {href} is not {expected}")
         twin = site.book_root / f"{spec.docname}.ipynb"
         if not twin.is_file():
             reasons.append(
                 f"Colab opens {site.notebook_path(spec.docname)}, which is not in"
                 f" the repository ({twin} missing)"
             )
-    # Download menu: the source, and for a notebook the .ipynb.
-    wanted = []
-    if spec.source is not None and spec.source.suffix == ".md":
-        wanted.append(".md")
-    if spec.notebook:
-        wanted.append(".ipynb")
-    links = {urlsplit(d["url"]).path.rsplit(".", 1)[-1]: d for d in probe["downloads"]}
-    for suffix in wanted:
-        link = links.get(suffix.lstrip("."))
-        if link is None:
+    # Download menu: the .md source, and for a notebook the .ipynb.
+    links = {
+        urlsplit(url).path.rsplit(".", 1)[-1]: href for href, url in probe["downloads"]
+    }
+    wanted = [".md"] if spec.source is not None else []
+    for suffix in wanted + ([".ipynb"] if spec.notebook else []):
+        href = links.get(suffix[1:])
+        if href is None:
             reasons.append(f"download menu has no {suffix} link")
             continue
-        status, body = http_status(urljoin(page_url, link["href"]))
-        if status != 200:
-            reasons.append(
-                f"download {suffix} link {link['href']}: HTTP {status or body!r}"
-            )
+        response = page.request.get(urljoin(page_url, href), fail_on_status_code=False)
+        if response.status != 200:
+            reasons.append(f"download {suffix} link {href}: HTTP {response.status}")
         elif suffix == ".ipynb":
             try:
-                cells = json.loads(body).get("cells")
+                cells = response.json().get("cells")
             except ValueError:
                 cells = None
             if not isinstance(cells, list):
-                reasons.append(f"download .ipynb link {link['href']} is not a notebook")
+                reasons.append(f"download .ipynb link {href} is not a notebook")
     return reasons
 
 
@@ -570,34 +434,32 @@ def check_page(
     page: Page,
     base: str,
     spec: PageSpec,
-    site: SiteConfig,
+    site: Site,
     html_dir: Path,
-    shot_dir: Path | None,
+    shots: Path | None,
 ) -> PageResult:
     """Load one page and judge it."""
     origin = urlsplit(base).netloc
     failed_urls: dict[str, str] = {}
     external: dict[str, str] = {}  # url -> what loaded it
-    loaded: set[str] = set()  # same-origin paths served
+    loaded: set[str] = {"/" + spec.rel}  # same-origin paths served
     js_errors: list[str] = []
 
-    def same_origin(url: str) -> bool:
-        return urlsplit(url).netloc == origin
-
-    def ignorable(url: str) -> bool:
+    def local(url: str) -> bool:
         # Chromium's own /favicon.ico probe is not part of the site.
-        return urlsplit(url).path == "/favicon.ico"
+        parts = urlsplit(url)
+        return parts.netloc == origin and parts.path != "/favicon.ico"
 
     def on_request_url(url: str, what: str) -> None:
-        scheme = urlsplit(url).scheme
-        if scheme in ("http", "https", "ws", "wss", "ftp") and not same_origin(url):
+        parts = urlsplit(url)
+        if (
+            parts.scheme in ("http", "https", "ws", "wss", "ftp")
+            and parts.netloc != origin
+        ):
             external.setdefault(url, what)
 
-    def on_request(req: Request) -> None:
-        on_request_url(req.url, req.resource_type)
-
     def on_response(resp: Response) -> None:
-        if not same_origin(resp.url) or ignorable(resp.url):
+        if not local(resp.url):
             return
         if resp.status >= 400:
             failed_urls[resp.url] = f"HTTP {resp.status}"
@@ -605,20 +467,15 @@ def check_page(
             loaded.add(unquote(urlsplit(resp.url).path))
 
     def on_request_failed(req: Request) -> None:
-        if same_origin(req.url) and not ignorable(req.url):
+        if local(req.url):
             failed_urls.setdefault(req.url, req.failure or "request failed")
 
     def on_console(msg: ConsoleMessage) -> None:
         url = msg.location.get("url", "")
-        if (
-            msg.type == "error"
-            and "Failed to load resource" in msg.text
-            and same_origin(url)
-            and not ignorable(url)
-        ):
+        if msg.type == "error" and "Failed to load resource" in msg.text and local(url):
             failed_urls.setdefault(url, msg.text)
 
-    page.on("request", on_request)
+    page.on("request", lambda req: on_request_url(req.url, req.resource_type))
     page.on("websocket", lambda ws: on_request_url(ws.url, "websocket"))
     page.on("response", on_response)
     page.on("requestfailed", on_request_failed)
@@ -626,107 +483,40 @@ def check_page(
     page.on("pageerror", lambda exc: js_errors.append(str(exc).splitlines()[0][:160]))
 
     result = PageResult()
-    reasons = result.reasons
     page_url = f"{base}/{spec.rel}"
     response = page.goto(page_url, wait_until="load", timeout=NAV_TIMEOUT_MS)
     if response is None or response.status != 200:
-        reasons.append(f"HTTP status {response.status if response else 'none'}")
+        result.reasons.append(f"HTTP status {response.status if response else 'none'}")
         return result
     probe = page.evaluate(
         PAGE_PROBE_JS,
         {
-            "imageTimeoutMs": IMAGE_TIMEOUT_MS,
-            "mathTimeoutMs": MATHJAX_TIMEOUT_MS,
+            "figuresDeclared": spec.figures,
+            "animationsDeclared": spec.animations,
+            "source": spec.source.name if spec.source else "the source",
             "colabUrl": site.colab_url,
         },
     )
-    reasons += listed(
-        "code blocks wider than the column",
-        [
-            f"code in {c['where']} is {c['over']} px wider than its block at "
-            f"{VIEWPORT['width']} px (scrolls sideways): {c['line']!r}"
-            for c in probe["wideCode"]
-        ],
-    )
-    reasons += listed(
-        "tables wider than the column",
-        [
-            f"table in {t['where']} is {t['over']} px wider than the column at "
-            f"{VIEWPORT['width']} px (scrolls sideways): {t['head']!r}"
-            for t in probe["wideTables"]
-        ],
-    )
-    if not probe["hasH1"]:
-        reasons.append("no <h1>")
-    reasons += check_math(probe["math"])
-    reasons += listed("error outputs", probe["errors"])
-    reasons += listed(
-        "nan/inf/None values",
-        [
-            f"'{b['word']}' in {b['kind']} in {b['where']}: \"{b['text']}\""
-            for b in probe["badWords"]
-        ],
-    )
-
-    # Images, figures, animations.
-    local_imgs = [
-        i for i in probe["images"] if same_origin(i["url"]) or i["url"][:5] == "data:"
-    ]
-    for img in local_imgs:
-        if img["state"] != "ok":
-            state = "broken" if img["state"] == "broken" else "unloaded"
-            reasons.append(
-                f"{state} image in {img['where']}: {(img['src'] or '(empty src)')[:100]}"
-            )
-            failed_urls.pop(img["url"], None)
-    if probe["figures"] < spec.figures:
-        reasons.append(
-            f"{probe['figures']} figure(s) shown, {spec.figures} declared in"
-            f" {spec.source.name if spec.source else 'the source'}"
-        )
-    players = probe["animations"]
-    if len(players) < spec.animations:
-        reasons.append(
-            f"{len(players)} animation player(s) shown, {spec.animations} declared"
-        )
-    for a in players:
-        if not a["initialised"]:
-            reasons.append(
-                f"animation {a['id']} in {a['where']}: player has no frames"
-                " (its script did not create it)"
-            )
-        elif a["loaded"] < MIN_FRAMES:
-            reasons.append(
-                f"animation {a['id']} in {a['where']}: {a['loaded']} of {a['total']}"
-                f" frame(s) load, needs at least {MIN_FRAMES}"
-            )
-
-    reasons += check_links(probe, spec, site, page_url)
-
-    if shot_dir is not None:
+    reasons = []
+    for kind, lines in probe["problems"].items():
+        reasons += listed(kind, lines)
+    for url in probe["badImages"]:
+        failed_urls.pop(url, None)  # already reported as a broken image
+    reasons += check_links(page, probe, spec, site, page_url)
+    if shots is not None:
         page.screenshot(
-            path=str(shot_dir / (spec.rel.replace("/", "__")[:-5] + ".png")),
-            full_page=True,
+            path=str(shots / (spec.docname.replace("/", "__") + ".png")), full_page=True
         )
-
-    # Requests made by the page, to this site and elsewhere.
-    for ext in probe["external"]:
-        external.setdefault(ext["url"], f"<{ext['tag']}> in {ext['where']}")
+    for url, what in probe["external"]:
+        external.setdefault(url, what)
     for url, what in sorted(external.items()):
         reasons.append(f"request to another origin ({what}): {url}")
     for url, why in sorted(failed_urls.items()):
         reasons.append(f"same-origin resource failed ({why}): {urlsplit(url).path}")
-    reasons += listed(
-        "JavaScript errors",
-        [
-            f"JavaScript error: {e}"
-            for e in js_errors
-            if not any(known.search(e) for known in KNOWN_JS_ERRORS)
-        ],
-    )
+    unknown = [e for e in js_errors if not KNOWN_JS_ERROR.search(e)]
+    reasons += listed("JavaScript errors", [f"JavaScript error: {e}" for e in unknown])
 
     # Size: the HTML file and every same-origin file the page loaded.
-    loaded.add("/" + spec.rel)
     files = {html_dir / p.lstrip("/") for p in loaded}
     result.size = sum(f.stat().st_size for f in files if f.is_file())
     if result.size > site.max_page_bytes:
@@ -734,19 +524,14 @@ def check_page(
             f"page size {fmt_mb(result.size)} (HTML and {len(files) - 1} files it"
             f" loads) is over {fmt_mb(site.max_page_bytes)}"
         )
-    result.reasons[:] = list(dict.fromkeys(reasons))  # one line per distinct problem
-    n_players = len(players)
-    result.summary = (
-        f"{len(local_imgs)} images, {probe['figures']} figures, {n_players} animations,"
-        f" {probe['math']['elements']} math, {fmt_mb(result.size)}"
-    )
+    result.reasons = list(dict.fromkeys(reasons))  # one line per distinct problem
+    result.summary = f"{probe['summary']}, {fmt_mb(result.size)}"
     return result
 
 
 def check_site(
     html_dir: Path,
     toc: Path,
-    config: Path | None = None,
     screenshot_dir: Path | None = None,
     max_page_mb: float = MAX_PAGE_MB,
     chromium: str | None = None,
@@ -755,11 +540,8 @@ def check_site(
     """Check every toc page of a built site; print one line per page; return #failed."""
     out = out or sys.stdout
     html_dir = html_dir.resolve()
-    config = config or toc.resolve().parent / "_config.yml"
-    if not config.is_file():
-        print(f"FAIL config: {config} not found (use --config)", file=out)
-        return 1
-    site = site_config(config, toc.resolve().parent, max_page_mb)
+    toc = toc.resolve()
+    site = read_site(toc.parent / "_config.yml", toc.parent, max_page_mb)
     specs = page_specs(toc)
     if screenshot_dir is not None:
         screenshot_dir.mkdir(parents=True, exist_ok=True)
@@ -767,13 +549,13 @@ def check_site(
 
     failed = 0
     largest = ("", 0)
-    server = start_server(html_dir)
+    handler = functools.partial(QuietHandler, directory=str(html_dir))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with sync_playwright() as p:
-            browser: Browser = p.chromium.launch(
-                executable_path=chromium, args=LAUNCH_ARGS
-            )
+            browser = p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
             context = browser.new_context(viewport=VIEWPORT)
             for spec in specs:
                 if not (html_dir / spec.rel).is_file():
@@ -794,13 +576,10 @@ def check_site(
                 if result.reasons:
                     failed += 1
                     size = f" ({fmt_mb(result.size)})" if result.size else ""
-                    print(
-                        f"FAIL {spec.rel}{size}: {'; '.join(result.reasons)}",
-                        file=out,
-                        flush=True,
-                    )
+                    line = f"FAIL {spec.rel}{size}: {'; '.join(result.reasons)}"
                 else:
-                    print(f"ok   {spec.rel} ({result.summary})", file=out, flush=True)
+                    line = f"ok   {spec.rel} ({result.summary})"
+                print(line, file=out, flush=True)
             browser.close()
     finally:
         server.shutdown()
@@ -820,11 +599,12 @@ def check_site(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("html_dir", type=Path, help="built site, e.g. _build/html")
-    parser.add_argument("--toc", type=Path, required=True, help="Jupyter Book _toc.yml")
     parser.add_argument(
-        "--config",
+        "--toc",
         type=Path,
-        help="Jupyter Book _config.yml (default: next to the toc)",
+        required=True,
+        help="Jupyter Book _toc.yml (its"
+        " _config.yml and the chapter sources lie next to it)",
     )
     parser.add_argument(
         "--screenshot-dir", type=Path, help="save a full-page PNG per page here"
@@ -836,9 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"fail a page over this many MB (default {MAX_PAGE_MB:g})",
     )
     args = parser.parse_args(argv)
-    failed = check_site(
-        args.html_dir, args.toc, args.config, args.screenshot_dir, args.max_page_mb
-    )
+    failed = check_site(args.html_dir, args.toc, args.screenshot_dir, args.max_page_mb)
     return 1 if failed else 0
 
 
