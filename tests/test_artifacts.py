@@ -180,3 +180,20 @@ def test_the_list_of_shipped_folders_is_every_folder_with_a_manifest():
         if p.name in ("agent.json", "model.json")
     }
     assert with_manifest == set(AGENT_FOLDERS + MODEL_FOLDERS)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((artifacts_dir() / "pong-ppo-fast").glob("*seed-*.json")),
+    ids=lambda p: p.name,
+)
+def test_every_timed_pong_record_says_where_it_first_reached_18(path):
+    """#26: a script reads every seed's and probe's first +18 from its file."""
+    record = json.loads(path.read_text())
+    assert record["kind"] == "pong-ppo-fast" and record["target"] == 18.0
+    hit = record["first_running_mean_at_least_18"]
+    if hit is not None:
+        assert hit["env_steps"] <= record["env_steps"]
+        assert hit["process_wall_seconds"] > 0 and hit["process_cpu_seconds"] > 0
+    assert path.name.endswith(f"seed-{record['seed']}.json")
+    assert record["provenance"]["command"].startswith("python scripts/train_pong.py")
