@@ -184,8 +184,8 @@ def test_the_list_of_shipped_folders_is_every_folder_with_a_manifest():
 
 @pytest.mark.parametrize(
     "path",
-    sorted((artifacts_dir() / "pong-ppo-fast").glob("*seed-*.json")),
-    ids=lambda p: p.name,
+    sorted((artifacts_dir() / "pong-ppo-fast").glob("**/*seed-*.json")),
+    ids=lambda p: p.relative_to(artifacts_dir()).as_posix(),
 )
 def test_every_timed_pong_record_says_where_it_first_reached_18(path):
     """#26: a script reads every seed's and probe's first +18 from its file."""
