@@ -388,15 +388,24 @@ def test_only_the_gpu_recipe_moves_the_learner_and_a_missing_gpu_is_named(
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("lanes", ["64by32", "64x", "0x32", "64x32x2"])
-def test_a_malformed_lanes_value_is_named_before_anything_runs(tmp_path, lanes):
-    """--lanes is ENVSxSTEPS, two positive integers; anything else is a usage
-    error that names the value and the form, not a traceback."""
+MALFORMED = [("--lanes", "ENVSxSTEPS", v) for v in ("64by32", "64x", "0x32", "64x32x2")]
+MALFORMED += [
+    ("--change", "KEY=VALUE", v)
+    for v in ("minibatches", "minibatches=eight", "=8", "a b=1", "minibatches=[8]")
+]
+
+
+@pytest.mark.parametrize(("option", "form", "value"), MALFORMED)
+def test_a_malformed_value_is_named_before_anything_runs(tmp_path, option, form, value):
+    """--lanes is ENVSxSTEPS, two positive integers; --change is KEY=VALUE with
+    a number or a bool; anything else is a usage error that names the option,
+    the value and the form, not a traceback."""
     out = tmp_path / "out"
     runs = ["--runs", str(tmp_path / "runs"), "--out", str(out)]
-    done = train_script("ppo", "--recipe", "fast", "--lanes", lanes, *runs)
+    done = train_script("ppo", "--recipe", "fast", option, value, *runs)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert f"'{lanes}'" in done.stderr and "--lanes" in done.stderr
+    assert f"'{value}'" in done.stderr and option in done.stderr
+    assert form in done.stderr
     assert not out.exists()
 
 
@@ -434,18 +443,6 @@ def test_changes_read_as_a_field_and_a_number():
     assert script.change_argument("minibatches=8") == ("minibatches", 8)
     assert script.change_argument("learning_rate=5e-4") == ("learning_rate", 5e-4)
     assert script.change_argument("bf16=False") == ("bf16", False)
-
-
-@pytest.mark.parametrize(
-    "change", ["minibatches", "minibatches=eight", "=8", "a b=1", "minibatches=[8]"]
-)
-def test_a_malformed_change_is_named_before_anything_runs(tmp_path, change):
-    out = tmp_path / "out"
-    runs = ["--runs", str(tmp_path / "runs"), "--out", str(out)]
-    done = train_script("ppo", "--recipe", "fast", "--change", change, *runs)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert f"'{change}'" in done.stderr and "KEY=VALUE" in done.stderr
-    assert not out.exists()
 
 
 def test_a_change_to_a_field_ppo_lacks_names_the_fields(tmp_path):
