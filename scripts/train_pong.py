@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,6 +211,11 @@ def agent_for(
     return StackAgent(load_network(PongActorCritic, network, weights))
 
 
+def half(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights as shipped: floating-point tensors in float16."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+
+
 def score_weights(
     state: Mapping[str, Any],
     weights: Mapping[str, torch.Tensor],
@@ -313,9 +318,6 @@ def export_pong(
             f"the run is at update {state['update']} of {updates}: finish it before exporting"
         )
 
-    def half(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
-
     net_key = "policy" if state["kind"] == "pong-reinforce" else "net"
     best, final = half(state["best"]["state"]), half(state[net_key])
     tests = {"best": score_weights(state, best), "final": score_weights(state, final)}
@@ -390,6 +392,147 @@ def export_pong(
     # the finished run replaces any snapshot of it in progress
     (Path(out) / PROGRESS_FILE).unlink(missing_ok=True)
     return Path(out)
+
+
+FAST_TEST_GAMES = 30  # #26: each timed seed's final and best weights
+FAST_SEEDS = 3  # #26: timed seeds of one change before an agent ships
+FAST_RULE = (
+    "of the timed seeds of one change (at least 3, every one at +18), the one "
+    "in the middle by wall time to +18 (of an even count, the faster middle "
+    "one); its final weights, those of the update that reached +18"
+)
+
+
+def median_seed(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record whose agent ships, by :data:`FAST_RULE` (fixed before the
+    timed seeds ran); ValueError says why none can."""
+    if len(records) < FAST_SEEDS:
+        raise ValueError(
+            f"{len(records)} timed seed(s) of this change: an agent ships after "
+            f"{FAST_SEEDS}, all of them at +18"
+        )
+    missed = [r["seed"] for r in records if not r["first_running_mean_at_least_18"]]
+    if missed:
+        raise ValueError(f"seed(s) {missed} did not reach +18: no agent ships")
+    ordered = sorted(
+        records,
+        key=lambda r: (
+            r["first_running_mean_at_least_18"]["process_wall_seconds"],
+            r["seed"],
+        ),
+    )
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def export_fast(
+    timed: list[Path],
+    checkpoint_of: Callable[[int], Path],
+    out: Path,
+    *,
+    command: str,
+    root: Path,
+) -> Path:
+    """Test every timed seed of one change (its record in ``timed``, its run's
+    checkpoint at ``checkpoint_of(seed)``) on :data:`FAST_TEST_GAMES` test
+    games, its final weights and its best validation's, into its record; then
+    ship the final weights of the seed :func:`median_seed` picks as the agent
+    in ``out``."""
+    from rlbook.agents import save_agent
+    from rlbook.chapters.pong import action_set
+    from rlbook.checkpoint import atomic_write, load_checkpoint
+    from rlbook.seeding import PONG_TEST_SEED
+
+    records, states = {}, {}
+    for path in timed:
+        record = json.loads(path.read_text())
+        checkpoint = checkpoint_of(record["seed"])
+        if not checkpoint.exists():
+            raise ValueError(
+                f"{path.name}: its run's checkpoint {checkpoint} is not there: "
+                "export where the seed trained, with the --runs it trained in"
+            )
+        state = load_checkpoint(checkpoint)
+        if (state["seed"], state["update"]) != (record["seed"], record["updates"]):
+            raise ValueError(
+                f"{checkpoint} (seed {state['seed']}, update {state['update']}) is "
+                f"not the run {path.name} records (seed {record['seed']}, update "
+                f"{record['updates']})"
+            )
+        records[path], states[path] = record, state
+    chosen = median_seed(list(records.values()))
+    for path, record in records.items():
+        state = states[path]
+        weights = {"final": half(state["net"]), "best": half(state["best"]["state"])}
+        scores = {
+            k: score_weights(state, w, FAST_TEST_GAMES) for k, w in weights.items()
+        }
+        record["test"] = {
+            "games": FAST_TEST_GAMES,
+            "seed": PONG_TEST_SEED,
+            "final_update": state["update"],
+            "best_update": state["best"]["update"],
+            **{f"{k}_mean": float(v.mean()) for k, v in scores.items()},
+            **{k: whole_points(v) for k, v in scores.items()},
+            "command": command,
+        }
+        text = json.dumps(record, separators=(",", ":")) + "\n"
+        atomic_write(path, lambda h, text=text: h.write(text.encode()))
+        print(
+            f"{path.name}: final {record['test']['final_mean']:+.2f}, best validation "
+            f"(update {state['best']['update']}) {record['test']['best_mean']:+.2f} over "
+            f"{FAST_TEST_GAMES} test games"
+        )
+        if record is not chosen:
+            continue
+        config = json.loads(state["config"])
+        kind, spec = spec_for(state)
+        spec.update(
+            settings=config["settings"],
+            action_set=list(action_set(config["actions"])),
+            play="actions sampled from the policy",
+            seed=record["seed"],
+            update=state["update"],
+        )
+        test = record["test"]
+        save_agent(
+            out,
+            kind=kind,
+            env_id=config["settings"]["env_id"],
+            spec=spec,
+            weights={"policy": weights["final"]},
+            provenance=run_provenance(
+                state,
+                command,
+                root,
+                score={
+                    "shipped": "final",
+                    "test_final_mean": test["final_mean"],
+                    "test_best_mean": test["best_mean"],
+                    "games": FAST_TEST_GAMES,
+                    "seed": PONG_TEST_SEED,
+                },
+                chosen_by=FAST_RULE,
+                timed_record=path.name,
+                first_running_mean_at_least_18=record["first_running_mean_at_least_18"],
+                env_steps=state["env_steps"],
+                cpu_time_s=round(state.get("cpu_seconds", 0.0), 1),
+                updates=state["update"],
+            ),
+        )
+    return out
+
+
+def fast_folder(args: argparse.Namespace, seed: int) -> str:
+    """A timed run's folder in ``--runs``: its recipe, changes and seed."""
+    changed = "".join(f"-{k}-{v}" for k, v in args.change)
+    return f"ppo-{args.recipe}{changed}-seed{seed}"
+
+
+def fast_prefix(args: argparse.Namespace) -> str:
+    """A timed run's record name before ``seed-S.json``: recipe, lanes, changes."""
+    prefix = "" if args.recipe == "fast" else f"{args.recipe}-"
+    prefix += "{}x{}-".format(*args.lanes) if args.lanes else ""
+    return prefix + "".join(f"{k}-{v}-" for k, v in args.change)
 
 
 def lanes_argument(value: str) -> tuple[int, int]:
@@ -690,6 +833,12 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
+        "--agent-out",
+        type=Path,
+        default=None,
+        help="--recipe fast --export: the agent's folder (artifacts/pong-ppo-fast)",
+    )
+    parser.add_argument(
         "--recipe",
         default="shipped",
         choices=["shipped", "fast", "gpu"],
@@ -730,8 +879,10 @@ def main() -> int:
         args.agent != "reinforce" or args.export or args.snapshot or args.park
     ):
         parser.error("--extend-to resumes a REINFORCE run")
-    if fast and (args.export or args.snapshot):
-        parser.error("a fast run writes its own record: no --export or --snapshot")
+    if fast and args.snapshot:
+        parser.error("a fast run writes its own record: no --snapshot")
+    if args.agent_out is not None and not (fast and args.export):
+        parser.error("--agent-out goes with --recipe fast --export")
     if fast:  # inductor compiles in this process, so its CPU time is counted
         os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
@@ -752,13 +903,25 @@ def main() -> int:
         "pong-pg" if args.agent == "reinforce" else "pong-ppo"
     )
     if fast:  # its own record, never the shipped run's committed checkpoint
-        changed = "".join(f"-{k}-{v}" for k, v in args.change)
-        folder = args.runs / f"ppo-{args.recipe}{changed}-seed{args.seed or 0}"
+        folder = args.runs / fast_folder(args, args.seed or 0)
         shipped = args.out or ROOT / "artifacts" / "pong-ppo-fast"
     checkpoint = folder / "checkpoint.pt"
     try:
         if args.park:
             print(f"wrote {park(shipped, ROOT)}: commit it")
+            return 0
+        if fast and args.export:  # every timed seed of this change, then its agent
+            require_clean_tree(ROOT)
+            records = sorted(shipped.glob(f"{fast_prefix(args)}seed-*.json"))
+            agent = args.agent_out or ROOT / "artifacts" / "pong-ppo-fast"
+            written = export_fast(
+                records,
+                lambda seed: args.runs / fast_folder(args, seed) / "checkpoint.pt",
+                agent,
+                command=" ".join(["python scripts/train_pong.py", *sys.argv[1:]]),
+                root=ROOT,
+            )
+            print(f"wrote {written}")
             return 0
         if args.export or args.snapshot:
             print(f"wrote {ship(args, checkpoint, shipped)}")
@@ -846,10 +1009,7 @@ def main() -> int:
         recipe=args.recipe,
     )
     text = json.dumps(result, separators=(",", ":")) + "\n"
-    prefix = "" if args.recipe == "fast" else f"{args.recipe}-"
-    prefix += "{}x{}-".format(*args.lanes) if args.lanes else ""
-    prefix += "".join(f"{k}-{v}-" for k, v in args.change)
-    target = shipped / f"{prefix}seed-{run.seed}.json"
+    target = shipped / f"{fast_prefix(args)}seed-{run.seed}.json"
     shipped.mkdir(parents=True, exist_ok=True)
     atomic_write(target, lambda h: h.write(text.encode()))
     if hit:

@@ -454,3 +454,67 @@ def test_a_change_to_a_field_ppo_lacks_names_the_fields(tmp_path):
     assert not out.exists()
     shipped = train_script("ppo", "--change", "minibatches=8", *runs)
     assert shipped.returncode == 2 and "--recipe fast or gpu" in shipped.stderr
+
+
+def timed_record(seed: int, wall: float | None, updates: int) -> dict:
+    """A timed seed's record, as far as the fast export reads it."""
+    hit = None if wall is None else {"process_wall_seconds": wall, "game": 20}
+    return {"seed": seed, "updates": updates, "first_running_mean_at_least_18": hit}
+
+
+def test_the_median_seed_by_wall_time_to_18_ships_and_only_after_three(
+    tmp_path, tiny_ppo, monkeypatch
+):
+    """#26: every timed seed is tested on its final and best weights, and the
+    agent that ships is the middle seed by wall time, by the rule fixed
+    before the timed runs."""
+    from rlbook.checkpoint import save_checkpoint
+
+    pt = load_script("scripts/train_pong.py")
+    monkeypatch.setattr(pt, "FAST_TEST_GAMES", 1)
+    monkeypatch.setattr(pt, "require_clean_tree", lambda root: None, raising=False)
+    state = tiny_ppo.state_dict()
+    # best weights unlike the final ones, so the test can tell which ship
+    moved = {k: v + 1.0 for k, v in state["best"]["state"].items()}
+    state = {**state, "best": {**state["best"], "state": moved}}
+    walls = {1: 300.0, 2: 100.0, 3: 200.0}  # seed 3 is the middle one
+    records = []
+    for seed, wall in walls.items():
+        records.append(tmp_path / f"minibatches-8-seed-{seed}.json")
+        records[-1].write_text(json.dumps(timed_record(seed, wall, state["update"])))
+        save_checkpoint(
+            tmp_path / f"run{seed}" / "checkpoint.pt", {**state, "seed": seed}
+        )
+
+    def checkpoint_of(seed: int) -> Path:
+        return tmp_path / f"run{seed}" / "checkpoint.pt"
+
+    with pytest.raises(ValueError, match="after 3"):
+        pt.export_fast(
+            records[:2], checkpoint_of, tmp_path / "agent", command="t", root=ROOT
+        )
+    out = pt.export_fast(
+        records, checkpoint_of, tmp_path / "agent", command="t", root=ROOT
+    )
+    provenance = json.loads((out / "weights.provenance.json").read_text())
+    assert provenance["timed_record"] == "minibatches-8-seed-3.json"
+    assert json.loads((out / "agent.json").read_text())["spec"]["seed"] == 3
+    for path in records:
+        test = json.loads(path.read_text())["test"]
+        assert len(test["final"]) == len(test["best"]) == test["games"] == 1
+        assert test["final_update"] == state["update"]
+        assert test["best_update"] == state["best"]["update"]
+    record = json.loads(records[2].read_text())
+    assert provenance["score"]["test_final_mean"] == record["test"]["final_mean"]
+    shipped = load_agent(out).policy.net.state_dict()
+    for name, tensor in state["net"].items():  # the final weights, in float16
+        assert torch.equal(shipped[name], tensor.half().float()), name
+
+    # a seed short of +18, or a checkpoint of another run, ships nothing
+    records[0].write_text(json.dumps(timed_record(1, None, state["update"])))
+    with pytest.raises(ValueError, match=r"seed\(s\) \[1\] did not reach"):
+        pt.export_fast(records, checkpoint_of, tmp_path / "a2", command="t", root=ROOT)
+    records[0].write_text(json.dumps(timed_record(1, 300.0, state["update"] + 1)))
+    with pytest.raises(ValueError, match="not the run"):
+        pt.export_fast(records, checkpoint_of, tmp_path / "a2", command="t", root=ROOT)
+    assert not (tmp_path / "a2").exists()
