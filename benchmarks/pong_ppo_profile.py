@@ -268,7 +268,7 @@ def time_recipe(run: page.PPO, updates: int) -> dict[str, Any]:
     }
 
 
-CPU_RECIPES = ("shipped", "fast")
+CPU_RECIPES = ("shipped", "fast", "minutes")
 
 
 def recipe_rates(seed: int, updates: int) -> dict[str, Any]:

@@ -260,6 +260,16 @@ def test_the_shipped_recipe_is_unchanged_and_the_fast_one_only_speeds_it():
     assert (fast.frames, fast.bf16, fast.compile, fast.overlap) == (4, True, True, True)
     assert replace(fast, bf16=False, compile=False, overlap=False) == shipped
     assert ppo_config("ci", recipe="fast").total_steps == ppo_config("ci").total_steps
+    # minutes: fast with the two changes timed on 3 seeds, nothing else
+    minutes = ppo_config("full", recipe="minutes")
+    assert (minutes.minibatches, minutes.learning_rate) != (
+        fast.minibatches,
+        fast.learning_rate,
+    )
+    assert (
+        replace(minutes, minibatches=fast.minibatches, learning_rate=fast.learning_rate)
+        == fast
+    )
     with pytest.raises(ValueError, match="recipe"):
         ppo_config("full", recipe="faster")
 
@@ -404,10 +414,10 @@ def test_the_overlapped_ratio_divides_by_the_acting_policys_probability():
         assert entry["approx_kl"] == pytest.approx(kl, abs=2e-5)
 
 
-def test_the_fast_recipe_of_the_live_run_is_deterministic():
+def test_the_minutes_recipe_of_the_live_run_is_deterministic():
     # the page's live PPO run uses it: two runs of one seed, bfloat16,
     # compiled and overlapped, must print the same numbers
-    fast = replace(TINY_PPO, **PPO_RECIPES["fast"])
+    fast = replace(TINY_PPO, **PPO_RECIPES["minutes"])
     first, second = PPO(fast, seed=6), PPO(fast, seed=6)
     first.train()
     second.train()
