@@ -8,6 +8,7 @@ asserted by the chapters themselves: the CI build retrains each shipped agent
 at its budget and fails if the weights differ by a bit.
 """
 
+import itertools
 import json
 import subprocess
 
@@ -118,7 +119,11 @@ def test_shipped_pong_agent_keeps_its_promise_on_games_of_its_own(name):
 
 @pytest.mark.parametrize(
     "name",
-    sorted(PROMISED) + sorted(MODEL_PROMISES) + SCORED_MODELS + sorted(PONG_PROMISES),
+    sorted(PROMISED)
+    + sorted(MODEL_PROMISES)
+    + SCORED_MODELS
+    + sorted(PONG_PROMISES)
+    + ["pong-ppo-fast"],  # #26: its promise is the page's to report, met or not
 )
 def test_shipped_agent_was_exported_at_full_budget_from_a_clean_commit(name):
     provenance = provenance_of(name)
@@ -157,6 +162,7 @@ AGENT_FOLDERS = [
     "dqn-pixels",
     "pong-pg",
     "pong-ppo",
+    "pong-ppo-fast",
 ]
 MODEL_FOLDERS = ["resnet18-cifar", "sentiment-lstm", "vae-mnist"]
 
@@ -197,3 +203,34 @@ def test_every_timed_pong_record_says_where_it_first_reached_18(path):
         assert hit["process_wall_seconds"] > 0 and hit["process_cpu_seconds"] > 0
     assert path.name.endswith(f"seed-{record['seed']}.json")
     assert record["provenance"]["command"].startswith("python scripts/train_pong.py")
+
+
+def test_the_agent_trained_in_minutes_is_the_minutes_recipe_and_the_rules_pick():
+    """#26: the shipped fast agent is the median seed of the change timed on
+    3 seeds, and that change is the recipe the PPO page's live run uses."""
+    from dataclasses import asdict
+
+    from rlbook.chapters.pong_ppo import ppo_config
+
+    folder = artifacts_dir() / "pong-ppo-fast"
+    provenance = json.loads((folder / "weights.provenance.json").read_text())
+    assert provenance["config"] == asdict(ppo_config("full", recipe="minutes"))
+    shipped = json.loads((folder / "timed" / provenance["timed_record"]).read_text())
+
+    def changes(record: dict) -> list[str]:
+        words = record["provenance"]["command"].split()
+        return [b for a, b in itertools.pairwise(words) if a == "--change"]
+
+    records = [
+        json.loads(p.read_text()) for p in (folder / "timed").glob("*seed-*.json")
+    ]
+    seeds = [r for r in records if changes(r) == changes(shipped)]
+    assert len(seeds) >= 3 and all(r["first_running_mean_at_least_18"] for r in seeds)
+    walls = sorted(
+        r["first_running_mean_at_least_18"]["process_wall_seconds"] for r in seeds
+    )
+    ours = shipped["first_running_mean_at_least_18"]["process_wall_seconds"]
+    assert ours == walls[(len(walls) - 1) // 2]  # the middle one
+    for record in seeds:  # every seed tested on 30 games, final and best
+        assert len(record["test"]["final"]) == len(record["test"]["best"]) == 30
+    assert provenance["score"]["test_final_mean"] == shipped["test"]["final_mean"]
