@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT = "checkpoint.pt"  # a run's, in its runs folder
 CHECKPOINT_SECONDS = 300.0
 COMMITTED_CHECKPOINT = "checkpoint.pt.xz"  # an unfinished run's, beside its snapshot
 PARKED_CHECKPOINT = "checkpoint.parked.json"  # in its place, once --park moved it
@@ -211,6 +212,22 @@ def agent_for(
     return StackAgent(load_network(PongActorCritic, network, weights))
 
 
+def playing_spec(state: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """:func:`spec_for` and how the shipped agent plays: the run's settings
+    and actions, sampled."""
+    from rlbook.chapters.pong import action_set
+
+    config = json.loads(state["config"])
+    kind, spec = spec_for(state)
+    spec.update(
+        settings=config["settings"],
+        action_set=list(action_set(config["actions"])),
+        play="actions sampled from the policy (greedy play repeats one game: Pong "
+        "without sticky actions is deterministic)",
+    )
+    return kind, spec
+
+
 def half(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Weights as shipped: floating-point tensors in float16."""
     return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
@@ -292,22 +309,30 @@ def snapshot_pong(
     return target
 
 
+EXPORT_RULE = "the weights of the best validation (10 games each); ties to the earlier"
+
+
 def export_pong(
     state: Mapping[str, Any],
     out: str | Path,
     *,
     command: str,
     root: str | Path | None = None,
+    tests: Mapping[str, np.ndarray] | None = None,
+    chosen_by: str = EXPORT_RULE,
+    **extra: Any,
 ) -> Path:
     """Ship a finished run: the weights of its best validation (the rule fixed
     before the runs; ties go to the earlier) as the agent, the final weights
-    beside them, both tested on :data:`TEST_GAMES` games. The manifest lists
-    ``metrics.json``'s SHA-256 too, so a changed curve fails on load.
+    beside them, both tested on :data:`TEST_GAMES` games (or the ``tests``
+    given: "best" and "final" scores). The manifest lists ``metrics.json``'s
+    SHA-256 too, so a changed curve fails on load; ``extra`` goes into the
+    provenance.
     """
     import numpy as np
 
     from rlbook.agents import save_agent
-    from rlbook.chapters.pong import RUNNING_GAMES, action_set
+    from rlbook.chapters.pong import RUNNING_GAMES
     from rlbook.checkpoint import git_commit
     from rlbook.seeding import PONG_TEST_SEED
 
@@ -320,15 +345,16 @@ def export_pong(
 
     net_key = "policy" if state["kind"] == "pong-reinforce" else "net"
     best, final = half(state["best"]["state"]), half(state[net_key])
-    tests = {"best": score_weights(state, best), "final": score_weights(state, final)}
-    kind, spec = spec_for(state)
-    spec.update(
-        settings=config["settings"],
-        action_set=list(action_set(config["actions"])),
-        play="actions sampled from the policy (greedy play repeats one game: Pong "
-        "without sticky actions is deterministic)",
-        best_update=state["best"]["update"],
-    )
+    if tests is None:
+        tests = {
+            "best": score_weights(state, best),
+            "final": score_weights(state, final),
+        }
+    games = {len(v) for v in tests.values()}
+    if len(games) != 1:
+        raise ValueError(f"best and final weights tested on {games} games: one count")
+    kind, spec = playing_spec(state)
+    spec["best_update"] = state["best"]["update"]
     log = json.loads(state["log"])
     scores = np.asarray(state["scores"])
     reached = first_reaching(scores, 18.0) if kind == "pong-actor-critic" else None
@@ -353,7 +379,7 @@ def export_pong(
         "test_final_mean": float(tests["final"].mean()),
         "test_best": tests["best"].tolist(),
         "test_final": tests["final"].tolist(),
-        "games": TEST_GAMES,
+        "games": games.pop(),
         "seed": PONG_TEST_SEED,
     }
     provenance = run_provenance(
@@ -365,17 +391,18 @@ def export_pong(
         env_steps=state["env_steps"],
         cpu_time_s=round(state.get("cpu_seconds", 0.0), 1),
         updates=state["update"],
-        chosen_by="the weights of the best validation (10 games each); ties to the earlier",
+        chosen_by=chosen_by,
         running_mean_games=RUNNING_GAMES,
         first_running_mean_at_least_18=at_game(reached),
         first_running_mean_at_least_0=at_game(reached_zero),
+        **extra,
     )
     metrics = {
         "kind": kind,
         "scores": scores.tolist(),
         "log": log,
         "validations": json.loads(state["validations"]),
-        "test": {k: v.tolist() for k, v in tests.items()},
+        "test": {k: np.asarray(v).tolist() for k, v in tests.items()},
         "best_update": state["best"]["update"],
     }
     metrics["earlier_exports"] = earlier_exports(Path(out), scores.tolist())
@@ -438,7 +465,6 @@ def export_fast(
     ship the final weights of the seed :func:`median_seed` picks as the agent
     in ``out``."""
     from rlbook.agents import save_agent
-    from rlbook.chapters.pong import action_set
     from rlbook.checkpoint import atomic_write, load_checkpoint
     from rlbook.seeding import PONG_TEST_SEED
 
@@ -485,14 +511,8 @@ def export_fast(
         if record is not chosen:
             continue
         config = json.loads(state["config"])
-        kind, spec = spec_for(state)
-        spec.update(
-            settings=config["settings"],
-            action_set=list(action_set(config["actions"])),
-            play="actions sampled from the policy",
-            seed=record["seed"],
-            update=state["update"],
-        )
+        kind, spec = playing_spec(state)
+        spec.update(seed=record["seed"], update=state["update"])
         test = record["test"]
         save_agent(
             out,
@@ -522,10 +542,120 @@ def export_fast(
     return out
 
 
-def fast_folder(args: argparse.Namespace, seed: int) -> str:
-    """A timed run's folder in ``--runs``: its recipe, changes and seed."""
+FULL_RULE = (
+    "the seed the timed rule picks (" + FAST_RULE + "), its run continued to "
+    "the full budget; of that run, " + EXPORT_RULE + ", its final weights "
+    "beside them; written before the continued runs finished"
+)
+
+
+def export_full(
+    timed: list[Path],
+    full_of: Callable[[int], Path],
+    out: Path,
+    *,
+    command: str,
+    root: Path,
+) -> Path:
+    """#26: every timed seed of one change (its record in ``timed``), continued
+    from its +18 checkpoint to the full budget (that run's checkpoint at
+    ``full_of(seed)``): its best-validation and final weights tested on
+    :data:`FAST_TEST_GAMES` games, into ``out/seeds/<record name>``; then the
+    run of the seed :func:`median_seed` picks ships from ``out`` by
+    :data:`FULL_RULE`, all its curves in ``metrics.json``."""
+    import numpy as np
+
+    from rlbook.checkpoint import atomic_write, load_checkpoint
+    from rlbook.seeding import PONG_TEST_SEED
+
+    records, states = {}, {}
+    for path in timed:
+        record = json.loads(path.read_text())
+        checkpoint = full_of(record["seed"])
+        if not checkpoint.exists():
+            raise ValueError(
+                f"{path.name}: no continued run at {checkpoint}: run the seed "
+                "to the full budget first (--full without --export)"
+            )
+        state = load_checkpoint(checkpoint)
+        planned = planned_updates(state)
+        went_on_from = json.loads(state.get("resumed_at", "[]"))[:1]
+        if state["seed"] != record["seed"] or went_on_from != [record["updates"]]:
+            raise ValueError(
+                f"{checkpoint} (seed {state['seed']}, resumed at updates "
+                f"{went_on_from}) did not go on from the run {path.name} records "
+                f"(seed {record['seed']}, +18 at update {record['updates']})"
+            )
+        if state["update"] < planned:
+            raise ValueError(
+                f"{checkpoint} is at update {state['update']} of {planned}: "
+                "finish it (rerun --full) before exporting"
+            )
+        records[path], states[path] = record, state
+    chosen = median_seed(list(records.values()))
+    (out / "seeds").mkdir(parents=True, exist_ok=True)
+    for path, record in records.items():
+        state = states[path]
+        weights = {"best": half(state["best"]["state"]), "final": half(state["net"])}
+        tests = {
+            k: np.asarray(score_weights(state, w, FAST_TEST_GAMES))
+            for k, w in weights.items()
+        }
+        summary = {
+            "kind": "pong-ppo-full",
+            "seed": record["seed"],
+            "timed_record": path.name,
+            "went_on_from_update": record["updates"],
+            "updates": int(state["update"]),
+            "env_steps": int(state["env_steps"]),
+            "games": len(state["scores"]),
+            # the run's own clocks, from the timed run's start; a continued
+            # run may have waited, paused, between them: not a timing
+            "run_cpu_seconds": round(float(state.get("cpu_seconds", 0.0)), 1),
+            "last_20_mean": (
+                float(np.mean(state["scores"][-20:])) if state["scores"] else None
+            ),
+            "validations": [
+                {"update": v["update"], "mean": v["mean"]}
+                for v in json.loads(state["validations"])
+            ],
+            "test": {
+                "games": FAST_TEST_GAMES,
+                "seed": PONG_TEST_SEED,
+                "best_update": state["best"]["update"],
+                "final_update": int(state["update"]),
+                **{f"{k}_mean": float(v.mean()) for k, v in tests.items()},
+                **{k: whole_points(v) for k, v in tests.items()},
+            },
+            "provenance": run_provenance(state, command, root),
+        }
+        text = json.dumps(summary, separators=(",", ":")) + "\n"
+        target = out / "seeds" / path.name
+        atomic_write(target, lambda h, text=text: h.write(text.encode()))
+        print(
+            f"{target}: best validation (update {state['best']['update']}) "
+            f"{summary['test']['best_mean']:+.2f}, final "
+            f"{summary['test']['final_mean']:+.2f} over {FAST_TEST_GAMES} test games"
+        )
+        if record is chosen:
+            export_pong(
+                state,
+                out,
+                command=command,
+                root=root,
+                tests=tests,
+                chosen_by=FULL_RULE,
+                seed=record["seed"],
+                timed_record=path.name,
+            )
+    return out
+
+
+def fast_folder(args: argparse.Namespace, seed: int, full: bool = False) -> str:
+    """A timed run's folder in ``--runs``: its recipe, changes and seed; its
+    continuation's (``full``) beside it."""
     changed = "".join(f"-{k}-{v}" for k, v in args.change)
-    return f"ppo-{args.recipe}{changed}-seed{seed}"
+    return f"ppo-{args.recipe}{changed}-seed{seed}" + ("-full" if full else "")
 
 
 def fast_prefix(args: argparse.Namespace) -> str:
@@ -845,6 +975,12 @@ def main() -> int:
         help="PPO only: fast and gpu stop at the first running mean of +18 (#26)",
     )
     parser.add_argument(
+        "--full",
+        action="store_true",
+        help="fast and gpu recipes: go on from the timed seed's +18 checkpoint to "
+        "the full budget; with --export, ship the rule's pick of those runs",
+    )
+    parser.add_argument(
         "--max-minutes",
         type=float,
         default=None,
@@ -871,8 +1007,14 @@ def main() -> int:
     fast = args.recipe != "shipped"
     if fast and args.agent != "ppo":
         parser.error("--recipe is PPO's")
-    if (args.lanes or args.change or args.max_minutes is not None) and not fast:
-        parser.error("--lanes, --change and --max-minutes go with --recipe fast or gpu")
+    if (args.lanes or args.change or args.full or args.max_minutes is not None) and (
+        not fast
+    ):
+        parser.error(
+            "--lanes, --change, --full and --max-minutes go with --recipe fast or gpu"
+        )
+    if args.full and args.max_minutes is not None:
+        parser.error("--full runs to the budget's end: no --max-minutes")
     if args.device != "cpu" and args.recipe != "gpu":
         parser.error("--device goes with --recipe gpu: the other runs are CPU runs")
     if args.extend_to is not None and (
@@ -883,6 +1025,9 @@ def main() -> int:
         parser.error("a fast run writes its own record: no --snapshot")
     if args.agent_out is not None and not (fast and args.export):
         parser.error("--agent-out goes with --recipe fast --export")
+    agent_out = args.agent_out or ROOT / "artifacts" / (
+        "pong-ppo-minutes" if args.full else "pong-ppo-fast"
+    )
     if fast:  # inductor compiles in this process, so its CPU time is counted
         os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
@@ -903,9 +1048,9 @@ def main() -> int:
         "pong-pg" if args.agent == "reinforce" else "pong-ppo"
     )
     if fast:  # its own record, never the shipped run's committed checkpoint
-        folder = args.runs / fast_folder(args, args.seed or 0)
+        folder = args.runs / fast_folder(args, args.seed or 0, args.full)
         shipped = args.out or ROOT / "artifacts" / "pong-ppo-fast"
-    checkpoint = folder / "checkpoint.pt"
+    checkpoint = folder / CHECKPOINT
     try:
         if args.park:
             print(f"wrote {park(shipped, ROOT)}: commit it")
@@ -913,11 +1058,12 @@ def main() -> int:
         if fast and args.export:  # every timed seed of this change, then its agent
             require_clean_tree(ROOT)
             records = sorted(shipped.glob(f"{fast_prefix(args)}seed-*.json"))
-            agent = args.agent_out or ROOT / "artifacts" / "pong-ppo-fast"
-            written = export_fast(
+            written = (export_full if args.full else export_fast)(
                 records,
-                lambda seed: args.runs / fast_folder(args, seed) / "checkpoint.pt",
-                agent,
+                lambda seed: (
+                    args.runs / fast_folder(args, seed, args.full) / CHECKPOINT
+                ),
+                agent_out,
                 command=" ".join(["python scripts/train_pong.py", *sys.argv[1:]]),
                 root=ROOT,
             )
@@ -929,7 +1075,16 @@ def main() -> int:
         if fast and args.out is None:  # a shipped record comes from committed code
             require_clean_tree(ROOT)
         hold_runs_folder(folder)  # one run per runs folder
-        run, record = start_run(args, checkpoint, shipped, fast)
+        if args.full and not checkpoint.exists():  # go on from the timed seed
+            timed = args.runs / fast_folder(args, args.seed or 0) / CHECKPOINT
+            if not timed.exists():
+                raise ValueError(
+                    f"no timed run at {timed}: time seed {args.seed or 0} first "
+                    "(the same command without --full)"
+                )
+            data = timed.read_bytes()
+            atomic_write(checkpoint, lambda h: h.write(data))
+        run, record = start_run(args, checkpoint, shipped, fast and not args.full)
     except (ValueError, CheckpointError, RunsFolderBusy) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -972,7 +1127,8 @@ def main() -> int:
     callback = progress
     if fast:
         budget_s = None if args.max_minutes is None else 60 * args.max_minutes
-        callback = stop_at(18.0, reached, then=progress, max_wall_seconds=budget_s)
+        if not args.full:
+            callback = stop_at(18.0, reached, then=progress, max_wall_seconds=budget_s)
     try:
         run.train(
             checkpoint=save,
@@ -981,7 +1137,7 @@ def main() -> int:
         )
     except (ReachedTarget, OutOfTime):
         save(run)
-    if not fast:
+    if not fast or args.full:
         print("done", flush=True)
         return 0
 

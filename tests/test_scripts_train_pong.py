@@ -518,3 +518,120 @@ def test_the_median_seed_by_wall_time_to_18_ships_and_only_after_three(
     with pytest.raises(ValueError, match="not the run"):
         pt.export_fast(records, checkpoint_of, tmp_path / "a2", command="t", root=ROOT)
     assert not (tmp_path / "a2").exists()
+
+
+def test_a_timed_seed_goes_on_to_the_full_budget_in_a_folder_of_its_own(
+    tmp_path, tiny_ppo
+):
+    """#26: --full continues a timed seed's +18 checkpoint to the end of its
+    budget beside it, leaving the timed run as it stopped."""
+    from rlbook.checkpoint import load_checkpoint, save_checkpoint
+
+    pt = load_script("scripts/train_pong.py")
+    state = tiny_ppo.state_dict()
+    config = json.loads(state["config"])
+    config["total_steps"] *= 2  # the tiny run seen as stopped halfway
+    halfway = {**state, "config": json.dumps(config), "budget": "full"}
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    timed = runs / "ppo-fast-minibatches-8-seed1" / "checkpoint.pt"
+    save_checkpoint(timed, halfway)
+    before = timed.read_bytes()
+    args = ["ppo", "--recipe", "fast", "--change", "minibatches=8"]
+    args += ["--runs", str(runs), "--out", str(out)]
+
+    done = train_script(*args, "--seed", "1", "--full")
+    assert done.returncode == 0, done.stderr
+    full = load_checkpoint(runs / "ppo-fast-minibatches-8-seed1-full" / "checkpoint.pt")
+    assert full["update"] == pt.planned_updates(full) == 2 * state["update"]
+    assert json.loads(full["resumed_at"]) == [state["update"]]
+    assert timed.read_bytes() == before  # the timed run stays as it stopped
+    assert not out.exists()  # a continued run is no timed record
+
+    missing = train_script(*args, "--seed", "2", "--full")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "no timed run at" in missing.stderr and "without --full" in missing.stderr
+    capped = train_script(*args, "--seed", "1", "--full", "--max-minutes", "3")
+    assert capped.returncode == 2 and "no --max-minutes" in capped.stderr
+
+
+def test_the_continued_runs_ship_the_timed_pick_at_its_best_validation(
+    tmp_path, tiny_ppo, monkeypatch
+):
+    """#26: every continued seed's best and final weights are tested; the seed
+    that ships is the timed rule's pick, its best-validation weights the
+    agent and its final ones beside them, by the rule written before the
+    continued runs finished."""
+    from rlbook.checkpoint import load_checkpoint, save_checkpoint
+
+    pt = load_script("scripts/train_pong.py")
+    monkeypatch.setattr(pt, "FAST_TEST_GAMES", 2)
+    # a whole "score" that tells the weights apart, once per game
+    monkeypatch.setattr(
+        pt,
+        "score_weights",
+        lambda state, w, games: np.full(
+            games, round(100 * sum(float(v.float().mean()) for v in w.values()))
+        ),
+    )
+    state = tiny_ppo.state_dict()
+    moved = {k: v + 1.0 for k, v in state["best"]["state"].items()}
+    state = {**state, "best": {**state["best"], "state": moved}}
+    went_on_from = 1  # the update each timed seed reached +18 at
+    walls = {1: 300.0, 2: 100.0, 3: 200.0}  # seed 3 is the middle one
+    records = []
+    for seed, wall in walls.items():
+        records.append(tmp_path / f"minibatches-8-seed-{seed}.json")
+        records[-1].write_text(json.dumps(timed_record(seed, wall, went_on_from)))
+        save_checkpoint(
+            tmp_path / f"full{seed}" / "checkpoint.pt",
+            {**state, "seed": seed, "resumed_at": json.dumps([went_on_from])},
+        )
+
+    def full_of(seed: int) -> Path:
+        return tmp_path / f"full{seed}" / "checkpoint.pt"
+
+    out = pt.export_full(records, full_of, tmp_path / "agent", command="t", root=ROOT)
+    provenance = json.loads((out / "weights.provenance.json").read_text())
+    assert provenance["chosen_by"] == pt.FULL_RULE and provenance["seed"] == 3
+    assert provenance["timed_record"] == "minibatches-8-seed-3.json"
+    assert provenance["score"]["games"] == 2
+    agent = load_agent(out)
+    shipped = agent.policy.net.state_dict()
+    for name, tensor in moved.items():  # the best weights, in float16
+        assert torch.equal(shipped[name], tensor.half().float()), name
+    weights = torch.load(out / "weights.pt", weights_only=True)
+    for name, tensor in state["net"].items():  # the final ones beside them
+        assert torch.equal(weights["final_policy"][name], tensor.half()), name
+    for path in records:
+        seed_record = json.loads((out / "seeds" / path.name).read_text())
+        test = seed_record["test"]
+        assert len(test["best"]) == len(test["final"]) == test["games"] == 2
+        assert test["best_mean"] > test["final_mean"]  # the moved weights
+        assert test["best_update"] == state["best"]["update"]
+        assert seed_record["went_on_from_update"] == went_on_from
+    metrics = json.loads((out / "metrics.json").read_text())
+    mine = json.loads((out / "seeds" / records[2].name).read_text())["test"]
+    assert metrics["test"] == {"best": mine["best"], "final": mine["final"]}
+    assert provenance["score"]["test_best_mean"] == mine["best_mean"]
+
+    # a run that did not go on from the timed one, or has not finished,
+    # or is not there, ships nothing
+    for seed, changed, match in (
+        (1, {"resumed_at": json.dumps([went_on_from + 1])}, "did not go on from"),
+        (1, {"seed": 4}, "did not go on from"),
+        (2, {"update": state["update"] - 1}, "finish it"),
+    ):
+        save_checkpoint(
+            full_of(seed),
+            {**state, "seed": seed, "resumed_at": json.dumps([1]), **changed},
+        )
+        with pytest.raises(ValueError, match=match):
+            pt.export_full(records, full_of, tmp_path / "a2", command="t", root=ROOT)
+        save_checkpoint(
+            full_of(seed), {**state, "seed": seed, "resumed_at": json.dumps([1])}
+        )
+    full_of(2).unlink()
+    with pytest.raises(ValueError, match="no continued run"):
+        pt.export_full(records, full_of, tmp_path / "a2", command="t", root=ROOT)
+    assert not (tmp_path / "a2").exists()
+    assert load_checkpoint(full_of(1))["seed"] == 1
