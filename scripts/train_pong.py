@@ -619,6 +619,9 @@ def export_full(
                 {"update": v["update"], "mean": v["mean"]}
                 for v in json.loads(state["validations"])
             ],
+            "scores": whole_points(state["scores"]),
+            # games finished by each update, from update 1
+            "games_at_update": [e["games"] for e in json.loads(state["log"])],
             "test": {
                 "games": FAST_TEST_GAMES,
                 "seed": PONG_TEST_SEED,
