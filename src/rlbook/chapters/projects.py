@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rlbook.projects.deploy import verdict
+
 
 def log_se(ratio: Mapping[str, float]) -> float:
     """A 95% interval's standard error, on the log scale."""
@@ -71,8 +73,6 @@ def rerun_table(path: str | Path) -> str:
     """Markdown for a chapter: each ratio of this run and of the previous
     one, whether their intervals overlap as measured and widened, and
     sentences counting them; for a table measured once, a sentence."""
-    from rlbook.projects.deploy import verdict
-
     payload = json.loads(Path(path).read_text())
     meta, previous = payload.get("meta", {}), payload.get("previous_run")
     if not previous:
