@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -451,6 +451,21 @@ def median_seed(records: list[dict[str, Any]]) -> dict[str, Any]:
     return ordered[(len(ordered) - 1) // 2]
 
 
+def seed_runs(
+    timed: list[Path], checkpoint_of: Callable[[int], Path], hint: str
+) -> Iterator[tuple[Path, dict[str, Any], Path, dict[str, Any]]]:
+    """Each timed record, its checkpoint's path and the state there;
+    ValueError, with ``hint``, where a checkpoint is missing."""
+    from rlbook.checkpoint import load_checkpoint
+
+    for path in timed:
+        record = json.loads(path.read_text())
+        checkpoint = checkpoint_of(record["seed"])
+        if not checkpoint.exists():
+            raise ValueError(f"{path.name}: no checkpoint at {checkpoint}: {hint}")
+        yield path, record, checkpoint, load_checkpoint(checkpoint)
+
+
 def export_fast(
     timed: list[Path],
     checkpoint_of: Callable[[int], Path],
@@ -465,19 +480,12 @@ def export_fast(
     ship the final weights of the seed :func:`median_seed` picks as the agent
     in ``out``."""
     from rlbook.agents import save_agent
-    from rlbook.checkpoint import atomic_write, load_checkpoint
+    from rlbook.checkpoint import atomic_write
     from rlbook.seeding import PONG_TEST_SEED
 
     records, states = {}, {}
-    for path in timed:
-        record = json.loads(path.read_text())
-        checkpoint = checkpoint_of(record["seed"])
-        if not checkpoint.exists():
-            raise ValueError(
-                f"{path.name}: its run's checkpoint {checkpoint} is not there: "
-                "export where the seed trained, with the --runs it trained in"
-            )
-        state = load_checkpoint(checkpoint)
+    hint = "export where the seed trained, with the --runs it trained in"
+    for path, record, checkpoint, state in seed_runs(timed, checkpoint_of, hint):
         if (state["seed"], state["update"]) != (record["seed"], record["updates"]):
             raise ValueError(
                 f"{checkpoint} (seed {state['seed']}, update {state['update']}) is "
@@ -565,19 +573,12 @@ def export_full(
     :data:`FULL_RULE`, all its curves in ``metrics.json``."""
     import numpy as np
 
-    from rlbook.checkpoint import atomic_write, load_checkpoint
+    from rlbook.checkpoint import atomic_write
     from rlbook.seeding import PONG_TEST_SEED
 
     records, states = {}, {}
-    for path in timed:
-        record = json.loads(path.read_text())
-        checkpoint = full_of(record["seed"])
-        if not checkpoint.exists():
-            raise ValueError(
-                f"{path.name}: no continued run at {checkpoint}: run the seed "
-                "to the full budget first (--full without --export)"
-            )
-        state = load_checkpoint(checkpoint)
+    hint = "run the seed to the full budget first (--full without --export)"
+    for path, record, checkpoint, state in seed_runs(timed, full_of, hint):
         planned = planned_updates(state)
         went_on_from = json.loads(state.get("resumed_at", "[]"))[:1]
         if state["seed"] != record["seed"] or went_on_from != [record["updates"]]:
