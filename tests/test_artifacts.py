@@ -123,7 +123,7 @@ def test_shipped_pong_agent_keeps_its_promise_on_games_of_its_own(name):
     + sorted(MODEL_PROMISES)
     + SCORED_MODELS
     + sorted(PONG_PROMISES)
-    + ["pong-ppo-fast"],  # #26: its promise is the page's to report, met or not
+    + ["pong-ppo-fast", "pong-ppo-minutes"],  # #26
 )
 def test_shipped_agent_was_exported_at_full_budget_from_a_clean_commit(name):
     provenance = provenance_of(name)
@@ -163,6 +163,7 @@ AGENT_FOLDERS = [
     "pong-pg",
     "pong-ppo",
     "pong-ppo-fast",
+    "pong-ppo-minutes",
 ]
 MODEL_FOLDERS = ["resnet18-cifar", "sentiment-lstm", "vae-mnist"]
 
@@ -234,3 +235,35 @@ def test_the_agent_trained_in_minutes_is_the_minutes_recipe_and_the_rules_pick()
     for record in seeds:  # every seed tested on 30 games, final and best
         assert len(record["test"]["final"]) == len(record["test"]["best"]) == 30
     assert provenance["score"]["test_final_mean"] == shipped["test"]["final_mean"]
+
+
+def test_the_full_budget_agent_is_the_timed_pick_and_every_seed_was_tested():
+    """#26: each timed seed of "minutes" went on from its +18 checkpoint to
+    the full budget; the agent that ships is the run of the seed the timed
+    rule picked, at its best validation, and every seed's best and final
+    weights played 30 test games."""
+    from dataclasses import asdict
+
+    from rlbook.chapters.pong_ppo import ppo_config
+
+    folder = artifacts_dir() / "pong-ppo-minutes"
+    provenance = json.loads((folder / "weights.provenance.json").read_text())
+    fast = json.loads(
+        (artifacts_dir() / "pong-ppo-fast" / "weights.provenance.json").read_text()
+    )
+    config = ppo_config("full", recipe="minutes")
+    assert provenance["config"] == asdict(config)
+    assert provenance["timed_record"] == fast["timed_record"]  # the timed pick
+    timed = artifacts_dir() / "pong-ppo-fast" / "timed"
+    names = sorted(p.name for p in (folder / "seeds").glob("*seed-*.json"))
+    assert len(names) >= 3 and provenance["timed_record"] in names
+    for name in names:
+        record = json.loads((folder / "seeds" / name).read_text())
+        went_on_from = json.loads((timed / name).read_text())["updates"]
+        assert record["went_on_from_update"] == went_on_from
+        assert record["updates"] == config.total_steps // config.batch
+        assert len(record["test"]["best"]) == len(record["test"]["final"]) == 30
+    ours = json.loads((folder / "seeds" / provenance["timed_record"]).read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["best_update"] == ours["test"]["best_update"]
+    assert metrics["test"] == {k: ours["test"][k] for k in ("best", "final")}
