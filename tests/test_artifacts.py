@@ -43,6 +43,7 @@ SCORED_MODELS = ["resnet18-cifar", "vae-mnist"]
 # for the agents shipped so far
 PONG_PROMISES = {
     "pong-ppo": 18.0,
+    "pong-ppo-minutes": 18.0,  # #26: the recipe "minutes" at its full budget
     # REINFORCE: TensorLayer's 35% of points at 20,000 games, as a score
     "pong-pg": 21 * 0.35 / 0.65 - 21,
 }
@@ -123,7 +124,7 @@ def test_shipped_pong_agent_keeps_its_promise_on_games_of_its_own(name):
     + sorted(MODEL_PROMISES)
     + SCORED_MODELS
     + sorted(PONG_PROMISES)
-    + ["pong-ppo-fast", "pong-ppo-minutes"],  # #26
+    + ["pong-ppo-fast"],  # #26: its promise is the page's to report, met or not
 )
 def test_shipped_agent_was_exported_at_full_budget_from_a_clean_commit(name):
     provenance = provenance_of(name)
